@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit bench check-config clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/soc dev
+
+test: $(STAMP)
+	tools/ensure-promtool.sh
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit tests/stream
+
+check-config: $(STAMP)
+	$(BIN)/soc check-config deploy/config
+
+bench: $(STAMP)
+	$(BIN)/soc bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache bench/results/*.tmp

@@ -1,0 +1,17 @@
+"""Citizens' phone numbers never leave the parse stage unmasked."""
+import re
+
+# Mainland mobiles (11 digits from 1[3-9]) and landlines with an area code, not inside longer digit runs.
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})-?(\d{3,4})(\d{4})(?!\d)")
+
+
+def mask_phones(text: str) -> str:
+    text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    return _LANDLINE.sub(lambda m: f"{m.group(1)}-****{m.group(3)}", text)
+
+
+def mask_phone(value: str) -> str:
+    """A field that is a phone number whatever its format: keep only the first 3 and last 4 digits."""
+    digits = re.sub(r"\D", "", value)
+    return f"{digits[:3]}****{digits[-4:]}" if len(digits) >= 8 else "****"

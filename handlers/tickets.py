@@ -1,0 +1,73 @@
+"""Opening tickets and folding further occurrences into them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from handlers.deadlines import due_dates
+from handlers.intake import digest
+from handlers.routing import Route
+from schemas.config import Config
+from schemas.enums import TicketStatus
+from schemas.records import HistoryEntry, Incident, Ticket
+
+PIPELINE = "pipeline"
+# Enough to make redelivered occurrences idempotent without letting a noisy key grow forever.
+MAX_REMEMBERED_INCIDENTS = 200
+
+
+def ticket_id_for(incident: Incident) -> str:
+    """Deterministic, so a replayed incident maps to the ticket it opened the first time."""
+    return f"T{incident.observed_at.strftime('%Y%m%d')}-{digest(incident.incident_id, size=4)}"
+
+
+def open_ticket(config: Config, incident: Incident, route: Route, now: datetime,
+                previous_ticket_id: str | None = None) -> Ticket:
+    accept_due, resolve_due = due_dates(config, incident.category, incident.severity, now)
+    note = "管辖范围外 out of jurisdiction" if route.out_of_jurisdiction else ""
+    return Ticket(
+        ticket_id=ticket_id_for(incident),
+        incident_id=incident.incident_id,
+        dedup_key=incident.dedup_key,
+        department=route.department,
+        watchers=list(route.watchers),
+        out_of_jurisdiction=route.out_of_jurisdiction,
+        source=incident.source,
+        category=incident.category,
+        subcategory=incident.subcategory,
+        severity=incident.severity,
+        title=incident.title,
+        description=incident.description,
+        community=incident.community,
+        lat=incident.lat,
+        lon=incident.lon,
+        status=TicketStatus.dispatched,
+        incident_ids=[incident.incident_id],
+        observed_at=incident.observed_at,
+        received_at=incident.received_at,
+        last_seen_at=incident.observed_at,
+        dispatched_at=now,
+        accept_due=accept_due,
+        resolve_due=resolve_due,
+        previous_ticket_id=previous_ticket_id,
+        history=[HistoryEntry(at=now, by=PIPELINE, action="dispatch", note=f"{route.department} {note}".strip())],
+    )
+
+
+def add_occurrence(ticket: Ticket, incident: Incident, now: datetime) -> Ticket | None:
+    """The ticket with one more occurrence; None if this incident was already counted."""
+    if incident.incident_id in ticket.incident_ids:
+        return None
+    severity = ticket.severity.raise_to(incident.severity)
+    history = list(ticket.history)
+    note = incident.incident_id
+    if severity is not ticket.severity:
+        note += f" severity {ticket.severity.value} -> {severity.value}"
+    history.append(HistoryEntry(at=now, by=PIPELINE, action="occurrence", note=note))
+    return ticket.model_copy(update={
+        "occurrences": ticket.occurrences + 1,
+        "severity": severity,
+        "incident_ids": [*ticket.incident_ids, incident.incident_id][-MAX_REMEMBERED_INCIDENTS:],
+        "last_seen_at": max(ticket.last_seen_at, incident.observed_at),
+        "version": ticket.version + 1,
+        "history": history,
+    })

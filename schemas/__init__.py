@@ -1,0 +1,1 @@
+"""Pydantic models shared by every stage: raw payloads, canonical records, config files."""

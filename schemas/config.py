@@ -1,0 +1,275 @@
+"""district.yaml, rules.yaml and routing.yaml: strict models, cross-checked once at load.
+
+Every error names the file, the path inside it and what is wrong, e.g.
+``routing.yaml: categories.traffic_accident.department: undefined department 'trafic_police'``.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.enums import OPS_CENTRE, Category, Severity
+from schemas.measures import KINDS, MEASURES
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- district.yaml
+
+class Community(Strict):
+    name: str
+    # [lon, lat] pairs, WGS84, first point not repeated at the end.
+    polygon: Annotated[list[tuple[float, float]], Field(min_length=3)]
+
+
+class Department(Strict):
+    name: str
+    name_en: str = ""
+    token_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+    community: str | None = None
+    supervisor: str | None = None
+
+
+class WorkCalendar(Strict):
+    work_days: list[Annotated[int, Field(ge=1, le=7)]] = [1, 2, 3, 4, 5]
+    work_hours: list[str] = ["08:30-12:00", "14:00-18:00"]
+    holidays: list[date] = []
+    # Weekend days worked to make up for a holiday (调休).
+    make_up_days: list[date] = []
+
+    @field_validator("work_hours")
+    @classmethod
+    def _spans(cls, spans: list[str]) -> list[str]:
+        for span in spans:
+            parse_span(span)
+        return spans
+
+
+class District(Strict):
+    name: str
+    timezone: str = "Asia/Shanghai"
+    leadership: str = OPS_CENTRE
+    communities: dict[str, Community]
+    departments: dict[str, Department]
+    calendar: WorkCalendar = WorkCalendar()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+# ---------------------------------------------------------------- rules.yaml
+
+class Threshold(Strict):
+    measure: str
+    at_least: float
+    severity: Severity
+
+
+class KindRule(Strict):
+    base: Severity
+    thresholds: list[Threshold] = []
+
+
+class ConstructionLimits(Strict):
+    noise_day_db: float = 70.0
+    noise_night_db: float = 55.0
+    pm10_ugm3: float = 150.0
+    day_starts: str = "06:00"
+    night_starts: str = "22:00"
+
+
+class DedupRules(Strict):
+    window_minutes: dict[Literal["traffic", "flood", "city", "construction"], Annotated[int, Field(gt=0)]]
+    grid_m: Annotated[float, Field(gt=0)] = 100.0
+
+
+class Rules(Strict):
+    dedup: DedupRules
+    construction_limits: ConstructionLimits = ConstructionLimits()
+    traffic: dict[str, KindRule]
+    flood: dict[str, KindRule]
+    city: dict[str, KindRule]
+    construction: dict[str, KindRule]
+
+
+# ---------------------------------------------------------------- routing.yaml
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|wh)$")
+
+
+class Deadline(Strict):
+    accept: str
+    resolve: str
+
+    @field_validator("accept", "resolve")
+    @classmethod
+    def _duration(cls, text: str) -> str:
+        if not DURATION.match(text):
+            raise ValueError(f"bad duration {text!r}: use a number and s, m, h, d or wh (working hours)")
+        return text
+
+
+class CategoryRoute(Strict):
+    department: str
+    to_workstation: bool = False
+
+
+class EscalationLadder(Strict):
+    remind_before: float = Field(0.2, gt=0, lt=1, description="fraction of the allowed time left")
+    report_after: float = Field(0.5, gt=0, description="fraction of the allowed time overdue")
+
+
+class Routing(Strict):
+    categories: dict[Category, CategoryRoute]
+    community_overrides: dict[str, dict[Category, str]] = {}
+    red_also: list[str] = [OPS_CENTRE]
+    out_of_jurisdiction: str = OPS_CENTRE
+    deadlines: dict[Severity, Deadline]
+    category_deadlines: dict[Category, dict[Severity, Deadline]] = {}
+    escalation: EscalationLadder = EscalationLadder()
+
+    @model_validator(mode="after")
+    def _every_category_and_severity(self) -> "Routing":
+        missing = [c.value for c in Category if c not in self.categories]
+        if missing:
+            raise ValueError(f"categories: no route for {', '.join(missing)}")
+        missing = [s.value for s in Severity if s not in self.deadlines]
+        if missing:
+            raise ValueError(f"deadlines: no deadline for {', '.join(missing)}")
+        return self
+
+
+# ---------------------------------------------------------------- loading
+
+class ConfigError(Exception):
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+class Config(Strict):
+    district: District
+    rules: Rules
+    routing: Routing
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top)"
+
+
+def _read(path: Path, model: type[BaseModel], errors: list[str]) -> Any:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        errors.append(f"{path.name}: file not found in {path.parent}")
+        return None
+    except yaml.YAMLError as exc:
+        errors.append(f"{path.name}: not valid YAML: {exc}".replace("\n", " "))
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            errors.append(f"{path.name}: {_loc(err['loc'])}: {msg}")
+        return None
+
+
+def _check_references(district: District, rules: Rules, routing: Routing) -> list[str]:
+    errors: list[str] = []
+    departments = district.departments
+    for dept_id, dept in departments.items():
+        if dept.community is not None and dept.community not in district.communities:
+            errors.append(f"district.yaml: departments.{dept_id}.community: undefined community {dept.community!r}")
+        if dept.supervisor is not None and dept.supervisor not in departments:
+            errors.append(f"district.yaml: departments.{dept_id}.supervisor: undefined department {dept.supervisor!r}")
+    if OPS_CENTRE not in departments:
+        errors.append(f"district.yaml: departments: {OPS_CENTRE} must be defined")
+    if district.leadership not in departments:
+        errors.append(f"district.yaml: leadership: undefined department {district.leadership!r}")
+
+    for source in MEASURES:
+        for kind, rule in getattr(rules, source).items():
+            if kind not in KINDS[source]:
+                errors.append(f"rules.yaml: {source}.{kind}: unknown {source} kind {kind!r}")
+            for i, threshold in enumerate(rule.thresholds):
+                if threshold.measure not in MEASURES[source]:
+                    errors.append(
+                        f"rules.yaml: {source}.{kind}.thresholds.{i}.measure: undefined measure "
+                        f"{threshold.measure!r} (known: {', '.join(sorted(MEASURES[source]))})"
+                    )
+        missing = sorted(KINDS[source] - set(getattr(rules, source)))
+        if missing:
+            errors.append(f"rules.yaml: {source}: no rule for {', '.join(missing)}")
+
+    def dept_ref(path: str, dept: str) -> None:
+        if dept not in departments:
+            errors.append(f"routing.yaml: {path}: undefined department {dept!r}")
+
+    for category, route in routing.categories.items():
+        dept_ref(f"categories.{category.value}.department", route.department)
+    for community, overrides in routing.community_overrides.items():
+        if community not in district.communities:
+            errors.append(f"routing.yaml: community_overrides.{community}: undefined community {community!r}")
+        for category, dept in overrides.items():
+            dept_ref(f"community_overrides.{community}.{category.value}", dept)
+    for i, dept in enumerate(routing.red_also):
+        dept_ref(f"red_also.{i}", dept)
+    dept_ref("out_of_jurisdiction", routing.out_of_jurisdiction)
+    if any(route.to_workstation for route in routing.categories.values()):
+        for community in district.communities:
+            if not any(d.community == community for d in departments.values()):
+                errors.append(f"district.yaml: communities.{community}: no workstation department for this community")
+    return errors
+
+
+def load_config(config_dir: str | Path) -> Config:
+    """Load and cross-check the three files; raise ConfigError listing every problem found."""
+    root = Path(config_dir)
+    errors: list[str] = []
+    district = _read(root / "district.yaml", District, errors)
+    rules = _read(root / "rules.yaml", Rules, errors)
+    routing = _read(root / "routing.yaml", Routing, errors)
+    if not errors:
+        errors = _check_references(district, rules, routing)
+    if errors:
+        raise ConfigError(errors)
+    return Config(district=district, rules=rules, routing=routing)
+
+
+# ---------------------------------------------------------------- small parsers shared with handlers
+
+def parse_span(span: str) -> tuple[time, time]:
+    """'07:00-12:00' -> (07:00, 12:00); raises ValueError with the offending text."""
+    try:
+        start, end = span.split("-")
+        return time.fromisoformat(start), time.fromisoformat(end)
+    except ValueError:
+        raise ValueError(f"bad time span {span!r}: use HH:MM-HH:MM") from None
+
+
+def parse_duration(text: str) -> tuple[timedelta, bool]:
+    """'15m' -> (15 min, False); '8wh' -> (8 h, True): True means count working hours only."""
+    number, unit = DURATION.match(text).groups()
+    value = float(number)
+    if unit == "wh":
+        return timedelta(hours=value), True
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: value}), False

@@ -1,0 +1,75 @@
+"""The closed vocabularies every source is mapped into (metric labels come only from these)."""
+from enum import Enum
+
+
+class Source(str, Enum):
+    traffic = "traffic"
+    flood = "flood"
+    city = "city"
+    construction = "construction"
+
+
+class Severity(str, Enum):
+    """National four-colour scale: red (I) is the most severe."""
+
+    red = "red"
+    orange = "orange"
+    yellow = "yellow"
+    blue = "blue"
+
+    @property
+    def rank(self) -> int:
+        return SEVERITY_RANK[self]
+
+    def raise_to(self, other: "Severity") -> "Severity":
+        return other if other.rank > self.rank else self
+
+
+SEVERITY_RANK = {Severity.blue: 1, Severity.yellow: 2, Severity.orange: 3, Severity.red: 4}
+
+
+class Category(str, Enum):
+    """What kind of problem it is; routing.yaml maps each one to a department."""
+
+    traffic_accident = "traffic_accident"
+    traffic_congestion = "traffic_congestion"
+    traffic_violation = "traffic_violation"
+    traffic_facility = "traffic_facility"
+    road_obstruction = "road_obstruction"
+    flood_water_level = "flood_water_level"
+    flood_rainfall = "flood_rainfall"
+    flood_waterlogging = "flood_waterlogging"
+    flood_pump_station = "flood_pump_station"
+    typhoon = "typhoon"
+    city_sanitation = "city_sanitation"
+    city_street_order = "city_street_order"
+    city_facility = "city_facility"
+    city_noise = "city_noise"
+    city_illegal_construction = "city_illegal_construction"
+    city_road_damage = "city_road_damage"
+    city_manhole = "city_manhole"
+    city_other = "city_other"
+    site_unregistered = "site_unregistered"
+    site_out_of_hours = "site_out_of_hours"
+    site_permit_invalid = "site_permit_invalid"
+    site_safety = "site_safety"
+    site_noise = "site_noise"
+    site_dust = "site_dust"
+
+
+class TicketStatus(str, Enum):
+    dispatched = "dispatched"
+    accepted = "accepted"
+    resolved = "resolved"
+    closed = "closed"
+    returned = "returned"
+
+
+class Escalation(str, Enum):
+    none = "none"
+    reminded = "reminded"
+    escalated = "escalated"
+    reported = "reported"
+
+
+OPS_CENTRE = "ops_centre"

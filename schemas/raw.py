@@ -1,0 +1,186 @@
+"""The payloads source systems send, validated strictly: unknown enum values are errors."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+LongText = Annotated[str, Field(max_length=4000)]
+
+
+class RawPayload(BaseModel):
+    # Sources add fields over time; ignore extras instead of dead-lettering good events.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TrafficType(str, Enum):
+    accident = "accident"
+    congestion = "congestion"
+    illegal_parking = "illegal_parking"
+    signal_fault = "signal_fault"
+    road_obstruction = "road_obstruction"
+    wrong_way = "wrong_way"
+
+
+class TrafficEvent(RawPayload):
+    event_id: ShortText
+    type: TrafficType
+    road: ShortText
+    lat: Lat
+    lon: Lon
+    observed_at: AwareDatetime
+    intersection_id: ShortText | None = None
+    lanes_blocked: Annotated[int, Field(ge=0, le=20)] | None = None
+    injuries: Annotated[int, Field(ge=0, le=1000)] | None = None
+    vehicles: Annotated[int, Field(ge=0, le=1000)] | None = None
+    speed_kmh: Annotated[float, Field(ge=0, le=300, allow_inf_nan=False)] | None = None
+    camera_id: ShortText | None = None
+    confidence: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+
+
+class FloodKind(str, Enum):
+    water_level = "water_level"
+    rainfall = "rainfall"
+    waterlogging = "waterlogging"
+    pump_station = "pump_station"
+    typhoon_signal = "typhoon_signal"
+
+
+class PumpStatus(str, Enum):
+    running = "running"
+    standby = "standby"
+    fault = "fault"
+    offline = "offline"
+
+
+class TyphoonSignal(str, Enum):
+    white = "white"
+    blue = "blue"
+    yellow = "yellow"
+    orange = "orange"
+    red = "red"
+
+
+class FloodReading(RawPayload):
+    station_id: ShortText
+    kind: FloodKind
+    value: Finite | None = None
+    status: PumpStatus | None = None
+    signal: TyphoonSignal | None = None
+    lat: Lat
+    lon: Lon
+    observed_at: AwareDatetime
+    warning_level: Finite | None = None
+    danger_level: Finite | None = None
+
+    @model_validator(mode="after")
+    def _reading_present(self) -> "FloodReading":
+        needed = {
+            FloodKind.pump_station: ("status", self.status),
+            FloodKind.typhoon_signal: ("signal", self.signal),
+        }.get(self.kind, ("value", self.value))
+        if needed[1] is None:
+            raise ValueError(f"{self.kind.value} reading needs '{needed[0]}'")
+        return self
+
+
+class CityChannel(str, Enum):
+    hotline_12345 = "hotline_12345"
+    grid_patrol = "grid_patrol"
+    camera_ai = "camera_ai"
+    mobile_app = "mobile_app"
+
+
+class CityCategory(str, Enum):
+    garbage_overflow = "garbage_overflow"
+    illegal_vending = "illegal_vending"
+    illegal_advertising = "illegal_advertising"
+    damaged_facility = "damaged_facility"
+    noise_complaint = "noise_complaint"
+    illegal_construction = "illegal_construction"
+    road_damage = "road_damage"
+    manhole_cover_missing = "manhole_cover_missing"
+    other = "other"
+
+
+class CityReport(RawPayload):
+    case_no: ShortText
+    channel: CityChannel
+    category: CityCategory
+    description: LongText
+    address: Annotated[str, Field(max_length=500)]
+    lat: Lat
+    lon: Lon
+    reported_at: AwareDatetime
+    reporter_phone: Annotated[str, Field(max_length=40)] | None = None
+
+
+class SiteEventKind(str, Enum):
+    activity_detected = "activity_detected"
+    dust = "dust"
+    noise = "noise"
+    no_helmet = "no_helmet"
+    unsafe_scaffold = "unsafe_scaffold"
+
+
+class SiteEvent(RawPayload):
+    event_id: ShortText
+    kind: SiteEventKind
+    lat: Lat
+    lon: Lon
+    observed_at: AwareDatetime
+    site_id: ShortText | None = None
+    value: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    camera_id: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _measurement_present(self) -> "SiteEvent":
+        if self.kind in (SiteEventKind.dust, SiteEventKind.noise) and self.value is None:
+            raise ValueError(f"{self.kind.value} event needs 'value'")
+        return self
+
+
+class SiteKind(str, Enum):
+    major = "major"
+    small_scattered = "small_scattered"
+
+
+class SiteStatus(str, Enum):
+    active = "active"
+    suspended = "suspended"
+    revoked = "revoked"
+
+
+class SiteRegistration(RawPayload):
+    site_id: ShortText
+    name: ShortText
+    contractor: ShortText
+    kind: SiteKind
+    lat: Lat
+    lon: Lon
+    radius_m: Annotated[float, Field(gt=0, le=5000, allow_inf_nan=False)]
+    permit_from: datetime
+    permit_until: datetime
+    work_hours: Annotated[str, Field(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}(,\d{2}:\d{2}-\d{2}:\d{2})*$")]
+    status: SiteStatus
+
+    @field_validator("permit_from", "permit_until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a UTC offset (RFC 3339)")
+        return value
+
+
+RAW_MODELS: dict[str, type[RawPayload]] = {
+    "traffic": TrafficEvent,
+    "flood": FloodReading,
+    "city": CityReport,
+    "construction": SiteEvent,
+}

@@ -1,0 +1,146 @@
+"""Canonical records on the internal topics: Incident, Ticket, TicketEvent, DeadLetter."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.enums import Category, Escalation, Severity, Source, TicketStatus
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Incident(Record):
+    incident_id: str
+    source: Source
+    category: Category
+    subcategory: str
+    severity: Severity
+    title: str
+    description: str = ""
+    lat: float
+    lon: float
+    community: str | None = None
+    observed_at: AwareDatetime
+    received_at: AwareDatetime
+    dedup_key: str
+    source_ref: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class HistoryEntry(Record):
+    at: AwareDatetime
+    by: str
+    action: str
+    note: str = ""
+    event_id: str = ""
+
+
+class ExtensionRequest(Record):
+    by: str
+    until: AwareDatetime
+    reason: str
+    requested_at: AwareDatetime
+
+
+class Ticket(Record):
+    ticket_id: str
+    incident_id: str
+    dedup_key: str
+    department: str
+    # Departments that also see the ticket in their inbox (ops_centre for red tickets).
+    watchers: list[str] = Field(default_factory=list)
+    out_of_jurisdiction: bool = False
+    source: Source
+    category: Category
+    subcategory: str
+    severity: Severity
+    title: str
+    description: str = ""
+    community: str | None = None
+    lat: float
+    lon: float
+    status: TicketStatus = TicketStatus.dispatched
+    escalation: Escalation = Escalation.none
+    occurrences: int = 1
+    incident_ids: list[str] = Field(default_factory=list)
+    observed_at: AwareDatetime
+    received_at: AwareDatetime
+    last_seen_at: AwareDatetime
+    dispatched_at: AwareDatetime
+    accept_due: AwareDatetime
+    resolve_due: AwareDatetime
+    accepted_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None
+    reworks: int = 0
+    returns: int = 0
+    extension: ExtensionRequest | None = None
+    previous_ticket_id: str | None = None
+    successor_ticket_id: str | None = None
+    version: int = 1
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not TicketStatus.closed
+
+    @property
+    def inboxes(self) -> list[str]:
+        return [self.department, *[w for w in self.watchers if w != self.department]]
+
+
+class TicketAction(str, Enum):
+    # Raised by the pipeline
+    open = "open"
+    occurrence = "occurrence"
+    escalate = "escalate"
+    # Departments
+    accept = "accept"
+    resolve = "resolve"
+    return_ = "return"
+    extend = "extend"
+    comment = "comment"
+    # Operations centre
+    extend_decision = "extend_decision"
+    verify = "verify"
+    redispatch = "redispatch"
+    reopen = "reopen"
+
+
+class TicketEvent(Record):
+    event_id: str
+    ticket_id: str
+    action: TicketAction
+    by: str
+    actor: str = Field(description="department id of whoever acts, or 'pipeline'")
+    at: AwareDatetime
+    note: str = ""
+    until: AwareDatetime | None = None
+    approve: bool | None = None
+    passed: bool | None = None
+    department: str | None = None
+    incident: Incident | None = None
+    ticket: Ticket | None = None
+
+
+class FieldError(Record):
+    loc: str
+    msg: str
+    type: str
+
+
+class DeadLetter(Record):
+    source_topic: str
+    partition: int | None
+    offset: int | None
+    received_at: datetime
+    error_type: str
+    message: str
+    field_errors: list[FieldError] = Field(default_factory=list)
+    raw_text: str | None = None
+    raw_base64: str | None = None

@@ -1,0 +1,167 @@
+"""`soc` command: dev, worker, simulate, send, check-config, topics."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from schemas.config import ConfigError, load_config
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config_dir)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 1
+    print(f"{args.config_dir}: ok ({len(config.district.communities)} communities, "
+          f"{len(config.district.departments)} departments)")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+
+    settings = Settings()
+    sys.argv = ["soc", "worker", "-l", settings.log_level, "--web-port", str(settings.web_port),
+                "--web-host", settings.web_host]
+    from streams.app import app
+
+    app.main()
+    return 0
+
+
+def read_payloads(source: str) -> list:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    stripped = text.strip()
+    if not stripped:
+        return []
+    try:
+        data = json.loads(stripped)
+        return data if isinstance(data, list) else [data]
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in stripped.splitlines() if line.strip()]
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+
+    from streams import topics
+    from streams.settings import Settings
+
+    topic = topics.RAW_TOPICS.get(args.source) or (topics.SITES if args.source == "sites" else None)
+    if topic is None:
+        print(f"unknown source {args.source!r}: use one of {', '.join([*topics.RAW_TOPICS, 'sites'])}", file=sys.stderr)
+        return 2
+    payloads = read_payloads(args.file)
+    producer = KafkaProducer(bootstrap_servers=Settings().bootstrap_servers, acks="all", linger_ms=5)
+    for payload in payloads:
+        key = payload.get("site_id") if isinstance(payload, dict) and topic == topics.SITES else None
+        producer.send(topic, key=key.encode() if key else None, value=json.dumps(payload, ensure_ascii=False).encode())
+    producer.flush()
+    producer.close()
+    print(f"sent {len(payloads)} to {topic}")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streams.devstack import create_topics
+    from streams.settings import Settings
+
+    settings = Settings()
+    create_topics(settings.kafka_brokers, settings.partitions, settings.replication_factor)
+    print("topics ready")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+    from streams.simulator import run
+
+    return run(Settings(), rate=args.rate, duration=args.duration, scenario=args.scenario, seed=args.seed)
+
+
+def demo_tokens(departments: list[str]) -> dict[str, str]:
+    return {d: f"demo-{d.replace('_', '-')}-{secrets.token_hex(4)}" for d in departments}
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from streams.devstack import Stack, http_ok, soc_command, spawn, wait_for
+
+    config = load_config(args.config_dir)
+    tokens = {config.district.departments[d].token_env: t for d, t in demo_tokens(list(config.district.departments)).items()}
+    stack = Stack.start(partitions=args.partitions, config_dir=Path(args.config_dir).resolve(),
+                        redis_prefix=f"soc-dev-{os.getpid()}", extra_env=tokens)
+    try:
+        worker, port = stack.start_worker(web_port=args.port)
+        print(f"broker   {stack.bootstrap} (Tansu, in memory)\nredis    {stack.redis_url} (keys {stack.redis_prefix}:*)")
+        print(f"logs     {stack.log_dir}")
+        print("waiting for the worker to join its consumer group (about 30 s on Tansu)...", flush=True)
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 180, "the worker to be ready", 0.5)
+        stack.processes.append(spawn("simulator", [*soc_command(), "simulate", "--rate", str(args.rate)],
+                                     stack.log_dir, stack.env()))
+        print(f"\nboard    http://127.0.0.1:{port}/\ninbox    http://127.0.0.1:{port}/inbox")
+        print(f"api      http://127.0.0.1:{port}/api/tickets\nmetrics  http://127.0.0.1:{port}/metrics\n")
+        print("demo tokens (Authorization: Bearer <token>):")
+        for dept_id in config.district.departments:
+            print(f"  {dept_id:<22} {tokens[config.district.departments[dept_id].token_env]}")
+        print(f"\ntry: curl -H 'Authorization: Bearer {tokens[config.district.departments['flood_control'].token_env]}'"
+              f" http://127.0.0.1:{port}/api/tickets\nCtrl-C stops everything.", flush=True)
+        while worker.popen.poll() is None:
+            time.sleep(0.5)
+        print(f"worker exited with {worker.popen.returncode}; see {worker.log_path}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        print("stopping...", file=sys.stderr)
+        stack.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from streams.settings import Settings
+
+    default_config = str(Settings().config_dir)
+    parser = argparse.ArgumentParser(prog="soc", description="SOC alert pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("dev", help="embedded broker + Redis + worker + simulator")
+    p.add_argument("--port", type=int, default=6066, help="worker web port")
+    p.add_argument("--rate", type=float, default=5.0, help="simulated events per second")
+    p.add_argument("--partitions", type=int, default=8)
+    p.add_argument("--config-dir", default=default_config)
+    p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser("worker", help="run one worker against SOC_KAFKA_BROKERS and SOC_REDIS_URL")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("simulate", help="produce realistic traffic for all sources and the whitelist")
+    p.add_argument("--rate", type=float, default=5.0, help="events per second")
+    p.add_argument("--duration", type=float, default=0, help="seconds, 0 = until Ctrl-C")
+    p.add_argument("--scenario", choices=["normal", "rainstorm", "rush_hour"], default="normal")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("send", help="publish JSON payloads (object, array or JSON lines) to a raw topic")
+    p.add_argument("source", help="traffic, flood, city, construction or sites")
+    p.add_argument("file", help="path, or - for stdin")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("check-config", help="validate a config directory")
+    p.add_argument("config_dir", nargs="?", default=default_config)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("topics", help="create the topics on SOC_KAFKA_BROKERS")
+    p.set_defaults(func=cmd_topics)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

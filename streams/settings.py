@@ -1,0 +1,40 @@
+"""Runtime settings from SOC_* environment variables."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SOC_", extra="ignore")
+
+    kafka_brokers: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every Redis key starts with this, so several stacks can share one Redis.
+    redis_prefix: str = "soc"
+    config_dir: Path = REPO_ROOT / "deploy" / "config"
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    app_id: str = "soc-pipeline"
+    data_dir: Path = Path("/tmp/soc-data")
+    partitions: int = 8
+    replication_factor: int = 1
+    kafka_acks: str = "all"
+    log_level: str = "info"
+    # Consumer group membership: short enough that a dead worker's partitions move in ~15 s.
+    session_timeout_s: float = 15.0
+    heartbeat_interval_s: float = 3.0
+    rebalance_timeout_s: float = 30.0
+    max_body_bytes: int = Field(16 * 1024, description="HTTP request body limit")
+
+    @property
+    def broker_url(self) -> str:
+        return ";".join(f"kafka://{b.strip()}" for b in self.kafka_brokers.split(",") if b.strip())
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [b.strip() for b in self.kafka_brokers.split(",") if b.strip()]

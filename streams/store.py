@@ -1,0 +1,103 @@
+"""The Redis projection of the tickets: written idempotently by version, read by the web API."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+
+from schemas.records import Ticket
+
+log = logging.getLogger("soc.store")
+
+BOARD_MAXLEN = 20_000
+
+# Idempotent by version: a replayed or redelivered ticket write is a no-op, so a crash between
+# the Redis write and the offset commit never doubles anything.
+UPSERT = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if cur >= tonumber(ARGV[1]) then return 0 end
+local old = redis.call('HGET', KEYS[1], 'inboxes')
+if old then
+  for d in string.gmatch(old, '[^,]+') do redis.call('ZREM', ARGV[5] .. ':inbox:' .. d, ARGV[3]) end
+end
+for d in string.gmatch(ARGV[6], '[^,]+') do redis.call('ZADD', ARGV[5] .. ':inbox:' .. d, ARGV[4], ARGV[3]) end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'json', ARGV[2], 'inboxes', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'ticket_id', ARGV[3], 'version', ARGV[1], 'kind', ARGV[8], 'json', ARGV[2])
+return 1
+"""
+
+
+class TicketStore:
+    def __init__(self, client: aioredis.Redis, prefix: str):
+        self.redis = client
+        self.prefix = prefix
+        self._upsert = client.register_script(UPSERT)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str) -> "TicketStore":
+        return cls(aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
+                                     health_check_interval=10), prefix)
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    async def save(self, tickets: Iterable[tuple[Ticket, str]]) -> list[bool]:
+        """Write (ticket, kind) pairs in one round trip; True where the write was new."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket, kind in tickets:
+                await self._upsert(
+                    keys=[self.key("ticket", ticket.ticket_id), self.key("tickets"), self.key("board")],
+                    args=[ticket.version, ticket.model_dump_json(), ticket.ticket_id,
+                          ticket.dispatched_at.timestamp(), self.prefix, ",".join(ticket.inboxes),
+                          BOARD_MAXLEN, kind],
+                    client=pipe,
+                )
+            return [bool(r) for r in await pipe.execute()]
+
+    async def get(self, ticket_id: str) -> Ticket | None:
+        raw = await self.redis.hget(self.key("ticket", ticket_id), "json")
+        return None if raw is None else Ticket.model_validate_json(raw)
+
+    async def ids(self, department: str | None) -> list[str]:
+        key = self.key("inbox", department) if department else self.key("tickets")
+        return [i.decode() for i in await self.redis.zrevrange(key, 0, -1)]
+
+    async def many(self, ticket_ids: list[str]) -> list[Ticket]:
+        if not ticket_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket_id in ticket_ids:
+                pipe.hget(self.key("ticket", ticket_id), "json")
+            raws = await pipe.execute()
+        return [Ticket.model_validate_json(r) for r in raws if r is not None]
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (aioredis.RedisError, OSError):
+            return False
+
+    async def save_with_retry(self, tickets: list[tuple[Ticket, str]], max_delay: float = 5.0) -> list[bool]:
+        """Block the partition until Redis takes the write: Kafka keeps the events meanwhile."""
+        delay = 0.1
+        while True:
+            try:
+                return await self.save(tickets)
+            except (aioredis.RedisError, OSError) as exc:
+                log.warning("redis write failed, retrying", extra={"retry_in_s": delay, "error": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+
+    async def record_result(self, event_id: str, rejected: str) -> None:
+        """Why an action was not applied, for the API call waiting on it."""
+        try:
+            await self.redis.set(self.key("result", event_id), rejected, ex=300)
+        except (aioredis.RedisError, OSError):
+            log.warning("could not record action result", extra={"event_id": event_id})
+
+    async def result(self, event_id: str) -> str | None:
+        raw = await self.redis.get(self.key("result", event_id))
+        return raw.decode() if raw else None
