@@ -16,7 +16,7 @@ from schemas.raw import SiteRegistration
 from schemas.records import Incident, Ticket, TicketAction, TicketEvent
 from streams import topics
 from streams.clock import utc_now
-from streams.logs import configure_logging
+from streams.logs import logging_config
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sites import Whitelist
@@ -29,14 +29,15 @@ config = load_config(settings.config_dir)
 registry = CollectorRegistry()
 for collector in (ProcessCollector, GCCollector, PlatformCollector):
     collector(registry=registry)
-metrics = Metrics(registry)
+metrics = Metrics(registry, tuple(config.district.departments))
 store = TicketStore.from_url(settings.redis_url, settings.redis_prefix)
 
+(settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
 app = faust.App(
     settings.app_id,
     broker=settings.broker_url,
     store="memory://",
-    datadir=str(settings.data_dir / settings.app_id),
+    datadir=str(settings.data_dir / settings.app_id / "faust"),
     web_host=settings.web_host,
     web_port=settings.web_port,
     topic_partitions=settings.partitions,
@@ -54,6 +55,7 @@ app = faust.App(
     broker_commit_interval=1.0,
     table_standby_replicas=0,
     web_in_thread=False,
+    logging_config=logging_config(settings.log_level),
 )
 setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
@@ -171,11 +173,6 @@ async def _publish(ticket: Ticket, cause: TicketEvent, before: Ticket | None) ->
     log.info("ticket written", extra={"ticket_id": ticket.ticket_id, "incident_id": ticket.incident_id,
                                       "action": cause.action.value, "department": ticket.department,
                                       "severity": ticket.severity.value, "version": ticket.version})
-
-
-@app.task
-async def quiet_library_loggers() -> None:
-    configure_logging(settings.log_level)
 
 
 # Views register themselves on the app.

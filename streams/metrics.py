@@ -6,8 +6,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+SOURCES = ("traffic", "flood", "city", "construction")
+SLA_STAGES = ("accept", "resolve")
+
+
 class Metrics:
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry, departments: tuple[str, ...] = ()):
         self.registry = registry
         self.events = Counter("soc_events", "Raw events consumed", ["source"], registry=registry)
         self.rejected = Counter("soc_events_rejected", "Raw events sent to the dead-letter topic",
@@ -30,3 +34,11 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=registry)
         self.consumer_lag = Gauge("soc_consumer_lag", "Messages behind the log end",
                                   ["topic", "partition"], registry=registry)
+        # Series exist from start-up at 0, so the first increment shows in rate() and a silent
+        # source is visible as a flat line rather than as no data.
+        for source in SOURCES:
+            self.events.labels(source)
+            self.duplicates.labels(source)
+        for department in departments:
+            for stage in SLA_STAGES:
+                self.sla_breaches.labels(department, stage)

@@ -27,5 +27,5 @@ def topic_specs() -> list[TopicSpec]:
         TopicSpec(INCIDENTS),
         TopicSpec(TICKETS, None, COMPACT),
         TopicSpec(TICKET_EVENTS),
-        TopicSpec(DEADLETTER),
+        TopicSpec(DEADLETTER, 3),
     ]

@@ -28,7 +28,12 @@ class Healthz(web.View):
 @app.page("/readyz", name="readyz")
 class Readyz(web.View):
     async def get(self, request: web.Request) -> web.Response:
-        checks = {"broker": await _broker_reachable(), "redis": await store.ping()}
+        checks = {
+            "broker": await _broker_reachable(),
+            "redis": await store.ping(),
+            # Not ready until this worker owns partitions: before that, nothing it accepts is processed.
+            "assigned": bool(app.consumer.assignment()) and not app.rebalancing,
+        }
         ready = all(checks.values())
         return self.json({"ready": ready, **checks}, status=200 if ready else 503)
 
