@@ -14,6 +14,8 @@ from handlers.registry import SOURCES
 from schemas.records import DeadLetter, FieldError, Incident
 
 MAX_PAYLOAD_BYTES = 1024 * 1024
+# Kept of a rejected value: enough to diagnose, small enough for the broker's default 1 MiB limit.
+DEADLETTER_RAW_BYTES = 256 * 1024
 
 REASONS = ("too_large", "not_utf8", "not_json", "not_object", "missing_field", "wrong_type",
            "unknown_value", "out_of_range", "invalid", "handler_error")
@@ -29,6 +31,7 @@ _REASON_BY_PYDANTIC_TYPE = {
     "string_too_long": "out_of_range",
     "string_too_short": "out_of_range",
     "datetime_from_date_parsing": "wrong_type",
+    "int_from_float": "wrong_type",
 }
 
 
@@ -112,11 +115,17 @@ def dead_letter(topic: str, partition: int | None, offset: int | None, raw: byte
                 rejected: Rejected, received_at: datetime) -> DeadLetter:
     text = b64 = None
     if raw is not None:
-        clipped = raw[:MAX_PAYLOAD_BYTES]
+        clipped = raw[:DEADLETTER_RAW_BYTES]
         try:
             text = clipped.decode("utf-8")
-        except UnicodeDecodeError:
-            b64 = base64.b64encode(clipped).decode("ascii")
+        except UnicodeDecodeError as exc:
+            if len(clipped) < len(raw) and exc.reason == "unexpected end of data":
+                # UTF-8 text clipped in the middle of a character: keep it as text.
+                text = clipped[:exc.start].decode("utf-8")
+            else:
+                b64 = base64.b64encode(clipped).decode("ascii")
     return DeadLetter(source_topic=topic, partition=partition, offset=offset, received_at=received_at,
                       error_type=rejected.reason, message=rejected.message,
-                      field_errors=rejected.field_errors, raw_text=text, raw_base64=b64)
+                      field_errors=rejected.field_errors, raw_text=text, raw_base64=b64,
+                      raw_size=0 if raw is None else len(raw),
+                      raw_truncated=raw is not None and len(raw) > DEADLETTER_RAW_BYTES)

@@ -27,6 +27,7 @@ def open_ticket(config: Config, incident: Incident, route: Route, now: datetime,
     return Ticket(
         ticket_id=ticket_id_for(incident),
         incident_id=incident.incident_id,
+        source_ref=incident.source_ref,
         dedup_key=incident.dedup_key,
         department=route.department,
         watchers=list(route.watchers),

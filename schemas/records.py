@@ -50,6 +50,8 @@ class ExtensionRequest(Record):
 class Ticket(Record):
     ticket_id: str
     incident_id: str
+    # The source's own id of the first report: the 12345 case number, a sensor event id.
+    source_ref: str
     dedup_key: str
     department: str
     # Departments that also see the ticket in their inbox (ops_centre for red tickets).
@@ -144,3 +146,5 @@ class DeadLetter(Record):
     field_errors: list[FieldError] = Field(default_factory=list)
     raw_text: str | None = None
     raw_base64: str | None = None
+    raw_size: int = 0
+    raw_truncated: bool = False

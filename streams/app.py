@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from handlers import dedup, lifecycle
 from handlers.base import Context
 from handlers.intake import Rejected, dead_letter, to_incident
+from handlers.tickets import PIPELINE
 from handlers.triage import triage
 from schemas.config import load_config
 from schemas.raw import SiteRegistration
@@ -153,7 +154,8 @@ async def apply_ticket_events(stream):
             log.info("ticket event not applied", extra={"ticket_id": ticket_event.ticket_id,
                                                         "action": ticket_event.action.value,
                                                         "why": outcome.rejected})
-            await store.record_result(ticket_event.event_id, outcome.rejected)
+            if ticket_event.actor != PIPELINE:
+                await store.record_result(ticket_event.event_id, outcome.rejected)
         if outcome.ticket is not None:
             await _publish(outcome.ticket, ticket_event, current)
         for follow_up in outcome.follow_ups:
@@ -176,4 +178,4 @@ async def _publish(ticket: Ticket, cause: TicketEvent, before: Ticket | None) ->
 
 
 # Views register themselves on the app.
-from streams import web  # noqa: E402,F401
+from streams import api, web  # noqa: E402,F401

@@ -1,0 +1,303 @@
+"""The ticket API: reads come from Redis, writes become events on soc.ticket-events.
+
+Any worker serves any request, whichever partition owns the ticket.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import uuid
+
+from typing import Annotated, Any
+
+import orjson
+from faust import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+from handlers.lifecycle import Conflict, can_see, check
+from handlers.privacy import mask_phones
+from schemas.enums import OPS_CENTRE, SEVERITY_RANK, Severity, Source, TicketStatus
+from schemas.records import Ticket, TicketAction, TicketEvent
+from streams.app import app, config, settings, store, ticket_event_topic
+from streams.clock import utc_now
+
+log = logging.getLogger("soc.api")
+
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Note = Annotated[str, Field(max_length=2000)]
+Required = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AcceptBody(Body):
+    by: Name
+    note: Note = ""
+
+
+class ResolveBody(Body):
+    by: Name
+    resolution: Required
+
+
+class ReturnBody(Body):
+    by: Name
+    reason: Required
+
+
+class ExtendRequestBody(Body):
+    by: Name
+    until: AwareDatetime
+    reason: Required
+
+
+class ExtendDecisionBody(Body):
+    by: Name
+    approve: StrictBool
+    note: Note = ""
+
+
+class VerifyBody(Body):
+    by: Name
+    passed: StrictBool
+    note: Note = ""
+
+
+class RedispatchBody(Body):
+    by: Name
+    department: Name
+    note: Note = ""
+
+
+class CommentBody(Body):
+    by: Name
+    note: Required
+
+
+class ReopenBody(Body):
+    by: Name
+    reason: Required
+
+
+# route action -> (TicketAction, body for a department, body for the operations centre)
+ACTIONS: dict[str, tuple[TicketAction, type[Body] | None, type[Body] | None]] = {
+    "accept": (TicketAction.accept, AcceptBody, AcceptBody),
+    "resolve": (TicketAction.resolve, ResolveBody, ResolveBody),
+    "return": (TicketAction.return_, ReturnBody, ReturnBody),
+    "extend": (TicketAction.extend, ExtendRequestBody, ExtendDecisionBody),
+    "verify": (TicketAction.verify, VerifyBody, VerifyBody),
+    "redispatch": (TicketAction.redispatch, RedispatchBody, RedispatchBody),
+    "comment": (TicketAction.comment, CommentBody, CommentBody),
+    "reopen": (TicketAction.reopen, ReopenBody, ReopenBody),
+}
+MAX_PAGE = 200
+ACTION_WAIT_S = 5.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, **extra: Any):
+        self.status, self.error, self.extra = status, error, extra
+        super().__init__(error)
+
+
+def _tokens() -> dict[str, str]:
+    """token -> department, from the environment variables named in district.yaml."""
+    found = {}
+    for dept_id, dept in config.district.departments.items():
+        token = os.environ.get(dept.token_env)
+        if token:
+            found[token] = dept_id
+    return found
+
+
+TOKENS = _tokens()
+
+
+def authenticate(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "missing bearer token")
+    for known, department in TOKENS.items():
+        if hmac.compare_digest(known.encode(), token.strip().encode()):
+            return department
+    raise ApiError(401, "unknown token")
+
+
+async def read_json(request: web.Request) -> dict:
+    length = request.content_length
+    if length is not None and length > settings.max_body_bytes:
+        raise ApiError(413, f"body over {settings.max_body_bytes} bytes")
+    raw = await request.content.read(settings.max_body_bytes + 1)
+    if len(raw) > settings.max_body_bytes:
+        raise ApiError(413, f"body over {settings.max_body_bytes} bytes")
+    try:
+        data = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "body must be a JSON object")
+    return data
+
+
+def validate(model: type[Body], data: dict) -> Body:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
+                  for e in exc.errors(include_url=False, include_input=False)]
+        raise ApiError(422, "invalid body", fields=fields) from None
+
+
+def ticket_json(ticket: Ticket) -> dict:
+    return ticket.model_dump(mode="json")
+
+
+async def visible_ticket(ticket_id: str, department: str) -> Ticket:
+    ticket = await store.get(ticket_id) if len(ticket_id) <= 64 else None
+    # Another department's ticket looks exactly like a missing one.
+    if ticket is None or not can_see(ticket, department):
+        raise ApiError(404, f"no ticket {ticket_id}")
+    return ticket
+
+
+class JsonView(web.View):
+    """Every error is a JSON body with a 4xx code; an unexpected one is logged and still JSON."""
+
+    async def guarded(self, handler, *args) -> web.Response:
+        try:
+            return await handler(*args)
+        except ApiError as exc:
+            return self.json({"error": exc.error, **exc.extra}, status=exc.status)
+        except Exception:
+            log.exception("request failed")
+            return self.json({"error": "internal error"}, status=500)
+
+
+def _sort_key(ticket: Ticket) -> tuple:
+    return (ticket.status is TicketStatus.closed, -SEVERITY_RANK[ticket.severity], -ticket.dispatched_at.timestamp())
+
+
+def _page_param(query, name: str, default: int, maximum: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) > maximum:
+        raise ApiError(400, f"{name} must be an integer from 0 to {maximum}")
+    return int(raw)
+
+
+FILTERS = {"status": {s.value for s in TicketStatus}, "severity": {s.value for s in Severity},
+           "source": {s.value for s in Source}}
+
+
+@app.page("/api/tickets", name="tickets")
+class TicketList(JsonView):
+    async def get(self, request: web.Request) -> web.Response:
+        return await self.guarded(self._list, request)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        department = authenticate(request)
+        query = request.query
+        unknown = set(query) - {"department", "status", "severity", "source", "community", "limit", "offset"}
+        if unknown:
+            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        wanted = query.get("department")
+        if wanted and wanted not in config.district.departments:
+            raise ApiError(400, f"unknown department {wanted!r}")
+        if department != OPS_CENTRE:
+            if wanted and wanted != department:
+                raise ApiError(404, f"no department {wanted} for this token")
+            wanted = department
+        for name, allowed in FILTERS.items():
+            if query.get(name) and query[name] not in allowed:
+                raise ApiError(400, f"{name} must be one of {', '.join(sorted(allowed))}")
+        limit = _page_param(query, "limit", 50, MAX_PAGE)
+        offset = _page_param(query, "offset", 0, 10_000_000)
+        tickets = await store.many(await store.ids(wanted))
+        tickets = [t for t in tickets
+                   if all(not query.get(f) or getattr(t, f).value == query[f] for f in FILTERS)
+                   and (not query.get("community") or t.community == query["community"])]
+        tickets.sort(key=_sort_key)
+        return self.json({"total": len(tickets), "limit": limit, "offset": offset,
+                          "items": [ticket_json(t) for t in tickets[offset:offset + limit]]})
+
+
+@app.page("/api/tickets/{ticket_id}", name="ticket")
+class TicketDetail(JsonView):
+    async def get(self, request: web.Request, ticket_id: str) -> web.Response:
+        return await self.guarded(self._get, request, ticket_id)
+
+    async def _get(self, request: web.Request, ticket_id: str) -> web.Response:
+        department = authenticate(request)
+        return self.json(ticket_json(await visible_ticket(ticket_id, department)))
+
+
+@app.page("/api/tickets/{ticket_id}/{action}", name="ticket-action")
+class TicketAction_(JsonView):
+    async def post(self, request: web.Request, ticket_id: str, action: str) -> web.Response:
+        return await self.guarded(self._act, request, ticket_id, action)
+
+    async def _act(self, request: web.Request, ticket_id: str, action: str) -> web.Response:
+        department = authenticate(request)
+        if action not in ACTIONS:
+            raise ApiError(404, f"no action {action!r}; actions: {', '.join(ACTIONS)}")
+        ticket = await visible_ticket(ticket_id, department)
+        data = await read_json(request)
+        kind, dept_body, centre_body = ACTIONS[action]
+        body = validate(centre_body if department == OPS_CENTRE else dept_body, data)
+        if kind is TicketAction.extend and department == OPS_CENTRE:
+            kind = TicketAction.extend_decision
+        note = next((getattr(body, f) for f in ("resolution", "reason", "note") if hasattr(body, f)), "")
+        event = TicketEvent(
+            event_id=f"api-{uuid.uuid4().hex}", ticket_id=ticket.ticket_id, action=kind,
+            by=mask_phones(body.by), actor=department, at=utc_now(), note=mask_phones(note),
+            until=getattr(body, "until", None), approve=getattr(body, "approve", None),
+            passed=getattr(body, "passed", None), department=getattr(body, "department", None),
+        )
+        try:
+            check(config, ticket, event)
+        except Conflict as conflict:
+            raise ApiError(409, str(conflict), status=ticket.status.value, ticket=ticket_json(ticket)) from None
+        await ticket_event_topic.send(key=ticket.ticket_id.encode(), value=event.model_dump_json().encode())
+        return await self._outcome(ticket, event)
+
+    async def _outcome(self, before: Ticket, event: TicketEvent) -> web.Response:
+        """Wait for the owning worker to apply the event, so the clerk sees the result."""
+        deadline = asyncio.get_running_loop().time() + ACTION_WAIT_S
+        while asyncio.get_running_loop().time() < deadline:
+            rejected = await store.result(event.event_id)
+            if rejected:
+                current = await store.get(before.ticket_id)
+                raise ApiError(409, rejected, status=current.status.value, ticket=ticket_json(current))
+            current = await store.get(before.ticket_id)
+            if current and any(h.event_id == event.event_id for h in current.history):
+                return self.json(ticket_json(current))
+            await asyncio.sleep(0.02)
+        return self.json({"accepted": True, "event_id": event.event_id,
+                          "note": "queued; the ticket will change when the owning worker applies it"}, status=202)
+
+
+@app.page("/api/sites/{site_id}", name="site")
+class SiteDetail(JsonView):
+    """The whitelist as this worker sees it (ops centre only)."""
+
+    async def get(self, request: web.Request, site_id: str) -> web.Response:
+        return await self.guarded(self._get, request, site_id)
+
+    async def _get(self, request: web.Request, site_id: str) -> web.Response:
+        from streams.app import site_id_to_registration
+
+        if authenticate(request) != OPS_CENTRE:
+            raise ApiError(404, f"no site {site_id}")
+        site = site_id_to_registration.get(site_id)
+        if site is None:
+            raise ApiError(404, f"no site {site_id}")
+        return self.json(site)
+
+
+

@@ -1,0 +1,149 @@
+"""One real Tansu broker, Redis and worker for the whole session (a consumer group takes ~30 s to form)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+
+from schemas.config import load_config
+from schemas.records import Ticket
+from streams.devstack import Process, Stack, http_ok, wait_for
+from streams.settings import REPO_ROOT
+
+CONFIG = load_config(REPO_ROOT / "deploy" / "config")
+
+
+def poll(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition", interval: float = 0.05):
+    """Poll until condition() is truthy and return its value; fail with `what` after the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Worker:
+    process: Process
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.process.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Pipeline:
+    stack: Stack
+    worker: Worker
+    tokens: dict[str, str]
+    redis: redis.Redis
+    producer: KafkaProducer
+
+    def send(self, topic: str, value: bytes | dict | None, key: bytes | None = None) -> None:
+        if isinstance(value, dict):
+            value = json.dumps(value, ensure_ascii=False).encode()
+        self.producer.send(topic, key=key, value=value)
+        self.producer.flush()
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.stack.redis_prefix, *parts))
+
+    def ticket(self, ticket_id: str) -> Ticket | None:
+        raw = self.redis.hget(self.key("ticket", ticket_id), "json")
+        return None if raw is None else Ticket.model_validate_json(raw)
+
+    def inbox(self, department: str) -> list[Ticket]:
+        ids = [i.decode() for i in self.redis.zrange(self.key("inbox", department), 0, -1)]
+        return [t for t in (self.ticket(i) for i in ids) if t is not None]
+
+    def tickets_where(self, predicate: Callable[[Ticket], bool]) -> list[Ticket]:
+        ids = [i.decode() for i in self.redis.zrange(self.key("tickets"), 0, -1)]
+        return [t for t in (self.ticket(i) for i in ids) if t is not None and predicate(t)]
+
+    def request(self, method: str, path: str, department: str | None = None, body: dict | bytes | None = None,
+                token: str | None = None, headers: dict | None = None) -> tuple[int, dict]:
+        """HTTP call to the worker; returns (status, JSON body)."""
+        all_headers = dict(headers or {})
+        token = token if token is not None else (self.tokens[department] if department else None)
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        if data is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+        request = urllib.request.Request(self.worker.url + path, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            payload = error.read()
+            try:
+                return error.code, json.loads(payload)
+            except ValueError:
+                return error.code, {"raw": payload.decode(errors="replace")}
+
+    def get(self, path: str, department: str | None = None, **kw) -> tuple[int, dict]:
+        return self.request("GET", path, department, **kw)
+
+    def post(self, path: str, department: str | None, body: dict | bytes | None = None, **kw) -> tuple[int, dict]:
+        return self.request("POST", path, department, body, **kw)
+
+    def read_topic(self, topic: str) -> list:
+        consumer = KafkaConsumer(topic, bootstrap_servers=self.stack.bootstrap, auto_offset_reset="earliest",
+                                 enable_auto_commit=False, group_id=None, consumer_timeout_ms=1500)
+        try:
+            return list(consumer)
+        finally:
+            consumer.close()
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
+    log_dir = Path(os.environ.get("SOC_TEST_LOG_DIR") or tmp_path_factory.mktemp("stack"))
+    tokens = {dept: f"test-{dept}-{uuid.uuid4().hex[:8]}" for dept in CONFIG.district.departments}
+    env = {CONFIG.district.departments[d].token_env: t for d, t in tokens.items()}
+    stack = Stack.start(log_dir, redis_prefix=f"soc-test-{uuid.uuid4().hex[:8]}", extra_env=env)
+    client = producer = None
+    try:
+        process, port = stack.start_worker()
+        worker = Worker(process, port)
+
+        def ready() -> bool:
+            if process.popen.poll() is not None:
+                pytest.fail(f"worker exited with {process.popen.returncode}:\n{worker.log_tail()}")
+            return http_ok(f"{worker.url}/readyz")
+
+        wait_for(ready, 180, "the worker to join its consumer group", 0.25)
+        client = redis.Redis.from_url(stack.redis_url)
+        producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=0,
+                                 max_request_size=4 * 1024 * 1024)
+        yield Pipeline(stack, worker, tokens, client, producer)
+    finally:
+        if producer:
+            producer.close()
+        if client:
+            for key in client.scan_iter(f"{stack.redis_prefix}:*"):
+                client.delete(key)
+        stack.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A marker that keeps one test's ids and dedup keys apart from every other test's."""
+    return uuid.uuid4().hex[:8]
