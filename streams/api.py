@@ -99,8 +99,8 @@ ACTION_WAIT_S = 5.0
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, **extra: Any):
-        self.status, self.error, self.extra = status, error, extra
+    def __init__(self, code: int, error: str, **extra: Any):
+        self.code, self.error, self.extra = code, error, extra
         super().__init__(error)
 
 
@@ -172,7 +172,7 @@ class JsonView(web.View):
         try:
             return await handler(*args)
         except ApiError as exc:
-            return self.json({"error": exc.error, **exc.extra}, status=exc.status)
+            return self.json({"error": exc.error, **exc.extra}, status=exc.code)
         except Exception:
             log.exception("request failed")
             return self.json({"error": "internal error"}, status=500)

@@ -1,0 +1,199 @@
+"""The ticket API against a running worker, real broker and Redis: auth, validation, the closed loop."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.integration.conftest import CONFIG, poll
+from tests.integration.payloads import Builder
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def build(unique):
+    return Builder(CONFIG, unique)
+
+
+def open_ticket(pipeline, build, **fields) -> dict:
+    """A fresh traffic_police ticket, as the API shows it."""
+    event = build.traffic(**fields)
+    pipeline.send("soc.raw.traffic", event)
+    found = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref == event["event_id"]), 30, "the new ticket")
+    status, body = pipeline.get(f"/api/tickets/{found[0].ticket_id}", "ops_centre")
+    assert status == 200, body
+    return body
+
+
+def act(pipeline, ticket_id: str, action: str, department: str | None, body: dict | bytes | None = None, **kw):
+    return pipeline.post(f"/api/tickets/{ticket_id}/{action}", department, body, **kw)
+
+
+ACTION_BODIES = {
+    "accept": {"by": "王警官", "note": "已签收"},
+    "resolve": {"by": "王警官", "resolution": "事故车辆已拖离"},
+    "return": {"by": "王警官", "reason": "不属于本单位职责"},
+    "extend": {"by": "王警官", "until": "2099-01-01T00:00:00+08:00", "reason": "需协调拖车"},
+    "verify": {"by": "值班员", "passed": True},
+    "redispatch": {"by": "值班员", "department": "city_management"},
+}
+
+
+@pytest.fixture(scope="module")
+def shared_ticket(pipeline):
+    return open_ticket(pipeline, Builder(CONFIG, "authmatrix"))
+
+
+@pytest.mark.parametrize("action", list(ACTION_BODIES))
+@pytest.mark.parametrize("token", ["missing", "unknown"])
+def test_no_or_unknown_token_is_401_on_every_route(pipeline, shared_ticket, action, token):
+    value = None if token == "missing" else "not-a-token"
+    status, body = act(pipeline, shared_ticket["ticket_id"], action, None, ACTION_BODIES[action], token=value)
+    assert status == 401 and "error" in body
+    for path in ("/api/tickets", f"/api/tickets/{shared_ticket['ticket_id']}"):
+        status, body = pipeline.get(path, token=value)
+        assert status == 401 and "error" in body
+
+
+@pytest.mark.parametrize("action", list(ACTION_BODIES))
+def test_another_department_sees_nothing_of_a_ticket(pipeline, shared_ticket, action):
+    ticket_id = shared_ticket["ticket_id"]
+    assert pipeline.get(f"/api/tickets/{ticket_id}", "flood_control")[0] == 404
+    status, body = act(pipeline, ticket_id, action, "flood_control", ACTION_BODIES[action])
+    assert status == 404, body
+    status, listing = pipeline.get("/api/tickets", "flood_control")
+    assert status == 200 and ticket_id not in {t["ticket_id"] for t in listing["items"]}
+    # The ticket did not change.
+    assert pipeline.get(f"/api/tickets/{ticket_id}", "ops_centre")[1]["version"] == shared_ticket["version"]
+
+
+@pytest.mark.parametrize("action,department", [
+    ("verify", "traffic_police"),      # a department verifying its own work
+    ("redispatch", "traffic_police"),  # only the centre re-dispatches
+    ("accept", "ops_centre"),          # only the owner accepts
+    ("resolve", "traffic_police"),     # not accepted yet
+    ("verify", "ops_centre"),          # not resolved yet
+])
+def test_illegal_transitions_are_409_with_the_current_state(pipeline, shared_ticket, action, department):
+    status, body = act(pipeline, shared_ticket["ticket_id"], action, department, ACTION_BODIES[action])
+    assert status == 409, body
+    assert body["status"] == "dispatched" and body["error"]
+
+
+def test_owner_and_centre_can_read_and_list(pipeline, shared_ticket):
+    ticket_id = shared_ticket["ticket_id"]
+    for department in ("traffic_police", "ops_centre"):
+        status, body = pipeline.get(f"/api/tickets/{ticket_id}", department)
+        assert status == 200 and body["ticket_id"] == ticket_id and body["history"]
+    status, listing = pipeline.get("/api/tickets?status=dispatched&limit=500", "traffic_police")
+    assert status == 400  # over the page limit
+    status, listing = pipeline.get("/api/tickets?status=dispatched&limit=200", "traffic_police")
+    assert status == 200 and ticket_id in {t["ticket_id"] for t in listing["items"]}
+    assert all(t["department"] == "traffic_police" or "traffic_police" in t["watchers"] for t in listing["items"])
+    status, page = pipeline.get("/api/tickets?limit=1&offset=0", "ops_centre")
+    assert status == 200 and len(page["items"]) == 1 and page["total"] >= 1
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"by": "王警官", "note": "ok", "sneaky": 1}, 422),   # unknown field
+    ({"note": "no author"}, 422),                         # missing field
+    ({"by": 42}, 422),                                    # wrong type
+    (b"{not json", 400),
+    (b"[1, 2]", 400),
+    (json.dumps({"by": "x", "note": "y" * 20_000}).encode(), 413),
+])
+def test_bad_bodies_are_4xx_with_a_json_error(pipeline, shared_ticket, body, status):
+    got, payload = act(pipeline, shared_ticket["ticket_id"], "accept", "traffic_police", body)
+    assert got == status, payload
+    assert "error" in payload
+
+
+def test_bad_query_and_unknown_routes_are_json_4xx(pipeline):
+    assert pipeline.get("/api/tickets?severity=purple", "ops_centre")[0] == 400
+    assert pipeline.get("/api/tickets?bogus=1", "ops_centre")[0] == 400
+    assert pipeline.get("/api/tickets/T-does-not-exist", "ops_centre")[0] == 404
+    status, body = pipeline.post("/api/tickets/T-does-not-exist/accept", "traffic_police", {"by": "x"})
+    assert status == 404 and "error" in body
+
+
+def history_actions(ticket: dict) -> list[str]:
+    return [h["action"] for h in ticket["history"]]
+
+
+def test_full_loop_with_rework_is_visible_in_redis_and_on_the_tickets_topic(pipeline, build):
+    ticket_id = open_ticket(pipeline, build)["ticket_id"]
+    steps = [
+        ("accept", "traffic_police", {"by": "王警官"}, "accepted"),
+        ("resolve", "traffic_police", {"by": "王警官", "resolution": "已处置"}, "resolved"),
+        ("verify", "ops_centre", {"by": "值班员", "passed": False, "note": "现场仍有散落物"}, "dispatched"),
+        ("accept", "traffic_police", {"by": "王警官"}, "accepted"),
+        ("resolve", "traffic_police", {"by": "王警官", "resolution": "已清理干净"}, "resolved"),
+        ("verify", "ops_centre", {"by": "值班员", "passed": True}, "closed"),
+    ]
+    for action, department, body, expected in steps:
+        status, ticket = act(pipeline, ticket_id, action, department, body)
+        assert status == 200, (action, ticket)
+        assert ticket["status"] == expected, action
+    assert ticket["reworks"] == 1 and ticket["closed_at"]
+    assert history_actions(ticket) == ["dispatch", "accept", "resolve", "rework", "accept", "resolve",
+                                       "verified and closed"]
+    assert ticket["history"][3]["note"] == "现场仍有散落物"
+    assert pipeline.ticket(ticket_id).status.value == "closed"
+
+    def last_on_topic():
+        mine = [json.loads(m.value) for m in pipeline.read_topic("soc.tickets") if m.key == ticket_id.encode()]
+        return mine[-1] if mine and mine[-1]["status"] == "closed" else None
+
+    assert poll(last_on_topic, 30, "the closed ticket on soc.tickets")["reworks"] == 1
+    # Closed means closed: accepting it again is a conflict.
+    status, body = act(pipeline, ticket_id, "accept", "traffic_police", {"by": "王警官"})
+    assert status == 409 and body["status"] == "closed"
+
+
+def test_return_and_redispatch_moves_the_ticket_between_inboxes(pipeline, build):
+    ticket_id = open_ticket(pipeline, build)["ticket_id"]
+    status, body = act(pipeline, ticket_id, "return", "traffic_police", {"by": "王警官", "reason": ""})
+    assert status == 422 or status == 409, body  # a reason is required
+    status, ticket = act(pipeline, ticket_id, "return", "traffic_police", {"by": "王警官", "reason": "属于城管职责"})
+    assert status == 200 and ticket["status"] == "returned" and ticket["returns"] == 1
+    status, ticket = act(pipeline, ticket_id, "redispatch", "ops_centre",
+                         {"by": "值班员", "department": "city_management"})
+    assert status == 200 and ticket["status"] == "dispatched" and ticket["department"] == "city_management"
+    assert pipeline.get(f"/api/tickets/{ticket_id}", "city_management")[0] == 200
+    assert pipeline.get(f"/api/tickets/{ticket_id}", "traffic_police")[0] == 404
+    assert ticket_id in {t.ticket_id for t in pipeline.inbox("city_management")}
+    assert ticket_id not in {t.ticket_id for t in pipeline.inbox("traffic_police")}
+
+
+def test_extension_approved_moves_the_deadline_and_rejected_does_not(pipeline, build):
+    for approve in (True, False):
+        ticket = open_ticket(pipeline, build)
+        until = (datetime.fromisoformat(ticket["resolve_due"]) + timedelta(hours=6)).isoformat()
+        status, asked = act(pipeline, ticket["ticket_id"], "extend", "traffic_police",
+                            {"by": "王警官", "until": until, "reason": "等待配件"})
+        assert status == 200 and asked["extension"]["reason"] == "等待配件"
+        status, again = act(pipeline, ticket["ticket_id"], "extend", "traffic_police",
+                            {"by": "王警官", "until": until, "reason": "再次申请"})
+        assert status == 409  # one pending request at a time
+        status, decided = act(pipeline, ticket["ticket_id"], "extend", "ops_centre", {"by": "值班员", "approve": approve})
+        assert status == 200 and decided["extension"] is None
+        expected_due = until if approve else ticket["resolve_due"]
+        assert datetime.fromisoformat(decided["resolve_due"]) == datetime.fromisoformat(expected_due)
+        assert history_actions(decided)[-1].startswith("extension approved" if approve else "extension rejected")
+
+
+def test_an_occurrence_after_closure_opens_a_new_ticket_pointing_at_the_old_one(pipeline, build):
+    first = build.traffic(type="signal_fault")
+    pipeline.send("soc.raw.traffic", first)
+    old = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref == first["event_id"]), 30, "the ticket")[0]
+    for action, department, body in [("accept", "traffic_police", {"by": "a"}),
+                                     ("resolve", "traffic_police", {"by": "a", "resolution": "修复"}),
+                                     ("verify", "ops_centre", {"by": "b", "passed": True})]:
+        assert act(pipeline, old.ticket_id, action, department, body)[0] == 200
+    again = dict(first, event_id=build.next_id("TR"), observed_at=build.at(minutes=20))
+    pipeline.send("soc.raw.traffic", again)
+    new = poll(lambda: pipeline.tickets_where(lambda t: t.previous_ticket_id == old.ticket_id), 30, "the new ticket")[0]
+    assert new.status.value == "dispatched" and new.source_ref == again["event_id"]
+    assert poll(lambda: pipeline.ticket(old.ticket_id).successor_ticket_id, 30, "the link") == new.ticket_id
