@@ -178,4 +178,4 @@ async def _publish(ticket: Ticket, cause: TicketEvent, before: Ticket | None) ->
 
 
 # Views register themselves on the app.
-from streams import api, web  # noqa: E402,F401
+from streams import api, board, web  # noqa: E402,F401

@@ -1,0 +1,142 @@
+"""Pages for people: the live board, the department inbox, and the board's event stream (SSE)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+from aiohttp import web as aioweb
+from faust import web
+
+from schemas.enums import OPS_CENTRE
+from schemas.records import Ticket
+from streams.api import ApiError, JsonView, authenticate
+from streams.app import app, config, store
+from streams.clock import utc_now
+
+log = logging.getLogger("soc.board")
+
+STATIC = Path(__file__).parent / "static"
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+KEEPALIVE_S = 15.0
+RECENTLY_CLOSED = timedelta(hours=1)
+
+
+def _static(name: str) -> aioweb.Response:
+    path = (STATIC / name).resolve()
+    if path.parent != STATIC.resolve() or path.suffix not in CONTENT_TYPES or not path.is_file():
+        return aioweb.json_response({"error": f"no file {name}"}, status=404)
+    return aioweb.Response(body=path.read_bytes(), content_type=CONTENT_TYPES[path.suffix], charset="utf-8",
+                           headers={"Cache-Control": "no-cache"})
+
+
+@app.page("/", name="board")
+class BoardPage(web.View):
+    async def get(self, request: web.Request) -> aioweb.Response:
+        return _static("board.html")
+
+
+@app.page("/inbox", name="inbox")
+class InboxPage(web.View):
+    async def get(self, request: web.Request) -> aioweb.Response:
+        return _static("inbox.html")
+
+
+@app.page("/static/{name}", name="static")
+class StaticFile(web.View):
+    async def get(self, request: web.Request, name: str) -> aioweb.Response:
+        return _static(name)
+
+
+@app.page("/api/district", name="district")
+class District(JsonView):
+    async def get(self, request: web.Request) -> web.Response:
+        return await self.guarded(self._get, request)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        authenticate(request)
+        district = config.district
+        return self.json({
+            "name": district.name,
+            "timezone": district.timezone,
+            "communities": {cid: {"name": c.name, "polygon": [list(p) for p in c.polygon]}
+                            for cid, c in district.communities.items()},
+            "departments": {did: {"name": d.name, "name_en": d.name_en} for did, d in district.departments.items()},
+        })
+
+
+def _sse(event: str | None, data: bytes, event_id: str | None = None) -> bytes:
+    head = b""
+    if event_id:
+        head += b"id: " + event_id.encode() + b"\n"
+    if event:
+        head += b"event: " + event.encode() + b"\n"
+    return head + b"data: " + data + b"\n\n"
+
+
+async def _snapshot() -> list[Ticket]:
+    """Open tickets plus those closed in the last hour: what a fresh board should show."""
+    since = utc_now() - RECENTLY_CLOSED
+    tickets = await store.many(await store.ids(None))
+    return [t for t in tickets if t.is_open or (t.closed_at and t.closed_at >= since)]
+
+
+@app.page("/api/alerts/stream", name="alerts-stream")
+class AlertStream(JsonView):
+    async def get(self, request: web.Request):
+        # EventSource cannot send headers: the board passes its token as ?token= on this route only.
+        if "Authorization" not in request.headers and request.query.get("token"):
+            request = request.clone(headers={**request.headers, "Authorization": f"Bearer {request.query['token']}"})
+        try:
+            if authenticate(request) != OPS_CENTRE:
+                raise ApiError(403, "the board stream is for the operations centre")
+        except ApiError as exc:
+            return self.json({"error": exc.error}, status=exc.code)
+        return await self._stream(request)
+
+    async def _stream(self, request):
+        response = aioweb.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                                  "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        board = store.key("board")
+        last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+        try:
+            if last_id and not await self._still_there(board, last_id):
+                last_id = None  # trimmed away: start over with a snapshot
+            if not last_id:
+                newest = await store.redis.xrevrange(board, count=1)
+                last_id = newest[0][0].decode() if newest else "0-0"
+                tickets = await _snapshot()
+                payload = orjson.dumps([t.model_dump(mode="json") for t in tickets])
+                await response.write(_sse("snapshot", payload, last_id))
+            while True:
+                entries = await store.redis.xread({board: last_id}, count=200, block=int(KEEPALIVE_S * 1000))
+                if not entries:
+                    await response.write(b": keepalive\n\n")
+                    continue
+                for entry_id, fields in entries[0][1]:
+                    last_id = entry_id.decode()
+                    data = b'{"kind":' + orjson.dumps(fields[b"kind"].decode()) + b',"ticket":' + fields[b"json"] + b"}"
+                    await response.write(_sse("ticket", data, last_id))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("board stream failed")
+        return response
+
+    @staticmethod
+    async def _still_there(board: str, last_id: str) -> bool:
+        try:
+            oldest = await store.redis.xrange(board, count=1)
+        except Exception:
+            return False
+        if not oldest:
+            return False
+        try:
+            ms, _, seq = last_id.partition("-")
+            oms, _, oseq = oldest[0][0].decode().partition("-")
+            return (int(ms), int(seq or 0)) >= (int(oms), int(oseq or 0))
+        except ValueError:
+            return False
