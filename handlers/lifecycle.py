@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from handlers import escalation
 from handlers.deadlines import due_dates
 from handlers.routing import route
 from handlers.tickets import PIPELINE, add_occurrence, open_ticket
 from schemas.config import Config
-from schemas.enums import OPS_CENTRE, Severity, TicketStatus
+from schemas.enums import OPS_CENTRE, Escalation, Severity, TicketStatus
 from schemas.records import ExtensionRequest, HistoryEntry, Ticket, TicketAction, TicketEvent
 
 A = TicketAction
@@ -93,7 +94,8 @@ def _redispatched(config: Config, ticket: Ticket, department: str, now: datetime
     accept_due, resolve_due = due_dates(config, ticket.category, ticket.severity, now)
     watchers = [d for d in config.routing.red_also if d != department] if ticket.severity is Severity.red else []
     return {"department": department, "watchers": watchers, "status": S.dispatched, "accept_due": accept_due,
-            "resolve_due": resolve_due, "accepted_at": None, "resolved_at": None, "extension": None}
+            "resolve_due": resolve_due, "accepted_at": None, "resolved_at": None, "extension": None,
+            "escalation": Escalation.none}
 
 
 def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> Ticket:
@@ -101,7 +103,7 @@ def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
     change: dict = {}
     what = None
     if action is A.accept:
-        change = {"status": S.accepted, "accepted_at": now}
+        change = {"status": S.accepted, "accepted_at": now, "escalation": Escalation.none}
     elif action is A.resolve:
         change = {"status": S.resolved, "resolved_at": now}
     elif action is A.return_:
@@ -113,6 +115,7 @@ def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
         change = {"extension": None}
         if event.approve:
             change["resolve_due"] = ticket.extension.until
+            change["escalation"] = Escalation.none
             what += f" until {ticket.extension.until.isoformat()}"
     elif action is A.verify:
         if event.passed:
@@ -162,6 +165,20 @@ def _occurrence(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
     return Outcome(ticket=_watch_if_red(config, updated))
 
 
+def _escalate(config: Config, ticket: Ticket, event: TicketEvent) -> Outcome:
+    step = escalation.still_due(config, ticket, event)
+    if step is None:
+        return Outcome(rejected="escalation no longer due")
+    entry = HistoryEntry(at=event.at, by=PIPELINE, action=escalation.STEP_LABEL[step.step],
+                         note=f"{step.stage} due {step.due.isoformat()}", event_id=event.event_id)
+    return Outcome(ticket=ticket.model_copy(update={
+        "escalation": step.step,
+        "watchers": escalation.recipients(config, ticket, step.step),
+        "version": ticket.version + 1,
+        "history": [*ticket.history, entry],
+    }))
+
+
 def apply(config: Config, ticket: Ticket | None, event: TicketEvent, now: datetime) -> Outcome:
     if event.action is A.open:
         if ticket is not None:
@@ -173,6 +190,8 @@ def apply(config: Config, ticket: Ticket | None, event: TicketEvent, now: dateti
         return Outcome(rejected="replay: event already applied")
     if event.action is A.occurrence:
         return _occurrence(config, ticket, event, now)
+    if event.action is A.escalate:
+        return _escalate(config, ticket, event)
     if event.action not in TRANSITIONS:
         return Outcome(rejected=f"action {event.action.value} is not handled here")
     try:

@@ -2,8 +2,9 @@
 import re
 
 # Mainland mobiles (11 digits from 1[3-9]) and landlines with an area code, not inside longer digit runs.
+# Landlines as people write them: 0755-26881234, 075526881234, (0755)26881234, （0755）2688 1234, 0755-2688-1234.
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})-?(\d{3,4})(\d{4})(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)[(（]?(0\d{2,3})[)）]?[- ]?(\d{3,4})[- ]?(\d{4})(?!\d)")
 
 
 def mask_phones(text: str) -> str:

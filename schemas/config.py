@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.enums import OPS_CENTRE, Category, Severity
 from schemas.measures import KINDS, MEASURES
@@ -95,10 +95,34 @@ class ConstructionLimits(Strict):
     day_starts: str = "06:00"
     night_starts: str = "22:00"
 
+    @field_validator("day_starts", "night_starts")
+    @classmethod
+    def _clock_time(cls, text: str) -> str:
+        # Checked here: the construction handler parses these for every event.
+        if not re.fullmatch(r"\d{2}:\d{2}", text):
+            raise ValueError(f"bad time {text!r}: use HH:MM")
+        try:
+            time.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"bad time {text!r}: use HH:MM") from None
+        return text
+
+
+SOURCES = ("traffic", "flood", "city", "construction")
+
 
 class DedupRules(Strict):
     window_minutes: dict[Literal["traffic", "flood", "city", "construction"], Annotated[int, Field(gt=0)]]
     grid_m: Annotated[float, Field(gt=0)] = 100.0
+
+    @field_validator("window_minutes")
+    @classmethod
+    def _every_source(cls, windows: dict[str, int]) -> dict[str, int]:
+        # Triage looks the window up for every incident of every source.
+        missing = [source for source in SOURCES if source not in windows]
+        if missing:
+            raise ValueError(f"no window for {', '.join(missing)}")
+        return windows
 
 
 class Rules(Strict):
@@ -146,15 +170,21 @@ class Routing(Strict):
     category_deadlines: dict[Category, dict[Severity, Deadline]] = {}
     escalation: EscalationLadder = EscalationLadder()
 
-    @model_validator(mode="after")
-    def _every_category_and_severity(self) -> "Routing":
-        missing = [c.value for c in Category if c not in self.categories]
+    @field_validator("categories")
+    @classmethod
+    def _every_category(cls, categories: dict[Category, CategoryRoute]) -> dict[Category, CategoryRoute]:
+        missing = [c.value for c in Category if c not in categories]
         if missing:
-            raise ValueError(f"categories: no route for {', '.join(missing)}")
-        missing = [s.value for s in Severity if s not in self.deadlines]
+            raise ValueError(f"no route for {', '.join(missing)}")
+        return categories
+
+    @field_validator("deadlines")
+    @classmethod
+    def _every_severity(cls, deadlines: dict[Severity, Deadline]) -> dict[Severity, Deadline]:
+        missing = [s.value for s in Severity if s not in deadlines]
         if missing:
-            raise ValueError(f"deadlines: no deadline for {', '.join(missing)}")
-        return self
+            raise ValueError(f"no deadline for {', '.join(missing)}")
+        return deadlines
 
 
 # ---------------------------------------------------------------- loading
@@ -175,14 +205,32 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top)"
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where and what, without PyYAML's multi-line excerpt and caret."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return " ".join(str(exc).split())
+    mark = exc.problem_mark
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    if exc.context:
+        where = exc.context_mark
+        text += f" ({exc.context}" + (f" at line {where.line + 1}, column {where.column + 1})" if where else ")")
+    return text
+
+
 def _read(path: Path, model: type[BaseModel], errors: list[str]) -> Any:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         errors.append(f"{path.name}: file not found in {path.parent}")
         return None
+    except UnicodeDecodeError as exc:
+        errors.append(f"{path.name}: not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}")
+        return None
+    except OSError as exc:
+        errors.append(f"{path.name}: cannot read: {exc.strerror or exc}")
+        return None
     except yaml.YAMLError as exc:
-        errors.append(f"{path.name}: not valid YAML: {exc}".replace("\n", " "))
+        errors.append(f"{path.name}: not valid YAML: {_yaml_problem(exc)}")
         return None
     try:
         return model.model_validate(data)

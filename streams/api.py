@@ -16,6 +16,7 @@ import orjson
 from faust import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from handlers import performance
 from handlers.lifecycle import Conflict, can_see, check
 from handlers.privacy import mask_phones
 from schemas.enums import OPS_CENTRE, SEVERITY_RANK, Severity, Source, TicketStatus
@@ -301,3 +302,36 @@ class SiteDetail(JsonView):
 
 
 
+
+
+def _period(query, now: datetime) -> tuple[datetime, datetime]:
+    try:
+        start = datetime.fromisoformat(query["from"]) if query.get("from") else now - timedelta(days=30)
+        end = datetime.fromisoformat(query["to"]) if query.get("to") else now + timedelta(seconds=1)
+    except ValueError:
+        raise ApiError(400, "from and to must be ISO 8601 times with an offset, e.g. 2026-11-01T00:00:00+08:00") from None
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ApiError(400, "from and to need a UTC offset")
+    if end <= start:
+        raise ApiError(400, "to must be after from")
+    return start, end
+
+
+@app.page("/api/performance", name="performance")
+class Performance(JsonView):
+    async def get(self, request: web.Request) -> web.Response:
+        return await self.guarded(self._get, request)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        department = authenticate(request)
+        unknown = set(request.query) - {"from", "to"}
+        if unknown:
+            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        now = utc_now()
+        start, end = _period(request.query, now)
+        ids = await store.ids(None if department == OPS_CENTRE else department)
+        table = performance.rows(await store.many(ids), start, end, now)
+        if department != OPS_CENTRE:
+            table = {d: row for d, row in table.items() if d == department}
+        return self.json({"from": start.isoformat(), "to": end.isoformat(),
+                          "departments": [row.as_dict() for _, row in sorted(table.items())]})

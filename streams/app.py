@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from handlers import dedup, lifecycle
+from handlers import dedup, escalation, lifecycle, performance
 from handlers.base import Context
 from handlers.intake import Rejected, dead_letter, to_incident
 from handlers.tickets import PIPELINE
 from handlers.triage import triage
 from schemas.config import load_config
+from schemas.enums import Escalation
 from schemas.raw import SiteRegistration
 from schemas.records import Incident, Ticket, TicketAction, TicketEvent
 from streams import topics
@@ -24,6 +26,9 @@ from streams.sites import Whitelist
 from streams.store import TicketStore
 
 log = logging.getLogger("soc.pipeline")
+
+# The window the on-time gauge covers (the API takes any window).
+PERFORMANCE_WINDOW = timedelta(days=30)
 
 settings = Settings()
 config = load_config(settings.config_dir)
@@ -168,6 +173,10 @@ async def _publish(ticket: Ticket, cause: TicketEvent, before: Ticket | None) ->
     await ticket_topic.send(key=ticket.ticket_id.encode(), value=ticket.model_dump_json().encode())
     if cause.action is TicketAction.open:
         metrics.tickets_opened.labels(ticket.department, ticket.severity.value).inc()
+    elif cause.action is TicketAction.escalate:
+        metrics.escalations.labels(ticket.department, ticket.escalation.value).inc()
+        if ticket.escalation is Escalation.escalated:
+            metrics.sla_breaches.labels(ticket.department, cause.note.split(":")[0]).inc()
     elif cause.action is TicketAction.occurrence:
         metrics.duplicates.labels(ticket.source.value).inc()
     if cause.incident is not None:
@@ -175,6 +184,46 @@ async def _publish(ticket: Ticket, cause: TicketEvent, before: Ticket | None) ->
     log.info("ticket written", extra={"ticket_id": ticket.ticket_id, "incident_id": ticket.incident_id,
                                       "action": cause.action.value, "department": ticket.department,
                                       "severity": ticket.severity.value, "version": ticket.version})
+
+
+@app.timer(settings.escalation_interval_s)
+async def escalate_overdue_tickets() -> None:
+    """Every worker looks at every open ticket; the owning partition applies each step once."""
+    if app.rebalancing:
+        return
+    now = utc_now()
+    try:
+        tickets = await store.many(await store.ids(None))
+    except Exception as exc:  # Redis down: the next tick tries again
+        log.warning("escalation scan skipped", extra={"error": type(exc).__name__})
+        return
+    for ticket in tickets:
+        for step in escalation.due_steps(config, ticket, now):
+            event = escalation.escalation_event(ticket, step, now)
+            await ticket_event_topic.send(key=ticket.ticket_id.encode(), value=event.model_dump_json().encode())
+
+
+@app.timer(settings.gauges_interval_s)
+async def refresh_gauges() -> None:
+    """Open tickets and on-time ratios from the Redis projection, the same figures every worker sees."""
+    now = utc_now()
+    try:
+        tickets = await store.many(await store.ids(None))
+    except Exception as exc:
+        log.warning("gauge refresh skipped", extra={"error": type(exc).__name__})
+        return
+    open_counts: dict[tuple[str, str], int] = {}
+    for ticket in tickets:
+        if ticket.is_open:
+            key = (ticket.department, ticket.severity.value)
+            open_counts[key] = open_counts.get(key, 0) + 1
+    metrics.tickets_open.clear()
+    for (department, severity), count in open_counts.items():
+        metrics.tickets_open.labels(department, severity).set(count)
+    for department, row in performance.rows(tickets, now - PERFORMANCE_WINDOW, now, now).items():
+        ratio = row.rates["on_time_handling"]
+        if ratio is not None:
+            metrics.on_time_ratio.labels(department).set(ratio)
 
 
 # Views register themselves on the app.

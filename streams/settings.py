@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     session_timeout_s: float = 15.0
     heartbeat_interval_s: float = 3.0
     rebalance_timeout_s: float = 30.0
+    escalation_interval_s: float = 5.0
+    gauges_interval_s: float = 15.0
     max_body_bytes: int = Field(16 * 1024, description="HTTP request body limit")
 
     @property

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,13 @@ class Pipeline:
     def post(self, path: str, department: str | None, body: dict | bytes | None = None, **kw) -> tuple[int, dict]:
         return self.request("POST", path, department, body, **kw)
 
+    def restart_worker(self) -> None:
+        """Stop the worker and start it again on the same web port."""
+        self.worker.process.stop()
+        self.stack.processes.remove(self.worker.process)
+        self.worker.process, _ = self.stack.start_worker(web_port=self.worker.port)
+        wait_ready(self.worker)
+
     def read_topic(self, topic: str) -> list:
         consumer = KafkaConsumer(topic, bootstrap_servers=self.stack.bootstrap, auto_offset_reset="earliest",
                                  enable_auto_commit=False, group_id=None, consumer_timeout_ms=1500)
@@ -113,23 +121,28 @@ class Pipeline:
             consumer.close()
 
 
-@pytest.fixture(scope="session")
-def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
-    log_dir = Path(os.environ.get("SOC_TEST_LOG_DIR") or tmp_path_factory.mktemp("stack"))
-    tokens = {dept: f"test-{dept}-{uuid.uuid4().hex[:8]}" for dept in CONFIG.district.departments}
-    env = {CONFIG.district.departments[d].token_env: t for d, t in tokens.items()}
-    stack = Stack.start(log_dir, redis_prefix=f"soc-test-{uuid.uuid4().hex[:8]}", extra_env=env)
+def wait_ready(worker: Worker, timeout: float = 180) -> None:
+    def ready() -> bool:
+        if worker.process.popen.poll() is not None:
+            pytest.fail(f"worker exited with {worker.process.popen.returncode}:\n{worker.log_tail()}")
+        return http_ok(f"{worker.url}/readyz")
+
+    wait_for(ready, timeout, "the worker to join its consumer group", 0.25)
+
+
+@contextmanager
+def running_pipeline(log_dir: Path, config_dir: Path | None = None, **env: str) -> Iterator[Pipeline]:
+    """Tansu + Redis + topics + one worker, torn down (Redis keys included) on exit."""
+    config = load_config(config_dir) if config_dir else CONFIG
+    tokens = {dept: f"test-{dept}-{uuid.uuid4().hex[:8]}" for dept in config.district.departments}
+    env = {**env, **{config.district.departments[d].token_env: t for d, t in tokens.items()}}
+    stack = Stack.start(log_dir, redis_prefix=f"soc-test-{uuid.uuid4().hex[:8]}", extra_env=env,
+                        config_dir=config_dir)
     client = producer = None
     try:
         process, port = stack.start_worker()
         worker = Worker(process, port)
-
-        def ready() -> bool:
-            if process.popen.poll() is not None:
-                pytest.fail(f"worker exited with {process.popen.returncode}:\n{worker.log_tail()}")
-            return http_ok(f"{worker.url}/readyz")
-
-        wait_for(ready, 180, "the worker to join its consumer group", 0.25)
+        wait_ready(worker)
         client = redis.Redis.from_url(stack.redis_url)
         producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=0,
                                  max_request_size=4 * 1024 * 1024)
@@ -141,6 +154,13 @@ def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
             for key in client.scan_iter(f"{stack.redis_prefix}:*"):
                 client.delete(key)
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
+    log_dir = Path(os.environ.get("SOC_TEST_LOG_DIR") or tmp_path_factory.mktemp("stack"))
+    with running_pipeline(log_dir) as running:
+        yield running
 
 
 @pytest.fixture

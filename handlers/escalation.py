@@ -1,0 +1,84 @@
+"""The escalation ladder (催办 -> 督办 -> 通报): which steps are due for a ticket now, no I/O.
+
+Each step is identified by ticket, stage, step and the deadline it is about, so it is taken
+exactly once per deadline however many workers notice it; a moved deadline (extension, rework)
+is a new deadline with its own ladder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from schemas.config import Config
+from schemas.enums import Escalation, TicketStatus
+from schemas.records import Ticket, TicketAction, TicketEvent
+
+PIPELINE = "pipeline"
+STEPS = (Escalation.reminded, Escalation.escalated, Escalation.reported)
+STEP_LABEL = {Escalation.reminded: "催办 reminder", Escalation.escalated: "督办 escalation",
+              Escalation.reported: "通报 report"}
+
+
+@dataclass(frozen=True)
+class Step:
+    stage: str  # "accept" or "resolve"
+    step: Escalation
+    due: datetime
+    at: datetime
+
+    @property
+    def event_id(self) -> str:
+        return f"esc-{self.stage}-{self.step.value}-{int(self.due.timestamp())}"
+
+
+def ladder(config: Config, ticket: Ticket) -> list[Step]:
+    """Every step of the ladder for the deadlines that apply to the ticket's current state."""
+    stages = []
+    if ticket.status is TicketStatus.dispatched:
+        stages.append(("accept", ticket.accept_due))
+    if ticket.status in (TicketStatus.dispatched, TicketStatus.accepted):
+        stages.append(("resolve", ticket.resolve_due))
+    rules = config.routing.escalation
+    steps = []
+    for stage, due in stages:
+        allowed = max(due - ticket.dispatched_at, timedelta(0))
+        steps += [
+            Step(stage, Escalation.reminded, due, due - allowed * rules.remind_before),
+            Step(stage, Escalation.escalated, due, due),
+            Step(stage, Escalation.reported, due, due + allowed * rules.report_after),
+        ]
+    return steps
+
+
+def taken(ticket: Ticket) -> set[str]:
+    return {h.event_id for h in ticket.history if h.event_id.startswith("esc-")}
+
+
+def due_steps(config: Config, ticket: Ticket, now: datetime) -> list[Step]:
+    done = taken(ticket)
+    return [s for s in ladder(config, ticket) if s.at <= now and s.event_id not in done]
+
+
+def escalation_event(ticket: Ticket, step: Step, now: datetime) -> TicketEvent:
+    return TicketEvent(event_id=step.event_id, ticket_id=ticket.ticket_id, action=TicketAction.escalate,
+                       by=PIPELINE, actor=PIPELINE, at=now, note=f"{step.stage}:{step.step.value}",
+                       until=step.due)
+
+
+def still_due(config: Config, ticket: Ticket, event: TicketEvent) -> Step | None:
+    """The step an escalate event stands for, if the ticket still warrants it."""
+    for step in ladder(config, ticket):
+        if step.event_id == event.event_id and step.at <= event.at:
+            return step
+    return None
+
+
+def recipients(config: Config, ticket: Ticket, step: Escalation) -> list[str]:
+    """Who else sees the ticket after this step: supervisor and centre on 督办, leadership on 通报."""
+    extra: list[str] = []
+    if step in (Escalation.escalated, Escalation.reported):
+        supervisor = config.district.departments[ticket.department].supervisor
+        extra += [d for d in (supervisor, "ops_centre") if d]
+    if step is Escalation.reported:
+        extra.append(config.district.leadership)
+    return [d for d in dict.fromkeys([*ticket.watchers, *extra]) if d != ticket.department]

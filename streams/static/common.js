@@ -1,0 +1,395 @@
+/* Shared by the board and the inbox: i18n, phone masking, safe text, time formatting, the API helper.
+ * Plain ES2020, no build step, no external resources. Everything hangs off window.SOC.
+ *
+ * Rule for both pages: text that comes from a ticket or an API response is only ever put into the
+ * page through SOC.text()/SOC.el() (textContent, after masking phone numbers), never via innerHTML. */
+"use strict";
+
+(function () {
+  // ---------------------------------------------------------------- phone masking
+  // Same rules as handlers/privacy.py. Python's \d matches every Unicode decimal digit, so \p{Nd} here.
+  const MOBILE = /(?<!\p{Nd})(?:\+?86[- ]?)?(1[3-9]\p{Nd})[- ]?(\p{Nd}{4})[- ]?(\p{Nd}{4})(?!\p{Nd})/gu;
+  const LANDLINE = /(?<!\p{Nd})[(（]?(0\p{Nd}{2,3})[)）]?[- ]?(\p{Nd}{3,4})[- ]?(\p{Nd}{4})(?!\p{Nd})/gu;
+  const FULLWIDTH_DIGIT = /[\uFF10-\uFF19]/g;
+
+  function maskPhones(value) {
+    if (value === null || value === undefined) return "";
+    let text = String(value);
+    // Full-width digits (１３８…) would slip past the patterns' leading "1"/"0": fold them first.
+    if (/[\uFF10-\uFF19]/.test(text)) {
+      text = text.replace(FULLWIDTH_DIGIT, (d) => String.fromCharCode(d.charCodeAt(0) - 0xFF10 + 0x30));
+    }
+    text = text.replace(MOBILE, (_m, head, _mid, tail) => `${head}****${tail}`);
+    return text.replace(LANDLINE, (_m, area, _mid, tail) => `${area}-****${tail}`);
+  }
+
+  // ---------------------------------------------------------------- safe DOM helpers
+  /** Set an element's text (masked). Never interprets markup. */
+  function text(node, value) {
+    node.textContent = maskPhones(value);
+    return node;
+  }
+
+  /** Create an element: el("div", {class: "x", dataset: {a: 1}, title: "..."}, child | "text", ...).
+   * String children become text nodes (masked); attributes are set with setAttribute (masked). */
+  function el(tag, attrs, ...children) {
+    const SVG_NS = "http://www.w3.org/2000/svg";
+    const svgTags = new Set(["svg", "g", "path", "polygon", "circle", "text", "title", "rect", "line"]);
+    const node = svgTags.has(tag) ? document.createElementNS(SVG_NS, tag) : document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "dataset") {
+        for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) node.dataset[k] = String(v);
+      } else if (key === "on") {
+        for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
+      } else if (key === "text") {
+        text(node, value);
+      } else if (key.startsWith("on")) {
+        throw new Error(`use {on: {...}} for handlers, not ${key}`);
+      } else {
+        node.setAttribute(key, value === true ? "" : maskPhones(value));
+      }
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(maskPhones(child)));
+    }
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+    return node;
+  }
+
+  // ---------------------------------------------------------------- i18n
+  const LABELS = {
+    zh: {
+      source: { traffic: "交通", flood: "三防", city: "城市管理", construction: "建设工地" },
+      severity: { red: "红色 Ⅰ级", orange: "橙色 Ⅱ级", yellow: "黄色 Ⅲ级", blue: "蓝色 Ⅳ级" },
+      severityShort: { red: "红", orange: "橙", yellow: "黄", blue: "蓝" },
+      status: { dispatched: "待签收", accepted: "处置中", resolved: "待核查", closed: "已结案", returned: "已退回" },
+      escalation: { none: "", reminded: "催办", escalated: "督办", reported: "通报" },
+      category: {
+        traffic_accident: "交通事故", traffic_congestion: "交通拥堵", traffic_violation: "交通违法",
+        traffic_facility: "交通设施故障", road_obstruction: "道路障碍",
+        flood_water_level: "水位超警", flood_rainfall: "强降雨", flood_waterlogging: "内涝积水",
+        flood_pump_station: "泵站故障", typhoon: "台风预警",
+        city_sanitation: "环境卫生", city_street_order: "街面秩序", city_facility: "市政设施",
+        city_noise: "噪声扰民", city_illegal_construction: "违法建设", city_road_damage: "道路破损",
+        city_manhole: "井盖缺失", city_other: "其他城市管理",
+        site_unregistered: "未报备工地", site_out_of_hours: "超时段施工", site_permit_invalid: "许可失效",
+        site_safety: "施工安全隐患", site_noise: "施工噪声", site_dust: "扬尘超标",
+      },
+      action: {
+        open: "立案派遣", occurrence: "重复上报", escalate: "升级", accept: "签收", resolve: "处置反馈",
+        return: "退回", extend: "申请延期", extend_decision: "延期审批", verify: "核查", redispatch: "改派",
+        reopen: "重新立案", comment: "备注", rework: "返工", "verified and closed": "核查结案",
+        dispatch: "派遣", recurred: "再次发生", "extension approved": "批准延期", "extension rejected": "驳回延期",
+      },
+      ui: {
+        title: "智慧运行中心 · 实时告警", inboxTitle: "部门工单",
+        connected: "已连接", reconnecting: "重连中…", connecting: "连接中…", offline: "未连接",
+        all: "全部", source: "来源", severity: "等级", department: "部门", community: "社区",
+        status: "状态", open: "在办", map: "辖区地图", alerts: "告警列表",
+        signIn: "登录", signOut: "退出", token: "令牌", yourName: "姓名", signInHint: "请输入运行中心令牌",
+        inboxSignInHint: "请输入本部门令牌", badToken: "令牌无效", notOps: "该令牌不是运行中心令牌",
+        overdue: "超时", acceptIn: "签收剩余", resolveIn: "处置剩余", due: "时限",
+        verify: "核查通过", rework: "返工", reworkNote: "返工原因", submit: "提交", cancel: "取消",
+        approve: "批准延期", reject: "驳回延期", extensionPending: "延期申请中", until: "延至",
+        accept: "签收", resolve: "处置反馈", return: "退回", extend: "申请延期",
+        note: "备注", resolution: "处置结果", reason: "原因", by: "处理人",
+        history: "处理记录", noTickets: "暂无工单", noAlerts: "暂无告警", occurrences: "次",
+        queued: "已提交，等待处理", done: "已完成", showing: "显示", of: "共",
+        outside: "辖区外", lastUpdate: "更新于", reworks: "返工", returns: "退回",
+        description: "描述", dispatchedAt: "派遣", observedAt: "发生",
+        networkError: "网络错误：无法连接服务器",
+      },
+    },
+    en: {
+      source: { traffic: "Traffic", flood: "Flood", city: "City", construction: "Construction" },
+      severity: { red: "Red (I)", orange: "Orange (II)", yellow: "Yellow (III)", blue: "Blue (IV)" },
+      severityShort: { red: "Red", orange: "Orange", yellow: "Yellow", blue: "Blue" },
+      status: { dispatched: "Dispatched", accepted: "Accepted", resolved: "Resolved", closed: "Closed", returned: "Returned" },
+      escalation: { none: "", reminded: "Reminded", escalated: "Escalated", reported: "Reported" },
+      category: {
+        traffic_accident: "Traffic accident", traffic_congestion: "Congestion", traffic_violation: "Traffic violation",
+        traffic_facility: "Traffic facility fault", road_obstruction: "Road obstruction",
+        flood_water_level: "Water level", flood_rainfall: "Heavy rainfall", flood_waterlogging: "Waterlogging",
+        flood_pump_station: "Pump station", typhoon: "Typhoon signal",
+        city_sanitation: "Sanitation", city_street_order: "Street order", city_facility: "Public facility",
+        city_noise: "Noise", city_illegal_construction: "Illegal construction", city_road_damage: "Road damage",
+        city_manhole: "Manhole cover", city_other: "Other city issue",
+        site_unregistered: "Unregistered site", site_out_of_hours: "Out-of-hours work",
+        site_permit_invalid: "Permit invalid", site_safety: "Site safety", site_noise: "Site noise",
+        site_dust: "Dust",
+      },
+      action: {
+        open: "Opened", occurrence: "Reported again", escalate: "Escalation", accept: "Accepted",
+        resolve: "Resolved", return: "Returned", extend: "Extension requested", extend_decision: "Extension decision",
+        verify: "Verified", redispatch: "Re-dispatched", reopen: "Reopened", comment: "Comment", rework: "Rework",
+        "verified and closed": "Verified and closed", dispatch: "Dispatched", recurred: "Recurred",
+        "extension approved": "Extension approved", "extension rejected": "Extension rejected",
+      },
+      ui: {
+        title: "Operations centre · live alerts", inboxTitle: "Department inbox",
+        connected: "Connected", reconnecting: "Reconnecting…", connecting: "Connecting…", offline: "Offline",
+        all: "All", source: "Source", severity: "Severity", department: "Department", community: "Community",
+        status: "Status", open: "open", map: "District map", alerts: "Alerts",
+        signIn: "Sign in", signOut: "Sign out", token: "Token", yourName: "Your name",
+        signInHint: "Operations centre token", inboxSignInHint: "Your department's token",
+        badToken: "Unknown token", notOps: "This token is not the operations centre's",
+        overdue: "Overdue", acceptIn: "Accept in", resolveIn: "Resolve in", due: "Due",
+        verify: "Verify", rework: "Rework", reworkNote: "Reason for rework", submit: "Submit", cancel: "Cancel",
+        approve: "Approve extension", reject: "Reject extension", extensionPending: "Extension requested",
+        until: "until", accept: "Accept", resolve: "Resolve", return: "Return", extend: "Ask extension",
+        note: "Note", resolution: "Resolution", reason: "Reason", by: "Handled by",
+        history: "History", noTickets: "No tickets", noAlerts: "No alerts", occurrences: "×",
+        queued: "Submitted; waiting for the worker", done: "Done", showing: "Showing", of: "of",
+        outside: "Outside the district", lastUpdate: "Updated", reworks: "Reworks", returns: "Returns",
+        description: "Description", dispatchedAt: "Dispatched", observedAt: "Observed",
+        networkError: "Network error: cannot reach the server",
+      },
+    },
+  };
+
+  const LANG_KEY = "soc.lang";
+  let lang = (() => {
+    try { return localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh"; } catch (_e) { return "zh"; }
+  })();
+  const langListeners = [];
+
+  function getLang() { return lang; }
+
+  function setLang(value) {
+    lang = value === "en" ? "en" : "zh";
+    try { localStorage.setItem(LANG_KEY, lang); } catch (_e) { /* private mode */ }
+    document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
+    applyI18n(document);
+    for (const listener of langListeners) listener(lang);
+  }
+
+  function onLangChange(listener) { langListeners.push(listener); }
+
+  /** label("status", "closed") in the current language; falls back to the raw value. */
+  function label(group, key) {
+    const table = LABELS[lang][group] || {};
+    return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : (key === null || key === undefined ? "" : String(key));
+  }
+
+  function t(key) { return label("ui", key); }
+
+  /** Fill [data-i18n="key"] elements and [data-i18n-placeholder] attributes. */
+  function applyI18n(root) {
+    for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+    for (const node of root.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = t(node.dataset.i18nPlaceholder);
+    for (const node of root.querySelectorAll("[data-i18n-title]")) node.title = t(node.dataset.i18nTitle);
+  }
+
+  /** A history entry's action ("verified and closed", "extension approved until …", "催办 reminder"). */
+  function historyAction(action) {
+    const raw = String(action || "");
+    const table = LABELS[lang].action;
+    if (Object.prototype.hasOwnProperty.call(table, raw)) return table[raw];
+    const prefix = Object.keys(table).sort((a, b) => b.length - a.length).find((k) => raw.startsWith(`${k} `));
+    return prefix ? `${table[prefix]}${raw.slice(prefix.length)}` : raw;
+  }
+
+  // District data from /api/district: names for departments and communities.
+  let district = { name: "", timezone: "Asia/Shanghai", communities: {}, departments: {} };
+
+  function setDistrict(value) { district = value || district; }
+  function getDistrict() { return district; }
+
+  function departmentName(id) {
+    const dept = district.departments[id];
+    if (!dept) return id || "";
+    return lang === "en" ? (dept.name_en || dept.name || id) : (dept.name || id);
+  }
+
+  function communityName(id) {
+    if (!id) return t("outside");
+    const community = district.communities[id];
+    if (lang === "en" || !community) return id.charAt(0).toUpperCase() + id.slice(1);
+    return community.name || id;
+  }
+
+  // ---------------------------------------------------------------- time
+  const formatters = new Map();
+  function formatter(kind) {
+    const tz = district.timezone || "Asia/Shanghai";
+    const key = `${kind}|${tz}`;
+    if (!formatters.has(key)) {
+      const options = kind === "time"
+        ? { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }
+        : { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+      formatters.set(key, new Intl.DateTimeFormat("en-GB", { timeZone: tz, ...options }));
+    }
+    return formatters.get(key);
+  }
+
+  /** HH:MM:SS in the district's time zone. */
+  function clock(value) {
+    const date = value instanceof Date ? value : new Date(value);
+    return Number.isNaN(date.getTime()) ? "" : formatter("time").format(date);
+  }
+
+  /** YYYY-MM-DD HH:MM:SS in the district's time zone. */
+  function dateTime(value) {
+    const date = value instanceof Date ? value : new Date(value);
+    if (Number.isNaN(date.getTime())) return "";
+    const parts = Object.fromEntries(formatter("date").formatToParts(date).map((p) => [p.type, p.value]));
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
+  }
+
+  /** A duration in ms as "1d 02:03:04" / "02:03:04" / "03:04". */
+  function duration(ms) {
+    let s = Math.floor(Math.abs(ms) / 1000);
+    const days = Math.floor(s / 86400); s -= days * 86400;
+    const h = Math.floor(s / 3600); s -= h * 3600;
+    const m = Math.floor(s / 60); s -= m * 60;
+    const pad = (n) => String(n).padStart(2, "0");
+    const hms = h || days ? `${pad(h)}:${pad(m)}:${pad(s)}` : `${pad(m)}:${pad(s)}`;
+    return days ? `${days}d ${hms}` : hms;
+  }
+
+  /** The SLA a ticket is running against: {stage, due (ms)} or null when no clock runs. */
+  function slaOf(ticket) {
+    if (ticket.status === "dispatched") return { stage: "accept", due: Date.parse(ticket.accept_due) };
+    if (ticket.status === "accepted") return { stage: "resolve", due: Date.parse(ticket.resolve_due) };
+    return null;
+  }
+
+  /** Fill an element with the countdown text for `ticket` (now = Date.now()). */
+  function renderSla(node, ticket, now) {
+    const sla = slaOf(ticket);
+    if (!sla || Number.isNaN(sla.due)) {
+      node.textContent = "";
+      node.dataset.state = "none";
+      return;
+    }
+    const left = sla.due - (now || Date.now());
+    if (left < 0) {
+      node.textContent = `${t("overdue")}${lang === "en" ? " " : ""}${duration(left)}`;
+      node.dataset.state = "overdue";
+    } else {
+      node.textContent = `${t(sla.stage === "accept" ? "acceptIn" : "resolveIn")} ${duration(left)}`;
+      node.dataset.state = left < 5 * 60 * 1000 ? "soon" : "ok";
+    }
+  }
+
+  // ---------------------------------------------------------------- API
+  const TOKEN_KEY = "soc.token";
+  const NAME_KEY = "soc.name";
+
+  function session(kind) {
+    const get = (key) => { try { return sessionStorage.getItem(`${key}.${kind}`) || ""; } catch (_e) { return ""; } };
+    const set = (key, value) => {
+      try {
+        if (value) sessionStorage.setItem(`${key}.${kind}`, value); else sessionStorage.removeItem(`${key}.${kind}`);
+      } catch (_e) { /* private mode: the page keeps working until reload */ }
+    };
+    return {
+      get token() { return get(TOKEN_KEY); },
+      set token(value) { set(TOKEN_KEY, value); },
+      get name() { return get(NAME_KEY); },
+      set name(value) { set(NAME_KEY, value); },
+    };
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, body) {
+      super(message);
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  /** Human-readable text of an API error: the server's message, field errors and status. */
+  function describeError(error) {
+    if (!(error instanceof ApiError)) return String(error && error.message ? error.message : error);
+    if (error.status === 0) return `${t("networkError")} (${error.message})`;
+    const body = error.body || {};
+    let message = `${error.status}: ${body.error || error.message}`;
+    if (Array.isArray(body.fields) && body.fields.length) {
+      message += " — " + body.fields.map((f) => `${f.loc}: ${f.msg}`).join("; ");
+    }
+    if (body.status) message += ` [${label("status", body.status)}]`;
+    return message;
+  }
+
+  /** fetch() with the bearer token; resolves to {status, body}; rejects with ApiError on non-2xx. */
+  async function api(token, method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const init = { method, headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (error) {
+      throw new ApiError(0, String(error && error.message ? error.message : error), null);
+    }
+    let payload = null;
+    const raw = await response.text();
+    if (raw) {
+      try { payload = JSON.parse(raw); } catch (_e) { payload = { error: raw.slice(0, 500) }; }
+    }
+    if (!response.ok) {
+      throw new ApiError(response.status, (payload && payload.error) || response.statusText || "request failed", payload);
+    }
+    return { status: response.status, body: payload };
+  }
+
+  // ---------------------------------------------------------------- tickets
+  const SEVERITY_RANK = { red: 4, orange: 3, yellow: 2, blue: 1 };
+  const SEVERITIES = ["red", "orange", "yellow", "blue"];
+  const SOURCES = ["traffic", "flood", "city", "construction"];
+  const STATUSES = ["dispatched", "accepted", "resolved", "returned", "closed"];
+
+  /** Is this ticket newer than what we hold? One row per ticket_id, highest version wins. */
+  function isNewer(candidate, held) {
+    return !held || Number(candidate.version || 0) > Number(held.version || 0);
+  }
+
+  /** An RFC 3339 timestamp with the district's offset from a datetime-local value ("2026-05-01T18:30"). */
+  function localToRfc3339(value, offset) {
+    if (!value) return "";
+    const withSeconds = /T\d{2}:\d{2}$/.test(value) ? `${value}:00` : value;
+    return `${withSeconds}${offset || "+08:00"}`;
+  }
+
+  /** The district's UTC offset as "+08:00" (Asia/Shanghai has no DST). */
+  function districtOffset() {
+    try {
+      const parts = new Intl.DateTimeFormat("en-US", { timeZone: district.timezone || "Asia/Shanghai", timeZoneName: "longOffset" })
+        .formatToParts(new Date());
+      const name = (parts.find((p) => p.type === "timeZoneName") || {}).value || "";
+      const match = /GMT([+-]\d{2}:\d{2})/.exec(name);
+      if (match) return match[1];
+      if (name === "GMT") return "+00:00";
+    } catch (_e) { /* old engine */ }
+    return "+08:00";
+  }
+
+  /** Install the 中/EN toggle on a button. */
+  function bindLangToggle(button) {
+    const paint = () => { button.textContent = lang === "en" ? "中文" : "EN"; button.dataset.lang = lang; };
+    button.addEventListener("click", () => setLang(lang === "en" ? "zh" : "en"));
+    onLangChange(paint);
+    paint();
+  }
+
+  window.SOC = {
+    maskPhones, text, el, clear,
+    LABELS, label, t, historyAction, getLang, setLang, onLangChange, applyI18n, bindLangToggle,
+    setDistrict, getDistrict, departmentName, communityName,
+    clock, dateTime, duration, slaOf, renderSla,
+    session, api, ApiError, describeError,
+    SEVERITY_RANK, SEVERITIES, SOURCES, STATUSES, isNewer, localToRfc3339, districtOffset,
+  };
+  document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
+})();

@@ -1,0 +1,90 @@
+"""The escalation ladder against a running worker, with deadlines of seconds (a test config)."""
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import CONFIG, poll, running_pipeline
+from tests.integration.payloads import Builder
+from streams.settings import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+# Red: accept in 4 s, resolve in 10 s. Reminder at half the allowed time, report at half again overdue.
+# accept ladder: remind +2 s, escalate +4 s, report +6 s; resolve ladder: +5 s, +10 s, +15 s.
+FAST = {"accept": "4s", "resolve": "10s"}
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory):
+    config_dir = tmp_path_factory.mktemp("fast-config")
+    for name in ("district.yaml", "rules.yaml", "routing.yaml"):
+        shutil.copy(REPO_ROOT / "deploy" / "config" / name, config_dir / name)
+    routing = yaml.safe_load((config_dir / "routing.yaml").read_text())
+    routing["deadlines"]["red"] = FAST
+    routing["category_deadlines"] = {}
+    routing["escalation"] = {"remind_before": 0.5, "report_after": 0.5}
+    (config_dir / "routing.yaml").write_text(yaml.safe_dump(routing, allow_unicode=True))
+    with running_pipeline(Path(tmp_path_factory.mktemp("fast-stack")), config_dir,
+                          SOC_ESCALATION_INTERVAL_S="0.3", SOC_GAUGES_INTERVAL_S="1") as running:
+        yield running
+
+
+def red_ticket(pipeline, build):
+    reading = build.flood(value=4.5)
+    pipeline.send("soc.raw.flood", reading)
+    ref = f'{reading["station_id"]}@{reading["observed_at"]}'
+    return poll(lambda: pipeline.tickets_where(lambda t: t.source_ref.startswith(reading["station_id"])), 30,
+                f"the red ticket {ref}")[0]
+
+
+def steps(ticket) -> Counter:
+    return Counter(h.event_id.split("-")[1] + ":" + h.event_id.split("-")[2]
+                   for h in ticket.history if h.event_id.startswith("esc-"))
+
+
+def test_an_ignored_red_ticket_climbs_the_whole_ladder_once_and_a_restart_repeats_nothing(fast, unique):
+    ticket = red_ticket(fast, Builder(CONFIG, unique))
+    climbed = poll(lambda: (t := fast.ticket(ticket.ticket_id)) and steps(t)["resolve:reported"] and t, 40,
+                   "the resolve report step")
+    assert steps(climbed) == Counter({f"{stage}:{step}": 1 for stage in ("accept", "resolve")
+                                      for step in ("reminded", "escalated", "reported")})
+    assert climbed.escalation.value == "reported"
+    assert {"ops_centre", "district_leadership"} <= set(climbed.watchers)
+    assert ticket.ticket_id in {t.ticket_id for t in fast.inbox("district_leadership")}
+    status, body = fast.get(f"/api/tickets/{ticket.ticket_id}", "district_leadership")
+    assert status == 200
+
+    version = climbed.version
+    fast.restart_worker()
+    # Give the restarted worker's escalation timer many ticks on the same ticket.
+    probe = red_ticket(fast, Builder(CONFIG, unique + "b"))
+    poll(lambda: steps(fast.ticket(probe.ticket_id))["accept:escalated"], 30, "the new worker to escalate")
+    after = fast.ticket(ticket.ticket_id)
+    assert after.version == version and steps(after) == steps(climbed)
+
+    metrics = _metrics_text(fast)
+    assert 'soc_sla_breaches_total{department="flood_control",stage="accept"}' in metrics
+    assert 'soc_escalations_total{department="flood_control",step="reported"}' in metrics
+
+
+def _metrics_text(pipeline) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(pipeline.worker.url + "/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def test_accepting_stops_the_accept_ladder_but_not_the_resolve_one(fast, unique):
+    ticket = red_ticket(fast, Builder(CONFIG, unique))
+    status, body = fast.post(f"/api/tickets/{ticket.ticket_id}/accept", "flood_control", {"by": "李工"})
+    assert status == 200, body
+    resolved_escalation = poll(lambda: (t := fast.ticket(ticket.ticket_id)) and steps(t)["resolve:escalated"] and t,
+                               40, "the resolve escalation")
+    taken = steps(resolved_escalation)
+    assert not any(k.startswith("accept:") for k in taken), taken
+    assert taken["resolve:reminded"] == 1 and taken["resolve:escalated"] == 1
