@@ -59,6 +59,10 @@ def test_an_ignored_red_ticket_climbs_the_whole_ladder_once_and_a_restart_repeat
     status, body = fast.get(f"/api/tickets/{ticket.ticket_id}", "district_leadership")
     assert status == 200
 
+    metrics = _metrics_text(fast)
+    assert 'soc_sla_breaches_total{department="flood_control",stage="resolve"} 1.0' in metrics
+    assert 'soc_escalations_total{department="flood_control",step="reported"} 2.0' in metrics
+
     version = climbed.version
     fast.restart_worker()
     # Give the restarted worker's escalation timer many ticks on the same ticket.
@@ -66,10 +70,7 @@ def test_an_ignored_red_ticket_climbs_the_whole_ladder_once_and_a_restart_repeat
     poll(lambda: steps(fast.ticket(probe.ticket_id))["accept:escalated"], 30, "the new worker to escalate")
     after = fast.ticket(ticket.ticket_id)
     assert after.version == version and steps(after) == steps(climbed)
-
-    metrics = _metrics_text(fast)
-    assert 'soc_sla_breaches_total{department="flood_control",stage="accept"}' in metrics
-    assert 'soc_escalations_total{department="flood_control",step="reported"}' in metrics
+    assert 'soc_sla_breaches_total{department="flood_control",stage="accept"} 1.0' in _metrics_text(fast)
 
 
 def _metrics_text(pipeline) -> str:
