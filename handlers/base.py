@@ -22,7 +22,8 @@ class Context:
 class Classification:
     category: Category
     subcategory: str
-    severity: Severity
+    # None: a normal reading, below every threshold of rules.yaml.
+    severity: Severity | None
     title: str
     source_ref: str
     # What makes two reports "the same problem" within this source and category.

@@ -1,6 +1,8 @@
 """Flood-prevention readings (三防): river and tide gauges, rain gauges, waterlogging, pumps, typhoon."""
 from __future__ import annotations
 
+from datetime import timezone
+
 from handlers.base import Classification, Context
 from handlers.severity import grade
 from schemas.enums import Category
@@ -69,7 +71,8 @@ def classify(reading: FloodReading, ctx: Context) -> Classification:
         subcategory=reading.kind.value,
         severity=grade(ctx.config.rules.flood[reading.kind.value], _measures(reading)),
         title=f"{reading.station_id} {LABEL[reading.kind]} {_reading_text(reading)}",
-        source_ref=f"{reading.station_id}@{reading.observed_at.isoformat()}",
+        # In UTC, so one reading re-sent with another offset is the same reading.
+        source_ref=f"{reading.station_id}@{reading.observed_at.astimezone(timezone.utc).isoformat()}",
         # One station, one ongoing problem: a rising river is one ticket, not one per reading.
         identity=reading.station_id,
         observed_at=reading.observed_at,

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from handlers.base import Context
 from handlers.geo import community_at
+from handlers.privacy import mask_everywhere, mask_phones
 from handlers.registry import SOURCES
 from schemas.records import DeadLetter, FieldError, Incident
 
@@ -90,7 +91,7 @@ def to_incident(source: str, raw: bytes | None, ctx: Context) -> Incident | None
     module = SOURCES[source]
     payload = validate(source, decode(raw))
     found = module.classify(payload, ctx)
-    if found is None:
+    if found is None or found.severity is None:
         return None
     return Incident(
         incident_id=f"{source[:4]}-{digest(source, found.source_ref)}",
@@ -98,8 +99,8 @@ def to_incident(source: str, raw: bytes | None, ctx: Context) -> Incident | None
         category=found.category,
         subcategory=found.subcategory,
         severity=found.severity,
-        title=found.title,
-        description=found.description,
+        title=mask_phones(found.title),
+        description=mask_phones(found.description),
         lat=found.lat,
         lon=found.lon,
         community=community_at(ctx.config.district.communities, found.lat, found.lon),
@@ -107,7 +108,7 @@ def to_incident(source: str, raw: bytes | None, ctx: Context) -> Incident | None
         received_at=ctx.received_at,
         dedup_key=f"{source}:{found.category.value}:{found.identity}",
         source_ref=found.source_ref,
-        details=found.details,
+        details=mask_everywhere(found.details),
     )
 
 

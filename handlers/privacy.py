@@ -16,3 +16,14 @@ def mask_phone(value: str) -> str:
     """A field that is a phone number whatever its format: keep only the first 3 and last 4 digits."""
     digits = re.sub(r"\D", "", value)
     return f"{digits[:3]}****{digits[-4:]}" if len(digits) >= 8 else "****"
+
+
+def mask_everywhere(value):
+    """Every string inside a JSON-like value, masked: sources put phone numbers in odd fields."""
+    if isinstance(value, str):
+        return mask_phones(value)
+    if isinstance(value, dict):
+        return {k: mask_everywhere(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_everywhere(v) for v in value]
+    return value

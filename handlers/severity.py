@@ -1,4 +1,4 @@
-"""Severity from rules.yaml: start at the kind's base, thresholds can only raise it."""
+"""Severity from rules.yaml: start at the kind's base (or at nothing), thresholds can only raise it."""
 from collections.abc import Mapping
 
 from schemas.config import KindRule
@@ -9,10 +9,11 @@ from schemas.enums import Severity
 EPSILON = 1e-9
 
 
-def grade(rule: KindRule, measures: Mapping[str, float | None]) -> Severity:
+def grade(rule: KindRule, measures: Mapping[str, float | None]) -> Severity | None:
+    """None: below every threshold of a kind whose base is `none`, so not an incident at all."""
     severity = rule.base
     for threshold in rule.thresholds:
         value = measures.get(threshold.measure)
         if value is not None and value >= threshold.at_least - EPSILON:
-            severity = severity.raise_to(threshold.severity)
+            severity = threshold.severity if severity is None else severity.raise_to(threshold.severity)
     return severity

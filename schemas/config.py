@@ -84,7 +84,14 @@ class Threshold(Strict):
 
 
 class KindRule(Strict):
-    base: Severity
+    # `none`: readings below every threshold are normal, not incidents (a pump running, light rain).
+    base: Severity | None
+
+    @field_validator("base", mode="before")
+    @classmethod
+    def _none(cls, value):
+        return None if value == "none" else value
+
     thresholds: list[Threshold] = []
 
 

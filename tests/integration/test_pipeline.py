@@ -75,9 +75,10 @@ def test_all_four_sources_reach_the_right_inboxes(pipeline, build):
 
 
 def datetime_of(payload: dict) -> str:
-    from datetime import datetime
+    """The payload's time as the flood handler's source_ref writes it (UTC)."""
+    from datetime import datetime, timezone
 
-    return datetime.fromisoformat(payload.get("observed_at") or payload["reported_at"]).isoformat()
+    return datetime.fromisoformat(payload.get("observed_at") or payload["reported_at"]).astimezone(timezone.utc).isoformat()
 
 
 def test_duplicates_inside_the_window_make_one_ticket(pipeline, build):

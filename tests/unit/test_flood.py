@@ -18,7 +18,7 @@ def classify(ctx, data):
 
 @pytest.mark.parametrize("name, category, severity, title", [
     ("water_level_near_warning", Category.flood_water_level, Y, "SW-XG-01 水位 4.32 m"),
-    ("water_level_normal", Category.flood_water_level, B, "SW-XG-01 水位 3.1 m"),
+    ("water_level_normal", Category.flood_water_level, None, "SW-XG-01 水位 3.1 m"),  # normal: no incident
     ("rainfall_heavy", Category.flood_rainfall, O, "YL-YG-02 降雨 86.5 mm/h"),
     ("waterlogging_underpass", Category.flood_waterlogging, O, "JS-LY-05 积水 32 cm"),
     ("pump_fault", Category.flood_pump_station, O, "BZ-HB-01 泵站 故障"),
@@ -39,7 +39,9 @@ def test_every_kind_has_a_category_and_a_label():
 # ------------------------------------------------------------------ severity boundaries (rules.yaml: flood)
 
 @pytest.mark.parametrize("value, expected", [
-    (3.10, B),
+    (3.10, None),  # well below the warning level: a normal reading, no incident
+    (3.99, None),
+    (4.00, B),    # 0.5 m below the warning level -> blue
     (4.19, B),    # 0.31 m below the warning level
     (4.20, Y),    # above_warning >= -0.3 -> yellow (4.2 - 4.5 = -0.2999... in floats)
     (4.49, Y),
@@ -65,11 +67,12 @@ def test_water_level_exactly_at_the_yellow_margin_despite_float_rounding(ctx, sa
     assert classify(ctx, data).severity is Y
 
 
-def test_water_level_without_station_levels_stays_blue(ctx, sample):
+def test_water_level_without_station_levels_is_not_graded(ctx, sample):
+    # Without the station's own levels a height means nothing: no incident rather than a guess.
     data = sample("flood", "water_level_near_warning")
     del data["warning_level"], data["danger_level"]
     data["value"] = 9.9
-    assert classify(ctx, data).severity is B
+    assert classify(ctx, data).severity is None
 
 
 def test_water_level_with_only_a_warning_level(ctx, sample):
@@ -80,13 +83,17 @@ def test_water_level_with_only_a_warning_level(ctx, sample):
 
 
 @pytest.mark.parametrize("kind, value, expected", [
-    ("rainfall", 0.0, B),
+    ("rainfall", 0.0, None),
+    ("rainfall", 29.9, None),
+    ("rainfall", 30.0, B),
     ("rainfall", 49.9, B),
     ("rainfall", 50.0, Y),
     ("rainfall", 79.9, Y),
     ("rainfall", 80.0, O),
     ("rainfall", 99.9, O),
     ("rainfall", 100.0, R),
+    ("waterlogging", 4.9, None),
+    ("waterlogging", 5.0, B),
     ("waterlogging", 14.9, B),
     ("waterlogging", 15.0, Y),
     ("waterlogging", 29.9, Y),
@@ -101,7 +108,7 @@ def test_value_boundaries(ctx, sample, kind, value, expected):
     assert classify(ctx, data).severity is expected
 
 
-@pytest.mark.parametrize("status, expected", [("running", B), ("standby", B), ("offline", Y), ("fault", O)])
+@pytest.mark.parametrize("status, expected", [("running", None), ("standby", None), ("offline", Y), ("fault", O)])
 def test_pump_station_status(ctx, sample, status, expected):
     data = sample("flood", "pump_fault")
     data["status"] = status
@@ -109,7 +116,7 @@ def test_pump_station_status(ctx, sample, status, expected):
 
 
 @pytest.mark.parametrize("signal, expected, label", [
-    ("white", B, "白色"), ("blue", B, "蓝色"), ("yellow", Y, "黄色"), ("orange", O, "橙色"), ("red", R, "红色"),
+    ("white", None, "白色"), ("blue", B, "蓝色"), ("yellow", Y, "黄色"), ("orange", O, "橙色"), ("red", R, "红色"),
 ])
 def test_typhoon_signal_levels(ctx, sample, signal, expected, label):
     data = sample("flood", "typhoon_orange")
@@ -125,8 +132,14 @@ def test_one_station_is_one_identity_whatever_the_reading(ctx, sample):
     normal = classify(ctx, sample("flood", "water_level_normal"))
     rising = classify(ctx, sample("flood", "water_level_near_warning"))
     assert normal.identity == rising.identity == "SW-XG-01"
-    assert normal.source_ref == "SW-XG-01@2026-05-12T06:00:00+08:00"
-    assert rising.source_ref == "SW-XG-01@2026-05-12T09:00:00+08:00"
+    assert normal.source_ref == "SW-XG-01@2026-05-11T22:00:00+00:00"
+    assert rising.source_ref == "SW-XG-01@2026-05-12T01:00:00+00:00"
+
+
+def test_one_reading_sent_with_another_offset_has_the_same_source_ref(ctx, sample):
+    data = sample("flood", "water_level_near_warning")
+    in_utc = dict(data, observed_at="2026-05-12T01:00:00Z")
+    assert classify(ctx, data).source_ref == classify(ctx, in_utc).source_ref
 
 
 def test_details_keep_the_reading_and_the_station_levels(ctx, sample):
@@ -151,4 +164,4 @@ def test_incident_from_a_captured_reading(ctx, sample_bytes):
     assert incident.category is Category.flood_waterlogging and incident.severity is O
     assert incident.community == "liyuan"
     assert incident.dedup_key == "flood:flood_waterlogging:JS-LY-05"
-    assert incident.source_ref == "JS-LY-05@2026-05-12T09:10:00+08:00"
+    assert incident.source_ref == "JS-LY-05@2026-05-12T01:10:00+00:00"

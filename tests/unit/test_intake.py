@@ -298,3 +298,18 @@ def test_received_at_is_the_injected_clock(ctx, sample_bytes, clock):
     incident = to_incident("flood", sample_bytes("flood", "rainfall_heavy.json"), ctx)
     assert incident.received_at == clock
     assert incident.observed_at == datetime.fromisoformat("2026-05-12T09:05:00+08:00")
+
+
+def test_a_phone_number_in_any_field_is_masked_in_the_incident(ctx, sample):
+    data = sample("traffic", "accident_minor")
+    data["road"] = "望海路(报警人13912345678)"
+    data["camera_id"] = "CAM-0755-26881234"
+    raw = json.dumps(data, ensure_ascii=False).encode()
+    incident = to_incident("traffic", raw, ctx)
+    text = incident.model_dump_json()
+    assert "13912345678" not in text and "139****5678" in incident.title
+
+
+def test_a_normal_reading_is_valid_but_opens_nothing(ctx, sample):
+    data = sample("flood", "water_level_normal")
+    assert to_incident("flood", json.dumps(data).encode(), ctx) is None

@@ -78,8 +78,10 @@ def test_accident_without_optional_fields_stays_at_base(ctx, sample):
 
 
 @pytest.mark.parametrize("speed_kmh, expected", [
-    (None, B),
-    (75.0, B),    # faster than free flow: negative deficit
+    (None, None),  # no speed measured: nothing to grade
+    (75.0, None),  # faster than free flow: negative deficit
+    (40.5, None),  # deficit 19.5
+    (40.0, B),     # deficit 20 -> blue
     (30.5, B),    # deficit 29.5
     (30.0, Y),    # deficit 30 -> yellow
     (15.5, Y),    # deficit 44.5
