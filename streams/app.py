@@ -226,5 +226,19 @@ async def refresh_gauges() -> None:
             metrics.on_time_ratio.labels(department).set(ratio)
 
 
+@app.timer(5.0)
+async def measure_consumer_lag() -> None:
+    """Messages between what this worker has read and the log end, per assigned partition."""
+    consumer = app.consumer
+    metrics.consumer_lag.clear()
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        read = consumer._read_offset.get(tp)  # Faust keeps no public accessor for it
+        if end is None:
+            continue
+        lag = end - (read + 1 if read is not None else 0)
+        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(lag, 0))
+
+
 # Views register themselves on the app.
 from streams import api, board, web  # noqa: E402,F401
