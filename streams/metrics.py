@@ -8,6 +8,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 SOURCES = ("traffic", "flood", "city", "construction")
 SLA_STAGES = ("accept", "resolve")
+ESCALATION_STEPS = ("reminded", "escalated", "reported")
 
 
 class Metrics:
@@ -42,3 +43,5 @@ class Metrics:
         for department in departments:
             for stage in SLA_STAGES:
                 self.sla_breaches.labels(department, stage)
+            for step in ESCALATION_STEPS:
+                self.escalations.labels(department, step)

@@ -135,7 +135,8 @@ def running_pipeline(log_dir: Path, config_dir: Path | None = None, **env: str) 
     """Tansu + Redis + topics + one worker, torn down (Redis keys included) on exit."""
     config = load_config(config_dir) if config_dir else CONFIG
     tokens = {dept: f"test-{dept}-{uuid.uuid4().hex[:8]}" for dept in config.district.departments}
-    env = {**env, **{config.district.departments[d].token_env: t for d, t in tokens.items()}}
+    env = {"SOC_GAUGES_INTERVAL_S": "1", **env,
+           **{config.district.departments[d].token_env: t for d, t in tokens.items()}}
     stack = Stack.start(log_dir, redis_prefix=f"soc-test-{uuid.uuid4().hex[:8]}", extra_env=env,
                         config_dir=config_dir)
     client = producer = None
