@@ -5,16 +5,19 @@ Any worker serves any request, whichever partition owns the ticket.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import os
+import time
 import uuid
-
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
 from faust import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from redis.exceptions import RedisError
 
 from handlers import performance
 from handlers.lifecycle import Conflict, can_see, check
@@ -166,14 +169,47 @@ async def visible_ticket(ticket_id: str, department: str) -> Ticket:
     return ticket
 
 
+class RateLimiter:
+    """Token bucket per caller (bearer token, else address): a runaway script cannot starve the board."""
+
+    def __init__(self, rate: float, burst: float, clock=time.monotonic):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, caller: str) -> float:
+        """0 if allowed now, else the seconds to wait."""
+        now = self.clock()
+        tokens, last = self.buckets.get(caller, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            self.buckets[caller] = (tokens - 1, now)
+            return 0.0
+        self.buckets[caller] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+
+limiter = RateLimiter(settings.api_rate_per_s, settings.api_burst)
+
+
+def caller_of(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    return "token:" + hashlib.sha256(header.encode()).hexdigest()[:16] if header else f"addr:{request.remote}"
+
+
 class JsonView(web.View):
     """Every error is a JSON body with a 4xx code; an unexpected one is logged and still JSON."""
 
     async def guarded(self, handler, *args) -> web.Response:
+        wait = limiter.allow(caller_of(args[0]))
+        if wait:
+            return self.json({"error": "too many requests", "retry_after_s": round(wait, 2)}, status=429,
+                             headers={"Retry-After": str(max(1, round(wait)))})
         try:
             return await handler(*args)
         except ApiError as exc:
             return self.json({"error": exc.error, **exc.extra}, status=exc.code)
+        except (RedisError, OSError):
+            return self.json({"error": "ticket store unavailable, try again shortly"}, status=503)
         except Exception:
             log.exception("request failed")
             return self.json({"error": "internal error"}, status=500)

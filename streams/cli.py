@@ -86,6 +86,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(Settings(), rate=args.rate, duration=args.duration, scenario=args.scenario, seed=args.seed)
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from streams.rebuild import run
+    from streams.settings import Settings
+
+    return run(Settings())
+
+
 def demo_tokens(departments: list[str]) -> dict[str, str]:
     return {d: f"demo-{d.replace('_', '-')}-{secrets.token_hex(4)}" for d in departments}
 
@@ -155,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate a config directory")
     p.add_argument("config_dir", nargs="?", default=default_config)
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("rebuild", help="rebuild the Redis projection from soc.tickets")
+    p.set_defaults(func=cmd_rebuild)
 
     p = sub.add_parser("topics", help="create the topics on SOC_KAFKA_BROKERS")
     p.set_defaults(func=cmd_topics)

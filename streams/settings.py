@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     rebalance_timeout_s: float = 30.0
     escalation_interval_s: float = 5.0
     gauges_interval_s: float = 15.0
+    api_rate_per_s: float = 20.0
+    api_burst: float = 100.0
     max_body_bytes: int = Field(16 * 1024, description="HTTP request body limit")
 
     @property

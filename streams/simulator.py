@@ -25,13 +25,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, time as dtime, timedelta, timezone
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from handlers.construction import in_spans
-from handlers.geo import community_at, contains, distance_m
+from handlers.geo import contains, distance_m
 
 SOURCES = ("traffic", "flood", "city", "construction")
 SCENARIOS = ("normal", "rainstorm", "rush_hour")

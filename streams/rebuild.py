@@ -1,0 +1,70 @@
+"""Rebuild the Redis projection from Kafka: soc.tickets is compacted and holds every ticket's
+latest version, so Redis can always be thrown away and recomputed."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from kafka import KafkaConsumer, TopicPartition
+
+from schemas.records import Ticket
+from streams import topics
+from streams.settings import Settings
+from streams.store import TicketStore
+
+log = logging.getLogger("soc.rebuild")
+BATCH = 500
+
+
+def latest_tickets(bootstrap: list[str]) -> dict[str, Ticket]:
+    """Every ticket's highest version on soc.tickets, read from the beginning to the current end."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             consumer_timeout_ms=5000)
+    try:
+        partitions = [TopicPartition(topics.TICKETS, p) for p in sorted(consumer.partitions_for_topic(topics.TICKETS) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        latest: dict[str, Ticket] = {}
+        remaining = {tp for tp in partitions if end[tp] > 0}
+        while remaining:
+            batch = consumer.poll(timeout_ms=2000)
+            if not batch:
+                if all(consumer.position(tp) >= end[tp] for tp in remaining):
+                    break
+                continue
+            for tp, messages in batch.items():
+                for message in messages:
+                    if message.value is None:
+                        continue
+                    ticket = Ticket.model_validate_json(message.value)
+                    known = latest.get(ticket.ticket_id)
+                    if known is None or ticket.version > known.version:
+                        latest[ticket.ticket_id] = ticket
+                if consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        return latest
+    finally:
+        consumer.close()
+
+
+async def rebuild(settings: Settings, wipe: bool = True) -> int:
+    tickets = latest_tickets(settings.bootstrap_servers)
+    store = TicketStore.from_url(settings.redis_url, settings.redis_prefix)
+    try:
+        if wipe:
+            keys = [k async for k in store.redis.scan_iter(f"{settings.redis_prefix}:*", count=1000)]
+            for start in range(0, len(keys), BATCH):
+                await store.redis.delete(*keys[start:start + BATCH])
+        ordered = sorted(tickets.values(), key=lambda t: t.dispatched_at)
+        for start in range(0, len(ordered), BATCH):
+            await store.save([(t, "rebuild") for t in ordered[start:start + BATCH]])
+    finally:
+        await store.redis.aclose()
+    return len(tickets)
+
+
+def run(settings: Settings) -> int:
+    count = asyncio.run(rebuild(settings))
+    print(f"rebuilt {count} tickets into {settings.redis_url} (keys {settings.redis_prefix}:*)")
+    return 0
