@@ -17,6 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	tools/ensure-promtool.sh
+	tools/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
 unit: $(STAMP)

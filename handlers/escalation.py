@@ -15,6 +15,7 @@ from schemas.records import Ticket, TicketAction, TicketEvent
 
 PIPELINE = "pipeline"
 STEPS = (Escalation.reminded, Escalation.escalated, Escalation.reported)
+LEVEL = {Escalation.none: 0, Escalation.reminded: 1, Escalation.escalated: 2, Escalation.reported: 3}
 STEP_LABEL = {Escalation.reminded: "催办 reminder", Escalation.escalated: "督办 escalation",
               Escalation.reported: "通报 report"}
 
@@ -31,6 +32,17 @@ class Step:
         return f"esc-{self.stage}-{self.step.value}-{int(self.due.timestamp())}"
 
 
+# History actions that (re)start the deadlines from their own time (lifecycle: dispatch, rework,
+# "redispatch a -> b", reopen); an extension keeps the start and moves only the resolve deadline.
+RESTARTS = ("dispatch", "rework", "redispatch", "reopen")
+
+
+def deadlines_set_at(ticket: Ticket) -> datetime:
+    """When the current deadlines started: the last (re)dispatch, else the first dispatch."""
+    return max((h.at for h in ticket.history if h.action.split(" ", 1)[0] in RESTARTS),
+               default=ticket.dispatched_at)
+
+
 def ladder(config: Config, ticket: Ticket) -> list[Step]:
     """Every step of the ladder for the deadlines that apply to the ticket's current state."""
     stages = []
@@ -40,8 +52,11 @@ def ladder(config: Config, ticket: Ticket) -> list[Step]:
         stages.append(("resolve", ticket.resolve_due))
     rules = config.routing.escalation
     steps = []
+    # Measured from the current deadlines' start: after a rework or redispatch the time allowed is
+    # the new span, not the span from the first dispatch (which made the reminder fire at once).
+    start = deadlines_set_at(ticket)
     for stage, due in stages:
-        allowed = max(due - ticket.dispatched_at, timedelta(0))
+        allowed = max(due - start, timedelta(0))
         steps += [
             Step(stage, Escalation.reminded, due, due - allowed * rules.remind_before),
             Step(stage, Escalation.escalated, due, due),

@@ -105,7 +105,8 @@ def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
     if action is A.accept:
         change = {"status": S.accepted, "accepted_at": now, "escalation": Escalation.none}
     elif action is A.resolve:
-        change = {"status": S.resolved, "resolved_at": now}
+        # A pending extension is moot once the work is reported done (and could never be decided).
+        change = {"status": S.resolved, "resolved_at": now, "extension": None}
     elif action is A.return_:
         change = {"status": S.returned, "returns": ticket.returns + 1, "watchers": [OPS_CENTRE], "extension": None}
     elif action is A.extend:
@@ -143,6 +144,9 @@ def _watch_if_red(config: Config, ticket: Ticket) -> Ticket:
 
 def _occurrence(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> Outcome:
     incident = event.incident
+    if incident.incident_id in ticket.incident_ids:
+        # Checked first: a redelivered occurrence must not open (or count in) a successor.
+        return Outcome(rejected="replay: occurrence already counted")
     if ticket.status is S.closed:
         # After closure the problem is back: a new ticket that points at the old one.
         if ticket.successor_ticket_id:
@@ -171,8 +175,11 @@ def _escalate(config: Config, ticket: Ticket, event: TicketEvent) -> Outcome:
         return Outcome(rejected="escalation no longer due")
     entry = HistoryEntry(at=event.at, by=PIPELINE, action=escalation.STEP_LABEL[step.step],
                          note=f"{step.stage} due {step.due.isoformat()}", event_id=event.event_id)
+    # The mark on the board only climbs: a resolve-stage reminder after an accept-stage report
+    # does not make the ticket look less urgent.
+    level = max(ticket.escalation, step.step, key=escalation.LEVEL.__getitem__)
     return Outcome(ticket=ticket.model_copy(update={
-        "escalation": step.step,
+        "escalation": level,
         "watchers": escalation.recipients(config, ticket, step.step),
         "version": ticket.version + 1,
         "history": [*ticket.history, entry],

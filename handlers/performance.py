@@ -43,10 +43,6 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _first(ticket: Ticket, action: str) -> datetime | None:
-    return next((h.at for h in ticket.history if h.action == action), None)
-
-
 def rows(tickets: Iterable[Ticket], start: datetime, end: datetime, now: datetime) -> dict[str, Row]:
     table: dict[str, Row] = {}
     for t in tickets:
@@ -54,8 +50,8 @@ def rows(tickets: Iterable[Ticket], start: datetime, end: datetime, now: datetim
             continue
         row = table.setdefault(t.department, Row(t.department))
         row.dispatched += 1
-        accepted = _first(t, "accept")
-        if accepted is not None and accepted <= t.accept_due:
+        # The current holder's own acceptance (cleared on redispatch and rework), not a predecessor's.
+        if t.accepted_at is not None and t.accepted_at <= t.accept_due:
             row.accepted_on_time += 1
         is_resolved = t.status in RESOLVED
         if is_resolved:

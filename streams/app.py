@@ -174,9 +174,10 @@ async def _publish(ticket: Ticket, cause: TicketEvent, before: Ticket | None) ->
     if cause.action is TicketAction.open:
         metrics.tickets_opened.labels(ticket.department, ticket.severity.value).inc()
     elif cause.action is TicketAction.escalate:
-        metrics.escalations.labels(ticket.department, ticket.escalation.value).inc()
-        if ticket.escalation is Escalation.escalated:
-            metrics.sla_breaches.labels(ticket.department, cause.note.split(":")[0]).inc()
+        stage, step = cause.note.split(":")  # escalation_event writes "stage:step"
+        metrics.escalations.labels(ticket.department, step).inc()
+        if step == Escalation.escalated.value:
+            metrics.sla_breaches.labels(ticket.department, stage).inc()
     elif cause.action is TicketAction.occurrence:
         metrics.duplicates.labels(ticket.source.value).inc()
     if cause.incident is not None:

@@ -56,9 +56,10 @@ class District(JsonView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        authenticate(request)
+        department = authenticate(request)
         district = config.district
         return self.json({
+            "department": department,
             "name": district.name,
             "timezone": district.timezone,
             "communities": {cid: {"name": c.name, "polygon": [list(p) for p in c.polygon]}

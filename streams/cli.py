@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -101,6 +102,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from streams.devstack import Stack, http_ok, soc_command, spawn, wait_for
 
     config = load_config(args.config_dir)
+
+    def stop_on_term(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM tears the stack down like Ctrl-C does
+
+    signal.signal(signal.SIGTERM, stop_on_term)
     tokens = {config.district.departments[d].token_env: t for d, t in demo_tokens(list(config.district.departments)).items()}
     stack = Stack.start(partitions=args.partitions, config_dir=Path(args.config_dir).resolve(),
                         redis_prefix=f"soc-dev-{os.getpid()}", extra_env=tokens)
@@ -128,6 +134,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     finally:
         print("stopping...", file=sys.stderr)
         stack.stop()
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench import harness  # importable: main() put the repository root on sys.path
+
+    return harness.report(harness.run(harness.options_from(args)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +180,19 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("topics", help="create the topics on SOC_KAFKA_BROKERS")
     p.set_defaults(func=cmd_topics)
+
+    from streams.settings import REPO_ROOT
+
+    if str(REPO_ROOT) not in sys.path:  # bench/ lives beside the installed packages, not in them
+        sys.path.insert(0, str(REPO_ROOT))
+    try:
+        from bench.harness import add_arguments as add_bench_arguments
+    except ImportError:  # an install without the repository's bench/ directory
+        add_bench_arguments = None
+    if add_bench_arguments:
+        p = sub.add_parser("bench", help="benchmark: raw aiokafka baseline, pipeline, latency, scale, soak")
+        add_bench_arguments(p)
+        p.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)
     return args.func(args)

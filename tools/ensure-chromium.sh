@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Make Debian's headless-capable Chromium available for tests/e2e (driven by the Python
-# `playwright` package with executable_path, never `playwright install`). Idempotent.
+# Make Debian's Chromium (and a CJK font, so the pages' Chinese labels render in screenshots)
+# available for tests/e2e. The Python `playwright` package drives it through executable_path:
+# never `playwright install`, which downloads a browser build. Idempotent.
 set -euo pipefail
 
 CHROMIUM="${SOC_CHROMIUM:-/usr/bin/chromium}"
+CJK_FONT="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 
-if [ -x "$CHROMIUM" ]; then
+packages=()
+[ -x "$CHROMIUM" ] || packages+=(chromium)
+[ -f "$CJK_FONT" ] || packages+=(fonts-wqy-microhei)
+
+if [ "${#packages[@]}" -eq 0 ]; then
     exit 0
 fi
 
@@ -15,7 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
 [ -x "$CHROMIUM" ] || { echo "chromium still missing at $CHROMIUM after apt-get install" >&2; exit 1; }
 "$CHROMIUM" --version 2>/dev/null | head -n 1 || true

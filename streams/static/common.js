@@ -62,6 +62,16 @@
     return node;
   }
 
+  /** Replace a node's children; null/false children are skipped, strings become (masked) text. */
+  function fill(node, ...children) {
+    clear(node);
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(maskPhones(child)));
+    }
+    return node;
+  }
+
   // ---------------------------------------------------------------- i18n
   const LABELS = {
     zh: {
@@ -95,12 +105,12 @@
         signIn: "登录", signOut: "退出", token: "令牌", yourName: "姓名", signInHint: "请输入运行中心令牌",
         inboxSignInHint: "请输入本部门令牌", badToken: "令牌无效", notOps: "该令牌不是运行中心令牌",
         overdue: "超时", acceptIn: "签收剩余", resolveIn: "处置剩余", due: "时限",
-        verify: "核查通过", rework: "返工", reworkNote: "返工原因", submit: "提交", cancel: "取消",
+        verify: "核查通过", rework: "返工", redispatch: "改派", reworkNote: "返工原因", submit: "提交", cancel: "取消",
         approve: "批准延期", reject: "驳回延期", extensionPending: "延期申请中", until: "延至",
         accept: "签收", resolve: "处置反馈", return: "退回", extend: "申请延期",
         note: "备注", resolution: "处置结果", reason: "原因", by: "处理人",
         history: "处理记录", noTickets: "暂无工单", noAlerts: "暂无告警", occurrences: "次",
-        queued: "已提交，等待处理", done: "已完成", showing: "显示", of: "共",
+        queued: "已提交，等待处理", done: "已完成",
         outside: "辖区外", lastUpdate: "更新于", reworks: "返工", returns: "退回",
         description: "描述", dispatchedAt: "派遣", observedAt: "发生",
         networkError: "网络错误：无法连接服务器",
@@ -109,7 +119,7 @@
     en: {
       source: { traffic: "Traffic", flood: "Flood", city: "City", construction: "Construction" },
       severity: { red: "Red (I)", orange: "Orange (II)", yellow: "Yellow (III)", blue: "Blue (IV)" },
-      severityShort: { red: "Red", orange: "Orange", yellow: "Yellow", blue: "Blue" },
+      severityShort: { red: "I", orange: "II", yellow: "III", blue: "IV" },
       status: { dispatched: "Dispatched", accepted: "Accepted", resolved: "Resolved", closed: "Closed", returned: "Returned" },
       escalation: { none: "", reminded: "Reminded", escalated: "Escalated", reported: "Reported" },
       category: {
@@ -140,12 +150,12 @@
         signInHint: "Operations centre token", inboxSignInHint: "Your department's token",
         badToken: "Unknown token", notOps: "This token is not the operations centre's",
         overdue: "Overdue", acceptIn: "Accept in", resolveIn: "Resolve in", due: "Due",
-        verify: "Verify", rework: "Rework", reworkNote: "Reason for rework", submit: "Submit", cancel: "Cancel",
+        verify: "Verify", rework: "Rework", redispatch: "Redispatch", reworkNote: "Reason for rework", submit: "Submit", cancel: "Cancel",
         approve: "Approve extension", reject: "Reject extension", extensionPending: "Extension requested",
         until: "until", accept: "Accept", resolve: "Resolve", return: "Return", extend: "Ask extension",
         note: "Note", resolution: "Resolution", reason: "Reason", by: "Handled by",
         history: "History", noTickets: "No tickets", noAlerts: "No alerts", occurrences: "×",
-        queued: "Submitted; waiting for the worker", done: "Done", showing: "Showing", of: "of",
+        queued: "Submitted; waiting for the worker", done: "Done",
         outside: "Outside the district", lastUpdate: "Updated", reworks: "Reworks", returns: "Returns",
         description: "Description", dispatchedAt: "Dispatched", observedAt: "Observed",
         networkError: "Network error: cannot reach the server",
@@ -384,7 +394,7 @@
   }
 
   window.SOC = {
-    maskPhones, text, el, clear,
+    maskPhones, text, el, clear, fill,
     LABELS, label, t, historyAction, getLang, setLang, onLangChange, applyI18n, bindLangToggle,
     setDistrict, getDistrict, departmentName, communityName,
     clock, dateTime, duration, slaOf, renderSla,

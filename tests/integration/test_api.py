@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.integration.conftest import CONFIG, poll
+from tests.support import CONFIG, poll
 from tests.integration.payloads import Builder
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import CONFIG, poll, running_pipeline
+from tests.support import CONFIG, poll, running_pipeline
 from tests.integration.payloads import Builder
 from streams.settings import REPO_ROOT
 

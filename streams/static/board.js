@@ -1,0 +1,677 @@
+/* The live board: SSE from /api/alerts/stream (snapshot, then ticket events), one row per ticket,
+ * counters, filters, SLA countdowns, the district map, verify / rework / extension decisions. */
+"use strict";
+
+(function () {
+  const S = window.SOC;
+  const $ = (selector) => document.querySelector(selector);
+  const auth = S.session("board");
+
+  const MAX_ROWS = 200;          // rows in the DOM; counters and the map cover everything
+  const MAX_MARKERS = 2000;
+  const CLOSED_KEEP_MS = 60 * 60 * 1000;   // closed tickets stay on the board for an hour
+  const COLOURS = { red: "#e53935", orange: "#fb8c00", yellow: "#fdd835", blue: "#1e88e5" };
+
+  /** ticket_id -> {t: Ticket, order: number}: the single source of truth for rows and markers. */
+  const tickets = new Map();
+  /** ticket_id -> row view {el, version, lang, ...} for rows in the DOM. */
+  const rows = new Map();
+  /** ticket_id -> SVG circle. */
+  const markers = new Map();
+  let order = 0;
+  const filters = { source: "", severity: "", department: "", community: "" };
+
+  // Exposed for the end-to-end tests and for curious operators in the console.
+  const stats = { snapshots: 0, events: 0, ignored: 0, connects: 0, lastEventId: null };
+  window.SOC_BOARD = { stats, tickets };
+
+  // ------------------------------------------------------------------ banners and status
+  function showError(message) {
+    const banner = $("#error");
+    S.text(banner.querySelector(".message"), message);
+    banner.hidden = false;
+  }
+
+  function hideError() { $("#error").hidden = true; }
+
+  let noticeTimer = null;
+  function showNotice(message) {
+    const banner = $("#notice");
+    S.text(banner.querySelector(".message"), message);
+    banner.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => { banner.hidden = true; }, 5000);
+  }
+
+  let connState = "offline";
+  function setConn(state) {
+    connState = state;
+    const node = $("#conn");
+    node.dataset.state = state;
+    node.textContent = S.t(state);
+  }
+
+  function tickClock() { $("#clock").textContent = S.clock(new Date()); }
+
+  // ------------------------------------------------------------------ sign-in
+  function showSignIn(message) {
+    stopStream();
+    setConn("offline");
+    $("#main").hidden = true;
+    $("#signout").hidden = true;
+    $("#signin").hidden = false;
+    $("#by").value = auth.name;
+    if (message) showError(message);
+    $("#token").focus();
+  }
+
+  /** Check a token: the board needs the operations centre's. Returns district JSON or throws. */
+  async function checkToken(token) {
+    const district = (await S.api(token, "GET", "/api/district")).body;
+    try {
+      await S.api(token, "GET", "/api/tickets?department=ops_centre&limit=1");
+    } catch (error) {
+      if (error instanceof S.ApiError && (error.status === 404 || error.status === 403)) {
+        throw new S.ApiError(403, S.t("notOps"), { error: S.t("notOps") });
+      }
+      throw error;
+    }
+    return district;
+  }
+
+  async function signIn(token, name) {
+    try {
+      const district = await checkToken(token);
+      auth.token = token;
+      auth.name = name;
+      hideError();
+      start(district);
+    } catch (error) {
+      const transient = error instanceof S.ApiError && (error.status === 0 || error.status >= 500);
+      if (transient && token === auth.token) {
+        // The server is restarting: a remembered sign-in waits for it instead of asking again.
+        showError(S.describeError(error));
+        setConn("reconnecting");
+        setTimeout(() => signIn(token, name), 3000);
+        return;
+      }
+      if (token === auth.token) auth.token = "";
+      if (error instanceof S.ApiError && error.status === 401) showSignIn(`${S.t("badToken")} (${S.describeError(error)})`);
+      else showSignIn(S.describeError(error));
+    }
+  }
+
+  // ------------------------------------------------------------------ state
+  function activity(ticket) {
+    const last = ticket.history && ticket.history.length ? Date.parse(ticket.history[ticket.history.length - 1].at) : 0;
+    return Math.max(last || 0, Date.parse(ticket.dispatched_at) || 0);
+  }
+
+  function isOpen(ticket) { return ticket.status !== "closed"; }
+
+  /** A live change: keep it if it's a newer version, and move it to the top. */
+  function applyTicket(ticket) {
+    if (!ticket || !ticket.ticket_id) return false;
+    const held = tickets.get(ticket.ticket_id);
+    if (!S.isNewer(ticket, held && held.t)) {
+      stats.ignored += 1;
+      return false;
+    }
+    tickets.set(ticket.ticket_id, { t: ticket, order: ++order, changedAt: Date.now() });
+    scheduleRender();
+    return true;
+  }
+
+  /** A snapshot: the current tickets. Anything we hold that it doesn't list has gone. */
+  function applySnapshot(list) {
+    const seen = new Set();
+    const sorted = [...list].sort((a, b) => activity(a) - activity(b));
+    for (const ticket of sorted) {
+      seen.add(ticket.ticket_id);
+      const held = tickets.get(ticket.ticket_id);
+      if (S.isNewer(ticket, held && held.t)) tickets.set(ticket.ticket_id, { t: ticket, order: ++order, changedAt: 0 });
+    }
+    for (const id of [...tickets.keys()]) if (!seen.has(id)) tickets.delete(id);
+    scheduleRender();
+  }
+
+  function pruneClosed() {
+    const cutoff = Date.now() - CLOSED_KEEP_MS;
+    let changed = false;
+    for (const [id, entry] of tickets) {
+      if (entry.t.status === "closed" && Date.parse(entry.t.closed_at || 0) < cutoff) {
+        tickets.delete(id);
+        changed = true;
+      }
+    }
+    if (changed) scheduleRender();
+  }
+
+  // ------------------------------------------------------------------ SSE
+  let source = null;
+  let retryTimer = null;
+  let backoff = 1000;
+  let lastEventId = null;
+
+  function stopStream() {
+    clearTimeout(retryTimer);
+    if (source) source.close();
+    source = null;
+  }
+
+  function connect() {
+    stopStream();
+    const params = new URLSearchParams({ token: auth.token });
+    // A new EventSource does not send Last-Event-ID: pass it so the server resumes instead of a snapshot.
+    if (lastEventId) params.set("last_event_id", lastEventId);
+    setConn(stats.connects ? "reconnecting" : "connecting");
+    const es = new EventSource(`/api/alerts/stream?${params}`);
+    source = es;
+    es.addEventListener("open", () => {
+      if (source !== es) return;
+      stats.connects += 1;
+      backoff = 1000;
+      setConn("connected");
+    });
+    es.addEventListener("snapshot", (event) => {
+      if (source !== es) return;
+      stats.snapshots += 1;
+      if (event.lastEventId) lastEventId = stats.lastEventId = event.lastEventId;
+      try {
+        applySnapshot(JSON.parse(event.data));
+      } catch (error) {
+        showError(`snapshot: ${error.message}`);
+      }
+    });
+    es.addEventListener("ticket", (event) => {
+      if (source !== es) return;
+      stats.events += 1;
+      if (event.lastEventId) lastEventId = stats.lastEventId = event.lastEventId;
+      try {
+        const message = JSON.parse(event.data);
+        if (applyTicket(message.ticket)) flash(message.ticket.ticket_id);
+      } catch (error) {
+        showError(`event: ${error.message}`);
+      }
+    });
+    es.addEventListener("error", () => {
+      if (source !== es) return;
+      if (es.readyState === EventSource.CONNECTING) {
+        // The browser reconnects by itself and sends Last-Event-ID.
+        setConn("reconnecting");
+        return;
+      }
+      // CLOSED: the server answered with an error (e.g. 401, or 5xx while restarting). Find out which.
+      setConn("reconnecting");
+      es.close();
+      scheduleReconnect();
+    });
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(retryTimer);
+    const delay = backoff + Math.random() * 250;
+    backoff = Math.min(backoff * 2, 10000);
+    retryTimer = setTimeout(async () => {
+      try {
+        await S.api(auth.token, "GET", "/api/district");
+      } catch (error) {
+        if (error instanceof S.ApiError && error.status === 401) {
+          auth.token = "";
+          showSignIn(S.t("badToken"));
+          return;
+        }
+        scheduleReconnect();   // server still down: keep trying
+        return;
+      }
+      connect();
+    }, delay);
+  }
+
+  // ------------------------------------------------------------------ rendering
+  let renderPending = false;
+  function scheduleRender() {
+    if (renderPending) return;
+    renderPending = true;
+    setTimeout(render, 16);
+  }
+
+  function matches(ticket) {
+    return (!filters.source || ticket.source === filters.source)
+      && (!filters.severity || ticket.severity === filters.severity)
+      && (!filters.department || ticket.department === filters.department)
+      && (!filters.community || (filters.community === "-" ? !ticket.community : ticket.community === filters.community));
+  }
+
+  function render() {
+    renderPending = false;
+    const all = [...tickets.values()];
+    renderCounters(all);
+    const filtered = all.filter((entry) => matches(entry.t)).sort((a, b) => b.order - a.order);
+    renderRows(filtered.slice(0, MAX_ROWS));
+    renderMarkers(filtered.filter((entry) => isOpen(entry.t)).slice(0, MAX_MARKERS));
+    const info = $("#list-info");
+    const en = S.getLang() === "en";
+    if (filtered.length > MAX_ROWS) {
+      info.textContent = en ? `Showing ${MAX_ROWS} of ${filtered.length}` : `显示 ${MAX_ROWS} / 共 ${filtered.length}`;
+    } else {
+      info.textContent = en ? `${filtered.length} alerts` : `共 ${filtered.length}`;
+    }
+    $("#empty").hidden = filtered.length > 0;
+  }
+
+  function renderCounters(all) {
+    const bySeverity = Object.fromEntries(S.SEVERITIES.map((s) => [s, 0]));
+    const bySource = Object.fromEntries(S.SOURCES.map((s) => [s, 0]));
+    let open = 0;
+    for (const { t } of all) {
+      if (!isOpen(t)) continue;
+      open += 1;
+      if (t.severity in bySeverity) bySeverity[t.severity] += 1;
+      if (t.source in bySource) bySource[t.source] += 1;
+    }
+    for (const [key, count] of [...Object.entries(bySeverity), ...Object.entries(bySource), ["open", open]]) {
+      const node = document.querySelector(`[data-counter="${key}"] .n`);
+      if (node && node.textContent !== String(count)) node.textContent = String(count);
+    }
+  }
+
+  function buildCounters() {
+    const severity = S.clear($("#severity-counters"));
+    for (const s of S.SEVERITIES) {
+      severity.append(S.el("button", { type: "button", class: "counter", dataset: { counter: s, severity: s },
+        on: { click: () => toggleFilter("severity", s) } },
+        S.el("span", { class: "n" }, "0"), S.el("span", { class: "l", text: S.label("severity", s) })));
+    }
+    severity.append(S.el("div", { class: "counter total", dataset: { counter: "open" } },
+      S.el("span", { class: "n" }, "0"), S.el("span", { class: "l", text: S.t("open") })));
+    const sources = S.clear($("#source-counters"));
+    for (const s of S.SOURCES) {
+      sources.append(S.el("button", { type: "button", class: "counter source", dataset: { counter: s, source: s },
+        on: { click: () => toggleFilter("source", s) } },
+        S.el("span", { class: "n" }, "0"), S.el("span", { class: "l", text: S.label("source", s) })));
+    }
+  }
+
+  function toggleFilter(name, value) {
+    filters[name] = filters[name] === value ? "" : value;
+    document.querySelector(`[data-filter="${name}"]`).value = filters[name];
+    rerenderAll();
+  }
+
+  function buildFilters() {
+    const district = S.getDistrict();
+    const options = {
+      source: S.SOURCES.map((s) => [s, S.label("source", s)]),
+      severity: S.SEVERITIES.map((s) => [s, S.label("severity", s)]),
+      department: Object.keys(district.departments).map((d) => [d, S.departmentName(d)]),
+      community: [...Object.keys(district.communities).map((c) => [c, S.communityName(c)]), ["-", S.t("outside")]],
+    };
+    for (const [name, list] of Object.entries(options)) {
+      const select = S.clear(document.querySelector(`[data-filter="${name}"]`));
+      select.append(S.el("option", { value: "" }, S.t("all")));
+      for (const [value, text] of list) select.append(S.el("option", { value }, text));
+      select.value = filters[name];
+    }
+  }
+
+  function onFilterChange(event) {
+    const name = event.target.dataset.filter;
+    if (!name) return;
+    filters[name] = event.target.value;
+    rerenderAll();
+  }
+
+  function renderRows(visible) {
+    const list = $("#alerts");
+    const keep = new Set();
+    let previous = null;
+    const lang = S.getLang();
+    for (const { t } of visible) {
+      let row = rows.get(t.ticket_id);
+      if (!row) {
+        row = createRow(t.ticket_id);
+        rows.set(t.ticket_id, row);
+      }
+      if (row.version !== t.version || row.lang !== lang) fillRow(row, t);
+      keep.add(t.ticket_id);
+      const expected = previous ? previous.nextSibling : list.firstChild;
+      if (expected !== row.el) list.insertBefore(row.el, expected);
+      previous = row.el;
+    }
+    for (const [id, row] of rows) {
+      if (!keep.has(id)) {
+        row.el.remove();
+        rows.delete(id);
+      }
+    }
+  }
+
+  function createRow(ticketId) {
+    const el = S.el("li", { class: "row", dataset: { ticketId } });
+    const row = { el, version: null, lang: null, ticket: null };
+    row.band = S.el("div", { class: "band" });
+    row.body = S.el("div", { class: "body" });
+    row.side = S.el("div", { class: "side" });
+    row.actions = S.el("div", { class: "actions" });
+    row.formHost = S.el("div", { class: "form-host" });
+    el.append(row.band, row.body, row.side, row.actions, row.formHost);
+    el.addEventListener("click", (event) => {
+      if (event.target.closest("button, input, form, select, textarea")) return;
+      highlight(ticketId, false);
+    });
+    return row;
+  }
+
+  function fillRow(row, t) {
+    row.version = t.version;
+    row.lang = S.getLang();
+    row.ticket = t;
+    const el = row.el;
+    Object.assign(el.dataset, {
+      severity: t.severity, status: t.status, version: String(t.version), source: t.source,
+      department: t.department, community: t.community || "", escalation: t.escalation,
+      sourceRef: S.maskPhones(t.source_ref), incidentId: t.incident_id,
+    });
+    el.classList.toggle("closed", t.status === "closed");
+
+    S.fill(row.band, S.el("span", { text: S.label("severityShort", t.severity) }));
+
+    const meta = S.el("div", { class: "meta" },
+      S.el("span", { class: "tag source", text: S.label("source", t.source) }),
+      S.el("span", { class: "tag category", text: S.label("category", t.category) }),
+      S.el("span", { class: "community", text: S.communityName(t.community) }),
+      S.el("span", { class: "department", text: S.departmentName(t.department) }));
+    S.fill(row.body,
+      S.el("div", { class: "title", text: t.title, title: t.title }),
+      meta,
+      t.description ? S.el("div", { class: "desc", text: t.description, title: t.description }) : null);
+
+    row.sla = S.el("span", { class: "sla" });
+    S.renderSla(row.sla, t);
+    const badges = S.el("div", { class: "badges" },
+      S.el("span", { class: "status", dataset: { status: t.status }, text: S.label("status", t.status) }),
+      t.escalation && t.escalation !== "none"
+        ? S.el("span", { class: "esc", dataset: { escalation: t.escalation }, text: S.label("escalation", t.escalation) })
+        : null,
+      t.extension ? S.el("span", { class: "ext", text: S.t("extensionPending"),
+        title: `${S.t("until")} ${S.dateTime(t.extension.until)} — ${t.extension.reason}` }) : null);
+    S.fill(row.side,
+      S.el("div", { class: "when" },
+        S.el("time", { class: "time", datetime: t.observed_at, title: `${S.t("observedAt")} ${S.dateTime(t.observed_at)}\n${S.t("dispatchedAt")} ${S.dateTime(t.dispatched_at)}`,
+          text: S.clock(t.observed_at) }),
+        S.el("span", { class: "occ", title: S.t("occurrences"), text: `×${t.occurrences}` })),
+      badges,
+      row.sla);
+
+    S.clear(row.actions);
+    if (t.status === "resolved") {
+      row.actions.append(
+        S.el("button", { type: "button", class: "ok", dataset: { action: "verify" },
+          on: { click: () => verify(row, true, "") } }, `${S.LABELS.zh.ui.verify} ${S.LABELS.en.ui.verify}`),
+        S.el("button", { type: "button", class: "warn", dataset: { action: "rework" },
+          on: { click: () => openRework(row) } }, `${S.LABELS.zh.ui.rework} ${S.LABELS.en.ui.rework}`));
+    }
+    if (t.extension && (t.status === "dispatched" || t.status === "accepted")) {
+      row.actions.append(
+        S.el("button", { type: "button", class: "ok", dataset: { action: "approve-extension" },
+          on: { click: () => decideExtension(row, true) } }, S.t("approve")),
+        S.el("button", { type: "button", class: "warn", dataset: { action: "reject-extension" },
+          on: { click: () => decideExtension(row, false) } }, S.t("reject")));
+    }
+    if (t.status === "returned") {
+      row.actions.append(
+        S.el("button", { type: "button", class: "warn", dataset: { action: "redispatch" },
+          on: { click: () => openRedispatch(row) } }, `${S.LABELS.zh.ui.redispatch} ${S.LABELS.en.ui.redispatch}`));
+    }
+    // A half-written form stays while its action is still possible.
+    const open = row.formHost.querySelector("form");
+    const stillValid = open && ((open.dataset.action === "rework" && t.status === "resolved")
+      || (open.dataset.action === "redispatch" && t.status === "returned"));
+    if (open && !stillValid) S.clear(row.formHost);
+  }
+
+  function openRedispatch(row) {
+    const existing = row.formHost.querySelector('form[data-action="redispatch"]');
+    if (existing) {
+      existing.querySelector("select").focus();
+      return;
+    }
+    const departments = Object.keys(S.getDistrict().departments);
+    const select = S.el("select", { name: "department", "aria-label": S.t("department") },
+      ...departments.map((d) => S.el("option", { value: d }, S.departmentName(d))));
+    const current = row.ticket && row.ticket.department;
+    select.value = departments.find((d) => d !== current && d !== "ops_centre" && d !== "district_leadership") || current;
+    const note = S.el("input", { type: "text", name: "note", maxlength: "2000", placeholder: S.t("note"),
+      "aria-label": S.t("note") });
+    const form = S.el("form", { class: "inline-form", dataset: { action: "redispatch" } },
+      select, note,
+      S.el("button", { type: "submit", class: "warn", dataset: { action: "redispatch-submit" } }, S.t("submit")),
+      S.el("button", { type: "button", class: "ghost", dataset: { action: "cancel" },
+        on: { click: () => S.clear(row.formHost) } }, S.t("cancel")));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      post(row, "redispatch", { by: officer(), department: select.value, note: note.value.trim() }, form);
+    });
+    S.clear(row.formHost).append(form);
+    select.focus();
+  }
+
+  function openRework(row) {
+    const existing = row.formHost.querySelector('form[data-action="rework"]');
+    if (existing) {
+      existing.querySelector("input").focus();
+      return;
+    }
+    const input = S.el("input", { type: "text", name: "note", maxlength: "2000", placeholder: S.t("reworkNote"),
+      "aria-label": S.t("reworkNote") });
+    const form = S.el("form", { class: "inline-form", dataset: { action: "rework" } },
+      input,
+      S.el("button", { type: "submit", class: "warn", dataset: { action: "rework-submit" } }, S.t("submit")),
+      S.el("button", { type: "button", class: "ghost", dataset: { action: "cancel" },
+        on: { click: () => S.clear(row.formHost) } }, S.t("cancel")));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      verify(row, false, input.value.trim(), form);
+    });
+    S.clear(row.formHost).append(form);
+    input.focus();
+  }
+
+  async function post(row, action, body, form) {
+    const buttons = [...row.el.querySelectorAll("button")];
+    for (const b of buttons) b.disabled = true;
+    try {
+      const { status, body: result } = await S.api(auth.token, "POST",
+        `/api/tickets/${encodeURIComponent(row.el.dataset.ticketId)}/${action}`, body);
+      hideError();
+      if (status === 202) showNotice(S.t("queued"));
+      else if (result && result.ticket_id) applyTicket(result);
+      if (form) form.remove();
+    } catch (error) {
+      if (error instanceof S.ApiError && error.status === 401) {
+        showSignIn(S.describeError(error));
+        return;
+      }
+      showError(`${row.el.dataset.ticketId}: ${S.describeError(error)}`);
+      if (error instanceof S.ApiError && error.body && error.body.ticket) applyTicket(error.body.ticket);
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+
+  function officer() { return auth.name || (S.getLang() === "en" ? "Duty officer" : "值班员"); }
+
+  function verify(row, passed, note, form) {
+    return post(row, "verify", { by: officer(), passed, note: note || "" }, form);
+  }
+
+  function decideExtension(row, approve) {
+    return post(row, "extend", { by: officer(), approve, note: "" });
+  }
+
+  function flash(ticketId) {
+    const row = rows.get(ticketId);
+    if (!row) return;
+    row.el.classList.remove("flash");
+    void row.el.offsetWidth;   // restart the animation
+    row.el.classList.add("flash");
+  }
+
+  function highlight(ticketId, scroll) {
+    for (const node of document.querySelectorAll(".selected")) node.classList.remove("selected");
+    const row = rows.get(ticketId);
+    const marker = markers.get(ticketId);
+    if (row) {
+      row.el.classList.add("selected");
+      if (scroll) row.el.scrollIntoView({ block: "center", behavior: "smooth" });
+    }
+    if (marker) marker.classList.add("selected");
+  }
+
+  // ------------------------------------------------------------------ map
+  let project = null;
+
+  function buildMap() {
+    const svg = S.clear($("#map"));
+    markers.clear();
+    const communities = S.getDistrict().communities;
+    const points = Object.values(communities).flatMap((c) => c.polygon);
+    if (!points.length) return;
+    const lons = points.map((p) => p[0]);
+    const lats = points.map((p) => p[1]);
+    let [minLon, maxLon, minLat, maxLat] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
+    const padLon = (maxLon - minLon) * 0.04 || 0.001;
+    const padLat = (maxLat - minLat) * 0.06 || 0.001;
+    minLon -= padLon; maxLon += padLon; minLat -= padLat; maxLat += padLat;
+    // Linear projection; x scaled by cos(latitude) so the district keeps its shape.
+    const kx = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
+    const width = 1000;
+    const height = Math.round(width * (maxLat - minLat) / ((maxLon - minLon) * kx));
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+    project = (lon, lat) => [
+      clamp((lon - minLon) / (maxLon - minLon) * width, 6, width - 6),
+      clamp((maxLat - lat) / (maxLat - minLat) * height, 6, height - 6),
+    ];
+    svg.append(S.el("rect", { x: 0, y: 0, width, height, class: "sea" }));
+    const areas = S.el("g", { class: "communities" });
+    const labels = S.el("g", { class: "labels" });
+    for (const [id, community] of Object.entries(communities)) {
+      const xy = community.polygon.map(([lon, lat]) => project(lon, lat));
+      areas.append(S.el("polygon", { class: "community", dataset: { community: id },
+        points: xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ") },
+        S.el("title", { text: S.communityName(id) })));
+      const cx = xy.reduce((s, p) => s + p[0], 0) / xy.length;
+      const cy = xy.reduce((s, p) => s + p[1], 0) / xy.length;
+      labels.append(S.el("text", { class: "community-label", x: cx.toFixed(1), y: cy.toFixed(1),
+        "text-anchor": "middle", "dominant-baseline": "middle", dataset: { community: id } }, S.communityName(id)));
+    }
+    // One layer per severity, most severe drawn last (on top); community names above the markers.
+    const layers = S.el("g", { id: "markers" });
+    for (const s of [...S.SEVERITIES].reverse()) layers.append(S.el("g", { class: "layer", dataset: { severity: s } }));
+    svg.append(areas, layers, labels);
+  }
+
+  function renderMarkers(open) {
+    if (!project) return;
+    const keep = new Set();
+    // Big enough to see across the room, smaller when the map is crowded.
+    const radius = open.length <= 60 ? 12 : open.length <= 250 ? 9 : 7;
+    for (const { t } of open) {
+      keep.add(t.ticket_id);
+      let marker = markers.get(t.ticket_id);
+      if (!marker) {
+        marker = S.el("circle", { class: "marker", r: radius, dataset: { ticketId: t.ticket_id } });
+        marker.addEventListener("click", () => highlight(t.ticket_id, true));
+        markers.set(t.ticket_id, marker);
+      }
+      if (marker.getAttribute("r") !== String(radius)) marker.setAttribute("r", radius);
+      if (marker.dataset.version !== String(t.version) || marker.dataset.lang !== S.getLang()) {
+        const [x, y] = project(t.lon, t.lat);
+        marker.setAttribute("cx", x.toFixed(1));
+        marker.setAttribute("cy", y.toFixed(1));
+        marker.setAttribute("fill", COLOURS[t.severity] || "#9e9e9e");
+        Object.assign(marker.dataset, { severity: t.severity, status: t.status, version: String(t.version), lang: S.getLang() });
+        marker.classList.toggle("pulse", t.severity === "red");
+        S.fill(marker, S.el("title", {
+          text: `${S.label("severity", t.severity)} · ${t.title} · ${S.label("status", t.status)}` }));
+      }
+      const layer = document.querySelector(`#markers .layer[data-severity="${t.severity}"]`);
+      if (layer && marker.parentNode !== layer) layer.append(marker);
+    }
+    for (const [id, marker] of markers) {
+      if (!keep.has(id)) {
+        marker.remove();
+        markers.delete(id);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ periodic
+  function tick() {
+    tickClock();
+    const now = Date.now();
+    for (const row of rows.values()) if (row.ticket && row.sla) S.renderSla(row.sla, row.ticket, now);
+  }
+
+  function rerenderAll() {
+    for (const row of rows.values()) row.lang = null;   // force refill
+    for (const marker of markers.values()) marker.dataset.lang = "";
+    render();
+  }
+
+  // ------------------------------------------------------------------ start
+  let started = false;
+  function start(district) {
+    S.setDistrict(district);
+    $("#district-name").textContent = district.name || "";
+    $("#signin").hidden = true;
+    $("#main").hidden = false;
+    $("#signout").hidden = false;
+    buildCounters();
+    buildFilters();
+    buildMap();
+    rerenderAll();
+    connect();
+    if (!started) {
+      started = true;
+      setInterval(pruneClosed, 60 * 1000);
+    }
+  }
+
+  function init() {
+    S.applyI18n(document);
+    S.bindLangToggle($("#lang"));
+    S.onLangChange(() => {
+      setConn(connState);
+      if (!$("#main").hidden) {
+        buildCounters();
+        buildFilters();
+        buildMap();
+        rerenderAll();
+      }
+    });
+    setConn("offline");
+    tickClock();
+    setInterval(tick, 1000);
+    $("#error .close").addEventListener("click", hideError);
+    $("#signin-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      signIn($("#token").value.trim(), $("#by").value.trim());
+    });
+    $("#signout").addEventListener("click", () => {
+      auth.token = "";
+      tickets.clear();
+      lastEventId = null;
+      rerenderAll();
+      showSignIn();
+    });
+    document.querySelector(".filters").addEventListener("change", onFilterChange);
+    if (auth.token) signIn(auth.token, auth.name);
+    else showSignIn();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

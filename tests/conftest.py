@@ -1,0 +1,25 @@
+"""Fixtures shared by the integration, e2e and reliability tiers: one real stack for the session
+(a consumer group takes seconds to form on Tansu, so the worker starts once)."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import Pipeline, running_pipeline
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
+    log_dir = Path(os.environ.get("SOC_TEST_LOG_DIR") or tmp_path_factory.mktemp("stack"))
+    with running_pipeline(log_dir) as running:
+        yield running
+
+
+@pytest.fixture
+def unique() -> str:
+    """A marker that keeps one test's ids and dedup keys apart from every other test's."""
+    return uuid.uuid4().hex[:8]
