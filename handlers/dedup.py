@@ -15,6 +15,7 @@ class DedupEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     ticket_id: str
     opened_at: AwareDatetime
+    first_seen_at: AwareDatetime
     last_seen_at: AwareDatetime
 
 
@@ -23,11 +24,20 @@ def window(config: Config, source: str) -> timedelta:
 
 
 def is_repeat(entry: DedupEntry | None, incident: Incident, span: timedelta) -> bool:
-    # Late readings (observed before the last one) still belong to the same ticket.
-    return entry is not None and incident.observed_at - entry.last_seen_at <= span
+    """Inside the window on either side of what the ticket has seen: late readings (arriving after
+    newer ones, as partitions and replays deliver them) belong to it too, old ones do not."""
+    if entry is None:
+        return False
+    return entry.first_seen_at - span <= incident.observed_at <= entry.last_seen_at + span
+
+
+def is_newer(entry: DedupEntry | None, incident: Incident) -> bool:
+    return entry is None or incident.observed_at > entry.last_seen_at
 
 
 def remember(entry: DedupEntry | None, incident: Incident, ticket_id: str, now: datetime) -> DedupEntry:
     if entry is not None and entry.ticket_id == ticket_id:
-        return entry.model_copy(update={"last_seen_at": max(entry.last_seen_at, incident.observed_at)})
-    return DedupEntry(ticket_id=ticket_id, opened_at=now, last_seen_at=incident.observed_at)
+        return entry.model_copy(update={"first_seen_at": min(entry.first_seen_at, incident.observed_at),
+                                        "last_seen_at": max(entry.last_seen_at, incident.observed_at)})
+    return DedupEntry(ticket_id=ticket_id, opened_at=now, first_seen_at=incident.observed_at,
+                      last_seen_at=incident.observed_at)

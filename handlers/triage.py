@@ -24,9 +24,12 @@ def triage(config: Config, entry: dedup.DedupEntry | None, incident: Incident, n
                             action=TicketAction.occurrence, by=PIPELINE, actor=PIPELINE, at=now,
                             incident=incident)
         return Triage(dedup.remember(entry, incident, entry.ticket_id, now), event)
+    newer = dedup.is_newer(entry, incident)
     ticket = open_ticket(config, incident, route(config, incident.category, incident.severity, incident.community),
-                         now, previous_ticket_id=entry.ticket_id if entry else None)
+                         now, previous_ticket_id=entry.ticket_id if entry and newer else None)
     event = TicketEvent(event_id=f"open-{incident.incident_id}", ticket_id=ticket.ticket_id,
                         action=TicketAction.open, by=PIPELINE, actor=PIPELINE, at=now,
                         incident=incident, ticket=ticket)
-    return Triage(dedup.remember(None, incident, ticket.ticket_id, now), event)
+    # A report from long before the current ticket gets a ticket of its own but does not take the
+    # key over: the current problem keeps collecting its reports.
+    return Triage(dedup.remember(None, incident, ticket.ticket_id, now) if newer else entry, event)

@@ -119,8 +119,9 @@ def ensure_redis(log_dir: Path, private: bool = False, port: int | None = None) 
     if not private and redis_answers(*LOCAL_REDIS):
         return None, "redis://127.0.0.1:6379/0"
     port = port or free_port()
+    # AOF on, like production: a restarted Redis comes back with its data.
     proc = spawn("redis", [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly", "no", "--dir", str(log_dir)], log_dir)
+                           "--appendonly", "yes", "--appendfsync", "always", "--dir", str(log_dir)], log_dir)
     wait_for(lambda: redis_answers("127.0.0.1", port), 20, "redis-server to answer")
     return proc, f"redis://127.0.0.1:{port}/0"
 

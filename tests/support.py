@@ -130,14 +130,15 @@ def wait_ready(worker: Worker, timeout: float = 180) -> None:
 
 
 @contextmanager
-def running_pipeline(log_dir: Path, config_dir: Path | None = None, **env: str) -> Iterator[Pipeline]:
+def running_pipeline(log_dir: Path, config_dir: Path | None = None, private_redis: bool = False,
+                     **env: str) -> Iterator[Pipeline]:
     """Tansu + Redis + topics + one worker, torn down (Redis keys included) on exit."""
     config = load_config(config_dir) if config_dir else CONFIG
     tokens = {dept: f"test-{dept}-{uuid.uuid4().hex[:8]}" for dept in config.district.departments}
     env = {"SOC_GAUGES_INTERVAL_S": "1", **env,
            **{config.district.departments[d].token_env: t for d, t in tokens.items()}}
     stack = Stack.start(log_dir, redis_prefix=f"soc-test-{uuid.uuid4().hex[:8]}", extra_env=env,
-                        config_dir=config_dir)
+                        config_dir=config_dir, private_redis=private_redis)
     client = producer = None
     try:
         process, port = stack.start_worker()

@@ -40,11 +40,12 @@ def test_windows_per_source(config):
 @pytest.mark.parametrize("minutes_after, repeat", [
     (0, True), (29.99, True), (30, True),   # the window is inclusive
     (30.02, False), (120, False),
-    (-5, True), (-600, True),               # late readings belong to the ticket they arrive for
+    (-5, True), (-30, True),                # late readings inside the window belong to the ticket
+    (-30.02, False), (-600, False),         # a report from long before is another problem
 ])
 def test_is_repeat_inside_at_and_after_the_window(incident, clock, minutes_after, repeat):
     first = incident()
-    entry = DedupEntry(ticket_id="T1", opened_at=clock, last_seen_at=first.observed_at)
+    entry = DedupEntry(ticket_id="T1", opened_at=clock, first_seen_at=first.observed_at, last_seen_at=first.observed_at)
     later = incident(event_id="TP-2", observed_at=at(minutes_after))
     assert is_repeat(entry, later, timedelta(minutes=30)) is repeat
 
@@ -68,7 +69,8 @@ def test_remember_slides_the_window_forward_but_never_back(incident, clock):
 
 
 def test_remember_a_new_ticket_starts_afresh(incident, clock):
-    old = DedupEntry(ticket_id="T1", opened_at=clock - timedelta(hours=5), last_seen_at=clock - timedelta(hours=5))
+    old = DedupEntry(ticket_id="T1", opened_at=clock - timedelta(hours=5), first_seen_at=clock - timedelta(hours=5),
+                     last_seen_at=clock - timedelta(hours=5))
     fresh = remember(old, incident(), "T2", clock)
     assert (fresh.ticket_id, fresh.opened_at) == ("T2", clock)
 
@@ -87,7 +89,8 @@ def test_first_incident_opens_a_ticket(config, incident, clock):
     assert ticket.previous_ticket_id is None
     assert ticket.dispatched_at == clock
     assert ticket.accept_due == clock + timedelta(hours=2)       # yellow: accept 2h
-    assert result.entry == DedupEntry(ticket_id=ticket.ticket_id, opened_at=clock, last_seen_at=first.observed_at)
+    assert result.entry == DedupEntry(ticket_id=ticket.ticket_id, opened_at=clock, first_seen_at=first.observed_at,
+                                      last_seen_at=first.observed_at)
 
 
 def test_the_same_incident_always_opens_the_same_ticket_id(config, incident, clock):

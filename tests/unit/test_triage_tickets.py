@@ -140,7 +140,7 @@ def test_add_occurrence_keeps_the_latest_observation(config):
 # ------------------------------------------------------------------ triage and the dedup window
 
 def entry_for(ticket_id: str, last_seen: datetime) -> DedupEntry:
-    return DedupEntry(ticket_id=ticket_id, opened_at=last_seen, last_seen_at=last_seen)
+    return DedupEntry(ticket_id=ticket_id, opened_at=last_seen, first_seen_at=last_seen, last_seen_at=last_seen)
 
 
 def test_first_incident_opens(config):
@@ -151,7 +151,8 @@ def test_first_incident_opens(config):
         (TicketAction.open, f"open-{incident.incident_id}", PIPELINE, PIPELINE, NOW)
     assert ev.ticket == ticket_for(config, incident) and ev.incident == incident
     assert ev.ticket.previous_ticket_id is None
-    assert result.entry == DedupEntry(ticket_id=ev.ticket_id, opened_at=NOW, last_seen_at=incident.observed_at)
+    assert result.entry == DedupEntry(ticket_id=ev.ticket_id, opened_at=NOW, first_seen_at=incident.observed_at,
+                                      last_seen_at=incident.observed_at)
 
 
 @pytest.mark.parametrize("source, category, window", [
@@ -165,12 +166,14 @@ def test_first_incident_opens(config):
     ("window - 1s", True),
     ("window", True),                  # inclusive
     ("window + 1s", False),
-    (-timedelta(hours=30), True),      # a late reading still belongs to the ticket
+    ("-window", True),                 # a late reading inside the window belongs to the ticket
+    ("-window - 1s", False),           # one from long before is another problem
 ])
 def test_window_boundaries(config, source, category, window, offset, repeat):
     last_seen = NOW - timedelta(days=2)
     delta = {"window - 1s": window - timedelta(seconds=1), "window": window,
-             "window + 1s": window + timedelta(seconds=1)}.get(offset, offset)
+             "window + 1s": window + timedelta(seconds=1), "-window": -window,
+             "-window - 1s": -window - timedelta(seconds=1)}.get(offset, offset)
     incident = make_incident(5, source=source, category=category, observed_at=last_seen + delta)
     result = triage(config, entry_for("T-known", last_seen), incident, NOW)
     if repeat:
@@ -179,11 +182,16 @@ def test_window_boundaries(config, source, category, window, offset, repeat):
         assert result.event.incident == incident and result.event.ticket is None
         assert result.entry.ticket_id == "T-known"
         assert result.entry.last_seen_at == max(last_seen, incident.observed_at)
-    else:
+    elif delta > timedelta(0):
         assert result.event.action is TicketAction.open
         assert result.event.ticket.previous_ticket_id == "T-known"
         assert result.entry.ticket_id == result.event.ticket_id != "T-known"
         assert (result.entry.opened_at, result.entry.last_seen_at) == (NOW, incident.observed_at)
+    else:
+        # An old report gets its own ticket, and the key stays with the current one.
+        assert result.event.action is TicketAction.open
+        assert result.event.ticket.previous_ticket_id is None
+        assert result.entry == entry_for("T-known", last_seen)
 
 
 def test_a_run_of_readings_keeps_one_ticket_and_then_a_new_one_points_back(config):

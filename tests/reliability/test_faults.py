@@ -1,0 +1,183 @@
+"""Fault injection, then count: no incident lost or doubled under crashes, rebalances and outages."""
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from streams.devstack import http_ok, soc_command
+from tests.support import CONFIG, Pipeline, Worker, poll, running_pipeline, wait_ready
+from tests.integration.payloads import Builder
+
+pytestmark = pytest.mark.integration
+
+COPIES = 3  # reports of each problem: one ticket with this many occurrences
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory):
+    with running_pipeline(Path(tmp_path_factory.mktemp("faults")), private_redis=True) as running:
+        yield running
+
+
+def problems(unique: str, count: int) -> tuple[list[dict], dict[str, list[str]]]:
+    """`count` distinct manhole reports, each reported COPIES times; case numbers per problem."""
+    build = Builder(CONFIG, unique)
+    events, groups = [], {}
+    for i in range(count):
+        first = build.city(category="manhole_cover_missing", community="haibin", description="井盖缺失",
+                           reported_at=build.at(minutes=3 * 24 * 60 * i))  # 3 days apart: never one window
+        copies = [first] + [dict(first, case_no=build.next_id("12345"), reported_at=build.at(minutes=3 * 24 * 60 * i + j))
+                            for j in range(1, COPIES)]
+        groups[first["case_no"]] = [c["case_no"] for c in copies]
+        events += copies
+    return events, groups
+
+
+def send_paced(pipeline: Pipeline, events: list[dict], rate: float) -> threading.Thread:
+    def run():
+        for event in events:
+            pipeline.producer.send("soc.raw.city", json.dumps(event, ensure_ascii=False).encode())
+            time.sleep(1 / rate)
+        pipeline.producer.flush()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def reflected(pipeline: Pipeline, groups: dict[str, list[str]]):
+    refs = {ref: problem for problem, copies in groups.items() for ref in copies}
+    tickets = pipeline.tickets_where(lambda t: t.source_ref in refs)
+    return tickets
+
+
+def assert_exactly_once(pipeline: Pipeline, groups: dict[str, list[str]], timeout: float = 120) -> float:
+    """Wait until every problem is one ticket with COPIES occurrences; return the seconds it took."""
+    started = time.monotonic()
+
+    seen = {}
+
+    def complete():
+        tickets = reflected(pipeline, groups)
+        seen["state"] = sorted((t.occurrences for t in tickets))
+        return tickets if len(tickets) >= len(groups) and all(t.occurrences >= COPIES for t in tickets) else None
+
+    try:
+        tickets = poll(complete, timeout, f"{len(groups)} tickets with {COPIES} occurrences each", 0.5)
+    except BaseException:
+        print(f"last seen: {len(seen.get('state', []))} tickets, occurrences {seen.get('state')}")
+        raise
+    by_problem = {}
+    refs = {ref: problem for problem, copies in groups.items() for ref in copies}
+    for ticket in tickets:
+        by_problem.setdefault(refs[ticket.source_ref], []).append(ticket)
+    assert len(by_problem) == len(groups)
+    doubled = {p: [t.ticket_id for t in ts] for p, ts in by_problem.items() if len(ts) != 1}
+    assert not doubled, f"problems with more than one ticket: {doubled}"
+    over = {t.ticket_id: t.occurrences for t in tickets if t.occurrences != COPIES}
+    assert not over, f"occurrences counted twice: {over}"
+    # soc.tickets agrees with Redis, ticket by ticket.
+    latest = {}
+    for message in pipeline.read_topic("soc.tickets"):
+        ticket = json.loads(message.value)
+        if ticket["ticket_id"] in {t.ticket_id for t in tickets}:
+            if ticket["version"] >= latest.get(ticket["ticket_id"], {}).get("version", 0):
+                latest[ticket["ticket_id"]] = ticket
+    assert {tid: t["occurrences"] for tid, t in latest.items()} == {t.ticket_id: COPIES for t in tickets}
+    return time.monotonic() - started
+
+
+def test_kill_minus_nine_mid_stream_loses_and_doubles_nothing(faulty, unique):
+    events, groups = problems(unique, 40)
+    sender = send_paced(faulty, events, rate=40)
+    poll(lambda: len(reflected(faulty, groups)) >= 5, 60, "the first tickets")
+    faulty.worker.process.kill()
+    faulty.stack.processes.remove(faulty.worker.process)
+    sender.join(60)
+    restarted = time.monotonic()
+    faulty.worker.process, _ = faulty.stack.start_worker(web_port=faulty.worker.port)
+    wait_ready(faulty.worker)
+    assert_exactly_once(faulty, groups)
+    recovery = time.monotonic() - restarted
+    print(f"crash: sent {len(events)}, problems {len(groups)}, duplicates absorbed {len(events) - len(groups)}, "
+          f"recovered in {recovery:.1f} s")
+
+
+def test_a_second_worker_joining_and_leaving_mid_stream_changes_no_count(faulty, unique):
+    events, groups = problems(unique, 40)
+    sender = send_paced(faulty, events, rate=5)  # ~24 s of sending: the join and the leave happen inside it
+    second_process, second_port = faulty.stack.start_worker(name="worker-2")
+    second = Worker(second_process, second_port)
+    wait_ready(second)
+    second.process.stop()
+    faulty.stack.processes.remove(second.process)
+    sender.join(60)
+    took = assert_exactly_once(faulty, groups, timeout=180)
+    print(f"rebalance: sent {len(events)}, tickets {len(groups)}, settled {took:.1f} s after the last send")
+
+
+def readyz(pipeline: Pipeline) -> int:
+    try:
+        with urllib.request.urlopen(pipeline.worker.url + "/readyz", timeout=3) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_redis_outage_loses_nothing_and_rebuild_gives_the_same_tickets(faulty, unique):
+    before, before_groups = problems(unique, 5)
+    for event in before:
+        faulty.send("soc.raw.city", event)
+    assert_exactly_once(faulty, before_groups)
+
+    faulty.stack.stop_redis()
+    poll(lambda: readyz(faulty) == 503, 20, "/readyz to report not ready")
+    during, during_groups = problems(unique + "x", 5)
+    for event in during:
+        faulty.send("soc.raw.city", event)
+    time.sleep(30)  # the outage itself: thirty seconds with events waiting in Kafka
+    assert readyz(faulty) == 503
+    faulty.stack.start_redis()
+    poll(lambda: readyz(faulty) == 200, 60, "/readyz to recover")
+    assert_exactly_once(faulty, {**before_groups, **during_groups})
+
+    snapshot = {t.ticket_id: t.model_dump(mode="json") for t in faulty.tickets_where(lambda t: True)}
+    env = faulty.stack.env()
+    result = subprocess.run([*soc_command(), "rebuild"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rebuilt = {t.ticket_id: t.model_dump(mode="json") for t in faulty.tickets_where(lambda t: True)}
+    assert rebuilt.keys() == snapshot.keys()
+    for ticket_id, fields in snapshot.items():
+        assert rebuilt[ticket_id] == fields, ticket_id
+
+
+def test_the_worker_reconnects_by_itself_after_a_broker_restart(faulty, unique):
+    # Tansu keeps data in memory only: the restarted broker is empty, so events are produced
+    # again after it is back, and the topics are created anew by the stack.
+    faulty.stack.stop_broker()
+    time.sleep(2)
+    faulty.stack.start_broker()
+    faulty.producer.close()
+    from kafka import KafkaProducer
+
+    faulty.producer = KafkaProducer(bootstrap_servers=faulty.stack.bootstrap, acks="all")
+    events, groups = problems(unique, 3)
+    pid = faulty.worker.process.popen.pid
+
+    def delivered():
+        for event in events:
+            faulty.producer.send("soc.raw.city", json.dumps(event, ensure_ascii=False).encode())
+        faulty.producer.flush()
+        return True
+
+    delivered()
+    assert_exactly_once(faulty, groups, timeout=240)
+    assert faulty.worker.process.popen.pid == pid and faulty.worker.process.popen.poll() is None
+    assert http_ok(faulty.worker.url + "/readyz")
