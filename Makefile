@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit bench check-config clean
+.PHONY: run test unit faults bench check-config clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/stream
+
+faults: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m faults tests/reliability
 
 check-config: $(STAMP)
 	$(BIN)/soc check-config deploy/config
