@@ -141,3 +141,17 @@ class AlertStream(JsonView):
             return (int(ms), int(seq or 0)) >= (int(oms), int(oseq or 0))
         except ValueError:
             return False
+
+
+@aioweb.middleware
+async def json_errors(request, handler):
+    """Paths no route matches (an id with a brace, a wrong method) answer in JSON too."""
+    try:
+        return await handler(request)
+    except aioweb.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return aioweb.json_response({"error": exc.reason}, status=exc.status)
+
+
+app.web.web_app.middlewares.append(json_errors)

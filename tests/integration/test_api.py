@@ -116,6 +116,9 @@ def test_bad_query_and_unknown_routes_are_json_4xx(pipeline):
     assert pipeline.get("/api/tickets/T-does-not-exist", "ops_centre")[0] == 404
     status, body = pipeline.post("/api/tickets/T-does-not-exist/accept", "traffic_police", {"by": "x"})
     assert status == 404 and "error" in body
+    # A path no route matches answers in JSON as well.
+    status, body = pipeline.post("/api/tickets/%7B/accept", "ops_centre", {"by": "x"})
+    assert status == 404 and "error" in body
 
 
 def history_actions(ticket: dict) -> list[str]:
