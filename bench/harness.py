@@ -6,7 +6,9 @@ Every phase gets its own Tansu broker (memory storage), a fresh Redis key prefix
 SOC_APP_ID, so consumer groups, tables and keys never mix. Phases:
 
 - baseline: a raw aiokafka consume -> orjson.loads -> produce loop, in its own process (so it gets
-  a core like a worker does), over the same preloaded payloads as the pipeline phase.
+  a core like a worker does), over the same preloaded payloads as the pipeline phase; then the
+  same work in a Faust agent (bench/faust_echo.py), with Faust's defaults and with the worker's
+  Faust settings, to show what Faust itself costs per event (not in --quick).
 - pipeline: one worker drains a preloaded backlog (the simulator's four-source mix) through
   parse -> classify -> dedup -> route -> ticket in Redis and on soc.tickets.
 - latency: events produced at paced rates; produce -> ticket visible in Redis, p50/p95/p99.
@@ -646,10 +648,12 @@ def phase_baseline(opts: Options, workload: Workload) -> dict:
         result = json.loads(child.stdout.strip().splitlines()[-1])
         result["preload_s"] = round(preload_s, 3)
         result["preload_events_per_s"] = round(len(workload.events) / preload_s, 1)
-        # The same work in a Faust agent: with Faust's defaults, and with the worker's settings.
-        n = len(workload.events)
-        result["faust_default"] = faust_echo(bs, n, {}, "default", opts)
-        result["faust_worker_settings"] = faust_echo(bs, n, worker_settings(bs.env()), "tuned", opts)
+        # The same work in a Faust agent: with Faust's defaults, and with the worker's settings
+        # (not in --quick: two more consumer groups to form would double the smoke test's time).
+        if not opts.quick:
+            n = len(workload.events)
+            result["faust_default"] = faust_echo(bs, n, {}, "default", opts)
+            result["faust_worker_settings"] = faust_echo(bs, n, worker_settings(bs.env()), "tuned", opts)
         return result
 
 
