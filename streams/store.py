@@ -44,13 +44,14 @@ class TicketStore:
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    async def save(self, tickets: Iterable[tuple[Ticket, str]]) -> list[bool]:
-        """Write (ticket, kind) pairs in one round trip; True where the write was new."""
+    async def save(self, tickets: Iterable[tuple[Ticket, str] | tuple[Ticket, str, bytes]]) -> list[bool]:
+        """Write (ticket, kind) pairs in one round trip; True where the write was new. A third item,
+        the ticket's JSON, spares a second serialization when the caller has one already."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for ticket, kind in tickets:
+            for ticket, kind, *serialized in tickets:
                 await self._upsert(
                     keys=[self.key("ticket", ticket.ticket_id), self.key("tickets"), self.key("board")],
-                    args=[ticket.version, ticket.model_dump_json(), ticket.ticket_id,
+                    args=[ticket.version, serialized[0] if serialized else ticket.model_dump_json(), ticket.ticket_id,
                           ticket.dispatched_at.timestamp(), self.prefix, ",".join(ticket.inboxes),
                           BOARD_MAXLEN, kind],
                     client=pipe,
@@ -80,7 +81,7 @@ class TicketStore:
         except (aioredis.RedisError, OSError):
             return False
 
-    async def save_with_retry(self, tickets: list[tuple[Ticket, str]], max_delay: float = 5.0) -> list[bool]:
+    async def save_with_retry(self, tickets: list[tuple], max_delay: float = 5.0) -> list[bool]:
         """Block the partition until Redis takes the write: Kafka keeps the events meanwhile."""
         delay = 0.1
         while True:
