@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from handlers.tickets import PIPELINE
 from schemas.config import Config
 from schemas.enums import Escalation, TicketStatus
 from schemas.records import Ticket, TicketAction, TicketEvent
 
-PIPELINE = "pipeline"
 STEPS = (Escalation.reminded, Escalation.escalated, Escalation.reported)
 LEVEL = {Escalation.none: 0, Escalation.reminded: 1, Escalation.escalated: 2, Escalation.reported: 3}
 STEP_LABEL = {Escalation.reminded: "催办 reminder", Escalation.escalated: "督办 escalation",

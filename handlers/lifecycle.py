@@ -12,7 +12,7 @@ from datetime import datetime
 
 from handlers import escalation
 from handlers.deadlines import due_dates
-from handlers.routing import route
+from handlers.routing import red_watchers, route
 from handlers.tickets import PIPELINE, add_occurrence, open_ticket
 from schemas.config import Config
 from schemas.enums import OPS_CENTRE, Escalation, Severity, TicketStatus
@@ -92,7 +92,7 @@ def _history(ticket: Ticket, event: TicketEvent, what: str | None = None) -> lis
 
 def _redispatched(config: Config, ticket: Ticket, department: str, now: datetime) -> dict:
     accept_due, resolve_due = due_dates(config, ticket.category, ticket.severity, now)
-    watchers = [d for d in config.routing.red_also if d != department] if ticket.severity is Severity.red else []
+    watchers = list(red_watchers(config, department, ticket.severity))
     return {"department": department, "watchers": watchers, "status": S.dispatched, "accept_due": accept_due,
             "resolve_due": resolve_due, "accepted_at": None, "resolved_at": None, "extension": None,
             "escalation": Escalation.none}
@@ -138,7 +138,7 @@ def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
 def _watch_if_red(config: Config, ticket: Ticket) -> Ticket:
     if ticket.severity is not Severity.red:
         return ticket
-    watchers = list(dict.fromkeys([*ticket.watchers, *(d for d in config.routing.red_also if d != ticket.department)]))
+    watchers = list(dict.fromkeys([*ticket.watchers, *red_watchers(config, ticket.department, ticket.severity)]))
     return ticket.model_copy(update={"watchers": watchers})
 
 

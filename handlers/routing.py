@@ -32,5 +32,12 @@ def route(config: Config, category: Category, severity: Severity, community: str
             department = workstation_of(config, community)
         else:
             department = rule.department
-    watchers = tuple(d for d in routing.red_also if d != department) if severity is Severity.red else ()
-    return Route(department=department, watchers=watchers, out_of_jurisdiction=outside)
+    return Route(department=department, watchers=red_watchers(config, department, severity),
+                 out_of_jurisdiction=outside)
+
+
+def red_watchers(config: Config, department: str, severity: Severity) -> tuple[str, ...]:
+    """Who else must see a ticket of this severity held by `department` (red_also for red)."""
+    if severity is not Severity.red:
+        return ()
+    return tuple(d for d in config.routing.red_also if d != department)
