@@ -385,6 +385,24 @@
     return "+08:00";
   }
 
+  // ---------------------------------------------------------------- banners (#error, #notice)
+  function showError(message) {
+    const banner = document.querySelector("#error");
+    text(banner.querySelector(".message"), message);
+    banner.hidden = false;
+  }
+
+  function hideError() { document.querySelector("#error").hidden = true; }
+
+  let noticeTimer = null;
+  function showNotice(message, ms) {
+    const banner = document.querySelector("#notice");
+    text(banner.querySelector(".message"), message);
+    banner.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => { banner.hidden = true; }, ms);
+  }
+
   /** Install the 中/EN toggle on a button. */
   function bindLangToggle(button) {
     const paint = () => { button.textContent = lang === "en" ? "中文" : "EN"; button.dataset.lang = lang; };
@@ -398,7 +416,7 @@
     LABELS, label, t, historyAction, getLang, setLang, onLangChange, applyI18n, bindLangToggle,
     setDistrict, getDistrict, departmentName, communityName,
     clock, dateTime, duration, slaOf, renderSla,
-    session, api, ApiError, describeError,
+    session, api, ApiError, describeError, showError, hideError, showNotice,
     SEVERITY_RANK, SEVERITIES, SOURCES, STATUSES, isNewer, localToRfc3339, districtOffset,
   };
   document.documentElement.lang = lang === "en" ? "en" : "zh-CN";

@@ -22,21 +22,9 @@
   window.SOC_INBOX = { tickets, get department() { return me; } };
 
   // ------------------------------------------------------------------ banners and status
-  function showError(message) {
-    const banner = $("#error");
-    S.text(banner.querySelector(".message"), message);
-    banner.hidden = false;
-  }
-  function hideError() { $("#error").hidden = true; }
-
-  let noticeTimer = null;
-  function showNotice(message) {
-    const banner = $("#notice");
-    S.text(banner.querySelector(".message"), message);
-    banner.hidden = false;
-    clearTimeout(noticeTimer);
-    noticeTimer = setTimeout(() => { banner.hidden = true; }, 4000);
-  }
+  const showError = S.showError;
+  const hideError = S.hideError;
+  const showNotice = (message) => S.showNotice(message, 4000);
 
   let connState = "offline";
   let lastPoll = null;
@@ -62,31 +50,18 @@
   }
 
   /** Which department a token belongs to: the one whose inbox it may list (all of them: the centre). */
-  async function whoAmI(token, district) {
-    // Preferred: the server says whose token it is. Otherwise ask which inbox the token may list.
-    const said = district.department || district.you;
-    if (said && said in district.departments) return said;
-    const ids = Object.keys(district.departments);
-    const results = await Promise.all(ids.map(async (id) => {
-      try {
-        await S.api(token, "GET", `/api/tickets?department=${encodeURIComponent(id)}&limit=1`);
-        return id;
-      } catch (error) {
-        if (error instanceof S.ApiError && error.status === 404) return null;
-        throw error;
-      }
-    }));
-    const mine = results.filter(Boolean);
-    if (mine.length === 1) return mine[0];
-    if (mine.length > 1 && "ops_centre" in district.departments) return "ops_centre";
+  function whoAmI(district) {
+    // /api/district says whose token it is.
+    if (district.department in district.departments) return district.department;
     throw new S.ApiError(403, S.t("badToken"), { error: S.t("badToken") });
   }
+
 
   async function signIn(token, name) {
     try {
       const district = (await S.api(token, "GET", "/api/district")).body;
       S.setDistrict(district);
-      me = await whoAmI(token, district);
+      me = whoAmI(district);
       auth.token = token;
       auth.name = name;
       hideError();
