@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from datetime import timedelta
+from time import monotonic
 
 import faust
 import orjson
@@ -25,6 +26,7 @@ from streams.logs import logging_config
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sites import Whitelist
+from streams.stalls import StallDetector
 from streams.store import TicketStore
 
 log = logging.getLogger("soc.pipeline")
@@ -300,18 +302,39 @@ async def refresh_gauges() -> None:
             metrics.on_time_ratio.labels(department).set(ratio)
 
 
+# A partition counts as stalled after this long with records waiting and nothing in flight (streams/stalls.py).
+STALL_AFTER_S = 15.0
+stalls = StallDetector(STALL_AFTER_S)
+# The topics agents read. The assignment also holds the changelogs, which are read only while
+# recovering tables: they always look behind and must never be sought.
+AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.INCIDENTS, topics.TICKET_EVENTS})
+
+
 @app.timer(5.0)
-async def measure_consumer_lag() -> None:
-    """Messages between what this worker has read and the log end, per assigned partition."""
+async def watch_partitions() -> None:
+    """Consumer lag per assigned partition; a stalled partition is sought back to its committed
+    offset, so records Faust dropped are read again (every stage is idempotent on replays)."""
     consumer = app.consumer
     metrics.consumer_lag.clear()
-    for tp in consumer.assignment():
+    if app.rebalancing:
+        return
+    assigned = [tp for tp in consumer.assignment() if tp.topic in AGENT_TOPICS]
+    in_flight = {message.tp for message in list(consumer._unacked_messages)}  # Faust: no public accessor
+    now = monotonic()
+    for tp in assigned:
         end = consumer.highwater(tp)
         read = consumer._read_offset.get(tp)  # Faust keeps no public accessor for it
         if end is None:
             continue
-        lag = end - (read + 1 if read is not None else 0)
-        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(lag, 0))
+        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(end - (read + 1 if read is not None else 0), 0))
+        if stalls.stalled(tp, read, end, tp in in_flight, now):
+            committed = consumer._committed_offset.get(tp) or 0
+            log.warning("partition stalled: reading again from the committed offset",
+                        extra={"topic": tp.topic, "partition": tp.partition, "read": read, "end": end,
+                               "committed": committed})
+            metrics.partition_stalls.labels(tp.topic).inc()
+            await consumer.seek(tp, committed)
+    stalls.keep_only(assigned)
 
 
 # Views register themselves on the app.

@@ -35,6 +35,8 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=registry)
         self.consumer_lag = Gauge("soc_consumer_lag", "Messages behind the log end",
                                   ["topic", "partition"], registry=registry)
+        self.partition_stalls = Counter("soc_partition_stalls", "Partitions sought back after records stopped arriving",
+                                        ["topic"], registry=registry)
         # Series exist from start-up at 0, so the first increment shows in rate() and a silent
         # source is visible as a flat line rather than as no data.
         for source in SOURCES:

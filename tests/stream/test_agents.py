@@ -144,9 +144,9 @@ async def test_same_dedup_key_opens_once_then_counts_an_occurrence(pipeline, sen
     assert repeated.ticket_id == opened.ticket_id == opened.ticket.ticket_id
     assert (opened.event_id, repeated.event_id) == (f"open-{first.incident_id}", f"occ-{second.incident_id}")
     assert opened.ticket.department == "flood_control" and repeated.incident == second
-    entry = pipeline.dedup_key_to_ticket[first.dedup_key]
-    assert entry["ticket_id"] == opened.ticket_id
-    assert entry["last_seen_at"] == second.observed_at.isoformat()
+    [seen] = pipeline.dedup_key_to_ticket[first.dedup_key]["tickets"]
+    assert seen["ticket_id"] == opened.ticket_id
+    assert seen["last_seen_at"] == second.observed_at.isoformat()
 
 
 async def test_after_the_window_a_new_ticket_points_back(pipeline, sent):

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from handlers.dedup import DedupEntry, is_repeat, remember, window
+from handlers.dedup import TICKETS_PER_KEY, Seen, latest, match, remember, window
 from handlers.geo import community_at, contains, distance_m, grid_cell
 from handlers.intake import to_incident
 from handlers.routing import route, workstation_of
@@ -43,36 +43,49 @@ def test_windows_per_source(config):
     (-5, True), (-30, True),                # late readings inside the window belong to the ticket
     (-30.02, False), (-600, False),         # a report from long before is another problem
 ])
-def test_is_repeat_inside_at_and_after_the_window(incident, clock, minutes_after, repeat):
-    first = incident()
-    entry = DedupEntry(ticket_id="T1", opened_at=clock, first_seen_at=first.observed_at, last_seen_at=first.observed_at)
+def test_match_inside_at_and_after_the_window(incident, clock, minutes_after, repeat):
+    entry = remember(None, incident(), "T1", clock)
     later = incident(event_id="TP-2", observed_at=at(minutes_after))
-    assert is_repeat(entry, later, timedelta(minutes=30)) is repeat
+    assert (match(entry, later, timedelta(minutes=30)) == entry.tickets[0]) is repeat
 
 
-def test_nothing_remembered_is_never_a_repeat(incident):
-    assert is_repeat(None, incident(), timedelta(days=365)) is False
+def test_nothing_remembered_matches_nothing(incident):
+    assert match(None, incident(), timedelta(days=365)) is None
 
 
 def test_remember_slides_the_window_forward_but_never_back(incident, clock):
     first = incident()
     entry = remember(None, first, "T1", clock)
-    assert (entry.ticket_id, entry.opened_at, entry.last_seen_at) == ("T1", clock, first.observed_at)
+    assert [(s.ticket_id, s.opened_at, s.last_seen_at) for s in entry.tickets] == [("T1", clock, first.observed_at)]
     later = remember(entry, incident(event_id="TP-2", observed_at=at(20)), "T1", clock + timedelta(minutes=20))
-    assert later.last_seen_at == first.observed_at + timedelta(minutes=20)
-    assert later.opened_at == clock
+    assert latest(later).last_seen_at == first.observed_at + timedelta(minutes=20)
+    assert latest(later).opened_at == clock
     late = remember(later, incident(event_id="TP-3", observed_at=at(5)), "T1", clock + timedelta(minutes=25))
-    assert late.last_seen_at == later.last_seen_at
+    assert late == later
     # 45 minutes after the first report is still a repeat: the window slid with the report at +20.
-    assert is_repeat(late, incident(event_id="TP-4", observed_at=at(45)), timedelta(minutes=30))
-    assert not is_repeat(late, incident(event_id="TP-5", observed_at=at(51)), timedelta(minutes=30))
+    assert match(late, incident(event_id="TP-4", observed_at=at(45)), timedelta(minutes=30)).ticket_id == "T1"
+    assert match(late, incident(event_id="TP-5", observed_at=at(51)), timedelta(minutes=30)) is None
 
 
-def test_remember_a_new_ticket_starts_afresh(incident, clock):
-    old = DedupEntry(ticket_id="T1", opened_at=clock - timedelta(hours=5), first_seen_at=clock - timedelta(hours=5),
-                     last_seen_at=clock - timedelta(hours=5))
-    fresh = remember(old, incident(), "T2", clock)
-    assert (fresh.ticket_id, fresh.opened_at) == ("T2", clock)
+def test_a_new_ticket_is_added_and_the_earlier_one_still_matches_its_late_reports(incident, clock):
+    span = timedelta(minutes=30)
+    entry = remember(None, incident(observed_at=at(0)), "T1", clock)
+    entry = remember(entry, incident(event_id="TP-2", observed_at=at(300)), "T2", clock + timedelta(hours=5))
+    assert [s.ticket_id for s in entry.tickets] == ["T1", "T2"]
+    assert latest(entry).opened_at == clock + timedelta(hours=5)
+    # A replayed partition delivers the first problem's report after the second problem opened.
+    assert match(entry, incident(event_id="TP-3", observed_at=at(10)), span).ticket_id == "T1"
+    assert match(entry, incident(event_id="TP-4", observed_at=at(290)), span).ticket_id == "T2"
+
+
+def test_only_the_latest_tickets_per_key_are_remembered(incident, clock):
+    entry = None
+    for n in range(TICKETS_PER_KEY + 3):
+        entry = remember(entry, incident(event_id=f"TP-{n}", observed_at=at(60 * n)), f"T{n}", clock)
+    assert [s.ticket_id for s in entry.tickets] == [f"T{n}" for n in range(3, TICKETS_PER_KEY + 3)]
+    # An old problem's late report lands in the middle: it is kept in observation order.
+    entry = remember(entry, incident(event_id="TP-late", observed_at=at(60 * 4 + 45)), "T-late", clock)
+    assert [s.ticket_id for s in entry.tickets][:3] == ["T4", "T-late", "T5"]
 
 
 # ------------------------------------------------------------------ triage
@@ -89,8 +102,8 @@ def test_first_incident_opens_a_ticket(config, incident, clock):
     assert ticket.previous_ticket_id is None
     assert ticket.dispatched_at == clock
     assert ticket.accept_due == clock + timedelta(hours=2)       # yellow: accept 2h
-    assert result.entry == DedupEntry(ticket_id=ticket.ticket_id, opened_at=clock, first_seen_at=first.observed_at,
-                                      last_seen_at=first.observed_at)
+    assert result.entry.tickets == (Seen(ticket_id=ticket.ticket_id, opened_at=clock, first_seen_at=first.observed_at,
+                                         last_seen_at=first.observed_at),)
 
 
 def test_the_same_incident_always_opens_the_same_ticket_id(config, incident, clock):
@@ -107,9 +120,9 @@ def test_repeat_inside_the_window_is_an_occurrence_of_the_same_ticket(config, in
     assert result.event.ticket_id == opened.event.ticket_id
     assert result.event.event_id == f"occ-{repeat.incident_id}"
     assert result.event.incident == repeat and result.event.ticket is None
-    assert result.entry.ticket_id == opened.event.ticket_id
-    assert result.entry.last_seen_at == repeat.observed_at
-    assert result.entry.opened_at == clock
+    assert [s.ticket_id for s in result.entry.tickets] == [opened.event.ticket_id]
+    assert latest(result.entry).last_seen_at == repeat.observed_at
+    assert latest(result.entry).opened_at == clock
 
 
 def test_after_the_window_a_new_ticket_points_to_the_previous_one(config, incident, clock):
@@ -119,8 +132,8 @@ def test_after_the_window_a_new_ticket_points_to_the_previous_one(config, incide
     assert result.event.action is TicketAction.open
     assert result.event.ticket.ticket_id != opened.event.ticket_id
     assert result.event.ticket.previous_ticket_id == opened.event.ticket_id
-    assert result.entry.ticket_id == result.event.ticket.ticket_id
-    assert result.entry.opened_at == clock + timedelta(minutes=31)
+    assert [s.ticket_id for s in result.entry.tickets] == [opened.event.ticket_id, result.event.ticket.ticket_id]
+    assert latest(result.entry).opened_at == clock + timedelta(minutes=31)
 
 
 def test_each_source_uses_its_own_window(config, incident, clock):

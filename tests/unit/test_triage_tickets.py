@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from handlers.dedup import DedupEntry
+from handlers.dedup import DedupEntry, Seen, latest
 from handlers.routing import route
 from handlers.tickets import PIPELINE, add_occurrence, open_ticket, ticket_id_for
 from handlers.triage import triage
@@ -140,7 +140,8 @@ def test_add_occurrence_keeps_the_latest_observation(config):
 # ------------------------------------------------------------------ triage and the dedup window
 
 def entry_for(ticket_id: str, last_seen: datetime) -> DedupEntry:
-    return DedupEntry(ticket_id=ticket_id, opened_at=last_seen, first_seen_at=last_seen, last_seen_at=last_seen)
+    return DedupEntry(tickets=(Seen(ticket_id=ticket_id, opened_at=last_seen, first_seen_at=last_seen,
+                                    last_seen_at=last_seen),))
 
 
 def test_first_incident_opens(config):
@@ -151,8 +152,9 @@ def test_first_incident_opens(config):
         (TicketAction.open, f"open-{incident.incident_id}", PIPELINE, PIPELINE, NOW)
     assert ev.ticket == ticket_for(config, incident) and ev.incident == incident
     assert ev.ticket.previous_ticket_id is None
-    assert result.entry == DedupEntry(ticket_id=ev.ticket_id, opened_at=NOW, first_seen_at=incident.observed_at,
-                                      last_seen_at=incident.observed_at)
+    assert result.entry == DedupEntry(tickets=(Seen(ticket_id=ev.ticket_id, opened_at=NOW,
+                                                    first_seen_at=incident.observed_at,
+                                                    last_seen_at=incident.observed_at),))
 
 
 @pytest.mark.parametrize("source, category, window", [
@@ -180,18 +182,19 @@ def test_window_boundaries(config, source, category, window, offset, repeat):
         assert result.event.action is TicketAction.occurrence
         assert (result.event.ticket_id, result.event.event_id) == ("T-known", f"occ-{incident.incident_id}")
         assert result.event.incident == incident and result.event.ticket is None
-        assert result.entry.ticket_id == "T-known"
-        assert result.entry.last_seen_at == max(last_seen, incident.observed_at)
+        [seen] = result.entry.tickets
+        assert (seen.ticket_id, seen.last_seen_at) == ("T-known", max(last_seen, incident.observed_at))
     elif delta > timedelta(0):
         assert result.event.action is TicketAction.open
         assert result.event.ticket.previous_ticket_id == "T-known"
-        assert result.entry.ticket_id == result.event.ticket_id != "T-known"
-        assert (result.entry.opened_at, result.entry.last_seen_at) == (NOW, incident.observed_at)
+        assert [s.ticket_id for s in result.entry.tickets] == ["T-known", result.event.ticket_id]
+        assert (latest(result.entry).opened_at, latest(result.entry).last_seen_at) == (NOW, incident.observed_at)
     else:
-        # An old report gets its own ticket, and the key stays with the current one.
+        # An old report gets its own ticket, remembered before the current one, so its own late
+        # copies merge into it while the current problem keeps collecting its reports.
         assert result.event.action is TicketAction.open
         assert result.event.ticket.previous_ticket_id is None
-        assert result.entry == entry_for("T-known", last_seen)
+        assert [s.ticket_id for s in result.entry.tickets] == [result.event.ticket_id, "T-known"]
 
 
 def test_a_run_of_readings_keeps_one_ticket_and_then_a_new_one_points_back(config):
@@ -207,7 +210,22 @@ def test_a_run_of_readings_keeps_one_ticket_and_then_a_new_one_points_back(confi
     first, last = events[0], events[-1]
     assert {e.ticket_id for e in events[:5]} == {first.ticket_id}
     assert last.ticket.previous_ticket_id == first.ticket_id
-    assert entry.ticket_id == last.ticket_id
+    assert [s.ticket_id for s in entry.tickets] == [first.ticket_id, last.ticket_id]
+
+
+def test_copies_of_an_earlier_problem_delivered_after_a_later_one_still_merge(config):
+    # Found by the kill -9 test: raw partitions replay at different speeds, so the third week's
+    # problem on a spot was triaged between the copies of the first week's.
+    week_one, week_three = NOW - timedelta(days=21), NOW
+    entry, events = None, []
+    for n, observed in enumerate([week_one, week_three, week_one + timedelta(minutes=1),
+                                  week_one - timedelta(minutes=1), week_three + timedelta(minutes=1)], start=1):
+        result = triage(config, entry, make_incident(n, observed_at=observed), NOW)
+        entry = result.entry
+        events.append(result.event)
+    first, second = events[0].ticket_id, events[1].ticket_id
+    assert [(e.action.value, e.ticket_id) for e in events] == [
+        ("open", first), ("open", second), ("occurrence", first), ("occurrence", first), ("occurrence", second)]
 
 
 def test_different_keys_do_not_merge(config):
