@@ -43,6 +43,13 @@ class Outcome:
     # Why nothing changed: a replay, or a transition that is not allowed from the current state.
     rejected: str | None = None
     follow_ups: list[TicketEvent] = field(default_factory=list)
+    # On a replay, the ticket as the table holds it: written to Redis and soc.tickets again, since
+    # a worker killed between the table write and those writes replays the event to finish them.
+    replayed: Ticket | None = None
+
+
+def _replay(ticket: Ticket, why: str) -> Outcome:
+    return Outcome(rejected=f"replay: {why}", replayed=ticket)
 
 
 class Conflict(Exception):
@@ -146,7 +153,7 @@ def _occurrence(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
     incident = event.incident
     if incident.incident_id in ticket.incident_ids:
         # Checked first: a redelivered occurrence must not open (or count in) a successor.
-        return Outcome(rejected="replay: occurrence already counted")
+        return _replay(ticket, "occurrence already counted")
     if ticket.status is S.closed:
         # After closure the problem is back: a new ticket that points at the old one.
         if ticket.successor_ticket_id:
@@ -165,7 +172,7 @@ def _occurrence(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
         return Outcome(ticket=closed, follow_ups=[opening])
     updated = add_occurrence(ticket, incident, now)
     if updated is None:
-        return Outcome(rejected="replay: occurrence already counted")
+        return _replay(ticket, "occurrence already counted")
     return Outcome(ticket=_watch_if_red(config, updated))
 
 
@@ -189,12 +196,12 @@ def _escalate(config: Config, ticket: Ticket, event: TicketEvent) -> Outcome:
 def apply(config: Config, ticket: Ticket | None, event: TicketEvent, now: datetime) -> Outcome:
     if event.action is A.open:
         if ticket is not None:
-            return Outcome(rejected="replay: ticket already open")
+            return _replay(ticket, "ticket already open")
         return Outcome(ticket=event.ticket)
     if ticket is None:
         return Outcome(rejected=f"unknown ticket {event.ticket_id}")
     if any(h.event_id == event.event_id for h in ticket.history if h.event_id):
-        return Outcome(rejected="replay: event already applied")
+        return _replay(ticket, "event already applied")
     if event.action is A.occurrence:
         return _occurrence(config, ticket, event, now)
     if event.action is A.escalate:

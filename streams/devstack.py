@@ -77,6 +77,12 @@ class Process:
         except ProcessLookupError:
             pass
 
+    def pause(self) -> None:
+        os.killpg(self.popen.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.popen.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """kill -9, for crash tests."""
         try:
@@ -126,7 +132,20 @@ def ensure_redis(log_dir: Path, private: bool = False, port: int | None = None) 
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def create_topics(bootstrap: str, partitions: int, replication: int = 1, timeout: float = 30) -> None:
+def existing_topics(bootstrap: str) -> dict[str, int]:
+    """Topic name -> partition count, as the broker has them."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="soc-admin", request_timeout_ms=10000)
+    try:
+        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics() if not t["is_internal"]}
+    finally:
+        admin.close()
+
+
+def create_topics(bootstrap: str, partitions: int, replication: int = 1, timeout: float = 30,
+                  also: dict[str, int] | None = None) -> None:
+    """The pipeline's topics, and `also` (name -> partitions), where missing."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -135,6 +154,8 @@ def create_topics(bootstrap: str, partitions: int, replication: int = 1, timeout
         existing = set(admin.list_topics())
         wanted = [NewTopic(spec.name, spec.partitions or partitions, replication, topic_configs=spec.configs)
                   for spec in topics.topic_specs() if spec.name not in existing]
+        wanted += [NewTopic(name, count, replication) for name, count in (also or {}).items()
+                   if name not in existing and name not in {t.name for t in wanted}]
         if wanted:
             try:
                 admin.create_topics(wanted, timeout_ms=int(timeout * 1000))
@@ -165,6 +186,8 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
     broker: Process | None = None
     redis: Process | None = None
+    # What the broker held when stop_broker() stopped it: start_broker() creates these again.
+    topics_before_stop: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def start(cls, log_dir: Path | None = None, **kw) -> "Stack":
@@ -219,14 +242,24 @@ class Stack:
         self.processes.append(self.redis)
 
     def stop_broker(self) -> None:
+        self.topics_before_stop = existing_topics(self.bootstrap)
         self.broker.stop()
         self.processes.remove(self.broker)
 
-    def start_broker(self) -> None:
-        """Start the broker again on its port. Tansu keeps data in memory: topics are created anew."""
-        self.broker, _ = start_broker(self.log_dir, port=self._port(self.bootstrap))
-        self.processes.append(self.broker)
-        create_topics(self.bootstrap, self.partitions)
+    def start_broker(self, hold: tuple[Process, ...] = ()) -> None:
+        """Start the broker again on its port. Kafka keeps its topics over a restart; Tansu keeps
+        nothing, so the topics the broker had (changelogs included) are created again, empty. The
+        `hold` processes are paused meanwhile: they meet the broker as they would a restarted
+        Kafka, topics there, rather than an empty one."""
+        for process in hold:
+            process.pause()
+        try:
+            self.broker, _ = start_broker(self.log_dir, port=self._port(self.bootstrap))
+            self.processes.append(self.broker)
+            create_topics(self.bootstrap, self.partitions, also=self.topics_before_stop)
+        finally:
+            for process in hold:
+                process.resume()
 
     def stop(self) -> None:
         for proc in reversed(self.processes):

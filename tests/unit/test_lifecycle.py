@@ -332,6 +332,19 @@ def test_replay_of_an_applied_event_is_rejected(config):
     assert rejected(config, commented, note) == "replay: event already applied"
 
 
+def test_a_replay_hands_back_the_ticket_as_it_stands_so_the_projection_can_catch_up(config):
+    # A worker killed between the table write and the Redis write replays the event after restart.
+    t = new_ticket(config)
+    accept = event(A.accept, OWNER, minutes(2), event_id="api-accept-1")
+    once = applied(config, t, accept)
+    later = applied(config, once, event(A.comment, CENTRE, minutes(3), note="ok", event_id="api-comment-1"))
+    outcome = lifecycle.apply(config, later, accept, minutes(4))
+    assert outcome.ticket is None and outcome.replayed == later
+    # A refused transition is not a replay: nothing to write again.
+    assert lifecycle.apply(config, later, event(A.accept, OWNER, minutes(5), event_id="api-accept-2"),
+                           minutes(5)).replayed is None
+
+
 def test_replayed_open_and_unknown_ticket(config):
     t = new_ticket(config)
     opening = TicketEvent(event_id="open-x", ticket_id=t.ticket_id, action=A.open, by=PIPELINE, actor=PIPELINE,

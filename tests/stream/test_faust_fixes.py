@@ -1,0 +1,56 @@
+"""The Faust patches in streams/faust_fixes.py: each still wraps the code it means to, and does
+what it is for. A Faust upgrade that moves that code fails here first."""
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer
+from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+TOPIC = "soc.incidents"
+
+
+def message(offset: int, generation: int) -> ConsumerMessage:
+    return ConsumerMessage(TOPIC, 0, offset, 0.0, 0, [], b"k", b"v", b"k", b"v", generation_id=generation)
+
+
+def test_the_fetch_wait_cap_wraps_the_consumer_faust_builds_and_sets_what_aiokafka_reads(pipeline):
+    create = driver.AIOKafkaConsumerThread._create_worker_consumer
+    assert create.__qualname__ == "cap_fetch_wait.<locals>._create_worker_consumer"
+
+    async def build() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+
+    assert hasattr(asyncio.run(build()), "_fetch_max_wait_ms")
+
+
+def test_acks_of_messages_fetched_before_the_latest_assignment_are_dropped(pipeline, monkeypatch):
+    consumer = pipeline.app.consumer
+    monkeypatch.setattr(pipeline.app.topics, "acks_enabled_for", lambda topic: True)
+    tp = TP(TOPIC, 0)
+    pipeline.app.consumer_generation_id = 7
+    consumer._committed_offset[tp] = None
+    stale, current = message(40, generation=6), message(3, generation=7)
+    consumer._unacked_messages.add(stale)
+    assert consumer.ack(stale) is False
+    assert stale.acked and stale not in consumer._unacked_messages
+    assert consumer.ack(current) is True
+    assert consumer._acked[tp] == [3]
+
+
+def test_each_assignment_gets_a_generation_of_its_own_even_when_the_broker_starts_again_at_zero(pipeline):
+    seen = []
+
+    class Thread:
+        app = pipeline.app
+
+        async def on_partitions_assigned(self, assigned, generation):
+            seen.append((generation, self.app.consumer_generation_id))
+
+    listener = driver.ConsumerRebalanceListener(Thread())
+    asyncio.run(listener.on_partitions_assigned([]))
+    asyncio.run(listener.on_partitions_assigned([]))
+    (first, first_app), (second, second_app) = seen
+    assert first == first_app and second == second_app and second == first + 1
