@@ -44,8 +44,13 @@ APPLY_WITHIN_S = 0.002
 PARSED_TICKETS = 4096
 
 
+# The topics agents read. The assignment also holds the changelogs, which are read only while
+# recovering tables: they always look behind and must never be sought.
+AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.INCIDENTS, topics.TICKET_EVENTS})
+
 faust_fixes.cap_fetch_wait(FETCH_MAX_WAIT_MS)
 faust_fixes.drop_acks_from_earlier_assignments()
+faust_fixes.commit_only_what_was_processed(AGENT_TOPICS - {topics.SITES})  # soc.sites is compacted
 
 settings = Settings()
 config = load_config(settings.config_dir)
@@ -299,9 +304,6 @@ async def refresh_gauges() -> None:
 # A partition counts as stalled after this long with records waiting and nothing in flight (streams/stalls.py).
 STALL_AFTER_S = 15.0
 stalls = StallDetector(STALL_AFTER_S)
-# The topics agents read. The assignment also holds the changelogs, which are read only while
-# recovering tables: they always look behind and must never be sought.
-AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.INCIDENTS, topics.TICKET_EVENTS})
 
 
 @app.timer(5.0)
@@ -320,15 +322,28 @@ async def watch_partitions() -> None:
         read = consumer._read_offset.get(tp)  # Faust keeps no public accessor for it
         if end is None:
             continue
-        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(end - (read + 1 if read is not None else 0), 0))
-        if stalls.stalled(tp, read, end, tp in in_flight, now):
+        # Faust leaves the read offset unset after an assignment until a record arrives; the
+        # committed offset is then the next one due.
+        next_offset = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
+        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(end - next_offset, 0))
+        # Acks past a missing record hold the commit at the hole (faust_fixes): read it again.
+        acked = consumer._acked.get(tp)
+        committed = consumer._committed_offset.get(tp)
+        if acked and committed is not None and stalls.stalled(("hole", tp), committed, min(acked), tp in in_flight, now):
+            log.warning("records skipped by the consumer: reading again from the committed offset",
+                        extra={"topic": tp.topic, "partition": tp.partition, "committed": committed,
+                               "first_acked": min(acked)})
+            metrics.partition_stalls.labels(tp.topic).inc()
+            await consumer.seek(tp, committed)
+            continue
+        if stalls.stalled(tp, next_offset, end, tp in in_flight, now):
             restart_at = await _committed_on_broker(tp)
             log.warning("partition stalled: reading again from the committed offset",
-                        extra={"topic": tp.topic, "partition": tp.partition, "read": read, "end": end,
-                               "restart_at": restart_at})
+                        extra={"topic": tp.topic, "partition": tp.partition, "next_offset": next_offset,
+                               "end": end, "restart_at": restart_at})
             metrics.partition_stalls.labels(tp.topic).inc()
             await consumer.seek(tp, restart_at)
-    stalls.keep_only(assigned)
+    stalls.keep_only([*assigned, *(("hole", tp) for tp in assigned)])
 
 
 async def _committed_on_broker(tp) -> int:

@@ -12,19 +12,19 @@ from collections.abc import Hashable, Iterable
 class StallDetector:
     def __init__(self, after_s: float):
         self.after_s = after_s
-        self._since: dict[Hashable, tuple[int | None, float]] = {}
+        self._since: dict[Hashable, tuple[int, float]] = {}
 
-    def stalled(self, tp: Hashable, read: int | None, end: int | None, in_flight: bool, now: float) -> bool:
-        """True once `tp` has had records past `read` and nothing in flight, with `read` unchanged,
-        for `after_s` seconds; the clock then starts again, so a partition is reported at most once
-        per `after_s`."""
-        waiting = end is not None and end > (read + 1 if read is not None else 0)
+    def stalled(self, tp: Hashable, next_offset: int, end: int | None, in_flight: bool, now: float) -> bool:
+        """True once `tp` has had records from `next_offset` on and nothing in flight, with
+        `next_offset` unchanged, for `after_s` seconds; the clock then starts again, so a partition
+        is reported at most once per `after_s`."""
+        waiting = end is not None and end > next_offset
         if not waiting or in_flight:
             self._since.pop(tp, None)
             return False
         mark = self._since.get(tp)
-        if mark is None or mark[0] != read:
-            self._since[tp] = (read, now)
+        if mark is None or mark[0] != next_offset:
+            self._since[tp] = (next_offset, now)
             return False
         if now - mark[1] < self.after_s:
             return False

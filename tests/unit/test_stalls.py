@@ -3,39 +3,32 @@ from streams.stalls import StallDetector
 
 def test_a_partition_with_records_waiting_and_no_progress_is_reported_after_the_delay():
     detector = StallDetector(after_s=15)
-    assert not detector.stalled("p0", read=9, end=14, in_flight=False, now=100)
-    assert not detector.stalled("p0", read=9, end=14, in_flight=False, now=114.9)
-    assert detector.stalled("p0", read=9, end=14, in_flight=False, now=115)
+    assert not detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=100)
+    assert not detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=114.9)
+    assert detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=115)
     # Reported once, then the clock starts again.
-    assert not detector.stalled("p0", read=9, end=14, in_flight=False, now=116)
-    assert detector.stalled("p0", read=9, end=14, in_flight=False, now=131)
+    assert not detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=116)
+    assert detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=131)
 
 
 def test_progress_restarts_the_clock():
     detector = StallDetector(after_s=15)
-    detector.stalled("p0", read=9, end=14, in_flight=False, now=100)
-    assert not detector.stalled("p0", read=10, end=14, in_flight=False, now=115)
-    assert detector.stalled("p0", read=10, end=14, in_flight=False, now=130)
+    detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=100)
+    assert not detector.stalled("p0", next_offset=11, end=14, in_flight=False, now=115)
+    assert detector.stalled("p0", next_offset=11, end=14, in_flight=False, now=130)
 
 
 def test_a_partition_at_its_end_or_busy_with_a_record_is_not_stalled():
     detector = StallDetector(after_s=15)
     for now in (100, 200, 300):
-        assert not detector.stalled("caught-up", read=13, end=14, in_flight=False, now=now)
+        assert not detector.stalled("caught-up", next_offset=14, end=14, in_flight=False, now=now)
         # An agent held up by Redis is slow, not stalled: its record is in flight.
-        assert not detector.stalled("blocked", read=9, end=14, in_flight=True, now=now)
-        assert not detector.stalled("unknown-end", read=9, end=None, in_flight=False, now=now)
-
-
-def test_nothing_read_yet_counts_from_offset_zero():
-    detector = StallDetector(after_s=15)
-    assert not detector.stalled("p0", read=None, end=0, in_flight=False, now=0)
-    detector.stalled("p0", read=None, end=3, in_flight=False, now=0)
-    assert detector.stalled("p0", read=None, end=3, in_flight=False, now=15)
+        assert not detector.stalled("blocked", next_offset=10, end=14, in_flight=True, now=now)
+        assert not detector.stalled("unknown-end", next_offset=10, end=None, in_flight=False, now=now)
 
 
 def test_partitions_no_longer_assigned_are_forgotten():
     detector = StallDetector(after_s=15)
-    detector.stalled("p0", read=9, end=14, in_flight=False, now=100)
+    detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=100)
     detector.keep_only(["p1"])
-    assert not detector.stalled("p0", read=9, end=14, in_flight=False, now=115)
+    assert not detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=115)
