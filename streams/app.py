@@ -308,8 +308,9 @@ stalls = StallDetector(STALL_AFTER_S)
 
 @app.timer(5.0)
 async def watch_partitions() -> None:
-    """Consumer lag per assigned partition; a stalled partition is sought back to its committed
-    offset, so records Faust dropped are read again (every stage is idempotent on replays)."""
+    """Consumer lag per assigned partition. A partition that stopped delivering, or whose commit is
+    held at a record Faust skipped, is read again from its committed offset: the records Faust
+    dropped come back (every stage is idempotent on replays)."""
     consumer = app.consumer
     metrics.consumer_lag.clear()
     if app.rebalancing:
