@@ -318,14 +318,20 @@ async def watch_partitions() -> None:
     assigned = [tp for tp in consumer.assignment() if tp.topic in AGENT_TOPICS]
     in_flight = {message.tp for message in list(consumer._unacked_messages)}  # Faust: no public accessor
     now = monotonic()
+    positions = {}
     for tp in assigned:
-        end = consumer.highwater(tp)
+        if consumer._committed_offset.get(tp) is None:
+            # Nothing committed yet: where reading started, so the commit can check for holes from there.
+            consumer._committed_offset[tp] = await _committed_on_broker(tp)
         read = consumer._read_offset.get(tp)  # Faust keeps no public accessor for it
-        if end is None:
-            continue
         # Faust leaves the read offset unset after an assignment until a record arrives; the
         # committed offset is then the next one due.
-        next_offset = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
+        positions[tp] = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
+    stalls.progress(sum(positions.values()), now)
+    for tp, next_offset in positions.items():
+        end = consumer.highwater(tp)
+        if end is None:
+            continue
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(end - next_offset, 0))
         # Acks past a missing record hold the commit at the hole (faust_fixes): read it again.
         acked = consumer._acked.get(tp)
@@ -337,7 +343,7 @@ async def watch_partitions() -> None:
             metrics.partition_stalls.labels(tp.topic).inc()
             await consumer.seek(tp, committed)
             continue
-        if stalls.stalled(tp, next_offset, end, tp in in_flight, now):
+        if stalls.stalled(tp, next_offset, end, tp in in_flight, now) and stalls.idle(now):
             restart_at = await _committed_on_broker(tp)
             log.warning("partition stalled: reading again from the committed offset",
                         extra={"topic": tp.topic, "partition": tp.partition, "next_offset": next_offset,

@@ -13,6 +13,18 @@ class StallDetector:
     def __init__(self, after_s: float):
         self.after_s = after_s
         self._since: dict[Hashable, tuple[int, float]] = {}
+        self._total: int | None = None
+        self._flat_since = 0.0
+
+    def progress(self, total: int, now: float) -> None:
+        """The consumer's overall position (the sum over its partitions), once per look. A busy
+        worker leaves a backlogged partition unread for long stretches while it works on others:
+        only a consumer that moved nowhere for `after_s` can have a partition stalled."""
+        if total != self._total:
+            self._total, self._flat_since = total, now
+
+    def idle(self, now: float) -> bool:
+        return now - self._flat_since >= self.after_s
 
     def stalled(self, tp: Hashable, next_offset: int, end: int | None, in_flight: bool, now: float) -> bool:
         """True once `tp` has had records from `next_offset` on and nothing in flight, with

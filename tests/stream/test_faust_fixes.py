@@ -69,6 +69,10 @@ def test_the_commit_stops_before_a_missing_record_and_records_no_gap(pipeline, m
     consumer._acked[tp] = [8, 9, 10, 11, 13]
     assert consumer._new_offset(tp) == 12
     assert consumer._acked[tp] == [13]
+    # Nothing committed yet: the commit waits for the watchdog to say where reading started.
+    consumer._committed_offset[tp] = None
+    consumer._acked[tp] = [1, 2]
+    assert consumer._new_offset(tp) is None
 
 
 def test_the_compacted_whitelist_keeps_fausts_gaps(pipeline):

@@ -32,3 +32,13 @@ def test_partitions_no_longer_assigned_are_forgotten():
     detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=100)
     detector.keep_only(["p1"])
     assert not detector.stalled("p0", next_offset=10, end=14, in_flight=False, now=115)
+
+
+def test_the_consumer_is_idle_only_after_its_overall_position_stayed_put_for_the_delay():
+    detector = StallDetector(after_s=15)
+    detector.progress(100, now=0)
+    detector.progress(250, now=10)   # busy on other partitions: not idle
+    assert not detector.idle(now=20)
+    detector.progress(250, now=24.9)
+    assert not detector.idle(now=24.9)
+    assert detector.idle(now=25)
