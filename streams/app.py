@@ -332,6 +332,19 @@ async def watch_partitions() -> None:
         end = consumer.highwater(tp)
         if end is None:
             continue
+        if end < next_offset:
+            # The log ends before where this consumer stands: the broker lost it (Tansu restarted
+            # empty; on Kafka, a topic recreated). Faust's offsets for it are stale: start over.
+            restart_at = await _committed_on_broker(tp)
+            log.warning("log end below the consumer's position: reading again",
+                        extra={"topic": tp.topic, "partition": tp.partition, "next_offset": next_offset,
+                               "end": end, "restart_at": restart_at})
+            metrics.partition_stalls.labels(tp.topic).inc()
+            for offsets in (consumer._acked, consumer._acked_index, consumer._gap):
+                offsets.pop(tp, None)
+            consumer._committed_offset[tp] = restart_at
+            await consumer.seek(tp, restart_at)
+            continue
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(end - next_offset, 0))
         # Acks past a missing record hold the commit at the hole (faust_fixes): read it again.
         acked = consumer._acked.get(tp)
