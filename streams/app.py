@@ -336,34 +336,31 @@ async def watch_partitions() -> None:
             # The log ends before where this consumer stands: the broker lost it (Tansu restarted
             # empty; on Kafka, a topic recreated). Faust's offsets for it are stale: start over.
             restart_at = await _committed_on_broker(tp)
-            log.warning("log end below the consumer's position: reading again",
-                        extra={"topic": tp.topic, "partition": tp.partition, "next_offset": next_offset,
-                               "end": end, "restart_at": restart_at})
-            metrics.partition_stalls.labels(tp.topic).inc()
             for offsets in (consumer._acked, consumer._acked_index, consumer._gap):
                 offsets.pop(tp, None)
             consumer._committed_offset[tp] = restart_at
-            await consumer.seek(tp, restart_at)
+            await _read_again(tp, restart_at, "log end below the consumer's position: reading again",
+                              next_offset=next_offset, end=end)
             continue
         metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(end - next_offset, 0))
         # Acks past a missing record hold the commit at the hole (faust_fixes): read it again.
         acked = consumer._acked.get(tp)
         committed = consumer._committed_offset.get(tp)
         if acked and committed is not None and stalls.stalled(("hole", tp), committed, min(acked), tp in in_flight, now):
-            log.warning("records skipped by the consumer: reading again from the committed offset",
-                        extra={"topic": tp.topic, "partition": tp.partition, "committed": committed,
-                               "first_acked": min(acked)})
-            metrics.partition_stalls.labels(tp.topic).inc()
-            await consumer.seek(tp, committed)
+            await _read_again(tp, committed, "records skipped by the consumer: reading again from the committed offset",
+                              first_acked=min(acked))
             continue
         if stalls.stalled(tp, next_offset, end, tp in in_flight, now) and stalls.idle(now):
-            restart_at = await _committed_on_broker(tp)
-            log.warning("partition stalled: reading again from the committed offset",
-                        extra={"topic": tp.topic, "partition": tp.partition, "next_offset": next_offset,
-                               "end": end, "restart_at": restart_at})
-            metrics.partition_stalls.labels(tp.topic).inc()
-            await consumer.seek(tp, restart_at)
+            await _read_again(tp, await _committed_on_broker(tp), "partition stalled: reading again from the committed offset",
+                              next_offset=next_offset, end=end)
     stalls.keep_only([*assigned, *(("hole", tp) for tp in assigned)])
+
+
+async def _read_again(tp, offset: int, why: str, **seen: int) -> None:
+    """Seek `tp` back to `offset`, with a warning and a count: the watchdog's one repair."""
+    log.warning(why, extra={"topic": tp.topic, "partition": tp.partition, "restart_at": offset, **seen})
+    metrics.partition_stalls.labels(tp.topic).inc()
+    await app.consumer.seek(tp, offset)
 
 
 async def _committed_on_broker(tp) -> int:
