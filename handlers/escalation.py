@@ -74,6 +74,13 @@ def due_steps(config: Config, ticket: Ticket, now: datetime) -> list[Step]:
     return [s for s in ladder(config, ticket) if s.at <= now and s.event_id not in done]
 
 
+def next_due(config: Config, ticket: Ticket) -> datetime | None:
+    """When the ticket's next untaken step falls due; None when nothing more can fall due. Kept in
+    the store's due index, so the escalation timer reads only the tickets that are due."""
+    done = taken(ticket)
+    return min((s.at for s in ladder(config, ticket) if s.event_id not in done), default=None)
+
+
 def escalation_event(ticket: Ticket, step: Step, now: datetime) -> TicketEvent:
     return TicketEvent(event_id=step.event_id, ticket_id=ticket.ticket_id, action=TicketAction.escalate,
                        by=PIPELINE, actor=PIPELINE, at=now, note=f"{step.stage}:{step.step.value}",

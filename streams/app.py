@@ -58,7 +58,7 @@ registry = CollectorRegistry()
 for collector in (ProcessCollector, GCCollector, PlatformCollector):
     collector(registry=registry)
 metrics = Metrics(registry, tuple(config.district.departments))
-store = TicketStore.from_url(settings.redis_url, settings.redis_prefix)
+store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, config)
 
 (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
 app = faust.App(
@@ -263,12 +263,13 @@ def _count(ticket: Ticket, cause: TicketEvent) -> None:
 
 @app.timer(settings.escalation_interval_s)
 async def escalate_overdue_tickets() -> None:
-    """Every worker looks at every open ticket; the owning partition applies each step once."""
+    """Every worker reads the tickets the due index says are due; the owning partition applies each
+    step once."""
     if app.rebalancing:
         return
     now = utc_now()
     try:
-        tickets = await store.many(await store.ids(None))
+        tickets = await store.many(await store.due_ids(now))
     except Exception as exc:  # Redis down: the next tick tries again
         log.warning("escalation scan skipped", extra={"error": type(exc).__name__})
         return
@@ -280,23 +281,17 @@ async def escalate_overdue_tickets() -> None:
 
 @app.timer(settings.gauges_interval_s)
 async def refresh_gauges() -> None:
-    """Open tickets and on-time ratios from the Redis projection, the same figures every worker sees."""
+    """Open tickets and on-time ratios from the store's gauge facts, the same figures every worker sees."""
     now = utc_now()
     try:
-        tickets = await store.many(await store.ids(None))
+        figures = performance.gauges(await store.gauge_facts(), now - PERFORMANCE_WINDOW, now, now)
     except Exception as exc:
         log.warning("gauge refresh skipped", extra={"error": type(exc).__name__})
         return
-    open_counts: dict[tuple[str, str], int] = {}
-    for ticket in tickets:
-        if ticket.is_open:
-            key = (ticket.department, ticket.severity.value)
-            open_counts[key] = open_counts.get(key, 0) + 1
     metrics.tickets_open.clear()
-    for (department, severity), count in open_counts.items():
+    for (department, severity), count in figures.open_tickets.items():
         metrics.tickets_open.labels(department, severity).set(count)
-    for department, row in performance.rows(tickets, now - PERFORMANCE_WINDOW, now, now).items():
-        ratio = row.rates["on_time_handling"]
+    for department, ratio in figures.on_time_handling.items():
         if ratio is not None:
             metrics.on_time_ratio.labels(department).set(ratio)
 

@@ -7,6 +7,7 @@ import logging
 
 from kafka import KafkaConsumer, TopicPartition
 
+from schemas.config import load_config
 from schemas.records import Ticket
 from streams import topics
 from streams.settings import Settings
@@ -50,7 +51,7 @@ def latest_tickets(bootstrap: list[str]) -> dict[str, Ticket]:
 
 async def rebuild(settings: Settings, wipe: bool = True) -> int:
     tickets = latest_tickets(settings.bootstrap_servers)
-    store = TicketStore.from_url(settings.redis_url, settings.redis_prefix)
+    store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, load_config(settings.config_dir))
     try:
         if wipe:
             keys = [k async for k in store.redis.scan_iter(f"{settings.redis_prefix}:*", count=1000)]

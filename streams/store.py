@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from functools import partial
 
 import redis.asyncio as aioredis
 
+from handlers import escalation, performance
+from schemas.config import Config
 from schemas.records import Ticket
 
 log = logging.getLogger("soc.store")
@@ -25,21 +29,28 @@ end
 for d in string.gmatch(ARGV[6], '[^,]+') do redis.call('ZADD', ARGV[5] .. ':inbox:' .. d, ARGV[4], ARGV[3]) end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'json', ARGV[2], 'inboxes', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+if ARGV[9] == '' then redis.call('ZREM', KEYS[4], ARGV[3]) else redis.call('ZADD', KEYS[4], ARGV[9], ARGV[3]) end
+redis.call('HSET', KEYS[5], ARGV[3], ARGV[10])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'ticket_id', ARGV[3], 'version', ARGV[1], 'kind', ARGV[8], 'json', ARGV[2])
 return 1
 """
 
 
 class TicketStore:
-    def __init__(self, client: aioredis.Redis, prefix: str):
+    """Besides each ticket: a due index (ticket id by when its next escalation step falls due, so
+    the escalation timer reads only due tickets) and each ticket's gauge facts (so the gauges read
+    a few fields per ticket, not every ticket in full)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, next_due: Callable[[Ticket], datetime | None]):
         self.redis = client
         self.prefix = prefix
+        self.next_due = next_due
         self._upsert = client.register_script(UPSERT)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str) -> "TicketStore":
+    def from_url(cls, url: str, prefix: str, config: Config) -> "TicketStore":
         return cls(aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
-                                     health_check_interval=10), prefix)
+                                     health_check_interval=10), prefix, partial(escalation.next_due, config))
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -49,11 +60,13 @@ class TicketStore:
         the ticket's JSON, spares a second serialization when the caller has one already."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket, kind, *serialized in tickets:
+                due = self.next_due(ticket)
                 await self._upsert(
-                    keys=[self.key("ticket", ticket.ticket_id), self.key("tickets"), self.key("board")],
+                    keys=[self.key("ticket", ticket.ticket_id), self.key("tickets"), self.key("board"),
+                          self.key("due"), self.key("facts")],
                     args=[ticket.version, serialized[0] if serialized else ticket.model_dump_json(), ticket.ticket_id,
                           ticket.dispatched_at.timestamp(), self.prefix, ",".join(ticket.inboxes),
-                          BOARD_MAXLEN, kind],
+                          BOARD_MAXLEN, kind, "" if due is None else due.timestamp(), performance.gauge_facts(ticket)],
                     client=pipe,
                 )
             return [bool(r) for r in await pipe.execute()]
@@ -65,6 +78,13 @@ class TicketStore:
     async def ids(self, department: str | None) -> list[str]:
         key = self.key("inbox", department) if department else self.key("tickets")
         return [i.decode() for i in await self.redis.zrevrange(key, 0, -1)]
+
+    async def due_ids(self, now: datetime) -> list[str]:
+        """Tickets with an escalation step due by `now`."""
+        return [i.decode() for i in await self.redis.zrangebyscore(self.key("due"), "-inf", now.timestamp())]
+
+    async def gauge_facts(self) -> list[bytes]:
+        return await self.redis.hvals(self.key("facts"))
 
     async def many(self, ticket_ids: list[str]) -> list[Ticket]:
         if not ticket_ids:

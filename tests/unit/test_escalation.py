@@ -249,3 +249,19 @@ def test_a_closed_ticket_has_no_ladder(config):
     t = act(config, t, TicketAction.verify, OPS_CENTRE, at("10:05"), passed=True)
     assert t.status is TicketStatus.closed
     assert escalation.due_steps(config, t, at("23:59")) == []
+
+
+def test_next_due_is_the_first_untaken_step_and_none_when_the_ladder_ends(config):
+    t = make_ticket(config)
+    assert escalation.next_due(config, t) == at("09:38")
+    for when in ("09:38", "09:40", "09:45"):
+        [step] = escalation.due_steps(config, t, at(when))
+        t = take(config, t, step, at(when)).ticket
+        # Each taken step moves the index to the next one, none of them due before it.
+        assert escalation.next_due(config, t) > at(when)
+    assert escalation.next_due(config, t) == min(s.at for s in escalation.ladder(config, t)
+                                                  if s.event_id not in escalation.taken(t))
+    closed = act(config, act(config, act(config, t, TicketAction.accept, t.department, at("09:50")),
+                             TicketAction.resolve, t.department, at("10:00"), note="done"),
+                 TicketAction.verify, "ops_centre", at("10:10"), passed=True)
+    assert escalation.next_due(config, closed) is None

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from handlers import lifecycle
-from handlers.performance import rows
+from handlers.performance import gauge_facts, gauges, rows
 from handlers.routing import route
 from handlers.tickets import open_ticket
 from schemas.enums import OPS_CENTRE, Category, Severity, Source
@@ -214,3 +214,16 @@ def test_rates_are_none_without_a_denominator(config):
     [row] = rows([fresh], START, END, at("09:31")).values()
     assert row.rates == {"on_time_handling": None, "closure": 0.0, "rework": None}
     assert (row.dispatched, row.due, row.submitted, row.still_open, row.overdue) == (1, 0, 0, 1, 0)
+
+
+@pytest.mark.parametrize("now", [MEASURED, at("17:00")])
+def test_gauges_from_stored_facts_agree_with_rows(tickets, now):
+    figures = gauges([gauge_facts(t) for t in tickets.values()], START, END, now)
+    table = rows(tickets.values(), START, END, now)
+    assert figures.on_time_handling == {d: r.rates["on_time_handling"] for d, r in table.items()}
+
+
+def test_gauges_count_open_tickets_of_every_period(tickets):
+    # Open counts are not limited to the period: T10 (dispatched before it) is open too.
+    figures = gauges([gauge_facts(t) for t in tickets.values()], START, END, MEASURED)
+    assert figures.open_tickets == {(TP, "orange"): 3, (FC, "orange"): 2, (CM, "orange"): 1, (CM, "yellow"): 1}
