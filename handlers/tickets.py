@@ -13,6 +13,9 @@ from schemas.records import HistoryEntry, Incident, Ticket
 PIPELINE = "pipeline"
 # Enough to make redelivered occurrences idempotent without letting a noisy key grow forever.
 MAX_REMEMBERED_INCIDENTS = 200
+# Occurrence entries kept in the history (the count is in `occurrences`): a flood station's ticket
+# in a storm took 300 of them, and every write re-serializes the whole ticket (bench/README.md).
+MAX_OCCURRENCE_ENTRIES = 20
 
 
 def ticket_id_for(incident: Incident) -> str:
@@ -59,11 +62,13 @@ def add_occurrence(ticket: Ticket, incident: Incident, now: datetime) -> Ticket 
     if incident.incident_id in ticket.incident_ids:
         return None
     severity = ticket.severity.raise_to(incident.severity)
-    history = list(ticket.history)
     note = incident.incident_id
     if severity is not ticket.severity:
         note += f" severity {ticket.severity.value} -> {severity.value}"
-    history.append(HistoryEntry(at=now, by=PIPELINE, action="occurrence", note=note))
+    history = [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="occurrence", note=note)]
+    occurrence_entries = [i for i, h in enumerate(history) if h.action == "occurrence"]
+    if len(occurrence_entries) > MAX_OCCURRENCE_ENTRIES:
+        del history[occurrence_entries[0]]
     return ticket.model_copy(update={
         "occurrences": ticket.occurrences + 1,
         "severity": severity,

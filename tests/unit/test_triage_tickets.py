@@ -8,7 +8,7 @@ import pytest
 
 from handlers.dedup import DedupEntry, Seen, latest
 from handlers.routing import route
-from handlers.tickets import PIPELINE, add_occurrence, open_ticket, ticket_id_for
+from handlers.tickets import MAX_OCCURRENCE_ENTRIES, PIPELINE, add_occurrence, open_ticket, ticket_id_for
 from handlers.triage import triage
 from schemas.enums import OPS_CENTRE, Category, Severity, Source, TicketStatus
 from schemas.records import Incident, TicketAction
@@ -135,6 +135,16 @@ def test_add_occurrence_keeps_the_latest_observation(config):
     later = add_occurrence(t, earlier, NOW)
     assert later.last_seen_at == t.last_seen_at and later.occurrences == 2
     assert add_occurrence(later, earlier, NOW) is None
+
+
+def test_history_keeps_the_latest_occurrence_entries_and_every_other_entry(config):
+    t = ticket_for(config, make_incident(1))
+    for n in range(2, 2 + MAX_OCCURRENCE_ENTRIES + 5):
+        t = add_occurrence(t, make_incident(n), NOW + timedelta(seconds=n))
+    assert t.occurrences == 1 + MAX_OCCURRENCE_ENTRIES + 5  # the opening report and 25 more
+    occurrence_notes = [h.note for h in t.history if h.action == "occurrence"]
+    assert occurrence_notes == [make_incident(n).incident_id for n in range(7, 2 + MAX_OCCURRENCE_ENTRIES + 5)]
+    assert t.history[0].action == "dispatch"
 
 
 # ------------------------------------------------------------------ triage and the dedup window
