@@ -19,10 +19,11 @@ How "done" and "when" are measured (what is reliable on Tansu):
 - Start and end of a drain are the Redis stream IDs (server milliseconds) of the first and last
   entries on `<prefix>:board`: the worker XADDs there atomically with every ticket write.
 - Completion is read from the workers' live /metrics: every raw event counted (soc_events_total
-  == events sent), every message sent to soc.incidents and soc.ticket-events received by its agent
-  (Faust's faust_topic_messages_sent / faust_messages_received_per_topic) and no message in
-  flight (faust_active_messages == 0), the same on two scrapes in a row. Committed consumer
-  offsets are not used: Faust commits them on an interval, so they trail.
+  == events sent) and every assigned partition read to its end (soc_consumer_lag, which the
+  worker's watchdog refreshes every 5 s, all 0), with no soc_* counter moving for QUIET_S, longer
+  than two refreshes. Faust's own sensors, which would say what is in flight, are off in the
+  worker (they cost throughput, bench/README.md). Committed consumer offsets are not used: Faust
+  commits them on an interval, so they trail.
 - Latency is per event: the harness keeps each event's produce time (time.time() at send) and
   its incident id (computed offline with handlers.intake.to_incident), reads the board stream as
   it grows (XREAD BLOCK) and matches each ticket write's newest incident id back to its event.
@@ -179,31 +180,25 @@ def http_get(url: str, timeout: float = 5.0) -> bytes:
         return response.read()
 
 
-FLOW_TOPICS = ("soc.incidents", "soc.ticket-events")
+# No soc_* counter moving for this long, longer than two of the watchdog's 5 s lag refreshes,
+# with every partition at its end: the worker has nothing left (a stage's output shows up as lag
+# on the next stage's topic by the next refresh).
+QUIET_S = 11.0
 
 
 def scrape(port: int) -> dict[str, float]:
-    """Sums of the soc_* counters in a worker's /metrics (labels summed away), plus Faust's
-    per-topic sent/received counts for the internal topics and its in-flight message gauge."""
+    """Sums of the soc_* counters in a worker's /metrics (labels summed away), its consumer lag
+    summed over partitions, and how many partitions report lag."""
     sums = dict.fromkeys(COUNTERS, 0.0)
-    for topic in FLOW_TOPICS:
-        sums[f"sent:{topic}"] = sums[f"received:{topic}"] = 0.0
-    sums["faust_active_messages"] = 0.0
+    sums["lag"] = sums["lag_partitions"] = 0.0
     for line in http_get(f"http://127.0.0.1:{port}/metrics").decode().splitlines():
-        if line.startswith("soc_"):
+        if line.startswith("soc_consumer_lag{"):
+            sums["lag"] += float(line.rsplit(" ", 1)[1])
+            sums["lag_partitions"] += 1
+        elif line.startswith("soc_"):
             name = line.split("{", 1)[0].split(" ", 1)[0]
             if name in sums:
                 sums[name] += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("faust_topic_messages_sent_total{"):
-            for topic in FLOW_TOPICS:
-                if f'topic="topic.{topic}"' in line:
-                    sums[f"sent:{topic}"] += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("faust_messages_received_per_topic_total{"):
-            for topic in FLOW_TOPICS:
-                if f'topic="{topic}"' in line:
-                    sums[f"received:{topic}"] += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("faust_active_messages "):
-            sums["faust_active_messages"] += float(line.rsplit(" ", 1)[1])
     return sums
 
 
@@ -216,10 +211,9 @@ def scrape_all(ports: list[int]) -> dict[str, float]:
 
 
 def settled(counters: dict[str, float], events: int) -> bool:
-    """Every raw event counted, every message sent to an internal topic received, nothing in flight."""
+    """Every raw event counted, every partition read to its end (no lag reported during a rebalance)."""
     return (counters.get("soc_events_total", 0) >= events
-            and all(counters[f"received:{t}"] >= counters[f"sent:{t}"] for t in FLOW_TOPICS)
-            and counters.get("faust_active_messages", 1) <= 0)
+            and counters.get("lag_partitions", 0) > 0 and counters.get("lag", 1) <= 0)
 
 
 @dataclass
@@ -496,31 +490,38 @@ def percentiles(values: list[float]) -> dict:
 # ------------------------------------------------------------------ completion
 
 def wait_drained(ports: list[int], events: int, timeout: float, workers: list[Worker] | None = None,
-                 interval: float = 0.25) -> tuple[bool, dict[str, float]]:
-    """Until the workers have settled (see settled()) on two scrapes in a row with the same counts.
+                 interval: float = 1.0) -> tuple[bool, dict[str, float]]:
+    """Until the workers have settled (see settled()) with the same counts for QUIET_S. Scrapes
+    once a second: the worker renders /metrics in its event loop, so scraping costs it throughput.
 
     Not soc_incidents_total == ticket writes: a replayed incident (the simulator repeats some
     flood readings verbatim) is counted as an incident but writes no ticket."""
     deadline = time.monotonic() + timeout
     last: dict[str, float] = {}
-    previous: dict[str, float] | None = None
+    quiet_since: float | None = None
     while True:
         for w in workers or ():
             if not w.alive():
                 raise RuntimeError(f"worker exited with {w.process.popen.returncode}:\n{w.tail()}")
+        previous = last
         try:
             last = scrape_all(ports)
         except OSError:
             last = {}
-        if last and settled(last, events):
-            if previous == last:
+        now = time.monotonic()
+        if last and settled(last, events) and _counts(last) == _counts(previous):
+            quiet_since = quiet_since or now
+            if now - quiet_since >= QUIET_S:
                 return True, last
-            previous = last
         else:
-            previous = None
-        if time.monotonic() > deadline:
+            quiet_since = None
+        if now > deadline:
             return False, last
         time.sleep(interval)
+
+
+def _counts(counters: dict[str, float]) -> dict[str, float]:
+    return {name: counters.get(name) for name in COUNTERS}
 
 
 def first_board_ms(client, key: str) -> int | None:

@@ -33,10 +33,6 @@ log = logging.getLogger("soc.pipeline")
 
 # The window the on-time gauge covers (the API takes any window).
 PERFORMANCE_WINDOW = timedelta(days=30)
-# Longest a fetch may wait on the broker (bench/README.md): Faust hard-codes 1500 ms, and Tansu
-# holds a fetch over several partitions for the whole wait even when data arrives, adding up
-# to 1.5 s per hop. 10 ms bounds it; idle cost about 0.1 core per worker, nil under load.
-FETCH_MAX_WAIT_MS = 10
 # Ticket events applied per batch (one Redis round trip per batch), and how long a batch waits to fill.
 APPLY_BATCH = 500
 APPLY_WITHIN_S = 0.002
@@ -48,11 +44,11 @@ PARSED_TICKETS = 4096
 # recovering tables: they always look behind and must never be sought.
 AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.INCIDENTS, topics.TICKET_EVENTS})
 
-faust_fixes.cap_fetch_wait(FETCH_MAX_WAIT_MS)
+settings = Settings()
+faust_fixes.cap_fetch_wait(settings.fetch_max_wait_ms)
 faust_fixes.drop_acks_from_earlier_assignments()
 faust_fixes.commit_only_what_was_processed(AGENT_TOPICS - {topics.SITES})  # soc.sites is compacted
 
-settings = Settings()
 config = load_config(settings.config_dir)
 registry = CollectorRegistry()
 for collector in (ProcessCollector, GCCollector, PlatformCollector):
@@ -92,7 +88,8 @@ app = faust.App(
     web_in_thread=False,
     logging_config=logging_config(settings.log_level),
 )
-setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+if settings.faust_sensors:
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
 
 def _raw_topic(name: str, **kw) -> faust.TopicT:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import asyncio
 
+from aiohttp.web import Response
 from faust import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.app import app, settings, store
+from streams.app import app, registry, settings, store
 
 async def _broker_reachable(timeout: float = 1.0) -> bool:
     for server in settings.bootstrap_servers:
@@ -37,3 +39,10 @@ class Readyz(web.View):
         ready = all(checks.values())
         return self.json({"ready": ready, **checks}, status=200 if ready else 503)
 
+
+
+if not settings.faust_sensors:  # with them on, Faust's sensor setup serves /metrics itself
+    @app.page("/metrics", name="metrics")
+    class Metrics(web.View):
+        async def get(self, request: web.Request) -> web.Response:
+            return Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
