@@ -23,7 +23,8 @@ def contains(polygon: Sequence[tuple[float, float]], lon: float, lat: float) -> 
 
 def community_at(communities: Mapping[str, Community], lat: float, lon: float) -> str | None:
     for community_id, community in communities.items():
-        if contains(community.polygon, lon, lat):
+        west, south, east, north = community.bounds
+        if west <= lon <= east and south <= lat <= north and contains(community.polygon, lon, lat):
             return community_id
     return None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, time, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,6 +29,12 @@ class Community(Strict):
     name: str
     # [lon, lat] pairs, WGS84, first point not repeated at the end.
     polygon: Annotated[list[tuple[float, float]], Field(min_length=3)]
+
+    @cached_property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(min lon, min lat, max lon, max lat): rules most points out without the ray cast."""
+        lons, lats = zip(*self.polygon)
+        return min(lons), min(lats), max(lons), max(lats)
 
 
 class Department(Strict):

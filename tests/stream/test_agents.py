@@ -144,7 +144,7 @@ async def test_same_dedup_key_opens_once_then_counts_an_occurrence(pipeline, sen
     assert repeated.ticket_id == opened.ticket_id == opened.ticket.ticket_id
     assert (opened.event_id, repeated.event_id) == (f"open-{first.incident_id}", f"occ-{second.incident_id}")
     assert opened.ticket.department == "flood_control" and repeated.incident == second
-    [seen] = pipeline.dedup_key_to_ticket[first.dedup_key]["tickets"]
+    [seen] = json.loads(pipeline.dedup_key_to_ticket[first.dedup_key])["tickets"]
     assert seen["ticket_id"] == opened.ticket_id
     assert seen["last_seen_at"] == second.observed_at.isoformat()
 
@@ -184,7 +184,7 @@ async def test_ticket_events_update_the_table_the_store_and_the_ticket_topic(pip
         await eventually(lambda: store.record_result.await_count == 1, "the rejection to be recorded")
     published = [Ticket.model_validate_json(v) for _, v in sent["ticket_topic"].calls]
     assert [(t.status, t.version) for t in published] == [(TicketStatus.dispatched, 1), (TicketStatus.accepted, 2)]
-    assert pipeline.ticket_id_to_ticket[opening.ticket_id]["status"] == "accepted"
+    assert Ticket.model_validate_json(pipeline.ticket_id_to_ticket[opening.ticket_id]).status is TicketStatus.accepted
     # Writes come in batches (one Redis round trip per batch): the kinds in order, however batched.
     assert [write[1] for call in store.save_with_retry.await_args_list for write in call.args[0]] == ["open", "accept"]
     store.record_result.assert_awaited_once_with(
@@ -213,5 +213,5 @@ async def test_an_occurrence_on_a_closed_ticket_sends_the_successor_opening(pipe
     follow_up = TicketEvent.model_validate_json(value)
     assert follow_up.action is TicketAction.open and key == follow_up.ticket_id.encode()
     assert follow_up.ticket.previous_ticket_id == ticket_id
-    assert pipeline.ticket_id_to_ticket[ticket_id]["successor_ticket_id"] == follow_up.ticket_id
+    assert Ticket.model_validate_json(pipeline.ticket_id_to_ticket[ticket_id]).successor_ticket_id == follow_up.ticket_id
     store.record_result.assert_not_awaited()  # pipeline events are not API calls
