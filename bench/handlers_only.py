@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import sys
 import time
-from datetime import datetime, timezone
+import tracemalloc
+from datetime import datetime, timedelta, timezone
 
 import orjson
 
 from bench.harness import _config, backlog
-from handlers import dedup, lifecycle
+from handlers import dedup, lifecycle, performance
 from handlers.base import Context
 from handlers.intake import Rejected, to_incident
 from handlers.triage import triage
@@ -55,7 +57,30 @@ def run(n: int) -> dict:
     sizes = sorted(len(v) for v in ticket_table.values())
     return {"events": n, "seconds": round(elapsed, 2), "events_per_s": round(n / elapsed),
             "ticket_writes": writes, "tickets": len(ticket_table),
-            "ticket_bytes_p50": sizes[len(sizes) // 2], "ticket_bytes_max": sizes[-1]}
+            "ticket_bytes_p50": sizes[len(sizes) // 2], "ticket_bytes_max": sizes[-1],
+            **state_costs(ticket_table, now)}
+
+
+def state_costs(ticket_table: dict[str, bytes], now: datetime) -> dict:
+    """What holding the tickets costs: heap as parsed dicts (the tables' values before) against
+    JSON bytes (now), and one timer pass parsing every ticket (the escalation and gauge timers
+    before) against one gauge pass over the stored facts (now)."""
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    as_dicts = [orjson.loads(v) for v in ticket_table.values()]
+    dict_bytes = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    json_bytes = sum(sys.getsizeof(v) for v in ticket_table.values())
+    started = time.perf_counter()
+    tickets = [Ticket.model_validate_json(v) for v in ticket_table.values()]
+    full_scan_s = time.perf_counter() - started
+    facts = [performance.gauge_facts(t) for t in tickets]
+    started = time.perf_counter()
+    performance.gauges(facts, now - timedelta(days=30), now, now)
+    facts_scan_s = time.perf_counter() - started
+    del as_dicts
+    return {"tables_mib_as_dicts": round(dict_bytes / 2**20, 1), "tables_mib_as_json": round(json_bytes / 2**20, 1),
+            "timer_pass_ms_parsing_every_ticket": round(full_scan_s * 1000), "timer_pass_ms_from_facts": round(facts_scan_s * 1000)}
 
 
 def main() -> None:
