@@ -66,9 +66,9 @@ def add_occurrence(ticket: Ticket, incident: Incident, now: datetime) -> Ticket 
     if severity is not ticket.severity:
         note += f" severity {ticket.severity.value} -> {severity.value}"
     history = [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="occurrence", note=note)]
-    occurrence_entries = [i for i, h in enumerate(history) if h.action == "occurrence"]
-    if len(occurrence_entries) > MAX_OCCURRENCE_ENTRIES:
-        del history[occurrence_entries[0]]
+    # All but the latest: a ticket written before the cap sheds its surplus on its next occurrence.
+    dropped = set([i for i, h in enumerate(history) if h.action == "occurrence"][:-MAX_OCCURRENCE_ENTRIES])
+    history = [h for i, h in enumerate(history) if i not in dropped]
     return ticket.model_copy(update={
         "occurrences": ticket.occurrences + 1,
         "severity": severity,
