@@ -1,4 +1,4 @@
-"""HTTP views on the worker's web server: health, readiness (the ticket API lives in streams/api.py)."""
+"""HTTP views on the worker's web server: health, readiness, metrics (the ticket API lives in streams/api.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -38,7 +38,6 @@ class Readyz(web.View):
         }
         ready = all(checks.values())
         return self.json({"ready": ready, **checks}, status=200 if ready else 503)
-
 
 
 if not settings.faust_sensors:  # with them on, Faust's sensor setup serves /metrics itself
