@@ -46,11 +46,11 @@ def run(n: int) -> dict:
         incident = Incident.model_validate_json(incident.model_dump_json())  # soc.incidents
         known = dedup_table.get(incident.dedup_key)
         decision = triage(config, dedup.DedupEntry.model_validate_json(known) if known else None, incident, now)
-        dedup_table[incident.dedup_key] = decision.entry.model_dump_json()
+        dedup_table[incident.dedup_key] = decision.entry.model_dump_json().encode()
         event = TicketEvent.model_validate_json(decision.event.model_dump_json())  # soc.ticket-events
         outcome = lifecycle.apply(config, parsed.get(event.ticket_id), event, now)
         if outcome.ticket is not None:
-            ticket_table[event.ticket_id] = orjson.dumps(outcome.ticket.model_dump(mode="json"))
+            ticket_table[event.ticket_id] = outcome.ticket.model_dump_json().encode()  # as the worker's _remember
             parsed[event.ticket_id] = outcome.ticket
             writes += 1
     elapsed = time.perf_counter() - started
