@@ -26,13 +26,15 @@ class Builder:
             moment = moment.replace(hour=hour)
         return moment.isoformat()
 
-    def point(self, community: str) -> tuple[float, float]:
+    def point(self, community: str, north_room: float = 0.0) -> tuple[float, float]:
+        """A random point in the community; with `north_room`, the point that many degrees of
+        latitude north of it is in the community too (for a report a little off a site's centre)."""
         polygon = self.config.district.communities[community].polygon
         lons, lats = [p[0] for p in polygon], [p[1] for p in polygon]
         while True:
-            lon, lat = self.rng.uniform(min(lons), max(lons)), self.rng.uniform(min(lats), max(lats))
-            if contains(polygon, lon, lat):
-                return round(lat, 6), round(lon, 6)
+            lon, lat = round(self.rng.uniform(min(lons), max(lons)), 6), round(self.rng.uniform(min(lats), max(lats)), 6)
+            if contains(polygon, lon, lat) and contains(polygon, lon, lat + north_room):
+                return lat, lon
 
     def next_id(self, prefix: str) -> str:
         self.count += 1
