@@ -8,6 +8,13 @@ TICKETS = "soc.tickets"
 TICKET_EVENTS = "soc.ticket-events"
 DEADLETTER = "soc.deadletter"
 
+# The Faust tables, name -> changelog partitions (None: the configured default). The app declares
+# its tables with these names and counts, and the worker creates their changelogs before it starts:
+# - dedup_key_to_tickets: a dedup key and all its tickets, in the partition of soc.incidents and
+#   soc.ticket-events that carries that key (the three are co-partitioned);
+# - site_id_to_registration: the whitelist, a global table every worker holds whole.
+TABLES: dict[str, int | None] = {"dedup_key_to_tickets": None, "site_id_to_registration": 1}
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -19,13 +26,25 @@ class TopicSpec:
 COMPACT = {"cleanup.policy": "compact"}
 
 
-def topic_specs() -> list[TopicSpec]:
-    return [
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog Faust gives a table (faust.tables.base: `{app.conf.id}-{name}-changelog`;
+    the app keeps Faust's default version 1, which adds no `-vN` to the id)."""
+    return f"{app_id}-{table}-changelog"
+
+
+def topic_specs(app_id: str | None = None) -> list[TopicSpec]:
+    """Every topic the pipeline needs; with `app_id`, the tables' changelogs too (compacted, like Faust's)."""
+    specs = [
         *(TopicSpec(name) for name in RAW_TOPICS.values()),
         # One partition: every worker reads the whole whitelist.
         TopicSpec(SITES, 1, COMPACT),
+        # Co-partitioned, both keyed by the dedup key: an incident and the commands on its tickets
+        # meet in the same partition of dedup_key_to_tickets. Keep the same count on both.
         TopicSpec(INCIDENTS),
         TopicSpec(TICKETS, None, COMPACT),
         TopicSpec(TICKET_EVENTS),
         TopicSpec(DEADLETTER, 3),
     ]
+    if app_id is not None:
+        specs += [TopicSpec(changelog_topic(app_id, table), partitions, COMPACT) for table, partitions in TABLES.items()]
+    return specs

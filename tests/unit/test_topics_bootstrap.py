@@ -1,0 +1,84 @@
+"""The topic contract and the worker's start-up check, without a broker."""
+from __future__ import annotations
+
+import pytest
+
+from streams import topics
+from streams.bootstrap import Mismatch, TopicMismatch, mismatches, resolve
+
+
+def by_name(specs, partitions=8):
+    return resolve(specs, partitions)
+
+
+def test_incidents_and_ticket_events_are_co_partitioned_for_any_configured_count():
+    for partitions in (1, 3, 8, 24):
+        wanted = by_name(topics.topic_specs("soc-pipeline"), partitions)
+        incidents, events = wanted[topics.INCIDENTS], wanted[topics.TICKET_EVENTS]
+        assert incidents.partitions == events.partitions == partitions
+        # The keyed table lives in the same partitions as the two topics whose keys it holds.
+        table = wanted[topics.changelog_topic("soc-pipeline", "dedup_key_to_tickets")]
+        assert table.partitions == partitions
+        assert incidents.configured and events.configured and table.configured
+
+
+def test_compacted_topics_and_changelogs():
+    wanted = by_name(topics.topic_specs("soc-pipeline"))
+    compacted = {name for name, w in wanted.items() if w.configs.get("cleanup.policy") == "compact"}
+    assert compacted == {
+        topics.SITES, topics.TICKETS,
+        "soc-pipeline-dedup_key_to_tickets-changelog", "soc-pipeline-site_id_to_registration-changelog",
+    }
+    # Nothing else has configs: the broker's defaults (delete, its retention) apply.
+    assert all(not w.configs for name, w in wanted.items() if name not in compacted)
+
+
+def test_fixed_partition_counts():
+    wanted = by_name(topics.topic_specs("soc-pipeline"), 8)
+    assert wanted[topics.SITES].partitions == 1  # every worker reads the whole whitelist
+    assert wanted["soc-pipeline-site_id_to_registration-changelog"].partitions == 1  # a global table
+    assert wanted[topics.DEADLETTER].partitions == 3
+    assert not wanted[topics.SITES].configured
+
+
+def test_changelog_names_follow_faust_and_the_app_id():
+    assert topics.changelog_topic("soc-x", "dedup_key_to_tickets") == "soc-x-dedup_key_to_tickets-changelog"
+    names = {spec.name for spec in topics.topic_specs("soc-x")}
+    assert {f"soc-x-{table}-changelog" for table in topics.TABLES} <= names
+    # Without an app id, only the pipeline's own topics (what create_topics made before).
+    assert not any(spec.name.endswith("-changelog") for spec in topics.topic_specs())
+
+
+def test_every_topic_once():
+    names = [spec.name for spec in topics.topic_specs("soc-pipeline")]
+    assert len(names) == len(set(names))
+    assert set(topics.RAW_TOPICS.values()) <= set(names)
+
+
+def test_mismatch_message_names_topic_count_and_expected():
+    wanted = by_name(topics.topic_specs("soc-pipeline"), 8)
+    found = mismatches(wanted, {topics.INCIDENTS: 4, topics.TICKET_EVENTS: 8, topics.SITES: 1})
+    assert found == [Mismatch(topics.INCIDENTS, 4, 8, True)]
+    error = TopicMismatch(found)
+    assert str(error) == "topic soc.incidents has 4 partitions, expected 8 (SOC_PARTITIONS)"
+    assert error.lines == [str(error)]
+
+
+def test_mismatch_of_a_fixed_count_does_not_blame_the_setting():
+    wanted = by_name(topics.topic_specs("soc-pipeline"), 8)
+    found = mismatches(wanted, {topics.SITES: 8, topics.INCIDENTS: 1})
+    assert [str(m) for m in found] == [
+        "topic soc.sites has 8 partitions, expected 1",
+        "topic soc.incidents has 1 partition, expected 8 (SOC_PARTITIONS)",
+    ]
+    assert TopicMismatch(found).lines == [str(m) for m in found]
+
+
+def test_missing_topics_are_not_mismatches():
+    assert mismatches(by_name(topics.topic_specs("soc-pipeline")), {}) == []
+
+
+@pytest.mark.parametrize("partitions", [2, 8])
+def test_first_spec_of_a_name_wins(partitions):
+    wanted = resolve([topics.TopicSpec("a", None), topics.TopicSpec("a", 5)], partitions)
+    assert wanted["a"].partitions == partitions
