@@ -26,6 +26,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    # The worker owns its start: its topics exist, as configured, before Faust (streams.app) starts.
+    from streams.bootstrap import ensure_topics_or_exit_code
+
+    code = ensure_topics_or_exit_code()
+    if code:
+        return code
     from streams.settings import Settings
 
     settings = Settings()
@@ -71,13 +77,13 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from streams.devstack import create_topics
-    from streams.settings import Settings
+    """For operators: what `soc worker` does first, alone."""
+    from streams.bootstrap import ensure_topics_or_exit_code
 
-    settings = Settings()
-    create_topics(settings.kafka_brokers, settings.partitions, settings.replication_factor)
-    print("topics ready")
-    return 0
+    code = ensure_topics_or_exit_code()
+    if code == 0:
+        print("topics ready")
+    return code
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

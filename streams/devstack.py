@@ -134,35 +134,28 @@ def ensure_redis(log_dir: Path, private: bool = False, port: int | None = None) 
 
 def existing_topics(bootstrap: str) -> dict[str, int]:
     """Topic name -> partition count, as the broker has them."""
-    from kafka.admin import KafkaAdminClient
+    from streams.bootstrap import connect, partition_counts
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="soc-admin", request_timeout_ms=10000)
+    admin = connect(bootstrap, timeout=10)
     try:
-        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics() if not t["is_internal"]}
+        return partition_counts(admin)
     finally:
         admin.close()
 
 
 def create_topics(bootstrap: str, partitions: int, replication: int = 1, timeout: float = 30,
-                  also: dict[str, int] | None = None) -> None:
-    """The pipeline's topics, and `also` (name -> partitions), where missing."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+                  also: dict[str, int] | None = None, app_id: str | None = None) -> list[str]:
+    """The pipeline's topics (with app_id, its tables' changelogs too), and `also` (name -> partitions),
+    where missing; returns the names created. The worker's own start-up path, streams.bootstrap:
+    raises TopicMismatch when an existing topic has another partition count."""
+    from streams.bootstrap import ensure_topics
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="soc-admin", request_timeout_ms=10000)
-    try:
-        existing = set(admin.list_topics())
-        wanted = [NewTopic(spec.name, spec.partitions or partitions, replication, topic_configs=spec.configs)
-                  for spec in topics.topic_specs() if spec.name not in existing]
-        wanted += [NewTopic(name, count, replication) for name, count in (also or {}).items()
-                   if name not in existing and name not in {t.name for t in wanted}]
-        if wanted:
-            try:
-                admin.create_topics(wanted, timeout_ms=int(timeout * 1000))
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()
+    specs = topics.topic_specs(app_id)
+    known = {spec.name for spec in specs}
+    # Topics the broker had before a restart: Faust's changelogs are compacted, the rest as they were.
+    specs += [topics.TopicSpec(name, count, topics.COMPACT if name.endswith("-changelog") else {})
+              for name, count in (also or {}).items() if name not in known]
+    return ensure_topics(bootstrap, partitions, replication, specs, timeout=timeout)
 
 
 def soc_command() -> list[str]:
