@@ -82,3 +82,42 @@ def test_missing_topics_are_not_mismatches():
 def test_first_spec_of_a_name_wins(partitions):
     wanted = resolve([topics.TopicSpec("a", None), topics.TopicSpec("a", 5)], partitions)
     assert wanted["a"].partitions == partitions
+
+
+class RacingAdmin:
+    """A broker where another worker creates every topic between our describe and our create."""
+
+    def __init__(self, their_partitions: int):
+        self.topics: dict[str, int] = {}
+        self.their_partitions = their_partitions
+        self.closed = False
+
+    def describe_topics(self, names):
+        return [{"name": n, "error_code": 0, "is_internal": False, "partitions": [{}] * self.topics[n]}
+                if n in self.topics else {"name": n, "error_code": 3, "is_internal": False, "partitions": []}
+                for n in names]
+
+    def create_topics(self, new_topics, timeout_ms=None):
+        from kafka.errors import TopicAlreadyExistsError
+
+        for topic in new_topics:
+            self.topics[topic.name] = self.their_partitions  # the other worker was first
+        raise TopicAlreadyExistsError("Topic with this name already exists.")
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("their_partitions, mismatch", [(8, False), (4, True)])
+def test_a_topic_created_meanwhile_by_another_worker_is_checked_again(monkeypatch, their_partitions, mismatch):
+    from streams import bootstrap
+
+    admin = RacingAdmin(their_partitions)
+    monkeypatch.setattr(bootstrap, "_connect", lambda servers, deadline: admin)
+    specs = [topics.TopicSpec(topics.INCIDENTS)]
+    if mismatch:
+        with pytest.raises(TopicMismatch, match=r"^topic soc.incidents has 4 partitions, expected 8 \(SOC_PARTITIONS\)$"):
+            bootstrap.ensure_topics(["broker:9092"], 8, 1, specs, timeout=5)
+    else:
+        assert bootstrap.ensure_topics(["broker:9092"], 8, 1, specs, timeout=5) == []  # not ours: not created here
+    assert admin.closed
