@@ -83,8 +83,7 @@ def next_due(config: Config, ticket: Ticket) -> datetime | None:
 
 def escalation_event(ticket: Ticket, step: Step, now: datetime) -> TicketEvent:
     return TicketEvent(event_id=step.event_id, ticket_id=ticket.ticket_id, action=TicketAction.escalate,
-                       by=PIPELINE, actor=PIPELINE, at=now, note=f"{step.stage}:{step.step.value}",
-                       until=step.due)
+                       by=PIPELINE, actor=PIPELINE, at=now, stage=step.stage, step=step.step, until=step.due)
 
 
 def still_due(config: Config, ticket: Ticket, event: TicketEvent) -> Step | None:

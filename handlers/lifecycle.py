@@ -7,15 +7,16 @@ closed -reopen-> dispatched
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 from handlers import escalation
 from handlers.deadlines import due_dates
-from handlers.routing import red_watchers, route
-from handlers.tickets import PIPELINE, add_occurrence, open_ticket
+from handlers.routing import red_watchers
+from handlers.tickets import PIPELINE
 from schemas.config import Config
-from schemas.enums import OPS_CENTRE, Escalation, Severity, TicketStatus
+from schemas.enums import OPS_CENTRE, Escalation, TicketStatus
 from schemas.records import ExtensionRequest, HistoryEntry, Ticket, TicketAction, TicketEvent
 
 A = TicketAction
@@ -37,19 +38,29 @@ TRANSITIONS: dict[TicketAction, tuple[str, frozenset[TicketStatus]]] = {
 NEEDS_NOTE = {A.resolve: "resolution", A.return_: "reason", A.extend: "reason"}
 
 
+class Verdict(str, Enum):
+    applied = "applied"
+    # Already applied: nothing changes, and the ticket as it stands is written out again, since a
+    # worker killed between its table write and its Redis write replays the input to finish them.
+    replayed = "replayed"
+    # Not allowed from the ticket's state, or for this actor: nothing changes.
+    refused = "refused"
+
+
 @dataclass(frozen=True)
 class Outcome:
-    ticket: Ticket | None = None
-    # Why nothing changed: a replay, or a transition that is not allowed from the current state.
-    rejected: str | None = None
-    follow_ups: list[TicketEvent] = field(default_factory=list)
-    # On a replay, the ticket as the table holds it: written to Redis and soc.tickets again, since
-    # a worker killed between the table write and those writes replays the event to finish them.
-    replayed: Ticket | None = None
+    verdict: Verdict
+    # applied: the changed ticket; replayed: the ticket as it stands; refused: unchanged.
+    ticket: Ticket
+    reason: str = ""
 
 
-def _replay(ticket: Ticket, why: str) -> Outcome:
-    return Outcome(rejected=f"replay: {why}", replayed=ticket)
+def _applied(ticket: Ticket) -> Outcome:
+    return Outcome(Verdict.applied, ticket)
+
+
+def _refused(ticket: Ticket, why: str) -> Outcome:
+    return Outcome(Verdict.refused, ticket, why)
 
 
 class Conflict(Exception):
@@ -142,50 +153,16 @@ def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
                                      "history": _history(ticket, event, what)})
 
 
-def _watch_if_red(config: Config, ticket: Ticket) -> Ticket:
-    if ticket.severity is not Severity.red:
-        return ticket
-    watchers = list(dict.fromkeys([*ticket.watchers, *red_watchers(config, ticket.department, ticket.severity)]))
-    return ticket.model_copy(update={"watchers": watchers})
-
-
-def _occurrence(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> Outcome:
-    incident = event.incident
-    if incident.incident_id in ticket.incident_ids:
-        # Checked first: a redelivered occurrence must not open (or count in) a successor.
-        return _replay(ticket, "occurrence already counted")
-    if ticket.status is S.closed:
-        # After closure the problem is back: a new ticket that points at the old one.
-        if ticket.successor_ticket_id:
-            forward = event.model_copy(update={"ticket_id": ticket.successor_ticket_id,
-                                               "event_id": f"{event.event_id}>{ticket.successor_ticket_id}"})
-            return Outcome(rejected="closed: forwarded to successor", follow_ups=[forward])
-        successor = open_ticket(config, incident, route(config, incident.category, incident.severity,
-                                                        incident.community), now, previous_ticket_id=ticket.ticket_id)
-        closed = ticket.model_copy(update={
-            "successor_ticket_id": successor.ticket_id, "version": ticket.version + 1,
-            "history": [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="recurred",
-                                                      note=f"new ticket {successor.ticket_id}",
-                                                      event_id=event.event_id)]})
-        opening = TicketEvent(event_id=f"open-{incident.incident_id}", ticket_id=successor.ticket_id,
-                              action=A.open, by=PIPELINE, actor=PIPELINE, at=now, incident=incident, ticket=successor)
-        return Outcome(ticket=closed, follow_ups=[opening])
-    updated = add_occurrence(ticket, incident, now)
-    if updated is None:
-        return _replay(ticket, "occurrence already counted")
-    return Outcome(ticket=_watch_if_red(config, updated))
-
-
 def _escalate(config: Config, ticket: Ticket, event: TicketEvent) -> Outcome:
     step = escalation.still_due(config, ticket, event)
     if step is None:
-        return Outcome(rejected="escalation no longer due")
+        return _refused(ticket, "escalation no longer due")
     entry = HistoryEntry(at=event.at, by=PIPELINE, action=escalation.STEP_LABEL[step.step],
                          note=f"{step.stage} due {step.due.isoformat()}", event_id=event.event_id)
     # The mark on the board only climbs: a resolve-stage reminder after an accept-stage report
     # does not make the ticket look less urgent.
     level = max(ticket.escalation, step.step, key=escalation.LEVEL.__getitem__)
-    return Outcome(ticket=ticket.model_copy(update={
+    return _applied(ticket.model_copy(update={
         "escalation": level,
         "watchers": escalation.recipients(config, ticket, step.step),
         "version": ticket.version + 1,
@@ -193,23 +170,17 @@ def _escalate(config: Config, ticket: Ticket, event: TicketEvent) -> Outcome:
     }))
 
 
-def apply(config: Config, ticket: Ticket | None, event: TicketEvent, now: datetime) -> Outcome:
-    if event.action is A.open:
-        if ticket is not None:
-            return _replay(ticket, "ticket already open")
-        return Outcome(ticket=event.ticket)
-    if ticket is None:
-        return Outcome(rejected=f"unknown ticket {event.ticket_id}")
+def apply(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> Outcome:
+    """One command on a ticket. `now` is the command's own time (event.at), so a replay applies it
+    exactly as the first run did."""
     if any(h.event_id == event.event_id for h in ticket.history if h.event_id):
-        return _replay(ticket, "event already applied")
-    if event.action is A.occurrence:
-        return _occurrence(config, ticket, event, now)
+        return Outcome(Verdict.replayed, ticket, "event already applied")
     if event.action is A.escalate:
         return _escalate(config, ticket, event)
     if event.action not in TRANSITIONS:
-        return Outcome(rejected=f"action {event.action.value} is not handled here")
+        return _refused(ticket, f"action {event.action.value} is not handled here")
     try:
         check(config, ticket, event)
     except Conflict as conflict:
-        return Outcome(rejected=str(conflict))
-    return Outcome(ticket=_transition(config, ticket, event, now))
+        return _refused(ticket, str(conflict))
+    return _applied(_transition(config, ticket, event, now))

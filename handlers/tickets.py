@@ -11,8 +11,9 @@ from schemas.enums import TicketStatus
 from schemas.records import HistoryEntry, Incident, Ticket
 
 PIPELINE = "pipeline"
-# Enough to make redelivered occurrences idempotent without letting a noisy key grow forever.
-MAX_REMEMBERED_INCIDENTS = 200
+# The latest incident ids listed on the ticket, for people. Whether an incident was already
+# counted is decided by the key's state (KeyState.counted), never by this list.
+LISTED_INCIDENTS = 20
 # Occurrence entries kept in the history (the count is in `occurrences`): a flood station's ticket
 # in a storm took 300 of them, and every write re-serializes the whole ticket (bench/README.md).
 MAX_OCCURRENCE_ENTRIES = 20
@@ -57,10 +58,8 @@ def open_ticket(config: Config, incident: Incident, route: Route, now: datetime,
     )
 
 
-def add_occurrence(ticket: Ticket, incident: Incident, now: datetime) -> Ticket | None:
-    """The ticket with one more occurrence; None if this incident was already counted."""
-    if incident.incident_id in ticket.incident_ids:
-        return None
+def add_occurrence(ticket: Ticket, incident: Incident, now: datetime) -> Ticket:
+    """The ticket with one more occurrence (the caller knows the incident was not counted yet)."""
     severity = ticket.severity.raise_to(incident.severity)
     note = incident.incident_id
     if severity is not ticket.severity:
@@ -72,7 +71,7 @@ def add_occurrence(ticket: Ticket, incident: Incident, now: datetime) -> Ticket 
     return ticket.model_copy(update={
         "occurrences": ticket.occurrences + 1,
         "severity": severity,
-        "incident_ids": [*ticket.incident_ids, incident.incident_id][-MAX_REMEMBERED_INCIDENTS:],
+        "incident_ids": [*ticket.incident_ids, incident.incident_id][-LISTED_INCIDENTS:],
         "last_seen_at": max(ticket.last_seen_at, incident.observed_at),
         "version": ticket.version + 1,
         "history": history,

@@ -97,9 +97,7 @@ class Ticket(Record):
 
 
 class TicketAction(str, Enum):
-    # Raised by the pipeline
-    open = "open"
-    occurrence = "occurrence"
+    # Raised by the pipeline's timers (incidents reach the ticket step on soc.incidents)
     escalate = "escalate"
     # Departments
     accept = "accept"
@@ -112,6 +110,8 @@ class TicketAction(str, Enum):
     verify = "verify"
     redispatch = "redispatch"
     reopen = "reopen"
+    # The owner's retention sweep: a ticket closed past retention leaves the table.
+    expire = "expire"
 
 
 class TicketEvent(Record):
@@ -126,8 +126,33 @@ class TicketEvent(Record):
     approve: bool | None = None
     passed: bool | None = None
     department: str | None = None
-    incident: Incident | None = None
-    ticket: Ticket | None = None
+    # On escalate: the deadline stage ("accept" or "resolve") and the ladder step taken.
+    stage: str | None = None
+    step: Escalation | None = None
+
+
+class Seen(Record):
+    """One ticket on a dedup key and the span of observations it has merged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ticket_id: str
+    first_seen_at: AwareDatetime
+    last_seen_at: AwareDatetime
+    # When its latest report arrived: a source delivering old readings late keeps its span alive.
+    last_received_at: AwareDatetime
+
+
+class KeyState(Record):
+    """Everything the ticket step knows of one dedup key: the value of its one table.
+
+    `tickets` holds the key's open tickets and those closed within retention; `seen` the spans
+    still inside the dedup window (oldest first); `counted` every incident id counted on the key
+    with the tickets its report touched, so a replay of it re-emits exactly those tickets."""
+
+    dedup_key: str
+    tickets: dict[str, Ticket] = Field(default_factory=dict)
+    seen: list[Seen] = Field(default_factory=list)
+    counted: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class FieldError(Record):

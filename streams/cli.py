@@ -26,7 +26,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    # The worker owns its start: its topics exist, as configured, before Faust (streams.app) starts.
+    # The worker owns its start: its topics exist, as configured, before Faust starts.
     from streams.bootstrap import ensure_topics_or_exit_code
 
     code = ensure_topics_or_exit_code()
@@ -37,9 +37,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings()
     sys.argv = ["soc", "worker", "-l", settings.log_level, "--web-port", str(settings.web_port),
                 "--web-host", settings.web_host]
-    from streams.app import app
+    from streams.worker import assemble
 
-    app.main()
+    assemble(settings).app.main()
     return 0
 
 

@@ -37,6 +37,8 @@ class Metrics:
                                   ["topic", "partition"], registry=registry)
         self.partition_stalls = Counter("soc_partition_stalls", "Partitions sought back after records stopped arriving",
                                         ["topic"], registry=registry)
+        self.timer_errors = Counter("soc_timer_errors", "Timer ticks that failed (tried again next tick)",
+                                    ["timer"], registry=registry)
         # Series exist from start-up at 0, so the first increment shows in rate() and a silent
         # source is visible as a flat line rather than as no data.
         for source in SOURCES:

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     faust_sensors: bool = False
     escalation_interval_s: float = 5.0
     gauges_interval_s: float = 15.0
+    # Closed tickets stay in the ticket table and Redis's hot sets this long, then only on soc.tickets
+    # and by id in Redis (the retention sweep runs every retention_interval_s).
+    ticket_retention_days: float = 30.0
+    retention_interval_s: float = 60.0
     api_rate_per_s: float = 20.0
     api_burst: float = 100.0
     max_body_bytes: int = Field(16 * 1024, description="HTTP request body limit")

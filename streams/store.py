@@ -31,7 +31,22 @@ redis.call('HSET', KEYS[1], 'version', ARGV[1], 'json', ARGV[2], 'inboxes', ARGV
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 if ARGV[9] == '' then redis.call('ZREM', KEYS[4], ARGV[3]) else redis.call('ZADD', KEYS[4], ARGV[9], ARGV[3]) end
 redis.call('HSET', KEYS[5], ARGV[3], ARGV[10])
+if ARGV[11] == '' then redis.call('ZREM', KEYS[6], ARGV[3]) else redis.call('ZADD', KEYS[6], ARGV[11], ARGV[3]) end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'ticket_id', ARGV[3], 'version', ARGV[1], 'kind', ARGV[8], 'json', ARGV[2])
+return 1
+"""
+
+# A ticket past retention leaves the hot sets (lists, inboxes, due index, gauges); its hash stays,
+# so it is still found by id.
+EVICT = """
+local old = redis.call('HGET', KEYS[1], 'inboxes')
+if old then
+  for d in string.gmatch(old, '[^,]+') do redis.call('ZREM', ARGV[2] .. ':inbox:' .. d, ARGV[1]) end
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 return 1
 """
 
@@ -46,6 +61,7 @@ class TicketStore:
         self.prefix = prefix
         self.next_due = next_due
         self._upsert = client.register_script(UPSERT)
+        self._evict = client.register_script(EVICT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str, config: Config) -> "TicketStore":
@@ -55,21 +71,29 @@ class TicketStore:
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    async def save(self, tickets: Iterable[tuple[Ticket, str] | tuple[Ticket, str, bytes]]) -> list[bool]:
-        """Write (ticket, kind) pairs in one round trip; True where the write was new. A third item,
-        the ticket's JSON, spares a second serialization when the caller has one already."""
+    async def save(self, tickets: Iterable[tuple[Ticket, str] | tuple[Ticket, str, bytes]],
+                   evicted: Iterable[str] = ()) -> list[bool]:
+        """Write (ticket, kind) pairs, and drop `evicted` ticket ids from the hot sets, in one round
+        trip; True where the write was new. A third item, the ticket's JSON, spares a second
+        serialization when the caller has one already."""
+        evicted = list(evicted)
         async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket_id in evicted:
+                await self._evict(keys=[self.key("ticket", ticket_id), self.key("tickets"), self.key("due"),
+                                        self.key("facts"), self.key("closed")],
+                                  args=[ticket_id, self.prefix], client=pipe)
             for ticket, kind, *serialized in tickets:
                 due = self.next_due(ticket)
                 await self._upsert(
                     keys=[self.key("ticket", ticket.ticket_id), self.key("tickets"), self.key("board"),
-                          self.key("due"), self.key("facts")],
+                          self.key("due"), self.key("facts"), self.key("closed")],
                     args=[ticket.version, serialized[0] if serialized else ticket.model_dump_json(), ticket.ticket_id,
                           ticket.dispatched_at.timestamp(), self.prefix, ",".join(ticket.inboxes),
-                          BOARD_MAXLEN, kind, "" if due is None else due.timestamp(), performance.gauge_facts(ticket)],
+                          BOARD_MAXLEN, kind, "" if due is None else due.timestamp(), performance.gauge_facts(ticket),
+                          "" if ticket.closed_at is None else ticket.closed_at.timestamp()],
                     client=pipe,
                 )
-            return [bool(r) for r in await pipe.execute()]
+            return [bool(r) for r in (await pipe.execute())[len(evicted):]]
 
     async def get(self, ticket_id: str) -> Ticket | None:
         raw = await self.redis.hget(self.key("ticket", ticket_id), "json")
@@ -82,6 +106,10 @@ class TicketStore:
     async def due_ids(self, now: datetime) -> list[str]:
         """Tickets with an escalation step due by `now`."""
         return [i.decode() for i in await self.redis.zrangebyscore(self.key("due"), "-inf", now.timestamp())]
+
+    async def closed_before(self, when: datetime) -> list[str]:
+        """Tickets closed before `when` still in the hot sets (the retention sweep's work)."""
+        return [i.decode() for i in await self.redis.zrangebyscore(self.key("closed"), "-inf", when.timestamp())]
 
     async def gauge_facts(self) -> list[bytes]:
         return await self.redis.hvals(self.key("facts"))
@@ -101,12 +129,14 @@ class TicketStore:
         except (aioredis.RedisError, OSError):
             return False
 
-    async def save_with_retry(self, tickets: list[tuple], max_delay: float = 5.0) -> list[bool]:
+    async def save_with_retry(self, tickets: list[tuple], evicted: Iterable[str] = (),
+                              max_delay: float = 5.0) -> list[bool]:
         """Block the partition until Redis takes the write: Kafka keeps the events meanwhile."""
         delay = 0.1
+        evicted = list(evicted)
         while True:
             try:
-                return await self.save(tickets)
+                return await self.save(tickets, evicted)
             except (aioredis.RedisError, OSError) as exc:
                 log.warning("redis write failed, retrying", extra={"retry_in_s": delay, "error": type(exc).__name__})
                 await asyncio.sleep(delay)

@@ -1,57 +1,43 @@
 """The stream tier: the real Faust agents driven through `agent.test_context()`, no broker, no Redis.
 
-streams.app builds its App, topics and Redis client at import from SOC_* settings. They are set
-here to addresses where nothing answers (so a test that reached for the network would fail, not
-talk to a real service), the module is imported, and the environment is restored so later tiers
-(integration, which starts workers from os.environ) see what they would have seen.
-
-Sends to topics are replaced by recorders: that is the point of this tier (the integration tier
-uses the real broker).
+The pipeline is built by the same factory as the worker's, from settings pointing where nothing
+answers (a test that reached for the network would fail, not talk to a real service), with a
+fixed clock and a mock in place of the Redis store. Sends to topics are replaced by recorders:
+that is the point of this tier (the integration tier uses the real broker and Redis).
 """
 from __future__ import annotations
 
 import asyncio
-import importlib
-import os
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from unittest.mock import AsyncMock
 from zoneinfo import ZoneInfo
 
 import pytest
+from prometheus_client import CollectorRegistry
+
+from schemas.config import load_config
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.store import TicketStore
+from streams.topology.app import Pipeline, build_app
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 # Tuesday 12 May 2026, 09:30 in the district, as in the unit tier.
 NOW = datetime(2026, 5, 12, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
 
-UNREACHABLE = {
-    "SOC_KAFKA_BROKERS": "127.0.0.1:1",
-    "SOC_REDIS_URL": "redis://127.0.0.1:1/0",
-    "SOC_WEB_PORT": "1",
-    "SOC_APP_ID": "soc-stream-tests",
-}
-
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory) -> ModuleType:
-    """The streams.app module, built against unreachable services."""
-    if "streams.app" in sys.modules:
-        module = sys.modules["streams.app"]
-    else:
-        saved = dict(os.environ)
-        try:
-            os.environ.update(UNREACHABLE, SOC_DATA_DIR=str(tmp_path_factory.mktemp("soc-data")))
-            module = importlib.import_module("streams.app")
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-    assert module.settings.kafka_brokers == UNREACHABLE["SOC_KAFKA_BROKERS"], \
-        "streams.app was imported elsewhere with real settings"
-    return module
+def pipeline(tmp_path_factory) -> Pipeline:
+    settings = Settings(kafka_brokers="127.0.0.1:1", redis_url="redis://127.0.0.1:1/0", web_port=1,
+                        app_id="soc-stream-tests", data_dir=tmp_path_factory.mktemp("soc-data"))
+    config = load_config(settings.config_dir)
+    registry = CollectorRegistry()
+    store = AsyncMock(spec=TicketStore)
+    return build_app(settings, config, store, lambda: NOW, Metrics(registry, tuple(config.district.departments)),
+                     registry)
 
 
 class Recorder:
@@ -60,13 +46,9 @@ class Recorder:
     def __init__(self, name: str):
         self.name = name
         self.calls: list[tuple[bytes | None, bytes | None]] = []
-        self.mock = AsyncMock(side_effect=self._record)
 
-    async def _record(self, *args, key=None, value=None, **kwargs):
+    def __call__(self, *args, key=None, value=None, **kwargs):
         self.calls.append((key, value))
-
-    async def __call__(self, *args, **kwargs):
-        return await self.mock(*args, **kwargs)
 
     async def wait_for(self, n: int, timeout: float = 3.0) -> list[tuple[bytes | None, bytes | None]]:
         """The first n sends. put() returns once the value entered the agent's stream, before the
@@ -80,28 +62,21 @@ class Recorder:
 
 @pytest.fixture
 def sent(pipeline, monkeypatch) -> dict[str, Recorder]:
-    """Recorders for every topic the agents write to, keyed by the app module's attribute name."""
+    """Recorders for every topic the agents write to (they send with send_soon), keyed by the
+    pipeline's attribute name."""
     recorders = {}
     for name in ("incident_topic", "deadletter_topic", "ticket_event_topic", "ticket_topic"):
         recorders[name] = Recorder(name)
-        monkeypatch.setattr(getattr(pipeline, name), "send", recorders[name])
+        monkeypatch.setattr(getattr(pipeline, name), "send_soon", recorders[name])
     return recorders
 
 
 @pytest.fixture
-def store(pipeline, monkeypatch) -> AsyncMock:
-    """The Redis projection replaced by a mock (save_with_retry, record_result)."""
-    mock = AsyncMock()
-    mock.save_with_retry.return_value = [True]
-    monkeypatch.setattr(pipeline, "store", mock)
-    return mock
-
-
-@pytest.fixture(autouse=True)
-def clock(pipeline, monkeypatch) -> datetime:
-    """The agents read the time through streams.app.utc_now: fixed here."""
-    monkeypatch.setattr(pipeline, "utc_now", lambda: NOW)
-    return NOW
+def store(pipeline) -> AsyncMock:
+    """The pipeline's Redis store, a mock (save_with_retry, record_result), fresh per test."""
+    pipeline.store.reset_mock()
+    pipeline.store.save_with_retry.return_value = [True]
+    return pipeline.store
 
 
 @pytest.fixture(scope="session")
@@ -121,6 +96,23 @@ async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+async def put_on(agent, topic: str, value: bytes | None, key: bytes | None = None, at: datetime = NOW) -> None:
+    """agent.put with the record's topic and timestamp set, as the broker would deliver it (the
+    ticket agent reads two topics; the parse agents stamp received_at from the timestamp)."""
+    to_message = agent.to_message
+
+    def on_topic(*args, **kwargs):
+        message = to_message(*args, **{**kwargs, "timestamp": at.timestamp()})
+        message.topic = topic
+        return message
+
+    agent.to_message = on_topic
+    try:
+        await agent.put(value, key=key)
+    finally:
+        agent.to_message = to_message
 
 
 def metric(pipeline, name: str, **labels: str) -> float:

@@ -1,6 +1,6 @@
-"""The Faust agents of streams.app, each driven through `agent.test_context()` with the topic sends
-recorded: parse (raw -> incident or dead letter), triage (incident -> open / occurrence) and
-apply (ticket event -> ticket)."""
+"""The Faust agents of the pipeline, each driven through `agent.test_context()` with the topic sends
+recorded: parse (raw -> incident or dead letter) and decide_tickets (incident or command -> the
+key's state, Redis, soc.tickets)."""
 from __future__ import annotations
 
 import base64
@@ -9,12 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from handlers.triage import triage
+from streams.topology import app as topology
+
 from schemas.enums import Category, Severity, TicketStatus
-from schemas.records import DeadLetter, Incident, Ticket, TicketAction, TicketEvent
-from tests.stream.conftest import NOW, eventually, metric
+from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketAction, TicketEvent
+from tests.stream.conftest import NOW, eventually, metric, put_on
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+RAW = "soc.raw.flood"
 
 
 def flood_reading(raw, **changes) -> bytes:
@@ -27,15 +29,15 @@ def flood_reading(raw, **changes) -> bytes:
 
 async def test_a_valid_flood_reading_becomes_an_incident(pipeline, sent, raw):
     events_before = metric(pipeline, "soc_events_total", source="flood")
-    async with pipeline.parse_agents["flood"].test_context() as agent:
-        await agent.put(raw("flood", "waterlogging_underpass"), key=b"JS-LY-05")
+    async with pipeline.agents["parse_flood"].test_context() as agent:
+        await put_on(agent, RAW, raw("flood", "waterlogging_underpass"), key=b"JS-LY-05")
         [(key, value)] = await sent["incident_topic"].wait_for(1)
     incident = Incident.model_validate_json(value)
     assert key == incident.dedup_key.encode() == b"flood:flood_waterlogging:JS-LY-05"
     assert (incident.source.value, incident.category, incident.community) == \
         ("flood", Category.flood_waterlogging, "liyuan")
     assert incident.severity is Severity.orange  # 32 cm: orange from 30 cm (rules.yaml)
-    assert incident.received_at == NOW  # from the app's clock
+    assert incident.received_at == NOW  # the record's timestamp, not the clock at parse
     assert incident.source_ref.startswith("JS-LY-05")
     assert sent["deadletter_topic"].calls == []
     assert metric(pipeline, "soc_events_total", source="flood") == events_before + 1
@@ -45,9 +47,9 @@ async def test_a_valid_flood_reading_becomes_an_incident(pipeline, sent, raw):
 
 async def test_malformed_bytes_are_dead_lettered_and_the_agent_goes_on(pipeline, sent, raw):
     rejected_before = metric(pipeline, "soc_events_rejected_total", source="flood", reason="not_json")
-    async with pipeline.parse_agents["flood"].test_context() as agent:
-        await agent.put(b'{"station_id": "JS-LY-05", "kind": ', key=b"JS-LY-05")
-        await agent.put(raw("flood", "waterlogging_underpass"), key=b"JS-LY-05")
+    async with pipeline.agents["parse_flood"].test_context() as agent:
+        await put_on(agent, RAW, b'{"station_id": "JS-LY-05", "kind": ', key=b"JS-LY-05")
+        await put_on(agent, RAW, raw("flood", "waterlogging_underpass"), key=b"JS-LY-05")
         [(key, value)] = await sent["deadletter_topic"].wait_for(1)
         [(_, incident)] = await sent["incident_topic"].wait_for(1)
     letter = DeadLetter.model_validate_json(value)
@@ -64,11 +66,11 @@ async def test_malformed_bytes_are_dead_lettered_and_the_agent_goes_on(pipeline,
 async def test_dead_letters_carry_field_errors_and_binary_values(pipeline, sent, raw):
     bad_signal = raw("malformed", "flood_unknown_signal")
     not_utf8 = "积水".encode("gbk")
-    async with pipeline.parse_agents["flood"].test_context() as agent:
-        await agent.put(bad_signal, key=b"QX-HW")
-        await agent.put(not_utf8, key=b"QX-HW")
+    async with pipeline.agents["parse_flood"].test_context() as agent:
+        await put_on(agent, RAW, bad_signal, key=b"QX-HW")
+        await put_on(agent, RAW, not_utf8, key=b"QX-HW")
         await agent.put(None, key=b"QX-HW")  # a tombstone on a raw topic
-        await agent.put(raw("flood", "waterlogging_underpass"), key=b"JS-LY-05")
+        await put_on(agent, RAW, raw("flood", "waterlogging_underpass"), key=b"JS-LY-05")
         letters = [DeadLetter.model_validate_json(v) for _, v in await sent["deadletter_topic"].wait_for(3)]
         await sent["incident_topic"].wait_for(1)
     unknown, binary, empty = letters
@@ -80,17 +82,17 @@ async def test_dead_letters_carry_field_errors_and_binary_values(pipeline, sent,
 
 
 async def test_a_handler_bug_is_dead_lettered_not_fatal(pipeline, sent, raw, monkeypatch):
-    real = pipeline.to_incident
+    real = topology.to_incident
 
     def flaky(source, value, ctx):
         if b"boom" in value:
             raise ZeroDivisionError("division by zero")
         return real(source, value, ctx)
 
-    monkeypatch.setattr(pipeline, "to_incident", flaky)
-    async with pipeline.parse_agents["flood"].test_context() as agent:
-        await agent.put(b'{"boom": 1}')
-        await agent.put(raw("flood", "waterlogging_underpass"))
+    monkeypatch.setattr(topology, "to_incident", flaky)
+    async with pipeline.agents["parse_flood"].test_context() as agent:
+        await put_on(agent, RAW, b'{"boom": 1}')
+        await put_on(agent, RAW, raw("flood", "waterlogging_underpass"))
         [(_, value)] = await sent["deadletter_topic"].wait_for(1)
         await sent["incident_topic"].wait_for(1)
     letter = DeadLetter.model_validate_json(value)
@@ -98,9 +100,9 @@ async def test_a_handler_bug_is_dead_lettered_not_fatal(pipeline, sent, raw, mon
 
 
 async def test_a_normal_reading_sends_nothing(pipeline, sent, raw):
-    async with pipeline.parse_agents["flood"].test_context() as agent:
-        await agent.put(raw("flood", "water_level_normal"))
-        await agent.put(raw("flood", "waterlogging_underpass"))
+    async with pipeline.agents["parse_flood"].test_context() as agent:
+        await put_on(agent, RAW, raw("flood", "water_level_normal"))
+        await put_on(agent, RAW, raw("flood", "waterlogging_underpass"))
         await sent["incident_topic"].wait_for(1)
     [(key, _)] = sent["incident_topic"].calls
     assert key == b"flood:flood_waterlogging:JS-LY-05"
@@ -109,15 +111,18 @@ async def test_a_normal_reading_sends_nothing(pipeline, sent, raw):
 
 async def test_every_source_has_a_parse_agent(pipeline, sent, raw):
     samples = {"traffic": "accident_injury", "city": "hotline_manhole", "flood": "typhoon_orange"}
-    assert set(pipeline.parse_agents) == {"traffic", "flood", "city", "construction"}
+    assert {a for a in pipeline.agents if a.startswith("parse_")} == \
+        {"parse_traffic", "parse_flood", "parse_city", "parse_construction"}
     for n, (source, name) in enumerate(samples.items(), start=1):
-        async with pipeline.parse_agents[source].test_context() as agent:
-            await agent.put(raw(source, name))
+        async with pipeline.agents[f"parse_{source}"].test_context() as agent:
+            await put_on(agent, f"soc.raw.{source}", raw(source, name))
             [*_, (_, value)] = await sent["incident_topic"].wait_for(n)
         assert Incident.model_validate_json(value).source.value == source
 
 
-# ------------------------------------------------------------------ triage agent
+
+
+# ------------------------------------------------------------------ decide_tickets
 
 def incident(n: int, observed_minutes_ago: float, station: str) -> Incident:
     observed = NOW - timedelta(minutes=observed_minutes_ago)
@@ -128,90 +133,117 @@ def incident(n: int, observed_minutes_ago: float, station: str) -> Incident:
         dedup_key=f"flood:flood_waterlogging:{station}", source_ref=f"{station}@{observed.isoformat()}")
 
 
-async def put_incidents(pipeline, *incidents: Incident) -> None:
-    async with pipeline.triage_incidents.test_context() as agent:
-        for i in incidents:
-            await agent.put(i.model_dump_json().encode(), key=i.dedup_key.encode())
+def command(ticket: Ticket, n: int, action: TicketAction, actor: str, **fields) -> TicketEvent:
+    return TicketEvent(event_id=f"api-{ticket.ticket_id}-{n}", ticket_id=ticket.ticket_id, action=action,
+                       by="Officer Chen", actor=actor, at=NOW, **fields)
 
 
-async def test_same_dedup_key_opens_once_then_counts_an_occurrence(pipeline, sent):
+async def decide(pipeline, *items: Incident | tuple[TicketEvent, str]) -> None:
+    """Incidents on soc.incidents, (command, dedup key) pairs on soc.ticket-events."""
+    async with pipeline.agents["decide_tickets"].test_context() as agent:
+        for item in items:
+            if isinstance(item, Incident):
+                await put_on(agent, "soc.incidents", item.model_dump_json().encode(), key=item.dedup_key.encode())
+            else:
+                event, key = item
+                await put_on(agent, "soc.ticket-events", event.model_dump_json().encode(), key=key.encode())
+
+
+def state(pipeline, key: str) -> KeyState:
+    return KeyState.model_validate_json(pipeline.dedup_key_to_tickets[key])
+
+
+def published(sent) -> list[Ticket]:
+    return [Ticket.model_validate_json(v) for _, v in sent["ticket_topic"].calls]
+
+
+async def test_same_dedup_key_opens_once_then_counts_an_occurrence(pipeline, sent, store):
     first, second = incident(1, 20, "ST-A"), incident(2, 10, "ST-A")
-    await put_incidents(pipeline, first, second)
-    calls = await sent["ticket_event_topic"].wait_for(2)
-    opened, repeated = (TicketEvent.model_validate_json(v) for _, v in calls)
-    assert (opened.action, repeated.action) == (TicketAction.open, TicketAction.occurrence)
-    assert [k for k, _ in calls] == [opened.ticket_id.encode()] * 2
-    assert repeated.ticket_id == opened.ticket_id == opened.ticket.ticket_id
-    assert (opened.event_id, repeated.event_id) == (f"open-{first.incident_id}", f"occ-{second.incident_id}")
-    assert opened.ticket.department == "flood_control" and repeated.incident == second
-    [seen] = json.loads(pipeline.dedup_key_to_ticket[first.dedup_key])["tickets"]
-    assert seen["ticket_id"] == opened.ticket_id
-    assert seen["last_seen_at"] == second.observed_at.isoformat()
-
-
-async def test_after_the_window_a_new_ticket_points_back(pipeline, sent):
-    # The flood window is 3 h: readings 4 h apart are two tickets.
-    early, late = incident(1, 300, "ST-B"), incident(2, 60, "ST-B")
-    await put_incidents(pipeline, early, late)
-    first, second = (TicketEvent.model_validate_json(v) for _, v in await sent["ticket_event_topic"].wait_for(2))
-    assert first.action is second.action is TicketAction.open
-    assert second.ticket.previous_ticket_id == first.ticket_id != second.ticket_id
-
-
-async def test_different_keys_open_separate_tickets(pipeline, sent):
-    await put_incidents(pipeline, incident(1, 5, "ST-C"), incident(1, 5, "ST-D"))
-    events = [TicketEvent.model_validate_json(v) for _, v in await sent["ticket_event_topic"].wait_for(2)]
-    assert [e.action for e in events] == [TicketAction.open] * 2
-    assert events[0].ticket_id != events[1].ticket_id
-
-
-# ------------------------------------------------------------------ ticket events agent
-
-def opening_for(pipeline, i: Incident) -> TicketEvent:
-    return triage(pipeline.config, None, i, NOW).event
-
-
-async def test_ticket_events_update_the_table_the_store_and_the_ticket_topic(pipeline, sent, store):
-    opening = opening_for(pipeline, incident(1, 5, "ST-E"))
-    accept = TicketEvent(event_id="api-1", ticket_id=opening.ticket_id, action=TicketAction.accept,
-                         by="Officer Chen", actor="flood_control", at=NOW)
-    not_allowed = TicketEvent(event_id="api-2", ticket_id=opening.ticket_id, action=TicketAction.verify,
-                              by="Officer Chen", actor="flood_control", at=NOW, passed=True)
-    async with pipeline.apply_ticket_events.test_context() as agent:
-        for ev in (opening, accept, not_allowed):
-            await agent.put(ev.model_dump_json().encode(), key=ev.ticket_id.encode())
-        await sent["ticket_topic"].wait_for(2)
-        await eventually(lambda: store.record_result.await_count == 1, "the rejection to be recorded")
-    published = [Ticket.model_validate_json(v) for _, v in sent["ticket_topic"].calls]
-    assert [(t.status, t.version) for t in published] == [(TicketStatus.dispatched, 1), (TicketStatus.accepted, 2)]
-    assert Ticket.model_validate_json(pipeline.ticket_id_to_ticket[opening.ticket_id]).status is TicketStatus.accepted
-    # Writes come in batches (one Redis round trip per batch): the kinds in order, however batched.
-    assert [write[1] for call in store.save_with_retry.await_args_list for write in call.args[0]] == ["open", "accept"]
-    store.record_result.assert_awaited_once_with(
-        "api-2", "a department cannot verify its own work; the operations centre verifies")
+    await decide(pipeline, first, second)
+    await eventually(lambda: pipeline.dedup_key_to_tickets.get(first.dedup_key) is not None, "the table write")
+    held = state(pipeline, first.dedup_key)
+    [ticket] = held.tickets.values()
+    assert (ticket.occurrences, ticket.department, ticket.dispatched_at) == (2, "flood_control", NOW)
+    assert held.counted == {first.incident_id: [ticket.ticket_id], second.incident_id: [ticket.ticket_id]}
+    assert [s.ticket_id for s in held.seen] == [ticket.ticket_id]
+    # Each ticket goes to Redis and soc.tickets keyed by its id, the last version last.
+    assert published(sent)[-1] == ticket and sent["ticket_topic"].calls[-1][0] == ticket.ticket_id.encode()
     assert sent["ticket_event_topic"].calls == []
 
 
-async def test_an_occurrence_on_a_closed_ticket_sends_the_successor_opening(pipeline, sent, store):
+async def test_after_the_window_a_new_ticket_points_back(pipeline, sent, store):
+    # The flood window is 3 h: readings 4 h apart are two tickets.
+    early, late = incident(1, 300, "ST-B"), incident(2, 60, "ST-B")
+    await decide(pipeline, early, late)
+    await eventually(lambda: len(published(sent)) >= 2, "two tickets")
+    first, second = sorted(state(pipeline, early.dedup_key).tickets.values(), key=lambda t: t.observed_at)
+    assert second.previous_ticket_id == first.ticket_id != second.ticket_id
+
+
+async def test_a_replayed_incident_writes_the_ticket_as_it_stands_and_counts_nothing(pipeline, sent, store):
+    first, second = incident(1, 20, "ST-R"), incident(2, 10, "ST-R")
+    opened = metric(pipeline, "soc_tickets_opened_total", department="flood_control", severity="orange")
+    await decide(pipeline, first, second, first, second)
+    await eventually(lambda: len(published(sent)) >= 1 and published(sent)[-1].occurrences == 2, "the ticket")
+    [ticket] = state(pipeline, first.dedup_key).tickets.values()
+    assert ticket.occurrences == 2
+    # However the inputs were batched, every write of the final version is the same bytes.
+    final = [v for _, v in sent["ticket_topic"].calls if Ticket.model_validate_json(v).version == ticket.version]
+    assert set(final) == {ticket.model_dump_json().encode()}
+    assert metric(pipeline, "soc_tickets_opened_total", department="flood_control", severity="orange") == opened + 1
+
+
+async def test_commands_change_the_ticket_and_a_refused_one_is_recorded_for_the_api(pipeline, sent, store):
+    first = incident(1, 5, "ST-E")
+    await decide(pipeline, first)
+    await eventually(lambda: pipeline.dedup_key_to_tickets.get(first.dedup_key) is not None, "the table write")
+    [ticket] = state(pipeline, first.dedup_key).tickets.values()
+    accept = command(ticket, 1, TicketAction.accept, "flood_control")
+    not_allowed = command(ticket, 2, TicketAction.verify, "flood_control", passed=True)
+    await decide(pipeline, (accept, first.dedup_key), (not_allowed, first.dedup_key))
+    await eventually(lambda: store.record_result.await_count == 1, "the refusal to be recorded")
+    assert state(pipeline, first.dedup_key).tickets[ticket.ticket_id].status is TicketStatus.accepted
+    assert [(t.status, t.version) for t in published(sent)] == [(TicketStatus.dispatched, 1), (TicketStatus.accepted, 2)]
+    kinds = [write[1] for call in store.save_with_retry.await_args_list for write in call.args[0]]
+    assert kinds == ["incident", "accept"]
+    store.record_result.assert_awaited_once_with(
+        not_allowed.event_id, "a department cannot verify its own work; the operations centre verifies")
+
+
+async def test_a_report_after_closure_opens_a_successor_in_the_same_step(pipeline, sent, store):
     first = incident(1, 30, "ST-F")
-    opening = opening_for(pipeline, first)
-    ticket_id = opening.ticket_id
-    steps = [opening]
-    for n, (action, actor, extra) in enumerate([
-            (TicketAction.accept, "flood_control", {}),
-            (TicketAction.resolve, "flood_control", {"note": "pumped dry"}),
-            (TicketAction.verify, "ops_centre", {"passed": True})]):
-        steps.append(TicketEvent(event_id=f"close-{n}", ticket_id=ticket_id, action=action, by=actor,
-                                 actor=actor, at=NOW, **extra))
+    await decide(pipeline, first)
+    await eventually(lambda: pipeline.dedup_key_to_tickets.get(first.dedup_key) is not None, "the table write")
+    [ticket] = state(pipeline, first.dedup_key).tickets.values()
+    closing = [command(ticket, 1, TicketAction.accept, "flood_control"),
+               command(ticket, 2, TicketAction.resolve, "flood_control", note="pumped dry"),
+               command(ticket, 3, TicketAction.verify, "ops_centre", passed=True)]
     again = incident(2, 1, "ST-F")
-    steps.append(TicketEvent(event_id=f"occ-{again.incident_id}", ticket_id=ticket_id,
-                             action=TicketAction.occurrence, by="pipeline", actor="pipeline", at=NOW, incident=again))
-    async with pipeline.apply_ticket_events.test_context() as agent:
-        for ev in steps:
-            await agent.put(ev.model_dump_json().encode(), key=ev.ticket_id.encode())
-        [(key, value)] = await sent["ticket_event_topic"].wait_for(1)
-    follow_up = TicketEvent.model_validate_json(value)
-    assert follow_up.action is TicketAction.open and key == follow_up.ticket_id.encode()
-    assert follow_up.ticket.previous_ticket_id == ticket_id
-    assert Ticket.model_validate_json(pipeline.ticket_id_to_ticket[ticket_id]).successor_ticket_id == follow_up.ticket_id
-    store.record_result.assert_not_awaited()  # pipeline events are not API calls
+    await decide(pipeline, *[(c, first.dedup_key) for c in closing], again)
+    await eventually(lambda: len(state(pipeline, first.dedup_key).tickets) == 2, "the successor")
+    tickets = state(pipeline, first.dedup_key).tickets
+    closed, successor = tickets[ticket.ticket_id], next(t for t in tickets.values() if t.ticket_id != ticket.ticket_id)
+    assert closed.status is TicketStatus.closed and closed.successor_ticket_id == successor.ticket_id
+    assert successor.previous_ticket_id == ticket.ticket_id and successor.status is TicketStatus.dispatched
+    assert sent["ticket_event_topic"].calls == []  # no follow-up commands: one step did it
+    store.record_result.assert_not_awaited()
+
+
+async def test_bad_input_on_the_ticket_topics_is_dead_lettered_and_the_agent_goes_on(pipeline, sent, store):
+    good = incident(1, 5, "ST-G")
+    async with pipeline.agents["decide_tickets"].test_context() as agent:
+        await put_on(agent, "soc.ticket-events", b'{"event_id": 1}', key=b"k")
+        await put_on(agent, "soc.incidents", good.model_dump_json().encode(), key=good.dedup_key.encode())
+    [(key, value)] = await sent["deadletter_topic"].wait_for(1)
+    letter = DeadLetter.model_validate_json(value)
+    assert key == b"soc.ticket-events" and letter.error_type == "invalid"
+    await eventually(lambda: pipeline.dedup_key_to_tickets.get(good.dedup_key) is not None, "the next input")
+
+
+async def test_a_command_for_an_unknown_ticket_is_refused_and_recorded(pipeline, sent, store):
+    ghost = TicketEvent(event_id="api-ghost", ticket_id="T-none", action=TicketAction.accept, by="x",
+                        actor="flood_control", at=NOW)
+    await decide(pipeline, (ghost, "flood:flood_waterlogging:nowhere"))
+    await eventually(lambda: store.record_result.await_count == 1, "the refusal")
+    store.record_result.assert_awaited_once_with("api-ghost", "unknown ticket T-none")
+    assert pipeline.dedup_key_to_tickets.get("flood:flood_waterlogging:nowhere") is None

@@ -1,4 +1,4 @@
-from streams.stalls import StallDetector
+from streams.topology.stalls import StallDetector
 
 
 def test_a_partition_with_records_waiting_and_no_progress_is_reported_after_the_delay():

@@ -1,4 +1,4 @@
-"""The Faust patches in streams/faust_fixes.py: each still wraps the code it means to, and does
+"""The Faust patches in streams/topology/faust_compat.py: each still wraps the code it means to, and does
 what it is for. A Faust upgrade that moves that code fails here first."""
 from __future__ import annotations
 

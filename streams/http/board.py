@@ -12,9 +12,7 @@ from faust import web
 
 from schemas.enums import OPS_CENTRE
 from schemas.records import Ticket
-from streams.api import ApiError, JsonView, authenticate
-from streams.app import app, config, store
-from streams.clock import utc_now
+from streams.http.api import ApiError, JsonView
 
 log = logging.getLogger("soc.board")
 
@@ -32,32 +30,28 @@ def _static(name: str) -> aioweb.Response:
                            headers={"Cache-Control": "no-cache"})
 
 
-@app.page("/", name="board")
 class BoardPage(web.View):
     async def get(self, request: web.Request) -> aioweb.Response:
         return _static("board.html")
 
 
-@app.page("/inbox", name="inbox")
 class InboxPage(web.View):
     async def get(self, request: web.Request) -> aioweb.Response:
         return _static("inbox.html")
 
 
-@app.page("/static/{name}", name="static")
 class StaticFile(web.View):
     async def get(self, request: web.Request, name: str) -> aioweb.Response:
         return _static(name)
 
 
-@app.page("/api/district", name="district")
 class District(JsonView):
     async def get(self, request: web.Request) -> web.Response:
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        department = authenticate(request)
-        district = config.district
+        department = self.http.authenticate(request)
+        district = self.http.config.district
         return self.json({
             "department": department,
             "name": district.name,
@@ -77,21 +71,20 @@ def _sse(event: str | None, data: bytes, event_id: str | None = None) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
-async def _snapshot() -> list[Ticket]:
+async def _snapshot(http) -> list[Ticket]:
     """Open tickets plus those closed in the last hour: what a fresh board should show."""
-    since = utc_now() - RECENTLY_CLOSED
-    tickets = await store.many(await store.ids(None))
+    since = http.clock() - RECENTLY_CLOSED
+    tickets = await http.store.many(await http.store.ids(None))
     return [t for t in tickets if t.is_open or (t.closed_at and t.closed_at >= since)]
 
 
-@app.page("/api/alerts/stream", name="alerts-stream")
 class AlertStream(JsonView):
     async def get(self, request: web.Request):
         # EventSource cannot send headers: the board passes its token as ?token= on this route only.
         if "Authorization" not in request.headers and request.query.get("token"):
             request = request.clone(headers={**request.headers, "Authorization": f"Bearer {request.query['token']}"})
         try:
-            if authenticate(request) != OPS_CENTRE:
+            if self.http.authenticate(request) != OPS_CENTRE:
                 raise ApiError(403, "the board stream is for the operations centre")
         except ApiError as exc:
             return self.json({"error": exc.error}, status=exc.code)
@@ -101,19 +94,19 @@ class AlertStream(JsonView):
         response = aioweb.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                   "X-Accel-Buffering": "no"})
         await response.prepare(request)
-        board = store.key("board")
+        board = self.http.store.key("board")
         last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
         try:
             if last_id and not await self._still_there(board, last_id):
                 last_id = None  # trimmed away: start over with a snapshot
             if not last_id:
-                newest = await store.redis.xrevrange(board, count=1)
+                newest = await self.http.store.redis.xrevrange(board, count=1)
                 last_id = newest[0][0].decode() if newest else "0-0"
-                tickets = await _snapshot()
+                tickets = await _snapshot(self.http)
                 payload = orjson.dumps([t.model_dump(mode="json") for t in tickets])
                 await response.write(_sse("snapshot", payload, last_id))
             while True:
-                entries = await store.redis.xread({board: last_id}, count=200, block=int(KEEPALIVE_S * 1000))
+                entries = await self.http.store.redis.xread({board: last_id}, count=200, block=int(KEEPALIVE_S * 1000))
                 if not entries:
                     await response.write(b": keepalive\n\n")
                     continue
@@ -127,10 +120,9 @@ class AlertStream(JsonView):
             log.exception("board stream failed")
         return response
 
-    @staticmethod
-    async def _still_there(board: str, last_id: str) -> bool:
+    async def _still_there(self, board: str, last_id: str) -> bool:
         try:
-            oldest = await store.redis.xrange(board, count=1)
+            oldest = await self.http.store.redis.xrange(board, count=1)
         except Exception:
             return False
         if not oldest:
@@ -154,4 +146,10 @@ async def json_errors(request, handler):
         return aioweb.json_response({"error": exc.reason}, status=exc.status)
 
 
-app.web.web_app.middlewares.append(json_errors)
+ROUTES = [
+    ("/", "board", BoardPage),
+    ("/inbox", "inbox", InboxPage),
+    ("/static/{name}", "static", StaticFile),
+    ("/api/district", "district", District),
+    ("/api/alerts/stream", "alerts-stream", AlertStream),
+]

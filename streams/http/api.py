@@ -24,8 +24,6 @@ from handlers.lifecycle import Conflict, can_see, check
 from handlers.privacy import mask_phones
 from schemas.enums import OPS_CENTRE, SEVERITY_RANK, Severity, Source, TicketStatus
 from schemas.records import Ticket, TicketAction, TicketEvent
-from streams.app import app, config, settings, store, ticket_event_topic
-from streams.clock import utc_now
 
 log = logging.getLogger("soc.api")
 
@@ -108,46 +106,6 @@ class ApiError(Exception):
         super().__init__(error)
 
 
-def _tokens() -> dict[str, str]:
-    """token -> department, from the environment variables named in district.yaml."""
-    found = {}
-    for dept_id, dept in config.district.departments.items():
-        token = os.environ.get(dept.token_env)
-        if token:
-            found[token] = dept_id
-    return found
-
-
-TOKENS = _tokens()
-
-
-def authenticate(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "missing bearer token")
-    for known, department in TOKENS.items():
-        if hmac.compare_digest(known.encode(), token.strip().encode()):
-            return department
-    raise ApiError(401, "unknown token")
-
-
-async def read_json(request: web.Request) -> dict:
-    length = request.content_length
-    if length is not None and length > settings.max_body_bytes:
-        raise ApiError(413, f"body over {settings.max_body_bytes} bytes")
-    raw = await request.content.read(settings.max_body_bytes + 1)
-    if len(raw) > settings.max_body_bytes:
-        raise ApiError(413, f"body over {settings.max_body_bytes} bytes")
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "body must be a JSON object")
-    return data
-
-
 def validate(model: type[Body], data: dict) -> Body:
     try:
         return model.model_validate(data)
@@ -159,14 +117,6 @@ def validate(model: type[Body], data: dict) -> Body:
 
 def ticket_json(ticket: Ticket) -> dict:
     return ticket.model_dump(mode="json")
-
-
-async def visible_ticket(ticket_id: str, department: str) -> Ticket:
-    ticket = await store.get(ticket_id) if len(ticket_id) <= 64 else None
-    # Another department's ticket looks exactly like a missing one.
-    if ticket is None or not can_see(ticket, department):
-        raise ApiError(404, f"no ticket {ticket_id}")
-    return ticket
 
 
 class RateLimiter:
@@ -188,19 +138,73 @@ class RateLimiter:
         return (1 - tokens) / self.rate
 
 
-limiter = RateLimiter(settings.api_rate_per_s, settings.api_burst)
-
-
 def caller_of(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     return "token:" + hashlib.sha256(header.encode()).hexdigest()[:16] if header else f"addr:{request.remote}"
 
 
+class Http:
+    """What the views need of the pipeline, handed to them at registration (they import no app)."""
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.config = pipeline.config
+        self.settings = pipeline.settings
+        self.store = pipeline.store
+        self.clock = pipeline.clock
+        self.tokens = self._tokens()
+        self.limiter = RateLimiter(self.settings.api_rate_per_s, self.settings.api_burst)
+
+    def _tokens(self) -> dict[str, str]:
+        """token -> department, from the environment variables named in district.yaml."""
+        found = {}
+        for dept_id, dept in self.config.district.departments.items():
+            token = os.environ.get(dept.token_env)
+            if token:
+                found[token] = dept_id
+        return found
+
+    def authenticate(self, request: web.Request) -> str:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "missing bearer token")
+        for known, department in self.tokens.items():
+            if hmac.compare_digest(known.encode(), token.strip().encode()):
+                return department
+        raise ApiError(401, "unknown token")
+
+    async def read_json(self, request: web.Request) -> dict:
+        limit = self.settings.max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            raise ApiError(413, f"body over {limit} bytes")
+        raw = await request.content.read(limit + 1)
+        if len(raw) > limit:
+            raise ApiError(413, f"body over {limit} bytes")
+        try:
+            data = orjson.loads(raw or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "body must be a JSON object")
+        return data
+
+    async def visible_ticket(self, ticket_id: str, department: str) -> Ticket:
+        ticket = await self.store.get(ticket_id) if len(ticket_id) <= 64 else None
+        # Another department's ticket looks exactly like a missing one.
+        if ticket is None or not can_see(ticket, department):
+            raise ApiError(404, f"no ticket {ticket_id}")
+        return ticket
+
+
 class JsonView(web.View):
     """Every error is a JSON body with a 4xx code; an unexpected one is logged and still JSON."""
 
+    http: Http  # set by register()
+
     async def guarded(self, handler, *args) -> web.Response:
-        wait = limiter.allow(caller_of(args[0]))
+        wait = self.http.limiter.allow(caller_of(args[0]))
         if wait:
             return self.json({"error": "too many requests", "retry_after_s": round(wait, 2)}, status=429,
                              headers={"Retry-After": str(max(1, round(wait)))})
@@ -232,19 +236,18 @@ FILTERS = {"status": {s.value for s in TicketStatus}, "severity": {s.value for s
            "source": {s.value for s in Source}}
 
 
-@app.page("/api/tickets", name="tickets")
 class TicketList(JsonView):
     async def get(self, request: web.Request) -> web.Response:
         return await self.guarded(self._list, request)
 
     async def _list(self, request: web.Request) -> web.Response:
-        department = authenticate(request)
+        department = self.http.authenticate(request)
         query = request.query
         unknown = set(query) - {"department", "status", "severity", "source", "community", "limit", "offset"}
         if unknown:
             raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
         wanted = query.get("department")
-        if wanted and wanted not in config.district.departments:
+        if wanted and wanted not in self.http.config.district.departments:
             raise ApiError(400, f"unknown department {wanted!r}")
         if department != OPS_CENTRE:
             if wanted and wanted != department:
@@ -255,7 +258,7 @@ class TicketList(JsonView):
                 raise ApiError(400, f"{name} must be one of {', '.join(sorted(allowed))}")
         limit = _page_param(query, "limit", 50, MAX_PAGE)
         offset = _page_param(query, "offset", 0, 10_000_000)
-        tickets = await store.many(await store.ids(wanted))
+        tickets = await self.http.store.many(await self.http.store.ids(wanted))
         tickets = [t for t in tickets
                    if all(not query.get(f) or getattr(t, f).value == query[f] for f in FILTERS)
                    and (not query.get("community") or t.community == query["community"])]
@@ -264,27 +267,25 @@ class TicketList(JsonView):
                           "items": [ticket_json(t) for t in tickets[offset:offset + limit]]})
 
 
-@app.page("/api/tickets/{ticket_id}", name="ticket")
 class TicketDetail(JsonView):
     async def get(self, request: web.Request, ticket_id: str) -> web.Response:
         return await self.guarded(self._get, request, ticket_id)
 
     async def _get(self, request: web.Request, ticket_id: str) -> web.Response:
-        department = authenticate(request)
-        return self.json(ticket_json(await visible_ticket(ticket_id, department)))
+        department = self.http.authenticate(request)
+        return self.json(ticket_json(await self.http.visible_ticket(ticket_id, department)))
 
 
-@app.page("/api/tickets/{ticket_id}/{action}", name="ticket-action")
 class TicketAction_(JsonView):
     async def post(self, request: web.Request, ticket_id: str, action: str) -> web.Response:
         return await self.guarded(self._act, request, ticket_id, action)
 
     async def _act(self, request: web.Request, ticket_id: str, action: str) -> web.Response:
-        department = authenticate(request)
+        department = self.http.authenticate(request)
         if action not in ACTIONS:
             raise ApiError(404, f"no action {action!r}; actions: {', '.join(ACTIONS)}")
-        ticket = await visible_ticket(ticket_id, department)
-        data = await read_json(request)
+        ticket = await self.http.visible_ticket(ticket_id, department)
+        data = await self.http.read_json(request)
         kind, dept_body, centre_body = ACTIONS[action]
         body = validate(centre_body if department == OPS_CENTRE else dept_body, data)
         if kind is TicketAction.extend and department == OPS_CENTRE:
@@ -292,26 +293,26 @@ class TicketAction_(JsonView):
         note = next((getattr(body, f) for f in ("resolution", "reason", "note") if hasattr(body, f)), "")
         event = TicketEvent(
             event_id=f"api-{uuid.uuid4().hex}", ticket_id=ticket.ticket_id, action=kind,
-            by=mask_phones(body.by), actor=department, at=utc_now(), note=mask_phones(note),
+            by=mask_phones(body.by), actor=department, at=self.http.clock(), note=mask_phones(note),
             until=getattr(body, "until", None), approve=getattr(body, "approve", None),
             passed=getattr(body, "passed", None), department=getattr(body, "department", None),
         )
         try:
-            check(config, ticket, event)
+            check(self.http.config, ticket, event)
         except Conflict as conflict:
             raise ApiError(409, str(conflict), status=ticket.status.value, ticket=ticket_json(ticket)) from None
-        await ticket_event_topic.send(key=ticket.ticket_id.encode(), value=event.model_dump_json().encode())
+        self.http.pipeline.send_command(event, ticket.dedup_key)
         return await self._outcome(ticket, event)
 
     async def _outcome(self, before: Ticket, event: TicketEvent) -> web.Response:
         """Wait for the owning worker to apply the event, so the clerk sees the result."""
         deadline = asyncio.get_running_loop().time() + ACTION_WAIT_S
         while asyncio.get_running_loop().time() < deadline:
-            rejected = await store.result(event.event_id)
+            rejected = await self.http.store.result(event.event_id)
             if rejected:
-                current = await store.get(before.ticket_id)
+                current = await self.http.store.get(before.ticket_id)
                 raise ApiError(409, rejected, status=current.status.value, ticket=ticket_json(current))
-            current = await store.get(before.ticket_id)
+            current = await self.http.store.get(before.ticket_id)
             if current and any(h.event_id == event.event_id for h in current.history):
                 return self.json(ticket_json(current))
             await asyncio.sleep(0.02)
@@ -319,7 +320,6 @@ class TicketAction_(JsonView):
                           "note": "queued; the ticket will change when the owning worker applies it"}, status=202)
 
 
-@app.page("/api/sites/{site_id}", name="site")
 class SiteDetail(JsonView):
     """The whitelist as this worker sees it (ops centre only)."""
 
@@ -327,11 +327,9 @@ class SiteDetail(JsonView):
         return await self.guarded(self._get, request, site_id)
 
     async def _get(self, request: web.Request, site_id: str) -> web.Response:
-        from streams.app import site_id_to_registration
-
-        if authenticate(request) != OPS_CENTRE:
+        if self.http.authenticate(request) != OPS_CENTRE:
             raise ApiError(404, f"no site {site_id}")
-        site = site_id_to_registration.get(site_id)
+        site = self.http.pipeline.site_id_to_registration.get(site_id)
         if site is None:
             raise ApiError(404, f"no site {site_id}")
         return self.json(site)
@@ -353,21 +351,29 @@ def _period(query, now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-@app.page("/api/performance", name="performance")
 class Performance(JsonView):
     async def get(self, request: web.Request) -> web.Response:
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        department = authenticate(request)
+        department = self.http.authenticate(request)
         unknown = set(request.query) - {"from", "to"}
         if unknown:
             raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
-        now = utc_now()
+        now = self.http.clock()
         start, end = _period(request.query, now)
-        ids = await store.ids(None if department == OPS_CENTRE else department)
-        table = performance.rows(await store.many(ids), start, end, now)
+        ids = await self.http.store.ids(None if department == OPS_CENTRE else department)
+        table = performance.rows(await self.http.store.many(ids), start, end, now)
         if department != OPS_CENTRE:
             table = {d: row for d, row in table.items() if d == department}
         return self.json({"from": start.isoformat(), "to": end.isoformat(),
                           "departments": [row.as_dict() for _, row in sorted(table.items())]})
+
+
+ROUTES = [
+    ("/api/tickets", "tickets", TicketList),
+    ("/api/tickets/{ticket_id}", "ticket", TicketDetail),
+    ("/api/tickets/{ticket_id}/{action}", "ticket-action", TicketAction_),
+    ("/api/sites/{site_id}", "site", SiteDetail),
+    ("/api/performance", "performance", Performance),
+]

@@ -1,0 +1,172 @@
+"""The ticket step: one input (an incident, or a command on a ticket) against its dedup key's state.
+
+Both inputs reach the step keyed by the dedup key, so a key and all its tickets live in one
+partition of one table, and each input is decided and recorded in one table write:
+
+    incident -> counted before?  -> replayed (the tickets it touched, as they stand)
+             -> dedup.match      -> occurrence of its ticket (a closed one: a successor opens)
+             -> routing.route    -> a new ticket
+    command  -> its ticket       -> lifecycle.apply (accept ... verify, escalate) | expire
+
+Every time comes from the input (incident.received_at, stamped once at parse; command.at), never
+from a clock, so processing an input again reproduces the first run's outputs byte for byte.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from handlers import dedup, lifecycle
+from handlers.lifecycle import Verdict
+from handlers.routing import red_watchers, route
+from handlers.tickets import PIPELINE, add_occurrence, open_ticket
+from schemas.config import Config
+from schemas.enums import Escalation, Severity, TicketStatus
+from schemas.records import HistoryEntry, Incident, KeyState, Ticket, TicketAction, TicketEvent
+
+
+@dataclass(frozen=True)
+class Opened:
+    department: str
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class Merged:
+    source: str
+
+
+@dataclass(frozen=True)
+class Escalated:
+    department: str
+    stage: str
+    step: Escalation
+
+
+Count = Opened | Merged | Escalated
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the agent does with one input: keep `state` (None: forget the key), write `tickets`
+    to Redis and soc.tickets, drop `evicted` from Redis's hot sets, and count `counts`."""
+
+    verdict: Verdict
+    state: KeyState | None
+    tickets: tuple[Ticket, ...] = ()
+    evicted: tuple[str, ...] = ()
+    counts: tuple[Count, ...] = ()
+    reason: str = ""
+
+
+def step(config: Config, state: KeyState | None, item: Incident | TicketEvent, key: str) -> Outcome:
+    if isinstance(item, Incident):
+        return on_incident(config, state or KeyState(dedup_key=key), item)
+    return on_command(config, state, item)
+
+
+# ------------------------------------------------------------------ incidents
+
+def on_incident(config: Config, state: KeyState, incident: Incident) -> Outcome:
+    touched = state.counted.get(incident.incident_id)
+    if touched is not None:
+        return Outcome(Verdict.replayed, state, tuple(state.tickets[t] for t in touched if t in state.tickets),
+                       reason="incident already counted")
+    now = incident.received_at
+    span = dedup.window(config, incident.source.value)
+    seen = dedup.forget_expired(state.seen, now, span)
+    match = dedup.match(seen, incident, span)
+    if match is not None and match.ticket_id in state.tickets:
+        ticket = _newest_successor(state, state.tickets[match.ticket_id])
+        if ticket.status is not TicketStatus.closed:
+            merged = _watch_if_red(config, add_occurrence(ticket, incident, now))
+            return _record(state, seen, incident, (merged,), (Merged(incident.source.value),), merged.ticket_id)
+        # After closure the problem is back: a new ticket that points at the closed one.
+        successor = open_ticket(config, incident, _route(config, incident), now, previous_ticket_id=ticket.ticket_id)
+        closed = ticket.model_copy(update={
+            "successor_ticket_id": successor.ticket_id, "version": ticket.version + 1,
+            "history": [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="recurred",
+                                                      note=f"new ticket {successor.ticket_id}",
+                                                      event_id=incident.incident_id)]})
+        return _record(state, seen, incident, (closed, successor),
+                       (Opened(successor.department, successor.severity),), successor.ticket_id)
+    # The problem came back after the latest ticket's window: link the new ticket to it. A report
+    # from before it is an older problem of its own and links to nothing.
+    newest = dedup.latest(state.seen)
+    previous = newest.ticket_id if newest and incident.observed_at > newest.last_seen_at else None
+    ticket = open_ticket(config, incident, _route(config, incident), now, previous_ticket_id=previous)
+    return _record(state, seen, incident, (ticket,), (Opened(ticket.department, ticket.severity),), ticket.ticket_id)
+
+
+def _route(config: Config, incident: Incident):
+    return route(config, incident.category, incident.severity, incident.community)
+
+
+def _newest_successor(state: KeyState, ticket: Ticket) -> Ticket:
+    while ticket.successor_ticket_id in state.tickets:
+        ticket = state.tickets[ticket.successor_ticket_id]
+    return ticket
+
+
+def _watch_if_red(config: Config, ticket: Ticket) -> Ticket:
+    if ticket.severity is not Severity.red:
+        return ticket
+    watchers = list(dict.fromkeys([*ticket.watchers, *red_watchers(config, ticket.department, ticket.severity)]))
+    return ticket.model_copy(update={"watchers": watchers})
+
+
+def _record(state: KeyState, seen, incident: Incident, written: tuple[Ticket, ...], counts: tuple[Count, ...],
+            holder: str) -> Outcome:
+    """The state with the written tickets, the incident's span and its count, in one value."""
+    new = state.model_copy(update={
+        "tickets": {**state.tickets, **{t.ticket_id: t for t in written}},
+        "seen": dedup.remember(seen, incident, holder),
+        "counted": {**state.counted, incident.incident_id: [t.ticket_id for t in written]},
+    })
+    return Outcome(Verdict.applied, new, written, counts=counts)
+
+
+# ------------------------------------------------------------------ commands
+
+def on_command(config: Config, state: KeyState | None, event: TicketEvent) -> Outcome:
+    ticket = state.tickets.get(event.ticket_id) if state else None
+    if ticket is None and event.action is TicketAction.expire:
+        # Expired already: only the Redis side may be missing.
+        return Outcome(Verdict.replayed, state, evicted=(event.ticket_id,), reason="ticket already expired")
+    if ticket is None:
+        return Outcome(Verdict.refused, state, reason=f"unknown ticket {event.ticket_id}")
+    if event.action is TicketAction.expire:
+        return _expire(state, ticket, event)
+    outcome = lifecycle.apply(config, ticket, event, event.at)
+    if outcome.verdict is Verdict.refused:
+        return Outcome(Verdict.refused, state, reason=outcome.reason)
+    if outcome.verdict is Verdict.replayed:
+        return Outcome(Verdict.replayed, state, (ticket,), reason=outcome.reason)
+    changed = outcome.ticket
+    counts: tuple[Count, ...] = ()
+    if event.action is TicketAction.escalate:
+        counts = (Escalated(changed.department, event.stage, event.step),)
+    new = state.model_copy(update={"tickets": {**state.tickets, changed.ticket_id: changed}})
+    return Outcome(Verdict.applied, new, (changed,), counts=counts)
+
+
+def _expire(state: KeyState, ticket: Ticket, event: TicketEvent) -> Outcome:
+    """A ticket closed past retention leaves the table (it stays on soc.tickets and in Redis by id).
+    Refused while the ticket is open or was reopened after the sweep looked."""
+    if ticket.status is not TicketStatus.closed or ticket.closed_at is None or ticket.closed_at > event.at:
+        return Outcome(Verdict.refused, state, reason="ticket is not closed past retention")
+    tickets = {t: v for t, v in state.tickets.items() if t != ticket.ticket_id}
+    counted = {i: kept for i, touched in state.counted.items() if (kept := [t for t in touched if t in tickets])}
+    seen = [s for s in state.seen if s.ticket_id in tickets]
+    if not tickets and not seen:
+        return Outcome(Verdict.applied, None, evicted=(ticket.ticket_id,))
+    new = state.model_copy(update={"tickets": tickets, "counted": counted, "seen": seen})
+    return Outcome(Verdict.applied, new, evicted=(ticket.ticket_id,))
+
+
+def expire_event(ticket: Ticket, retention: timedelta, now) -> TicketEvent | None:
+    """The retention sweep's command for a ticket closed more than `retention` before `now`."""
+    if ticket.status is not TicketStatus.closed or ticket.closed_at is None or ticket.closed_at + retention > now:
+        return None
+    return TicketEvent(event_id=f"expire-{ticket.ticket_id}-{ticket.version}", ticket_id=ticket.ticket_id,
+                       action=TicketAction.expire, by=PIPELINE, actor=PIPELINE, at=now)

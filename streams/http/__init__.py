@@ -1,0 +1,16 @@
+"""The worker's web side: pages, the ticket API, health and metrics. Every view reads Redis and
+sends commands through the pipeline it is registered with; nothing here imports the app."""
+from __future__ import annotations
+
+from streams.http import api, board, web
+from streams.http.api import Http
+
+
+def register(pipeline) -> None:
+    http = Http(pipeline)
+    routes = [*api.ROUTES, *board.ROUTES, *web.ROUTES]
+    if not pipeline.settings.faust_sensors:
+        routes.append(web.METRICS_ROUTE)
+    for path, name, view in routes:
+        pipeline.app.page(path, name=name)(type(view.__name__, (view,), {"http": http}))
+    pipeline.app.web.web_app.middlewares.append(board.json_errors)

@@ -1,0 +1,415 @@
+"""The Faust topology, built by one factory: two hops, each over batches.
+
+    soc.raw.<source> --parse_<source>--> soc.incidents ─┐  (keyed by dedup key, co-partitioned)
+                                         soc.ticket-events ─┴--decide_tickets--> dedup_key_to_tickets
+                                                                    └-> Redis, soc.tickets
+
+Agents only loop over batches, call handlers (handlers.intake, handlers.ticketing) and execute the
+typed outcomes; every decision is a plain function a unit test can call without a broker.
+Importing this module builds nothing: `build_app` does, from what it is given.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+
+from handlers import escalation, performance, ticketing
+from handlers.base import Context
+from handlers.intake import Rejected, dead_letter, to_incident
+from handlers.lifecycle import Verdict
+from handlers.tickets import PIPELINE
+from schemas.config import Config
+from schemas.enums import Escalation
+from schemas.raw import SiteRegistration
+from schemas.records import Incident, KeyState, Ticket, TicketEvent
+from streams import topics
+from streams.logs import logging_config
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.store import TicketStore
+from streams.topology import faust_compat
+from streams.topology.health import Health
+from streams.topology.sites import Whitelist
+
+log = logging.getLogger("soc.pipeline")
+
+# The window the on-time gauge covers (the API takes any window).
+PERFORMANCE_WINDOW = timedelta(days=30)
+# Events per batch on both hops, and how long a batch waits to fill (bench/README.md).
+BATCH = 2000
+BATCH_WITHIN_S = 0.01
+# Parsed key states kept, so a hot key (a flood station in a storm) is parsed once, not per batch.
+PARSED_STATES = 4096
+# An escalation step sent and not yet seen taken is sent again after this long (a lost send).
+RESEND_STEP_AFTER = timedelta(seconds=60)
+
+Clock = Callable[[], datetime]
+
+
+class SentSteps:
+    """Escalation steps this worker sent, so each is sent once; again only if it was lost."""
+
+    def __init__(self):
+        self._sent: dict[str, datetime] = {}
+
+    def should_send(self, event_id: str, now: datetime) -> bool:
+        sent = self._sent.get(event_id)
+        if sent is not None and now - sent < RESEND_STEP_AFTER:
+            return False
+        if sent is not None:
+            log.warning("escalation step sent before and still not taken: sending again", extra={"event_id": event_id})
+        self._sent[event_id] = now
+        return True
+
+    def keep_only(self, event_ids: set[str]) -> None:
+        for event_id in [e for e in self._sent if e not in event_ids]:
+            del self._sent[event_id]
+
+
+@dataclass
+class Pipeline:
+    """The built app and what its views, timers and tests reach: nothing here is a module global."""
+
+    app: faust.App
+    settings: Settings
+    config: Config
+    store: TicketStore
+    clock: Clock
+    metrics: Metrics
+    registry: CollectorRegistry
+    health: Health
+    raw_topics: dict[str, faust.TopicT]
+    sites_topic: faust.TopicT
+    incident_topic: faust.TopicT
+    ticket_event_topic: faust.TopicT
+    ticket_topic: faust.TopicT
+    deadletter_topic: faust.TopicT
+    dedup_key_to_tickets: faust.Table
+    site_id_to_registration: faust.GlobalTable
+    whitelist: Whitelist
+    agents: dict[str, faust.types.AgentT] = field(default_factory=dict)
+    sent_steps: SentSteps = field(default_factory=SentSteps)
+
+    def send_command(self, event: TicketEvent, dedup_key: str) -> None:
+        """A command on a ticket, keyed by its dedup key so it meets the ticket's state."""
+        self.ticket_event_topic.send_soon(key=dedup_key.encode(), value=event.model_dump_json().encode())
+
+    def owns(self, dedup_key: str) -> bool:
+        """Whether this worker holds the key's partition (escalation and retention act only there)."""
+        partition = self.app.producer.key_partition(topics.TICKET_EVENTS, dedup_key.encode()).partition
+        return faust_compat.assigned(self.app, topics.TICKET_EVENTS, partition)
+
+    def dead_letter(self, source: str, message, rejected: Rejected) -> None:
+        self.metrics.rejected.labels(source, rejected.reason).inc()
+        record = dead_letter(message.topic, message.partition, message.offset, message.value, rejected,
+                             self.clock())
+        log.warning("dead-lettered", extra={"source": source, "topic": message.topic, "partition": message.partition,
+                                            "offset": message.offset, "reason": rejected.reason})
+        self.deadletter_topic.send_soon(key=message.topic.encode(), value=record.model_dump_json().encode())
+
+
+def record_time(message, clock: Clock) -> datetime:
+    """When the record reached Kafka: its own timestamp, so a replay stamps the time the first run did."""
+    if message.timestamp is not None and message.timestamp > 0:
+        return datetime.fromtimestamp(message.timestamp, timezone.utc)
+    return clock()
+
+
+def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clock, metrics: Metrics,
+              registry: CollectorRegistry) -> Pipeline:
+    faust_compat.apply_fixes(settings.fetch_max_wait_ms, AGENT_TOPICS - {topics.SITES})  # soc.sites is compacted
+    (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store="memory://",
+        datadir=str(settings.data_dir / settings.app_id / "faust"),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        # The worker creates and checks its topics before it starts (streams/bootstrap.py).
+        topic_allow_declare=False,
+        producer_acks=-1 if settings.kafka_acks == "all" else int(settings.kafka_acks),
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        # Measured in bench/README.md: 5 ms linger and 256 KiB batches cut produce requests (Tansu
+        # spends more per request than per byte).
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
+        stream_buffer_maxsize=8192,
+        broker_max_poll_records=2000,
+        broker_commit_every=10_000,
+        broker_commit_interval=2.0,
+        table_standby_replicas=0,
+        # The check guards RocksDB files against a truncated changelog. With the memory store it only
+        # fires when a partition stays with this worker across a rebalance while its last changelog
+        # writes are still in flight, and then crashes the worker over data it holds itself.
+        recovery_consistency_check=False,
+        web_in_thread=False,
+        logging_config=logging_config(settings.log_level),
+    )
+    if settings.faust_sensors:
+        setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+
+    def raw_topic(*names: str, **kw) -> faust.TopicT:
+        return app.topic(*names, key_serializer="raw", value_serializer="raw", **kw)
+
+    sites_table = app.GlobalTable("site_id_to_registration", default=None,
+                                  partitions=topics.TABLES["site_id_to_registration"])
+    pipeline = Pipeline(
+        app=app, settings=settings, config=config, store=store, clock=clock, metrics=metrics, registry=registry,
+        health=Health(),
+        raw_topics={source: raw_topic(name) for source, name in topics.RAW_TOPICS.items()},
+        sites_topic=raw_topic(topics.SITES, partitions=1),
+        incident_topic=raw_topic(topics.INCIDENTS),
+        ticket_event_topic=raw_topic(topics.TICKET_EVENTS),
+        ticket_topic=raw_topic(topics.TICKETS),
+        deadletter_topic=raw_topic(topics.DEADLETTER),
+        # Values are KeyState JSON bytes: the changelog sends them as they are.
+        dedup_key_to_tickets=app.Table("dedup_key_to_tickets", default=None, partitions=settings.partitions,
+                                       value_type=bytes),
+        site_id_to_registration=sites_table,
+        whitelist=Whitelist(sites_table),
+    )
+    # Both inputs of the ticket step in one stream: the table write goes to the partition they share.
+    decide_topic = raw_topic(topics.INCIDENTS, topics.TICKET_EVENTS)
+
+    agent = pipeline.health.reporting_agent(app)
+    for source, topic in pipeline.raw_topics.items():
+        pipeline.agents[f"parse_{source}"] = agent(topic, f"parse_{source}")(_parse_agent(pipeline, source))
+    pipeline.agents["register_sites"] = agent(pipeline.sites_topic, "register_sites")(_register_sites(pipeline))
+    pipeline.agents["decide_tickets"] = agent(decide_topic, "decide_tickets")(_decide_tickets(pipeline))
+
+    timer = pipeline.health.guarded_timer(app, metrics)
+    timer(settings.escalation_interval_s, "escalate_overdue_tickets")(lambda: escalate_overdue_tickets(pipeline))
+    timer(settings.retention_interval_s, "expire_closed_tickets")(lambda: expire_closed_tickets(pipeline))
+    timer(settings.gauges_interval_s, "refresh_gauges")(lambda: refresh_gauges(pipeline))
+    watchdog = faust_compat.PartitionWatchdog(app, metrics, AGENT_TOPICS)
+    timer(watchdog.interval_s, "watch_partitions")(watchdog.look)
+
+    from streams.http import register  # the views receive the pipeline; they import nothing of it
+
+    register(pipeline)
+    return pipeline
+
+
+# The topics agents read. The assignment also holds the changelogs, which are read only while
+# recovering tables: they always look behind and must never be sought.
+AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.INCIDENTS, topics.TICKET_EVENTS})
+
+
+# ------------------------------------------------------------------ hop 1: raw -> incident
+
+def _parse_agent(p: Pipeline, source: str):
+    async def parse(stream):
+        async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            p.metrics.events.labels(source).inc(len(events))
+            for event in events:
+                message = event.message
+                ctx = Context(p.config, record_time(message, p.clock), p.whitelist)
+                try:
+                    incident = to_incident(source, message.value, ctx)
+                except Rejected as rejected:
+                    p.dead_letter(source, message, rejected)
+                    continue
+                except Exception as exc:  # a handler bug must not stop the partition
+                    log.exception("handler failed", extra={"source": source, "offset": message.offset})
+                    p.dead_letter(source, message, Rejected("handler_error", f"{type(exc).__name__}: {exc}"))
+                    continue
+                if incident is None:
+                    continue
+                p.metrics.incidents.labels(source, incident.category.value, incident.severity.value).inc()
+                p.incident_topic.send_soon(key=incident.dedup_key.encode(), value=incident.model_dump_json().encode())
+
+    parse.__name__ = parse.__qualname__ = f"parse_{source}"
+    return parse
+
+
+def _register_sites(p: Pipeline):
+    async def register_sites(stream):
+        async for event in stream.events():
+            message = event.message
+            site_id = message.key.decode("utf-8", "replace") if message.key else ""
+            if message.value is None:
+                p.site_id_to_registration.pop(site_id, None)
+                continue
+            try:
+                site = SiteRegistration.model_validate_json(message.value)
+            except Exception as exc:
+                p.dead_letter("sites", message, Rejected("invalid", str(exc)[:500]))
+                continue
+            p.site_id_to_registration[site.site_id] = site.model_dump(mode="json")
+
+    return register_sites
+
+
+# ------------------------------------------------------------------ hop 2: incident | command -> tickets
+
+class States:
+    """The batch's view of dedup_key_to_tickets: each key read and parsed once, written once."""
+
+    def __init__(self, table, cache: dict):
+        self.table, self.cache = table, cache
+        self.current: dict[str, KeyState | None] = {}
+        self.changed: dict[str, object] = {}  # key -> the last event that changed it (its partition)
+
+    def get(self, key: str) -> KeyState | None:
+        if key not in self.current:
+            raw = self.table.get(key)
+            hit = self.cache.get(key)
+            if raw is None:
+                state = None
+            elif hit is not None and hit[0] is raw:
+                state = hit[1]
+            else:
+                state = KeyState.model_validate_json(raw)
+            self.current[key] = state
+        return self.current[key]
+
+    def put(self, key: str, state: KeyState | None, event) -> None:
+        self.current[key] = state
+        self.changed[key] = event
+
+
+def decode_input(message) -> Incident | TicketEvent:
+    if message.topic == topics.INCIDENTS:
+        return Incident.model_validate_json(message.value)
+    return TicketEvent.model_validate_json(message.value)
+
+
+def _decide_tickets(p: Pipeline):
+    cache: dict[str, tuple[bytes, KeyState]] = {}
+
+    async def decide_tickets(stream):
+        """Per batch: each input decided against its key's state in order; then one Redis round trip,
+        one soc.tickets record per touched ticket, one table write per touched key, in that order:
+        the table records what was done only after it was done."""
+        async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            states = States(p.dedup_key_to_tickets, cache)
+            written: dict[str, tuple[Ticket, str]] = {}
+            evicted: set[str] = set()
+            counts: list[ticketing.Count] = []
+            refused: list[tuple[str, str]] = []
+            latencies: list[datetime] = []
+            for event in events:
+                message = event.message
+                key = message.key.decode("utf-8", "replace") if message.key else ""
+                try:
+                    item = decode_input(message)
+                    outcome = ticketing.step(p.config, states.get(key), item, key)
+                except Exception as exc:  # bad input or a handler bug: dead-lettered, the partition goes on
+                    reason = "invalid" if isinstance(exc, ValueError) else "handler_error"
+                    if reason == "handler_error":
+                        log.exception("ticket step failed", extra={"topic": message.topic, "offset": message.offset})
+                    p.dead_letter(message.topic.removeprefix("soc."), message, Rejected(reason, f"{type(exc).__name__}: {str(exc)[:400]}"))
+                    continue
+                kind = "incident" if isinstance(item, Incident) else item.action.value
+                if outcome.verdict is Verdict.applied:
+                    states.put(key, outcome.state, event)
+                    counts += outcome.counts
+                    if isinstance(item, Incident):
+                        latencies.append(item.received_at)
+                elif outcome.verdict is Verdict.refused:
+                    _log_refused(item, outcome.reason)
+                    if isinstance(item, TicketEvent) and item.actor != PIPELINE:
+                        refused.append((item.event_id, outcome.reason))
+                for ticket in outcome.tickets:
+                    written[ticket.ticket_id] = (ticket, kind)
+                evicted.update(outcome.evicted)
+            tickets = [(t, kind, t.model_dump_json().encode()) for t, kind in written.values()]
+            if tickets or evicted:
+                await p.store.save_with_retry(tickets, evicted=sorted(evicted - set(written)))
+            for ticket, _, js in tickets:
+                p.ticket_topic.send_soon(key=ticket.ticket_id.encode(), value=js)
+            for key, last_event in states.changed.items():
+                faust_compat.set_current_event(stream, last_event)
+                state = states.current[key]
+                if state is None:
+                    p.dedup_key_to_tickets.pop(key, None)
+                    cache.pop(key, None)
+                    continue
+                value = state.model_dump_json().encode()
+                p.dedup_key_to_tickets[key] = value
+                cache[key] = (value, state)
+            while len(cache) > PARSED_STATES:
+                cache.pop(next(iter(cache)))
+            for event_id, why in refused:
+                await p.store.record_result(event_id, why)
+            _count(p, counts, latencies)
+
+    return decide_tickets
+
+
+def _log_refused(item, reason: str) -> None:
+    if isinstance(item, TicketEvent):
+        level = log.debug if item.actor == PIPELINE else log.info
+        level("ticket command not applied",
+              extra={"ticket_id": item.ticket_id, "action": item.action.value, "why": reason})
+
+
+def _count(p: Pipeline, counts: list[ticketing.Count], received: list[datetime]) -> None:
+    m = p.metrics
+    for count in counts:
+        if isinstance(count, ticketing.Opened):
+            m.tickets_opened.labels(count.department, count.severity.value).inc()
+        elif isinstance(count, ticketing.Merged):
+            m.duplicates.labels(count.source).inc()
+        elif isinstance(count, ticketing.Escalated):
+            m.escalations.labels(count.department, count.step.value).inc()
+            if count.step is Escalation.escalated:
+                m.sla_breaches.labels(count.department, count.stage).inc()
+    now = p.clock()
+    for received_at in received:
+        m.latency.observe(max((now - received_at).total_seconds(), 0.0))
+
+
+# ------------------------------------------------------------------ timers (each guarded: health.guarded_timer)
+
+async def escalate_overdue_tickets(p: Pipeline) -> None:
+    """The tickets the due index says are due, in this worker's partitions only, each step once."""
+    if p.app.rebalancing:
+        return
+    now = p.clock()
+    sent = p.sent_steps
+    due_now: set[str] = set()
+    for ticket in await p.store.many(await p.store.due_ids(now)):
+        if not p.owns(ticket.dedup_key):
+            continue
+        for step in escalation.due_steps(p.config, ticket, now):
+            event = escalation.escalation_event(ticket, step, now)
+            due_now.add(event.event_id)
+            if sent.should_send(event.event_id, now):
+                p.send_command(event, ticket.dedup_key)
+    sent.keep_only(due_now)
+
+
+async def expire_closed_tickets(p: Pipeline) -> None:
+    """Tickets closed past retention leave the table and the hot sets (owner partitions only)."""
+    if p.app.rebalancing:
+        return
+    now = p.clock()
+    retention = timedelta(days=p.settings.ticket_retention_days)
+    for ticket in await p.store.many(await p.store.closed_before(now - retention)):
+        event = ticketing.expire_event(ticket, retention, now)
+        if event is not None and p.owns(ticket.dedup_key):
+            p.send_command(event, ticket.dedup_key)
+
+
+async def refresh_gauges(p: Pipeline) -> None:
+    """Open tickets and on-time ratios from the store's gauge facts, the same figures every worker sees."""
+    now = p.clock()
+    figures = performance.gauges(await p.store.gauge_facts(), now - PERFORMANCE_WINDOW, now, now)
+    p.metrics.tickets_open.clear()
+    for (department, severity), count in figures.open_tickets.items():
+        p.metrics.tickets_open.labels(department, severity).set(count)
+    for department, ratio in figures.on_time_handling.items():
+        if ratio is not None:
+            p.metrics.on_time_ratio.labels(department).set(ratio)
