@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.config import load_config
 from schemas.records import Ticket
 from streams import topics
+from streams.clock import utc_now
 from streams.settings import Settings
 from streams.store import TicketStore
 
@@ -58,8 +60,13 @@ async def rebuild(settings: Settings, wipe: bool = True) -> int:
             for start in range(0, len(keys), BATCH):
                 await store.redis.delete(*keys[start:start + BATCH])
         ordered = sorted(tickets.values(), key=lambda t: t.dispatched_at)
+        # Past retention, as the worker's sweep left them: by id only, out of the hot sets.
+        cutoff = utc_now() - timedelta(days=settings.ticket_retention_days)
         for start in range(0, len(ordered), BATCH):
-            await store.save([(t, "rebuild") for t in ordered[start:start + BATCH]])
+            batch = ordered[start:start + BATCH]
+            expired = [t.ticket_id for t in batch if t.closed_at is not None and t.closed_at < cutoff]
+            await store.save([(t, "rebuild") for t in batch])
+            await store.save([], evicted=expired)
     finally:
         await store.redis.aclose()
     return len(tickets)

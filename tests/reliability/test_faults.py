@@ -75,15 +75,7 @@ def where_copies_stopped(pipeline: Pipeline, groups: dict[str, list[str]]) -> st
         value = json.loads(m.value)
         if value["source_ref"] in wanted:
             incidents[value["source_ref"]] = (m.partition, m.offset, value["incident_id"])
-    ids = {i[2] for i in incidents.values()}
-    events = {}
-    for m in pipeline.read_topic("soc.ticket-events"):
-        value = json.loads(m.value)
-        incident = (value.get("incident") or {}).get("incident_id")
-        if incident in ids:
-            events.setdefault(incident, []).append((m.partition, m.offset, value["action"], value["ticket_id"]))
-    lines = [f"{ref}: raw {raw.get(ref)} incident {incidents.get(ref)} events "
-             f"{events.get(incidents.get(ref, (0, 0, ''))[2])}" for ref in sorted(wanted)]
+    lines = [f"{ref}: raw {raw.get(ref)} incident {incidents.get(ref)}" for ref in sorted(wanted)]
     return "\n".join(lines)
 
 
