@@ -142,9 +142,12 @@ class PartitionWatchdog:
     # A partition counts as stalled after this long with records waiting and nothing in flight.
     stall_after_s = 15.0
 
-    def __init__(self, app, metrics, agent_topics: frozenset[str]):
-        self.app, self.metrics, self.agent_topics = app, metrics, agent_topics
+    def __init__(self, app, metrics, agent_topics: frozenset[str], clock=monotonic):
+        self.app, self.metrics, self.agent_topics, self.clock = app, metrics, agent_topics, clock
         self.stalls = StallDetector(self.stall_after_s)
+        # Partitions whose log end was below the consumer's position at the last look: a highwater
+        # read just before a fetch lands looks the same for a moment, so it must hold twice.
+        self._behind: set = set()
 
     async def look(self) -> None:
         app, consumer = self.app, self.app.consumer
@@ -153,7 +156,7 @@ class PartitionWatchdog:
             return
         assigned = [tp for tp in consumer.assignment() if tp.topic in self.agent_topics]
         in_flight = {message.tp for message in list(consumer._unacked_messages)}
-        now = monotonic()
+        now = self.clock()
         positions = {}
         for tp in assigned:
             if consumer._committed_offset.get(tp) is None:
@@ -164,11 +167,15 @@ class PartitionWatchdog:
             # committed offset is then the next one due.
             positions[tp] = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
         self.stalls.progress(sum(positions.values()), now)
+        behind = set()
         for tp, next_offset in positions.items():
             if app.rebalancing or tp not in consumer.assignment():
                 return  # revoked while this look awaited: the next look starts from the new assignment
             end = consumer.highwater(tp)
             if end is None:
+                continue
+            if end < next_offset and tp not in self._behind:
+                behind.add(tp)
                 continue
             if end < next_offset:
                 # The log ends before where this consumer stands: the broker lost it (Tansu restarted
@@ -189,11 +196,19 @@ class PartitionWatchdog:
                 await self._read_again(tp, committed, "records skipped by the consumer: reading again from the "
                                        "committed offset", first_acked=min(acked))
                 continue
+            if not acked and committed is not None and self.stalls.stalled(("tail", tp), committed, next_offset,
+                                                                            tp in in_flight, now):
+                # Read past the commit, nothing acked and nothing in flight: the last records read
+                # were dropped (no later record exposes the hole). Read them again.
+                await self._read_again(tp, committed, "records read but never processed: reading again from the "
+                                       "committed offset", next_offset=next_offset)
+                continue
             if self.stalls.stalled(tp, next_offset, end, tp in in_flight, now) and self.stalls.idle(now):
                 await self._read_again(tp, await self._committed_on_broker(tp),
                                        "partition stalled: reading again from the committed offset",
                                        next_offset=next_offset, end=end)
-        self.stalls.keep_only([*assigned, *(("hole", tp) for tp in assigned)])
+        self._behind = behind
+        self.stalls.keep_only([*assigned, *((kind, tp) for tp in assigned for kind in ("hole", "tail"))])
 
     async def _read_again(self, tp, offset: int, why: str, **seen: int) -> None:
         """Seek `tp` back to `offset`, with a warning and a count: the watchdog's one repair."""

@@ -44,11 +44,13 @@ def problems(unique: str, count: int) -> tuple[list[dict], dict[str, list[str]]]
     return events, groups
 
 
-def send_paced(pipeline: Pipeline, events: list[dict], rate: float) -> threading.Thread:
+def send_paced(pipeline: Pipeline, events: list[dict], rate: float, topic: str = "soc.raw.city") -> threading.Thread:
     def run():
-        for event in events:
-            pipeline.producer.send("soc.raw.city", json.dumps(event, ensure_ascii=False).encode())
-            time.sleep(1 / rate)
+        started = time.monotonic()
+        for n, event in enumerate(events):
+            pipeline.producer.send(topic, json.dumps(event, ensure_ascii=False).encode())
+            # Paced against the start, so the producer's own cost does not slow the offered rate.
+            time.sleep(max(0.0, started + (n + 1) / rate - time.monotonic()))
         pipeline.producer.flush()
 
     thread = threading.Thread(target=run, daemon=True)
@@ -143,6 +145,98 @@ def test_a_second_worker_joining_and_leaving_mid_stream_changes_no_count(faulty,
     sender.join(60)
     took = assert_exactly_once(faulty, groups, timeout=180)
     print(f"rebalance: sent {len(events)}, tickets {len(groups)}, settled {took:.1f} s after the last send")
+
+
+def storm(unique: str, stations: int, readings: int) -> list[list[dict]]:
+    """A rainstorm: `stations` flood stations each reporting waterlogging `readings` times, minutes
+    apart (one ticket per station), as rounds of one reading per station."""
+    build = Builder(CONFIG, unique)
+    points = [build.point("haibin") for _ in range(stations)]
+    return [[{"station_id": f"WL-{unique}-{s}", "kind": "waterlogging", "value": 35 + r, "lat": lat, "lon": lon,
+              "observed_at": build.at(minutes=5 * r)} for s, (lat, lon) in enumerate(points)]
+            for r in range(readings)]
+
+
+def assert_storm_counted(pipeline: Pipeline, unique: str, stations: int, readings: int, timeout: float = 180) -> float:
+    """Every station one ticket with every reading counted once; soc.tickets agrees with Redis."""
+    started = time.monotonic()
+    prefix = f"flood:flood_waterlogging:WL-{unique}-"
+    seen = {}
+
+    def complete():
+        tickets = pipeline.tickets_where(lambda t: t.dedup_key.startswith(prefix))
+        seen["state"] = sorted(t.occurrences for t in tickets)
+        return tickets if len(tickets) >= stations and all(t.occurrences >= readings for t in tickets) else None
+
+    try:
+        tickets = poll(complete, timeout, f"{stations} station tickets with {readings} readings each", 0.5)
+    except BaseException:
+        print(f"last seen: {len(seen.get('state', []))} tickets, occurrences {seen.get('state')}")
+        raise
+    per_station = {}
+    for ticket in tickets:
+        per_station.setdefault(ticket.dedup_key, []).append(ticket.ticket_id)
+    assert len(per_station) == stations and all(len(ids) == 1 for ids in per_station.values()), per_station
+    assert {t.occurrences for t in tickets} == {readings}
+    latest = {}
+    for message in pipeline.read_topic("soc.tickets"):
+        ticket = json.loads(message.value)
+        if ticket["dedup_key"].startswith(prefix) and ticket["version"] >= latest.get(ticket["ticket_id"], {}).get("version", 0):
+            latest[ticket["ticket_id"]] = ticket
+    assert {tid: t["occurrences"] for tid, t in latest.items()} == {t.ticket_id: readings for t in tickets}
+    return time.monotonic() - started
+
+
+def send_rounds(pipeline: Pipeline, rounds: list[list[dict]], rate: float) -> threading.Thread:
+    return send_paced(pipeline, [reading for r in rounds for reading in r], rate, topic="soc.raw.flood")
+
+
+def kill_and_restart(pipeline: Pipeline) -> None:
+    pipeline.worker.process.kill()
+    pipeline.stack.processes.remove(pipeline.worker.process)
+    pipeline.worker.process, _ = pipeline.stack.start_worker(web_port=pipeline.worker.port)
+
+
+def test_two_kills_during_a_storm_burst_lose_and_double_nothing(faulty, unique):
+    stations, readings = 150, 6
+    rounds = storm(unique, stations, readings)
+    prefix = f"flood:flood_waterlogging:WL-{unique}-"
+    # First burst (3 readings per station at 300/s): killed once the first tickets are written.
+    sender = send_rounds(faulty, rounds[:3], rate=300)
+    poll(lambda: faulty.tickets_where(lambda t: t.dedup_key.startswith(prefix)), 60, "the first storm tickets")
+    kill_and_restart(faulty)
+    sender.join(60)
+    wait_ready(faulty.worker)
+    # Second burst into the restarted worker: killed again while it works through the backlog.
+    sender = send_rounds(faulty, rounds[3:], rate=300)
+    poll(lambda: any(t.occurrences > 3 for t in faulty.tickets_where(lambda t: t.dedup_key.startswith(prefix))),
+         120, "the second burst's first occurrences")
+    kill_and_restart(faulty)
+    sender.join(60)
+    wait_ready(faulty.worker)
+    took = assert_storm_counted(faulty, unique, stations, readings)
+    print(f"storm: {stations * readings} readings from {stations} stations at 300/s, two kills, "
+          f"all counted once {took:.1f} s after the second restart was ready")
+
+
+def test_a_kill_during_a_batch_redis_write_loses_and_doubles_nothing(faulty, unique):
+    events, groups = problems(unique, 10)
+    log_path = faulty.worker.process.log_path
+    already = log_path.read_text(errors="replace").count("redis write failed")
+    faulty.stack.redis.pause()  # the write hangs mid-batch (socket timeout, then retries)
+    try:
+        for event in events:
+            faulty.send("soc.raw.city", event)
+        poll(lambda: log_path.read_text(errors="replace").count("redis write failed") > already, 60,
+             "the worker to be inside a batch's Redis write")
+        faulty.worker.process.kill()
+        faulty.stack.processes.remove(faulty.worker.process)
+    finally:
+        faulty.stack.redis.resume()
+    faulty.worker.process, _ = faulty.stack.start_worker(web_port=faulty.worker.port)
+    wait_ready(faulty.worker)
+    took = assert_exactly_once(faulty, groups)
+    print(f"kill in a Redis write: sent {len(events)}, problems {len(groups)}, all ticketed once {took:.1f} s after ready")
 
 
 def readyz(pipeline: Pipeline) -> int:
