@@ -23,8 +23,11 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/stream
 
+# `make faults RUNS=10`: the fault scenarios that many times in a row, stopping at the first red run.
+RUNS ?= 1
 faults: $(STAMP)
-	$(BIN)/python -m pytest -q -s -m faults tests/reliability
+	@for run in $$(seq $(RUNS)); do echo "faults run $$run of $(RUNS)"; \
+	  $(BIN)/python -m pytest -q -s -m faults tests/reliability || exit 1; done
 
 check-config: $(STAMP)
 	$(BIN)/soc check-config deploy/config

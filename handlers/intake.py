@@ -117,16 +117,18 @@ def dead_letter(topic: str, partition: int | None, offset: int | None, raw: byte
     text = b64 = None
     if raw is not None:
         clipped = raw[:DEADLETTER_RAW_BYTES]
+        # Personal data is masked here too: a rejected 12345 case still carries the citizen's number.
         try:
-            text = clipped.decode("utf-8")
+            text = mask_phones(clipped.decode("utf-8"))
         except UnicodeDecodeError as exc:
             if len(clipped) < len(raw) and exc.reason == "unexpected end of data":
                 # UTF-8 text clipped in the middle of a character: keep it as text.
-                text = clipped[:exc.start].decode("utf-8")
+                text = mask_phones(clipped[:exc.start].decode("utf-8"))
             else:
-                b64 = base64.b64encode(clipped).decode("ascii")
+                # Not UTF-8 (GBK from an old system, say): its ASCII digits are masked byte for byte.
+                b64 = base64.b64encode(mask_phones(clipped.decode("latin-1")).encode("latin-1")).decode("ascii")
     return DeadLetter(source_topic=topic, partition=partition, offset=offset, received_at=received_at,
-                      error_type=rejected.reason, message=rejected.message,
+                      error_type=rejected.reason, message=mask_phones(rejected.message),
                       field_errors=rejected.field_errors, raw_text=text, raw_base64=b64,
                       raw_size=0 if raw is None else len(raw),
                       raw_truncated=raw is not None and len(raw) > DEADLETTER_RAW_BYTES)

@@ -108,7 +108,7 @@ class Pipeline:
     def dead_letter(self, source: str, message, rejected: Rejected) -> None:
         self.metrics.rejected.labels(source, rejected.reason).inc()
         record = dead_letter(message.topic, message.partition, message.offset, message.value, rejected,
-                             self.clock())
+                             record_time(message, self.clock))
         log.warning("dead-lettered", extra={"source": source, "topic": message.topic, "partition": message.partition,
                                             "offset": message.offset, "reason": rejected.reason})
         self.deadletter_topic.send_soon(key=message.topic.encode(), value=record.model_dump_json().encode())

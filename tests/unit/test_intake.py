@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from handlers.privacy import mask_phones
+
 from handlers import intake
 from handlers.base import Context
 from handlers.geo import grid_cell
@@ -188,7 +190,9 @@ def test_dead_letter_keeps_text_and_field_errors(ctx, sample_bytes):
     assert record.error_type == "out_of_range"
     assert record.message == "lat: Input should be less than or equal to 90"
     assert [(e.loc, e.type) for e in record.field_errors] == [("lat", "less_than_equal")]
-    assert record.raw_text == raw.decode("utf-8") and record.raw_base64 is None
+    # The raw value as sent, the citizen's number masked (personal data is never stored).
+    assert record.raw_text == mask_phones(raw.decode("utf-8")) and "13800138000" not in record.raw_text
+    assert record.raw_base64 is None
     assert (record.raw_size, record.raw_truncated) == (len(raw), False)
     assert json.loads(record.model_dump_json())["raw_text"].startswith("{")
 
@@ -198,7 +202,7 @@ def test_dead_letter_of_non_utf8_is_base64(ctx, sample_bytes):
     record = dead_letter("soc.raw.city", 0, 5, raw, reject("city", raw, ctx), RECEIVED)
     assert record.error_type == "not_utf8"
     assert record.raw_text is None
-    assert base64.b64decode(record.raw_base64) == raw
+    assert base64.b64decode(record.raw_base64) == raw.replace(b"13800138000", b"138****8000")
     assert base64.b64decode(record.raw_base64).decode("gbk").startswith('{"case_no": "12345-20260512-00873"')
 
 
@@ -313,3 +317,18 @@ def test_a_phone_number_in_any_field_is_masked_in_the_incident(ctx, sample):
 def test_a_normal_reading_is_valid_but_opens_nothing(ctx, sample):
     data = sample("flood", "water_level_normal")
     assert to_incident("flood", json.dumps(data).encode(), ctx) is None
+
+
+def test_a_dead_letter_masks_phone_numbers_in_text_and_in_bytes_that_are_not_utf8():
+    from datetime import datetime, timezone
+
+    from handlers.intake import Rejected, dead_letter
+
+    at = datetime(2026, 5, 12, 1, 30, tzinfo=timezone.utc)
+    broken = '{"reporter_phone": "138 0013 8000", "description": '.encode()
+    letter = dead_letter("soc.raw.city", 0, 7, broken, Rejected("not_json", "unexpected end"), at)
+    assert "0013" not in letter.raw_text and "reporter_phone" in letter.raw_text
+    gbk = "市民电话13800138000".encode("gbk")
+    letter = dead_letter("soc.raw.city", 0, 8, gbk, Rejected("not_utf8", "invalid start byte"), at)
+    assert b"13800138000" not in base64.b64decode(letter.raw_base64)
+    assert letter.raw_size == len(gbk)
