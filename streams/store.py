@@ -3,32 +3,71 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import partial
 
 import redis.asyncio as aioredis
 
 from handlers import escalation, performance
 from schemas.config import Config
+from schemas.enums import SEVERITY_RANK
 from schemas.records import Ticket
 
 log = logging.getLogger("soc.store")
 
 BOARD_MAXLEN = 20_000
 
+# The listing order of the API, as one sorted-set score: open before closed, then the more severe,
+# then the newest dispatched (milliseconds; ZREVRANGE breaks an exact tie by ticket id, descending).
+# Below 2**53, so Redis keeps it exact.
+OPEN_WEIGHT = 10**14
+SEVERITY_WEIGHT = 10**13
+PAGE_FILTERS = ("status", "severity", "source", "community")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_TEMP_TTL_S = 10
+
+
+def list_score(ticket: Ticket) -> int:
+    millis = (ticket.dispatched_at - _EPOCH) // timedelta(milliseconds=1)
+    return (2 if ticket.is_open else 1) * OPEN_WEIGHT + SEVERITY_RANK[ticket.severity] * SEVERITY_WEIGHT + millis
+
+
+def list_sets(ticket: Ticket) -> list[str]:
+    """The listing sets a ticket belongs in (key suffixes after the prefix): all, its inboxes, and
+    one per filter value."""
+    sets = ["tickets", *(f"inbox:{d}" for d in ticket.inboxes)]
+    for name in PAGE_FILTERS:
+        value = getattr(ticket, name)
+        if value is not None:
+            sets.append(f"by:{name}:{getattr(value, 'value', value)}")
+    return sets
+
+
 # Idempotent by version: a replayed or redelivered ticket write is a no-op, so a crash between
-# the Redis write and the offset commit never doubles anything.
+# the Redis write and the offset commit never doubles anything. The hash's `sets` field names the
+# listing sets the ticket is in (newline-separated key suffixes), so a write leaves the ones it
+# no longer belongs in; `inboxes` is the field of hashes written before the listing sets existed.
 UPSERT = """
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if cur >= tonumber(ARGV[1]) then return 0 end
-local old = redis.call('HGET', KEYS[1], 'inboxes')
+local new, order = {}, {}
+for s in string.gmatch(ARGV[6], '[^\\n]+') do new[s] = true; order[#order + 1] = s end
+local old = redis.call('HGET', KEYS[1], 'sets')
 if old then
-  for d in string.gmatch(old, '[^,]+') do redis.call('ZREM', ARGV[5] .. ':inbox:' .. d, ARGV[3]) end
+  for s in string.gmatch(old, '[^\\n]+') do
+    if not new[s] then redis.call('ZREM', ARGV[5] .. ':' .. s, ARGV[3]) end
+  end
+else
+  old = redis.call('HGET', KEYS[1], 'inboxes')
+  if old then
+    for d in string.gmatch(old, '[^,]+') do redis.call('ZREM', ARGV[5] .. ':inbox:' .. d, ARGV[3]) end
+    redis.call('HDEL', KEYS[1], 'inboxes')
+  end
 end
-for d in string.gmatch(ARGV[6], '[^,]+') do redis.call('ZADD', ARGV[5] .. ':inbox:' .. d, ARGV[4], ARGV[3]) end
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'json', ARGV[2], 'inboxes', ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+for _, s in ipairs(order) do redis.call('ZADD', ARGV[5] .. ':' .. s, ARGV[4], ARGV[3]) end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'json', ARGV[2], 'sets', ARGV[6])
 if ARGV[9] == '' then redis.call('ZREM', KEYS[4], ARGV[3]) else redis.call('ZADD', KEYS[4], ARGV[9], ARGV[3]) end
 redis.call('HSET', KEYS[5], ARGV[3], ARGV[10])
 if ARGV[11] == '' then redis.call('ZREM', KEYS[6], ARGV[3]) else redis.call('ZADD', KEYS[6], ARGV[11], ARGV[3]) end
@@ -36,13 +75,18 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'ticket_id', ARGV[3], '
 return 1
 """
 
-# A ticket past retention leaves the hot sets (lists, inboxes, due index, gauges); its hash stays,
-# so it is still found by id.
+# A ticket past retention leaves the hot sets (every listing set, due index, gauges); its hash
+# stays, so it is still found by id.
 EVICT = """
-local old = redis.call('HGET', KEYS[1], 'inboxes')
+local old = redis.call('HGET', KEYS[1], 'sets')
+if old then
+  for s in string.gmatch(old, '[^\\n]+') do redis.call('ZREM', ARGV[2] .. ':' .. s, ARGV[1]) end
+end
+old = redis.call('HGET', KEYS[1], 'inboxes')
 if old then
   for d in string.gmatch(old, '[^,]+') do redis.call('ZREM', ARGV[2] .. ':inbox:' .. d, ARGV[1]) end
 end
+redis.call('HDEL', KEYS[1], 'sets', 'inboxes')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
@@ -88,7 +132,7 @@ class TicketStore:
                     keys=[self.key("ticket", ticket.ticket_id), self.key("tickets"), self.key("board"),
                           self.key("due"), self.key("facts"), self.key("closed")],
                     args=[ticket.version, serialized[0] if serialized else ticket.model_dump_json(), ticket.ticket_id,
-                          ticket.dispatched_at.timestamp(), self.prefix, ",".join(ticket.inboxes),
+                          list_score(ticket), self.prefix, "\n".join(list_sets(ticket)),
                           BOARD_MAXLEN, kind, "" if due is None else due.timestamp(), performance.gauge_facts(ticket),
                           "" if ticket.closed_at is None else ticket.closed_at.timestamp()],
                     client=pipe,
@@ -102,6 +146,45 @@ class TicketStore:
     async def ids(self, department: str | None) -> list[str]:
         key = self.key("inbox", department) if department else self.key("tickets")
         return [i.decode() for i in await self.redis.zrevrange(key, 0, -1)]
+
+    async def page(self, department: str | None, filters: dict[str, str], offset: int,
+                   limit: int) -> tuple[int, list[Ticket]]:
+        """One page of the listing, in its order (open first, most severe, newest dispatched), read
+        off the listing sets: (how many match, the tickets from `offset`, at most `limit`).
+        `department` means its inbox (its own tickets and those it watches); `filters` maps names of
+        PAGE_FILTERS to the wanted value (empty values are ignored)."""
+        unknown = set(filters) - set(PAGE_FILTERS)
+        if unknown:
+            raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+        keys = [self.key("inbox", department)] if department else []
+        keys += [self.key("by", name, value) for name, value in sorted(filters.items()) if value]
+        if len(keys) > 1:
+            source = self.key("tmp", "page", uuid.uuid4().hex)
+        else:
+            source = keys[0] if keys else self.key("tickets")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if len(keys) > 1:
+                # Every listing set scores a ticket the same, so MAX keeps the listing score.
+                pipe.zinterstore(source, keys, aggregate="MAX")
+                pipe.expire(source, _TEMP_TTL_S)
+            else:
+                pipe.zcard(source)
+            pipe.zrevrange(source, offset, offset + limit - 1)
+            if len(keys) > 1:
+                pipe.delete(source)
+            replies = await pipe.execute()
+        total, ids = replies[0], replies[2 if len(keys) > 1 else 1]
+        if limit <= 0:  # a stop of offset - 1 could be -1: the whole set
+            ids = []
+        return total, await self.many([i.decode() for i in ids])
+
+    async def open_or_closed_since(self, since: datetime) -> list[str]:
+        """Open tickets (listing order) and then those closed at `since` or later (newest first)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrevrangebyscore(self.key("tickets"), "+inf", 2 * OPEN_WEIGHT)
+            pipe.zrevrangebyscore(self.key("closed"), "+inf", since.timestamp())
+            open_ids, closed_ids = await pipe.execute()
+        return list(dict.fromkeys(i.decode() for i in (*open_ids, *closed_ids)))
 
     async def due_ids(self, now: datetime) -> list[str]:
         """Tickets with an escalation step due by `now`."""
