@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from handlers import performance
 from handlers.lifecycle import Conflict, can_see, check
 from handlers.privacy import mask_phones
-from schemas.enums import OPS_CENTRE, SEVERITY_RANK, Severity, Source, TicketStatus
+from schemas.enums import OPS_CENTRE, Severity, Source, TicketStatus
 from schemas.records import Ticket, TicketAction, TicketEvent
 
 log = logging.getLogger("soc.api")
@@ -219,10 +219,6 @@ class JsonView(web.View):
             return self.json({"error": "internal error"}, status=500)
 
 
-def _sort_key(ticket: Ticket) -> tuple:
-    return (ticket.status is TicketStatus.closed, -SEVERITY_RANK[ticket.severity], -ticket.dispatched_at.timestamp())
-
-
 def _page_param(query, name: str, default: int, maximum: int) -> int:
     raw = query.get(name)
     if raw is None:
@@ -258,13 +254,12 @@ class TicketList(JsonView):
                 raise ApiError(400, f"{name} must be one of {', '.join(sorted(allowed))}")
         limit = _page_param(query, "limit", 50, MAX_PAGE)
         offset = _page_param(query, "offset", 0, 10_000_000)
-        tickets = await self.http.store.many(await self.http.store.ids(wanted))
-        tickets = [t for t in tickets
-                   if all(not query.get(f) or getattr(t, f).value == query[f] for f in FILTERS)
-                   and (not query.get("community") or t.community == query["community"])]
-        tickets.sort(key=_sort_key)
-        return self.json({"total": len(tickets), "limit": limit, "offset": offset,
-                          "items": [ticket_json(t) for t in tickets[offset:offset + limit]]})
+        # Paged in Redis: the listing sets are kept in this order (open first, most severe, newest
+        # dispatched), so only the page's tickets are read.
+        filters = {f: query[f] for f in (*FILTERS, "community") if query.get(f)}
+        total, tickets = await self.http.store.page(wanted, filters, offset, limit)
+        return self.json({"total": total, "limit": limit, "offset": offset,
+                          "items": [ticket_json(t) for t in tickets]})
 
 
 class TicketDetail(JsonView):

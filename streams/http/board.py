@@ -74,7 +74,7 @@ def _sse(event: str | None, data: bytes, event_id: str | None = None) -> bytes:
 async def _snapshot(http) -> list[Ticket]:
     """Open tickets plus those closed in the last hour: what a fresh board should show."""
     since = http.clock() - RECENTLY_CLOSED
-    tickets = await http.store.many(await http.store.ids(None))
+    tickets = await http.store.many(await http.store.open_or_closed_since(since))
     return [t for t in tickets if t.is_open or (t.closed_at and t.closed_at >= since)]
 
 
