@@ -200,3 +200,46 @@ async def test_legacy_hash_with_inboxes_field_is_moved_on_its_next_write(store):
 async def test_unknown_filter_is_refused(store):
     with pytest.raises(ValueError):
         await store.page(None, {"title": "x"}, 0, 10)
+
+
+async def dump(store: TicketStore) -> dict:
+    """Every key of the store but the board stream, by suffix, with its content."""
+    out = {}
+    async for raw in store.redis.scan_iter(f"{store.prefix}:*", count=1000):
+        key = raw.decode()
+        suffix = key[len(store.prefix) + 1:]
+        kind = (await store.redis.type(key)).decode()
+        if kind == "zset":
+            out[suffix] = await store.redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "hash":
+            out[suffix] = await store.redis.hgetall(key)
+        elif kind != "stream":
+            out[suffix] = kind
+    return out
+
+
+async def test_rebuild_from_latest_versions_equals_the_incremental_writes(store):
+    """What `soc rebuild` does (latest version of each ticket, then evict those past retention)
+    leaves the same keys, fields and scores as the worker's history of writes and sweeps."""
+    tickets = {t.ticket_id: t for t in scripted(30)}
+    await store.save([(t, "test") for t in tickets.values()])
+    changed = []
+    for i, t in enumerate(list(tickets.values())[:12]):
+        update = [{"department": "environment", "watchers": []}, {"severity": Severity.red},
+                  {"status": TicketStatus.closed, "closed_at": NOW}][i % 3]
+        changed.append(t.model_copy(update={**update, "version": t.version + 1}))
+    await store.save([(t, "update") for t in changed])
+    tickets.update({t.ticket_id: t for t in changed})
+    cutoff = NOW - timedelta(hours=1)
+    expired = [t.ticket_id for t in tickets.values() if t.closed_at is not None and t.closed_at < cutoff]
+    assert expired
+    await store.save([], evicted=expired)
+    rebuilt = TicketStore(store.redis, f"{store.prefix}-rebuilt", store.next_due)
+    try:
+        await rebuilt.save([(t, "rebuild") for t in sorted(tickets.values(), key=lambda t: t.dispatched_at)])
+        await rebuilt.save([], evicted=expired)
+        assert await dump(rebuilt) == await dump(store)
+    finally:
+        keys = [k async for k in store.redis.scan_iter(f"{rebuilt.prefix}:*", count=1000)]
+        if keys:
+            await store.redis.delete(*keys)
