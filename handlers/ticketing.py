@@ -48,7 +48,7 @@ Count = Opened | Merged | Escalated
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the agent does with one input: keep `state` (None: forget the key), write `tickets`
+    """What the agent does with one input: keep `state`, write `tickets`
     to Redis and soc.tickets, drop `evicted` from Redis's hot sets, and count `counts`."""
 
     verdict: Verdict
@@ -72,6 +72,8 @@ def on_incident(config: Config, state: KeyState, incident: Incident) -> Outcome:
     if touched is not None:
         return Outcome(Verdict.replayed, state, tuple(state.tickets[t] for t in touched if t in state.tickets),
                        reason="incident already counted")
+    if state.expired_through is not None and incident.received_at <= state.expired_through:
+        return Outcome(Verdict.replayed, state, reason="incident of a ticket past retention")
     now = incident.received_at
     span = dedup.window(config, incident.source.value)
     seen = dedup.forget_expired(state.seen, now, span)
@@ -133,6 +135,9 @@ def on_command(config: Config, state: KeyState | None, event: TicketEvent) -> Ou
     if ticket is None and event.action is TicketAction.expire:
         # Expired already: only the Redis side may be missing.
         return Outcome(Verdict.replayed, state, evicted=(event.ticket_id,), reason="ticket already expired")
+    if ticket is None and state is not None and state.expired_through and event.at <= state.expired_through:
+        # A command from before the closure of a ticket that has since left by retention.
+        return Outcome(Verdict.replayed, state, reason="ticket past retention")
     if ticket is None:
         return Outcome(Verdict.refused, state, reason=f"unknown ticket {event.ticket_id}")
     if event.action is TicketAction.expire:
@@ -158,9 +163,10 @@ def _expire(state: KeyState, ticket: Ticket, event: TicketEvent) -> Outcome:
     tickets = {t: v for t, v in state.tickets.items() if t != ticket.ticket_id}
     counted = {i: kept for i, touched in state.counted.items() if (kept := [t for t in touched if t in tickets])}
     seen = [s for s in state.seen if s.ticket_id in tickets]
-    if not tickets and not seen:
-        return Outcome(Verdict.applied, None, evicted=(ticket.ticket_id,))
-    new = state.model_copy(update={"tickets": tickets, "counted": counted, "seen": seen})
+    # Every report that touched only this ticket arrived before it closed: remembering the closure
+    # (not the reports) keeps a replay of them exact. A forgotten key keeps only this time.
+    through = max(filter(None, (state.expired_through, ticket.closed_at)))
+    new = state.model_copy(update={"tickets": tickets, "counted": counted, "seen": seen, "expired_through": through})
     return Outcome(Verdict.applied, new, evicted=(ticket.ticket_id,))
 
 

@@ -153,6 +153,9 @@ class KeyState(Record):
     tickets: dict[str, Ticket] = Field(default_factory=dict)
     seen: list[Seen] = Field(default_factory=list)
     counted: dict[str, list[str]] = Field(default_factory=dict)
+    # The latest closure among tickets that left by retention: a report received before it and not
+    # in `counted` belonged to one of them, so a replay of it changes nothing.
+    expired_through: AwareDatetime | None = None
 
 
 class FieldError(Record):

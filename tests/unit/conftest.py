@@ -66,3 +66,18 @@ def sites() -> dict[str, SiteRegistration]:
 @pytest.fixture
 def ctx(config: Config, clock: datetime, sites: dict[str, SiteRegistration]) -> Context:
     return Context(config=config, received_at=clock, sites=sites)
+
+
+@pytest.fixture
+def incident(ctx: Context, sample):
+    """make(source, name, received_at=None, **changes) -> the Incident of a captured payload with some
+    fields changed, parsed as the worker parses it (received at `clock` unless told otherwise)."""
+    from handlers.intake import to_incident
+
+    def make(source: str = "traffic", name: str = "accident_minor", received_at: datetime | None = None, **changes):
+        data = sample(source, name)
+        data.update(changes)
+        context = ctx if received_at is None else Context(ctx.config, received_at, ctx.sites)
+        return to_incident(source, json.dumps(data, ensure_ascii=False).encode(), context)
+
+    return make

@@ -1,28 +1,18 @@
-"""Dedup windows (并单), triage decisions, routing (派遣) and the geometry they stand on."""
+"""Dedup windows (并单), routing (派遣) and the geometry they stand on.
+
+How the ticket step uses them (open, occurrence, successor) is in test_ticketing.py."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 import pytest
 
-from handlers.dedup import TICKETS_PER_KEY, Seen, latest, match, remember, window
+from handlers import ticketing
+from handlers.dedup import forget_expired, latest, match, remember, window
 from handlers.geo import community_at, contains, distance_m, grid_cell
-from handlers.intake import to_incident
 from handlers.routing import route, workstation_of
-from handlers.triage import triage
 from schemas.enums import OPS_CENTRE, Category, Severity
-from schemas.records import TicketAction
-
-
-@pytest.fixture
-def incident(ctx, sample):
-    """make(source, name, **changes) -> the Incident of a captured payload with some fields changed."""
-    def make(source="traffic", name="accident_minor", **changes):
-        data = sample(source, name)
-        data.update(changes)
-        return to_incident(source, json.dumps(data, ensure_ascii=False).encode(), ctx)
-    return make
+from schemas.records import Seen
 
 
 def at(minutes: float, base="2026-05-12T09:12:40+08:00") -> str:
@@ -43,123 +33,94 @@ def test_windows_per_source(config):
     (-5, True), (-30, True),                # late readings inside the window belong to the ticket
     (-30.02, False), (-600, False),         # a report from long before is another problem
 ])
-def test_match_inside_at_and_after_the_window(incident, clock, minutes_after, repeat):
-    entry = remember(None, incident(), "T1", clock)
+def test_match_inside_at_and_after_the_window(incident, minutes_after, repeat):
+    seen = remember([], incident(), "T1")
     later = incident(event_id="TP-2", observed_at=at(minutes_after))
-    assert (match(entry, later, timedelta(minutes=30)) == entry.tickets[0]) is repeat
+    assert (match(seen, later, timedelta(minutes=30)) == seen[0]) is repeat
 
 
 def test_nothing_remembered_matches_nothing(incident):
-    assert match(None, incident(), timedelta(days=365)) is None
+    assert match([], incident(), timedelta(days=365)) is None
+    assert latest([]) is None
 
 
 def test_remember_slides_the_window_forward_but_never_back(incident, clock):
     first = incident()
-    entry = remember(None, first, "T1", clock)
-    assert [(s.ticket_id, s.opened_at, s.last_seen_at) for s in entry.tickets] == [("T1", clock, first.observed_at)]
-    later = remember(entry, incident(event_id="TP-2", observed_at=at(20)), "T1", clock + timedelta(minutes=20))
+    seen = remember([], first, "T1")
+    assert [(s.ticket_id, s.first_seen_at, s.last_seen_at, s.last_received_at) for s in seen] == \
+        [("T1", first.observed_at, first.observed_at, clock)]
+    later = remember(seen, incident(event_id="TP-2", observed_at=at(20), received_at=clock + timedelta(minutes=20)),
+                     "T1")
     assert latest(later).last_seen_at == first.observed_at + timedelta(minutes=20)
-    assert latest(later).opened_at == clock
-    late = remember(later, incident(event_id="TP-3", observed_at=at(5)), "T1", clock + timedelta(minutes=25))
+    assert latest(later).first_seen_at == first.observed_at
+    assert latest(later).last_received_at == clock + timedelta(minutes=20)
+    # A late copy from between the two changes nothing (it arrived earlier than the newest too).
+    late = remember(later, incident(event_id="TP-3", observed_at=at(5), received_at=clock + timedelta(minutes=10)),
+                    "T1")
     assert late == later
     # 45 minutes after the first report is still a repeat: the window slid with the report at +20.
     assert match(late, incident(event_id="TP-4", observed_at=at(45)), timedelta(minutes=30)).ticket_id == "T1"
     assert match(late, incident(event_id="TP-5", observed_at=at(51)), timedelta(minutes=30)) is None
+    # An earlier observation widens the span backwards.
+    earlier = remember(late, incident(event_id="TP-6", observed_at=at(-10)), "T1")
+    assert latest(earlier).first_seen_at == first.observed_at - timedelta(minutes=10)
 
 
-def test_a_new_ticket_is_added_and_the_earlier_one_still_matches_its_late_reports(incident, clock):
+def test_a_new_ticket_is_added_and_the_earlier_one_still_matches_its_late_reports(incident):
     span = timedelta(minutes=30)
-    entry = remember(None, incident(observed_at=at(0)), "T1", clock)
-    entry = remember(entry, incident(event_id="TP-2", observed_at=at(300)), "T2", clock + timedelta(hours=5))
-    assert [s.ticket_id for s in entry.tickets] == ["T1", "T2"]
-    assert latest(entry).opened_at == clock + timedelta(hours=5)
+    seen = remember([], incident(observed_at=at(0)), "T1")
+    seen = remember(seen, incident(event_id="TP-2", observed_at=at(300)), "T2")
+    assert [s.ticket_id for s in seen] == ["T1", "T2"]
+    assert latest(seen).ticket_id == "T2"
     # A replayed partition delivers the first problem's report after the second problem opened.
-    assert match(entry, incident(event_id="TP-3", observed_at=at(10)), span).ticket_id == "T1"
-    assert match(entry, incident(event_id="TP-4", observed_at=at(290)), span).ticket_id == "T2"
+    assert match(seen, incident(event_id="TP-3", observed_at=at(10)), span).ticket_id == "T1"
+    assert match(seen, incident(event_id="TP-4", observed_at=at(290)), span).ticket_id == "T2"
 
 
-def test_only_the_latest_tickets_per_key_are_remembered(incident, clock):
-    entry = None
-    for n in range(TICKETS_PER_KEY + 3):
-        entry = remember(entry, incident(event_id=f"TP-{n}", observed_at=at(60 * n)), f"T{n}", clock)
-    assert [s.ticket_id for s in entry.tickets] == [f"T{n}" for n in range(3, TICKETS_PER_KEY + 3)]
+def test_every_ticket_inside_its_window_is_remembered_in_observation_order(incident):
+    # No per-key cap: a key with many problems still finds the right one for an old problem's late
+    # report, however many newer ones opened since (the window alone ends a span: forget_expired).
+    span = timedelta(minutes=30)
+    seen: list[Seen] = []
+    for n in range(12):
+        seen = remember(seen, incident(event_id=f"TP-{n}", observed_at=at(60 * n)), f"T{n}")
+    assert [s.ticket_id for s in seen] == [f"T{n}" for n in range(12)]
+    assert match(seen, incident(event_id="TP-late-0", observed_at=at(5)), span).ticket_id == "T0"
     # An old problem's late report lands in the middle: it is kept in observation order.
-    entry = remember(entry, incident(event_id="TP-late", observed_at=at(60 * 4 + 45)), "T-late", clock)
-    assert [s.ticket_id for s in entry.tickets][:3] == ["T4", "T-late", "T5"]
+    seen = remember(seen, incident(event_id="TP-late", observed_at=at(60 * 4 + 45)), "T-late")
+    assert [s.ticket_id for s in seen][3:7] == ["T3", "T4", "T-late", "T5"]
 
 
-# ------------------------------------------------------------------ triage
-
-def test_first_incident_opens_a_ticket(config, incident, clock):
-    first = incident()
-    result = triage(config, None, first, clock)
-    event, ticket = result.event, result.event.ticket
-    assert event.action is TicketAction.open
-    assert event.event_id == f"open-{first.incident_id}"
-    assert event.ticket_id == ticket.ticket_id
-    assert ticket.department == "traffic_police" and ticket.community == "wanghai"
-    assert ticket.dedup_key == first.dedup_key and ticket.incident_ids == [first.incident_id]
-    assert ticket.previous_ticket_id is None
-    assert ticket.dispatched_at == clock
-    assert ticket.accept_due == clock + timedelta(hours=2)       # yellow: accept 2h
-    assert result.entry.tickets == (Seen(ticket_id=ticket.ticket_id, opened_at=clock, first_seen_at=first.observed_at,
-                                         last_seen_at=first.observed_at),)
+def test_remember_returns_a_new_list(incident):
+    seen = remember([], incident(), "T1")
+    again = remember(seen, incident(event_id="TP-2", observed_at=at(300)), "T2")
+    assert [s.ticket_id for s in seen] == ["T1"] and len(again) == 2
 
 
-def test_the_same_incident_always_opens_the_same_ticket_id(config, incident, clock):
-    a = triage(config, None, incident(), clock).event.ticket_id
-    b = triage(config, None, incident(), clock + timedelta(minutes=1)).event.ticket_id
-    assert a == b
+@pytest.mark.parametrize("after, kept", [
+    (timedelta(0), True), (timedelta(minutes=30), True),   # inclusive, like match
+    (timedelta(minutes=30, seconds=1), False), (timedelta(days=1), False),
+])
+def test_a_span_is_forgotten_a_whole_window_after_its_latest_observation(incident, clock, after, kept):
+    span = timedelta(minutes=30)
+    first = incident(observed_at=clock.isoformat())
+    seen = remember([], first, "T1")
+    assert (forget_expired(seen, clock + after, span) == seen) is kept
+    if not kept:
+        assert forget_expired(seen, clock + after, span) == []
 
 
-def test_repeat_inside_the_window_is_an_occurrence_of_the_same_ticket(config, incident, clock):
-    opened = triage(config, None, incident(), clock)
-    repeat = incident(event_id="TP-20260512-000325", observed_at=at(25), injuries=1)
-    result = triage(config, opened.entry, repeat, clock + timedelta(minutes=25))
-    assert result.event.action is TicketAction.occurrence
-    assert result.event.ticket_id == opened.event.ticket_id
-    assert result.event.event_id == f"occ-{repeat.incident_id}"
-    assert result.event.incident == repeat and result.event.ticket is None
-    assert [s.ticket_id for s in result.entry.tickets] == [opened.event.ticket_id]
-    assert latest(result.entry).last_seen_at == repeat.observed_at
-    assert latest(result.entry).opened_at == clock
-
-
-def test_after_the_window_a_new_ticket_points_to_the_previous_one(config, incident, clock):
-    opened = triage(config, None, incident(), clock)
-    later = incident(event_id="TP-20260512-000399", observed_at=at(31))
-    result = triage(config, opened.entry, later, clock + timedelta(minutes=31))
-    assert result.event.action is TicketAction.open
-    assert result.event.ticket.ticket_id != opened.event.ticket_id
-    assert result.event.ticket.previous_ticket_id == opened.event.ticket_id
-    assert [s.ticket_id for s in result.entry.tickets] == [opened.event.ticket_id, result.event.ticket.ticket_id]
-    assert latest(result.entry).opened_at == clock + timedelta(minutes=31)
-
-
-def test_each_source_uses_its_own_window(config, incident, clock):
-    # Two hours later: a new ticket for traffic (30 min), the same one for a flood station (3 h).
-    traffic = triage(config, None, incident(), clock)
-    assert triage(config, traffic.entry, incident(event_id="TP-9", observed_at=at(120)),
-                  clock).event.action is TicketAction.open
-    gauge = incident("flood", "water_level_near_warning")
-    flood = triage(config, None, gauge, clock)
-    rising = incident("flood", "water_level_near_warning", value=4.6,
-                      observed_at=at(120, base="2026-05-12T09:00:00+08:00"))
-    assert rising.dedup_key == gauge.dedup_key
-    assert triage(config, flood.entry, rising, clock).event.action is TicketAction.occurrence
-
-
-def test_out_of_jurisdiction_incident_goes_to_the_ops_centre(config, incident, clock):
-    outside = incident("traffic", "outside_district")
-    assert outside.community is None
-    ticket = triage(config, None, outside, clock).event.ticket
-    assert (ticket.department, ticket.out_of_jurisdiction) == (OPS_CENTRE, True)
-    assert "out of jurisdiction" in ticket.history[0].note
-
-
-def test_red_incident_ticket_is_watched_by_the_ops_centre(config, incident, clock):
-    ticket = triage(config, None, incident("traffic", "accident_pileup"), clock).event.ticket
-    assert (ticket.severity, ticket.department, ticket.watchers) == (Severity.red, "traffic_police", [OPS_CENTRE])
+def test_a_late_delivery_keeps_its_span_alive(incident, clock):
+    # Readings observed an hour ago keep arriving: the span lives a window past the latest arrival.
+    span = timedelta(minutes=30)
+    old = (clock - timedelta(hours=1)).isoformat()
+    seen = remember([], incident(observed_at=old), "T1")
+    assert forget_expired(seen, clock + timedelta(minutes=30), span) == seen
+    assert forget_expired(seen, clock + timedelta(minutes=31), span) == []
+    # Only the expired span goes; the others keep their order.
+    newer = remember(seen, incident(event_id="TP-9", observed_at=at(300), received_at=clock + timedelta(hours=5)),
+                     "T2")
+    assert [s.ticket_id for s in forget_expired(newer, clock + timedelta(hours=5), span)] == ["T2"]
 
 
 # ------------------------------------------------------------------ routing
@@ -214,7 +175,9 @@ def test_community_override_yugang_street_order(config):
 def test_captured_vending_case_in_yugang_goes_to_its_workstation(config, incident, clock):
     vending = incident("city", "camera_ai_vending")
     assert (vending.community, vending.category) == ("yugang", Category.city_street_order)
-    assert triage(config, None, vending, clock).event.ticket.department == "ws_yugang"
+    outcome = ticketing.step(config, None, vending, vending.dedup_key)
+    [ticket] = outcome.tickets
+    assert ticket.department == "ws_yugang"
 
 
 @pytest.mark.parametrize("severity, watchers", [

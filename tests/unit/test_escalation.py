@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from handlers import escalation, lifecycle
+from handlers.lifecycle import Verdict
 from handlers.routing import route
 from handlers.tickets import PIPELINE, open_ticket
 from schemas.enums import (
@@ -44,7 +45,7 @@ def act(config, ticket: Ticket, action: TicketAction, actor: str, when: datetime
     ev = TicketEvent(event_id=f"{action.value}-{when.isoformat()}", ticket_id=ticket.ticket_id, action=action,
                      by=actor, actor=actor, at=when, **fields)
     outcome = lifecycle.apply(config, ticket, ev, when)
-    assert outcome.rejected is None, outcome.rejected
+    assert outcome.verdict is Verdict.applied, outcome.reason
     return outcome.ticket
 
 
@@ -108,7 +109,7 @@ def test_each_step_is_taken_once(config):
     t = make_ticket(config)
     [reminder] = escalation.due_steps(config, t, at("09:38"))
     outcome = take(config, t, reminder, at("09:38"))
-    assert outcome.rejected is None
+    assert outcome.verdict is Verdict.applied
     reminded = outcome.ticket
     assert reminded.escalation is E.reminded and reminded.version == t.version + 1
     entry = reminded.history[-1]
@@ -117,11 +118,26 @@ def test_each_step_is_taken_once(config):
     # The reminder is no longer due however often the timer looks; a second worker's copy is a replay.
     assert escalation.due_steps(config, reminded, at("09:39")) == []
     assert names(escalation.due_steps(config, reminded, at("09:40"))) == [("accept", "escalated")]
-    assert take(config, reminded, reminder, at("09:39")).rejected == "replay: event already applied"
+    again = take(config, reminded, reminder, at("09:39"))
+    assert (again.verdict, again.ticket, again.reason) == (Verdict.replayed, reminded, "event already applied")
     # A reminder a few seconds later (another worker's clock) is the same step.
     late_copy = escalation.escalation_event(t, reminder, at("09:38:05"))
     assert late_copy.event_id == reminder.event_id
-    assert lifecycle.apply(config, reminded, late_copy, at("09:38:05")).rejected == "replay: event already applied"
+    late = lifecycle.apply(config, reminded, late_copy, at("09:38:05"))
+    assert (late.verdict, late.ticket) == (Verdict.replayed, reminded)
+
+
+def test_the_escalation_event_names_its_stage_and_step(config):
+    t = make_ticket(config)
+    [reminder, escalated] = escalation.due_steps(config, t, at("09:40"))
+    ev = escalation.escalation_event(t, escalated, at("09:40"))
+    assert (ev.action, ev.ticket_id, ev.by, ev.actor, ev.at) == \
+        (TicketAction.escalate, t.ticket_id, PIPELINE, PIPELINE, at("09:40"))
+    assert (ev.event_id, ev.stage, ev.step, ev.until) == (escalated.event_id, "accept", E.escalated, at("09:40"))
+    assert ev.note == ""
+    # The event travels as JSON on soc.ticket-events and comes back the same.
+    assert TicketEvent.model_validate_json(ev.model_dump_json()) == ev
+    assert escalation.escalation_event(t, reminder, at("09:40")).step is E.reminded
 
 
 def test_the_whole_ladder_climbs_in_order(config):
@@ -159,7 +175,7 @@ def test_an_escalation_that_is_no_longer_due_is_rejected(config):
     # The department accepts at 09:39; the timer's 09:40 scan still saw the dispatched copy.
     accepted = act(config, t, TicketAction.accept, "traffic_police", at("09:39"))
     outcome = take(config, accepted, escalated, at("09:40"))
-    assert (outcome.ticket, outcome.rejected) == (None, "escalation no longer due")
+    assert (outcome.verdict, outcome.ticket, outcome.reason) == (Verdict.refused, accepted, "escalation no longer due")
     assert accepted.escalation is E.none
 
 
@@ -167,7 +183,8 @@ def test_an_escalation_event_before_its_time_is_rejected(config):
     t = make_ticket(config)
     [_, escalated, _] = [s for s in escalation.ladder(config, t) if s.stage == "accept"]
     early = escalation.escalation_event(t, escalated, at("09:39"))
-    assert lifecycle.apply(config, t, early, at("09:39")).rejected == "escalation no longer due"
+    outcome = lifecycle.apply(config, t, early, at("09:39"))
+    assert (outcome.verdict, outcome.reason) == (Verdict.refused, "escalation no longer due")
 
 
 def test_an_approved_extension_is_a_new_deadline_with_its_own_ladder(config):
@@ -186,7 +203,8 @@ def test_an_approved_extension_is_a_new_deadline_with_its_own_ladder(config):
     assert new_reminder.event_id != old_reminder.event_id
     # The old deadline's escalation (11:30), generated from a stale copy, is not due any more.
     stale = escalation.Step("resolve", E.escalated, at("11:30"), at("11:30"))
-    assert take(config, t, stale, at("11:30")).rejected == "escalation no longer due"
+    stale_outcome = take(config, t, stale, at("11:30"))
+    assert (stale_outcome.verdict, stale_outcome.reason) == (Verdict.refused, "escalation no longer due")
     assert take(config, t, new_reminder, at("14:18")).ticket.escalation is E.reminded
 
 

@@ -36,7 +36,7 @@ MEASURED = at("19:30")
 
 
 class Script:
-    """Drives one ticket through lifecycle.apply, failing loudly on any rejected step."""
+    """Drives one ticket through lifecycle.apply, failing loudly on any refused step."""
 
     def __init__(self, config, name: str, category: Category, severity: Severity, source: Source,
                  dispatched: str = "09:30"):
@@ -54,7 +54,7 @@ class Script:
         ev = TicketEvent(event_id=f"{self.ticket.ticket_id}-{self.n}", ticket_id=self.ticket.ticket_id,
                          action=action, by=actor, actor=actor, at=at(when), **fields)
         outcome = lifecycle.apply(self.config, self.ticket, ev, at(when))
-        assert outcome.rejected is None, (self.ticket.title, action, outcome.rejected)
+        assert outcome.verdict is lifecycle.Verdict.applied, (self.ticket.title, action, outcome.reason)
         self.ticket = outcome.ticket
         return self
 

@@ -1,4 +1,6 @@
-"""Triage (dedup -> route -> open or occurrence) and opening tickets, on incidents built directly."""
+"""Opening tickets and folding occurrences into them, on incidents built directly.
+
+The decision around them (dedup -> route -> open, occurrence or successor) is test_ticketing.py's."""
 from __future__ import annotations
 
 import re
@@ -6,12 +8,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from handlers.dedup import DedupEntry, Seen, latest
 from handlers.routing import route
-from handlers.tickets import MAX_OCCURRENCE_ENTRIES, PIPELINE, add_occurrence, open_ticket, ticket_id_for
-from handlers.triage import triage
+from handlers.tickets import LISTED_INCIDENTS, MAX_OCCURRENCE_ENTRIES, PIPELINE, add_occurrence, open_ticket, \
+    ticket_id_for
 from schemas.enums import OPS_CENTRE, Category, Severity, Source, TicketStatus
-from schemas.records import Incident, TicketAction
+from schemas.records import Incident
 from tests.unit.conftest import NOW, SHANGHAI
 
 
@@ -44,13 +45,6 @@ def test_ticket_id_date_is_the_observation_date(config):
     # Observed on the 11th at 23:50 local, dispatched after midnight.
     late = make_incident(3, observed_at=datetime(2026, 5, 11, 23, 50, tzinfo=SHANGHAI))
     assert ticket_for(config, late).ticket_id.startswith("T20260511-")
-
-
-def test_triage_of_a_replayed_incident_opens_the_same_ticket(config):
-    incident = make_incident(1)
-    a = triage(config, None, incident, NOW)
-    b = triage(config, None, incident, NOW + timedelta(seconds=30))
-    assert a.event.ticket_id == b.event.ticket_id and a.event.event_id == b.event.event_id
 
 
 # ------------------------------------------------------------------ open_ticket
@@ -134,7 +128,22 @@ def test_add_occurrence_keeps_the_latest_observation(config):
     earlier = make_incident(2, observed_at=t.observed_at - timedelta(minutes=10))
     later = add_occurrence(t, earlier, NOW)
     assert later.last_seen_at == t.last_seen_at and later.occurrences == 2
-    assert add_occurrence(later, earlier, NOW) is None
+    assert later.version == t.version + 1
+    assert later.history[-1].model_dump() == {"at": NOW, "by": PIPELINE, "action": "occurrence",
+                                              "note": earlier.incident_id, "event_id": ""}
+    # Whether an incident was counted before is the ticket step's to know (KeyState.counted):
+    # add_occurrence always counts.
+    assert add_occurrence(later, earlier, NOW).occurrences == 3
+
+
+def test_the_ticket_lists_only_the_latest_incident_ids(config):
+    t = ticket_for(config, make_incident(1))
+    for n in range(2, 2 + LISTED_INCIDENTS + 10):
+        t = add_occurrence(t, make_incident(n), NOW + timedelta(seconds=n))
+    assert LISTED_INCIDENTS == 20
+    assert t.occurrences == 1 + LISTED_INCIDENTS + 10
+    assert t.incident_ids == [make_incident(n).incident_id for n in range(12, 2 + LISTED_INCIDENTS + 10)]
+    assert t.incident_id == make_incident(1).incident_id  # the first report stays the ticket's own
 
 
 def test_history_keeps_the_latest_occurrence_entries_and_every_other_entry(config):
@@ -145,102 +154,3 @@ def test_history_keeps_the_latest_occurrence_entries_and_every_other_entry(confi
     occurrence_notes = [h.note for h in t.history if h.action == "occurrence"]
     assert occurrence_notes == [make_incident(n).incident_id for n in range(7, 2 + MAX_OCCURRENCE_ENTRIES + 5)]
     assert t.history[0].action == "dispatch"
-
-
-# ------------------------------------------------------------------ triage and the dedup window
-
-def entry_for(ticket_id: str, last_seen: datetime) -> DedupEntry:
-    return DedupEntry(tickets=(Seen(ticket_id=ticket_id, opened_at=last_seen, first_seen_at=last_seen,
-                                    last_seen_at=last_seen),))
-
-
-def test_first_incident_opens(config):
-    incident = make_incident(1)
-    result = triage(config, None, incident, NOW)
-    ev = result.event
-    assert (ev.action, ev.event_id, ev.by, ev.actor, ev.at) == \
-        (TicketAction.open, f"open-{incident.incident_id}", PIPELINE, PIPELINE, NOW)
-    assert ev.ticket == ticket_for(config, incident) and ev.incident == incident
-    assert ev.ticket.previous_ticket_id is None
-    assert result.entry == DedupEntry(tickets=(Seen(ticket_id=ev.ticket_id, opened_at=NOW,
-                                                    first_seen_at=incident.observed_at,
-                                                    last_seen_at=incident.observed_at),))
-
-
-@pytest.mark.parametrize("source, category, window", [
-    (Source.flood, Category.flood_waterlogging, timedelta(hours=3)),
-    (Source.traffic, Category.traffic_accident, timedelta(minutes=30)),
-    (Source.city, Category.city_road_damage, timedelta(days=1)),
-    (Source.construction, Category.site_dust, timedelta(hours=4)),
-])
-@pytest.mark.parametrize("offset, repeat", [
-    (timedelta(0), True),
-    ("window - 1s", True),
-    ("window", True),                  # inclusive
-    ("window + 1s", False),
-    ("-window", True),                 # a late reading inside the window belongs to the ticket
-    ("-window - 1s", False),           # one from long before is another problem
-])
-def test_window_boundaries(config, source, category, window, offset, repeat):
-    last_seen = NOW - timedelta(days=2)
-    delta = {"window - 1s": window - timedelta(seconds=1), "window": window,
-             "window + 1s": window + timedelta(seconds=1), "-window": -window,
-             "-window - 1s": -window - timedelta(seconds=1)}.get(offset, offset)
-    incident = make_incident(5, source=source, category=category, observed_at=last_seen + delta)
-    result = triage(config, entry_for("T-known", last_seen), incident, NOW)
-    if repeat:
-        assert result.event.action is TicketAction.occurrence
-        assert (result.event.ticket_id, result.event.event_id) == ("T-known", f"occ-{incident.incident_id}")
-        assert result.event.incident == incident and result.event.ticket is None
-        [seen] = result.entry.tickets
-        assert (seen.ticket_id, seen.last_seen_at) == ("T-known", max(last_seen, incident.observed_at))
-    elif delta > timedelta(0):
-        assert result.event.action is TicketAction.open
-        assert result.event.ticket.previous_ticket_id == "T-known"
-        assert [s.ticket_id for s in result.entry.tickets] == ["T-known", result.event.ticket_id]
-        assert (latest(result.entry).opened_at, latest(result.entry).last_seen_at) == (NOW, incident.observed_at)
-    else:
-        # An old report gets its own ticket, remembered before the current one, so its own late
-        # copies merge into it while the current problem keeps collecting its reports.
-        assert result.event.action is TicketAction.open
-        assert result.event.ticket.previous_ticket_id is None
-        assert [s.ticket_id for s in result.entry.tickets] == [result.event.ticket_id, "T-known"]
-
-
-def test_a_run_of_readings_keeps_one_ticket_and_then_a_new_one_points_back(config):
-    base = NOW - timedelta(hours=10)
-    entry = None
-    events = []
-    # Every 2 h for 8 h stays inside the 3 h flood window each time; then a 4 h gap.
-    for n, hours in enumerate([0, 2, 4, 6, 8, 12], start=1):
-        result = triage(config, entry, make_incident(n, observed_at=base + timedelta(hours=hours)), NOW)
-        entry = result.entry
-        events.append(result.event)
-    assert [e.action.value for e in events] == ["open"] + ["occurrence"] * 4 + ["open"]
-    first, last = events[0], events[-1]
-    assert {e.ticket_id for e in events[:5]} == {first.ticket_id}
-    assert last.ticket.previous_ticket_id == first.ticket_id
-    assert [s.ticket_id for s in entry.tickets] == [first.ticket_id, last.ticket_id]
-
-
-def test_copies_of_an_earlier_problem_delivered_after_a_later_one_still_merge(config):
-    # Found by the kill -9 test: raw partitions replay at different speeds, so the third week's
-    # problem on a spot was triaged between the copies of the first week's.
-    week_one, week_three = NOW - timedelta(days=21), NOW
-    entry, events = None, []
-    for n, observed in enumerate([week_one, week_three, week_one + timedelta(minutes=1),
-                                  week_one - timedelta(minutes=1), week_three + timedelta(minutes=1)], start=1):
-        result = triage(config, entry, make_incident(n, observed_at=observed), NOW)
-        entry = result.entry
-        events.append(result.event)
-    first, second = events[0].ticket_id, events[1].ticket_id
-    assert [(e.action.value, e.ticket_id) for e in events] == [
-        ("open", first), ("open", second), ("occurrence", first), ("occurrence", first), ("occurrence", second)]
-
-
-def test_different_keys_do_not_merge(config):
-    # Triage only sees the entry the table holds for the incident's own key: none for a new key.
-    a = triage(config, None, make_incident(1, key="JS-LY-05"), NOW)
-    b = triage(config, None, make_incident(2, key="JS-LY-06"), NOW)
-    assert a.event.action is b.event.action is TicketAction.open
-    assert a.event.ticket_id != b.event.ticket_id
