@@ -30,7 +30,9 @@ def fast(tmp_path_factory):
     routing["escalation"] = {"remind_before": 0.5, "report_after": 0.5}
     (config_dir / "routing.yaml").write_text(yaml.safe_dump(routing, allow_unicode=True))
     with running_pipeline(Path(tmp_path_factory.mktemp("fast-stack")), config_dir,
-                          SOC_ESCALATION_INTERVAL_S="0.3", SOC_GAUGES_INTERVAL_S="1") as running:
+                          SOC_ESCALATION_INTERVAL_S="0.3", SOC_GAUGES_INTERVAL_S="1",
+                          # Closed tickets leave the table and the hot sets 3 s after closing.
+                          SOC_TICKET_RETENTION_DAYS=str(3 / 86400), SOC_RETENTION_INTERVAL_S="0.5") as running:
         yield running
 
 
@@ -89,3 +91,25 @@ def test_accepting_stops_the_accept_ladder_but_not_the_resolve_one(fast, unique)
     taken = steps(resolved_escalation)
     assert not any(k.startswith("accept:") for k in taken), taken
     assert taken["resolve:reminded"] == 1 and taken["resolve:escalated"] == 1
+
+
+def test_a_closed_ticket_past_retention_leaves_the_lists_and_is_still_found_by_id(fast, unique):
+    ticket = red_ticket(fast, Builder(CONFIG, unique))
+    for action, department, body in (("accept", "flood_control", {"by": "李工"}),
+                                     ("resolve", "flood_control", {"by": "李工", "resolution": "已抽排"}),
+                                     ("verify", "ops_centre", {"by": "值班员", "passed": True})):
+        status, answer = fast.post(f"/api/tickets/{ticket.ticket_id}/{action}", department, body)
+        assert status == 200, answer
+    poll(lambda: ticket.ticket_id not in {t.ticket_id for t in fast.tickets_where(lambda t: True)}, 30,
+         "the sweep to take the closed ticket out of the lists")
+    assert ticket.ticket_id not in {t.ticket_id for t in fast.inbox("flood_control")}
+    status, listed = fast.get("/api/tickets?status=closed&limit=200", "ops_centre")
+    assert status == 200 and ticket.ticket_id not in {t["ticket_id"] for t in listed["items"]}
+    status, found = fast.get(f"/api/tickets/{ticket.ticket_id}", "ops_centre")
+    assert status == 200 and found["status"] == "closed"
+    # The same station reporting again a year later is a new problem, with a ticket of its own.
+    again = Builder(CONFIG, unique).flood(value=4.5, observed_at=ticket.observed_at.replace(year=ticket.observed_at.year + 1).isoformat())
+    fast.send("soc.raw.flood", again)
+    successor = poll(lambda: [t for t in fast.tickets_where(lambda t: t.source_ref.startswith(again["station_id"]))
+                              if t.ticket_id != ticket.ticket_id], 30, "a new ticket for the station")[0]
+    assert successor.status.value == "dispatched"
