@@ -29,6 +29,7 @@ from schemas.enums import Escalation
 from schemas.raw import SiteRegistration
 from schemas.records import Incident, KeyState, Ticket, TicketEvent
 from streams import topics
+from streams.http import register as register_views
 from streams.logs import logging_config
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -195,9 +196,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     watchdog = faust_compat.PartitionWatchdog(app, metrics, AGENT_TOPICS)
     timer(watchdog.interval_s, "watch_partitions")(watchdog.look)
 
-    from streams.http import register  # the views receive the pipeline; they import nothing of it
-
-    register(pipeline)
+    register_views(pipeline)  # the views receive the pipeline; they import nothing of it
     return pipeline
 
 
