@@ -466,6 +466,9 @@ def _stream_ms(entry_id: bytes | str) -> int:
     return int(text.split("-", 1)[0])
 
 
+INCIDENT_KINDS = (b"incident", b"open", b"occurrence")
+
+
 class BoardReader:
     """Follows `<prefix>:board` with XREAD BLOCK; keeps (redis ms, newest incident id) per ticket write."""
 
@@ -501,13 +504,16 @@ class BoardReader:
                         last = entry_id
                         got += 1
                         self.entries += 1
+                        # kind: "incident" for a write an incident made (the two-hop core), "open" or
+                        # "occurrence" before it; any other kind is a ticket action (the API's).
                         kind = fields.get(b"kind")
-                        if kind in (b"open", b"occurrence"):
+                        if kind in INCIDENT_KINDS:
                             ticket = orjson.loads(fields[b"json"])
                             ids = ticket.get("incident_ids") or []
                             if ids:
                                 self.writes.append((_stream_ms(entry_id), ids[-1]))
-                            if kind == b"open" and ticket.get("ticket_id") and ticket.get("department"):
+                            opened = kind == b"open" or (kind == b"incident" and ticket.get("version") == 1)
+                            if opened and ticket.get("ticket_id") and ticket.get("department"):
                                 self.opened.append((ticket["ticket_id"], ticket["department"]))
                 if stopping and not got:
                     return
@@ -1099,7 +1105,7 @@ class Clerk:
     def __init__(self, base_url: str, tokens: dict[str, str], reader: BoardReader, rate: float):
         self.base_url, self.tokens, self.reader, self.rate = base_url, tokens, reader, rate
         self.stats = {"started": 0, "closed": 0, "conflicts": 0, "timeouts": 0, "errors": 0, "requests": 0,
-                      "queued_202": 0, "throttled_429": 0}
+                      "queued_202": 0, "throttled_429": 0, "unfinished_at_stop": 0}
         self.samples: list[str] = []  # the first few conflicts and errors, as the API answered them
         self.close_s: list[float] = []
         self._stop = asyncio.Event()
@@ -1178,8 +1184,9 @@ class Clerk:
                 status, payload = await self._request(http, "POST", f"/api/tickets/{ticket_id}/{action}", who, body)
                 if status == 202:
                     self.stats["queued_202"] += 1
-                    if not await self._wait_status(http, ticket_id, who, want):
-                        self.stats["timeouts"] += 1
+                    applied = await self._wait_status(http, ticket_id, who, want)
+                    if not applied:
+                        self.stats["unfinished_at_stop" if applied is None else "timeouts"] += 1
                         return
                 elif status == 409:
                     self.stats["conflicts"] += 1
@@ -1195,9 +1202,13 @@ class Clerk:
             self.stats["errors"] += 1
             self._note(f"{ticket_id}: {type(exc).__name__}: {exc}")
 
-    async def _wait_status(self, http, ticket_id: str, department: str, want: str, timeout: float = 60.0) -> bool:
+    async def _wait_status(self, http, ticket_id: str, department: str, want: str,
+                           timeout: float = 60.0) -> bool | None:
+        """True once the ticket has status `want`; False after `timeout`; None if the soak ended first."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self._stop.is_set():
+        while time.monotonic() < deadline:
+            if self._stop.is_set():
+                return None
             await asyncio.sleep(0.5)
             status, payload = await self._request(http, "GET", f"/api/tickets/{ticket_id}", department)
             if status == 200 and (payload or {}).get("status") == want:
