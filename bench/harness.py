@@ -7,13 +7,19 @@ SOC_APP_ID, so consumer groups, tables and keys never mix. Phases:
 
 - baseline: a raw aiokafka consume -> orjson.loads -> produce loop, in its own process (so it gets
   a core like a worker does), over the same preloaded payloads as the pipeline phase; then the
-  same work in a Faust agent (bench/faust_echo.py), with Faust's defaults and with the worker's
-  Faust settings, to show what Faust itself costs per event (not in --quick).
+  same work in a Faust agent over take_events batches with un-awaited sends and the worker's
+  settings (faust_batch_echo, the throughput target's reference), in quixstreams if the `bench`
+  extra is installed (quixstreams_echo, else a recorded skip), and in a per-event Faust agent with
+  Faust's defaults and with the worker's settings (not in --quick).
 - pipeline: one worker drains a preloaded backlog (the simulator's four-source mix) through
   parse -> classify -> dedup -> route -> ticket in Redis and on soc.tickets.
-- latency: events produced at paced rates; produce -> ticket visible in Redis, p50/p95/p99.
+- latency: events produced at paced rates; produce -> ticket visible in Redis, p50/p95/p99; and
+  the raw single hop (aiokafka produce -> aiokafka consume) at the same rates on its own broker.
 - scale: the same backlog drained by N workers (default 2) on 8 partitions, against one worker.
-- soak: one worker at a paced rate for S seconds; worker RSS after warm-up and at the end.
+- soak: one worker at a paced rate for S seconds; worker RSS after warm-up and at the end, while
+  a clerk closes tickets through the HTTP API (accept, resolve, verify).
+
+Every result has `targets`: a list of {"name", "measured", "goal", "met"} (bench/README.md).
 
 How "done" and "when" are measured (what is reliable on Tansu):
 - Start and end of a drain are the Redis stream IDs (server milliseconds) of the first and last
