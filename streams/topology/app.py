@@ -329,15 +329,10 @@ def _decide_tickets(p: Pipeline):
             for ticket, _, js in tickets:
                 p.ticket_topic.send_soon(key=ticket.ticket_id.encode(), value=js)
             for key, last_event in states.changed.items():
-                faust_compat.set_current_event(stream, last_event)
-                state = states.current[key]
-                if state is None:
-                    p.dedup_key_to_tickets.pop(key, None)
-                    cache.pop(key, None)
-                    continue
-                value = state.model_dump_json().encode()
-                p.dedup_key_to_tickets[key] = value
-                cache[key] = (value, state)
+                value = states.current[key].model_dump_json().encode()
+                with faust_compat.writing_for(stream, last_event):
+                    p.dedup_key_to_tickets[key] = value
+                cache[key] = (value, states.current[key])
             while len(cache) > PARSED_STATES:
                 cache.pop(next(iter(cache)))
             for event_id, why in refused:

@@ -81,3 +81,21 @@ def test_the_compacted_whitelist_keeps_fausts_gaps(pipeline):
     consumer._committed_offset[tp] = None
     asyncio.run(consumer._add_gap(tp, 3, 5))
     assert consumer._gap[tp]
+
+
+def test_table_writes_take_the_given_event_and_the_stream_gets_its_own_back(pipeline):
+    """take_events' reader reads stream.current_event when a batch is done: it must find the
+    stream's own event there, not the one the batch wrote its table keys under."""
+    from faust import current_event
+
+    from streams.topology import faust_compat
+
+    class Event:  # weak-referenceable, as Faust's events are
+        pass
+
+    stream = pipeline.app.stream(pipeline.app.channel())
+    own, written_for = Event(), Event()
+    stream._set_current_event(own)
+    with faust_compat.writing_for(stream, written_for):
+        assert current_event() is written_for and stream.current_event is written_for
+    assert stream.current_event is own and current_event() is own
