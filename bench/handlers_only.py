@@ -1,6 +1,6 @@
-"""The handlers alone, in one process with no Kafka or Redis: what the three agents do per event
-(parse, triage, apply) with the same JSON round trips the topics force. The ceiling for one core
-before any Faust, Kafka or Redis cost.
+"""The handlers alone, in one process with no Kafka or Redis: what the two hops do per event (parse;
+the ticket step) with the same JSON round trips the topics and the table force, batched as the
+worker batches. The ceiling for one core before any Faust, Kafka or Redis cost.
 
     python -m bench.handlers_only [--events 20000] [--profile out.prof]
 """
@@ -16,13 +16,14 @@ from datetime import datetime, timedelta, timezone
 import orjson
 
 from bench.harness import _config, backlog
-from handlers import dedup, lifecycle, performance
+from handlers import performance, ticketing
 from handlers.base import Context
 from handlers.intake import Rejected, to_incident
-from handlers.triage import triage
-from schemas.records import Incident, Ticket, TicketEvent
+from schemas.records import Incident, KeyState, Ticket
 from schemas.raw import SiteRegistration
 from streams import topics
+
+BATCH = 2000  # as the worker's agents take them (streams/topology/app.py)
 
 
 def run(n: int) -> dict:
@@ -30,30 +31,38 @@ def run(n: int) -> dict:
     config = _config()
     sites = {k.decode(): SiteRegistration.model_validate_json(v) for k, v in workload.sites}
     source_of = {t: s for s, t in topics.RAW_TOPICS.items()}
-    dedup_table: dict[str, bytes] = {}
+    table: dict[str, bytes] = {}
     ticket_table: dict[str, bytes] = {}
-    parsed: dict[str, Ticket] = {}  # the worker's parsed-ticket cache, which hot tickets always hit
     writes = 0
     started = time.perf_counter()
-    for topic, _, value in workload.events:
-        now = datetime.now(timezone.utc)
-        try:
-            incident = to_incident(source_of[topic], value, Context(config, now, sites))
-        except Rejected:
-            continue
-        if incident is None:
-            continue
-        incident = Incident.model_validate_json(incident.model_dump_json())  # soc.incidents
-        known = dedup_table.get(incident.dedup_key)
-        decision = triage(config, dedup.DedupEntry.model_validate_json(known) if known else None, incident, now)
-        dedup_table[incident.dedup_key] = decision.entry.model_dump_json().encode()
-        event = TicketEvent.model_validate_json(decision.event.model_dump_json())  # soc.ticket-events
-        outcome = lifecycle.apply(config, parsed.get(event.ticket_id), event, now)
-        if outcome.ticket is not None:
-            ticket_table[event.ticket_id] = outcome.ticket.model_dump_json().encode()  # as the worker's _remember
-            parsed[event.ticket_id] = outcome.ticket
+    now = datetime.now(timezone.utc)
+    for start in range(0, len(workload.events), BATCH):
+        incidents = []
+        for topic, _, value in workload.events[start:start + BATCH]:
+            try:
+                incident = to_incident(source_of[topic], value, Context(config, now, sites))
+            except Rejected:
+                continue
+            if incident is not None:
+                incidents.append(incident.model_dump_json().encode())  # soc.incidents
+        # The ticket step: each key parsed and written once per batch, each touched ticket serialized once.
+        states: dict[str, KeyState | None] = {}
+        touched: dict[str, Ticket] = {}
+        for raw in incidents:
+            incident = Incident.model_validate_json(raw)
+            key = incident.dedup_key
+            if key not in states:
+                states[key] = KeyState.model_validate_json(table[key]) if key in table else None
+            outcome = ticketing.step(config, states[key], incident, key)
+            states[key] = outcome.state
+            touched.update((t.ticket_id, t) for t in outcome.tickets)
+        for ticket in touched.values():
+            ticket_table[ticket.ticket_id] = ticket.model_dump_json().encode()
             writes += 1
+        for key, state in states.items():
+            table[key] = state.model_dump_json().encode()
     elapsed = time.perf_counter() - started
+    n = len(workload.events)
     sizes = sorted(len(v) for v in ticket_table.values())
     return {"events": n, "seconds": round(elapsed, 2), "events_per_s": round(n / elapsed),
             "ticket_writes": writes, "tickets": len(ticket_table),
