@@ -248,7 +248,7 @@ def settled(counters: dict[str, float], events: int) -> bool:
 
 @dataclass
 class Worker:
-    process: object  # streams.devstack.Process
+    process: object  # streams.ops.devstack.Process
     port: int
 
     @property
@@ -287,7 +287,7 @@ class BenchStack:
         self.tokens = {d: f"bench-{d}-{uuid.uuid4().hex[:12]}" for d in self.token_envs}
 
     def __enter__(self) -> "BenchStack":
-        from streams.devstack import Stack
+        from streams.ops.devstack import Stack
 
         base = self.opts.log_dir or Path(tempfile.mkdtemp(prefix="soc-bench-"))
         # The workers import this tree's code (a private copy of the repo can be benchmarked as is).
@@ -336,7 +336,7 @@ class BenchStack:
         return started
 
     def wait_ready(self, workers: list[Worker]) -> float:
-        from streams.devstack import http_ok
+        from streams.ops.devstack import http_ok
 
         t0 = time.monotonic()
         deadline = t0 + self.opts.ready_timeout
@@ -375,7 +375,7 @@ def _config():
 
 
 def _encode(payload: bytes | dict) -> bytes:
-    from streams.simulator import _encode as sim_encode
+    from streams.ops.simulator import _encode as sim_encode
 
     return sim_encode(payload)
 
@@ -390,7 +390,7 @@ class Generator:
     """The simulator's four-source mix as Kafka messages, plus each event's incident id."""
 
     def __init__(self, seed: int, scenario: str, start: datetime):
-        from streams.simulator import Simulator
+        from streams.ops.simulator import Simulator
         from schemas.raw import SiteRegistration
         from streams import topics
 
@@ -588,7 +588,7 @@ def last_board_ms(client, key: str) -> int | None:
 
 def drain(bs: BenchStack, n_workers: int, n_events: int) -> dict:
     """Start n workers on a preloaded backlog, time readiness -> last ticket write, check completion."""
-    from streams.devstack import http_ok
+    from streams.ops.devstack import http_ok
 
     client = _redis(bs.stack.redis_url)
     spawned = time.time()
@@ -777,7 +777,7 @@ def quix_echo(bs: BenchStack, n: int, opts: Options) -> dict:
 def faust_echo(bs: BenchStack, n: int, settings: dict, label: str, opts: Options, mode: str = "event",
                fetch_max_wait_ms: int | None = None) -> dict:
     """bench.faust_echo in its own process on the preloaded topics (a new consumer group each)."""
-    from streams.devstack import spawn
+    from streams.ops.devstack import spawn
 
     path = bs.stack.log_dir / f"echo-{label}.json"
     env = bs.env()
@@ -1569,7 +1569,7 @@ def threading_main() -> bool:
 
 
 def _redis_url_hint() -> str | None:
-    from streams.devstack import LOCAL_REDIS, redis_answers
+    from streams.ops.devstack import LOCAL_REDIS, redis_answers
 
     return "redis://127.0.0.1:6379/0" if redis_answers(*LOCAL_REDIS) else None
 

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.config import load_config
 from schemas.records import Ticket
-from streams.devstack import Process, Stack, http_ok, wait_for
+from streams.ops.devstack import Process, Stack, http_ok, wait_for
 from streams.settings import REPO_ROOT
 
 CONFIG = load_config(REPO_ROOT / "deploy" / "config")

@@ -135,7 +135,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        # The worker creates and checks its topics before it starts (streams/bootstrap.py).
+        # The worker creates and checks its topics before it starts (streams/ops/bootstrap.py).
         topic_allow_declare=False,
         producer_acks=-1 if settings.kafka_acks == "all" else int(settings.kafka_acks),
         broker_session_timeout=settings.session_timeout_s,

@@ -145,7 +145,7 @@ def pages(request, browser, pipeline, artifacts) -> Iterator[Pages]:  # noqa: F8
 
 @pytest.fixture
 def wait_ready(pipeline) -> Callable[[float], None]:  # noqa: F811
-    from streams.devstack import http_ok
+    from streams.ops.devstack import http_ok
     from tests.support import poll
 
     def wait(timeout: float = 180.0) -> None:

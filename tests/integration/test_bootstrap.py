@@ -15,8 +15,8 @@ import redis
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from streams import topics
-from streams.bootstrap import connect, ensure_topics
-from streams.devstack import Stack, ensure_redis, existing_topics, free_port, soc_command, start_broker
+from streams.ops.bootstrap import connect, ensure_topics
+from streams.ops.devstack import Stack, ensure_redis, existing_topics, free_port, soc_command, start_broker
 from tests.support import CONFIG, Worker, wait_ready
 
 pytestmark = pytest.mark.integration

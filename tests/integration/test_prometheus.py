@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.devstack import Process, free_port, http_ok, spawn
+from streams.ops.devstack import Process, free_port, http_ok, spawn
 from streams.settings import REPO_ROOT
 from tests.support import CONFIG, poll
 from tests.integration.payloads import Builder

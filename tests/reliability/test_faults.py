@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack import http_ok, soc_command
+from streams.ops.devstack import http_ok, soc_command
 from tests.support import CONFIG, Pipeline, Worker, poll, running_pipeline, wait_ready
 from tests.integration.payloads import Builder
 

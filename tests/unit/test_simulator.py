@@ -1,4 +1,4 @@
-"""streams.simulator: the pure generator (seeded, clock injected), no broker."""
+"""streams.ops.simulator: the pure generator (seeded, clock injected), no broker."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ from handlers.geo import community_at, grid_cell
 from handlers.privacy import mask_phones
 from schemas.config import load_config
 from schemas.raw import RAW_MODELS, SiteRegistration
-from streams.simulator import SOURCES, Simulator, storm_curve
+from streams.ops.simulator import SOURCES, Simulator, storm_curve
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "deploy" / "config"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

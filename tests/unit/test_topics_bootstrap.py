@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from streams import topics
-from streams.bootstrap import Mismatch, TopicMismatch, mismatches, resolve
+from streams.ops.bootstrap import Mismatch, TopicMismatch, mismatches, resolve
 
 
 def by_name(specs, partitions=8):
@@ -110,7 +110,7 @@ class RacingAdmin:
 
 @pytest.mark.parametrize("their_partitions, mismatch", [(8, False), (4, True)])
 def test_a_topic_created_meanwhile_by_another_worker_is_checked_again(monkeypatch, their_partitions, mismatch):
-    from streams import bootstrap
+    from streams.ops import bootstrap
 
     admin = RacingAdmin(their_partitions)
     monkeypatch.setattr(bootstrap, "_connect", lambda servers, deadline: admin)

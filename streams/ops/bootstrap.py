@@ -3,7 +3,7 @@
 `soc worker` calls ensure_topics() before Faust starts, so Faust never auto-creates a topic with
 its own partition count (an agent then crashes with PartitionsMismatch), and a broker whose
 topics disagree with the configuration stops the worker with one line per topic instead.
-`soc topics` and the embedded dev stack (streams.devstack.create_topics) go through it too.
+`soc topics` and the embedded dev stack (streams.ops.devstack.create_topics) go through it too.
 
 Only kafka-python here, no Faust: it runs before anything imports streams.app.
 """
@@ -206,7 +206,7 @@ def _servers_text(bootstrap_servers: str | list[str]) -> str:
 
 
 def ensure_topics_or_exit_code(timeout: float = DEFAULT_TIMEOUT_S) -> int:
-    """Create the missing topics and check the existing ones (streams.bootstrap): 0 when they are
+    """Create the missing topics and check the existing ones (streams.ops.bootstrap): 0 when they are
     ready; 2 with one line per mismatched topic on stderr; 1 when the broker cannot make them ready."""
     from kafka.errors import KafkaError
 

@@ -27,7 +27,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     # The worker owns its start: its topics exist, as configured, before Faust starts.
-    from streams.bootstrap import ensure_topics_or_exit_code
+    from streams.ops.bootstrap import ensure_topics_or_exit_code
 
     code = ensure_topics_or_exit_code()
     if code:
@@ -78,7 +78,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     """For operators: what `soc worker` does first, alone."""
-    from streams.bootstrap import ensure_topics_or_exit_code
+    from streams.ops.bootstrap import ensure_topics_or_exit_code
 
     code = ensure_topics_or_exit_code()
     if code == 0:
@@ -88,13 +88,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from streams.settings import Settings
-    from streams.simulator import run
+    from streams.ops.simulator import run
 
     return run(Settings(), rate=args.rate, duration=args.duration, scenario=args.scenario, seed=args.seed)
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from streams.rebuild import run
+    from streams.ops.rebuild import run
     from streams.settings import Settings
 
     return run(Settings())
@@ -105,7 +105,7 @@ def demo_tokens(departments: list[str]) -> dict[str, str]:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from streams.devstack import Stack, http_ok, soc_command, spawn, wait_for
+    from streams.ops.devstack import Stack, http_ok, soc_command, spawn, wait_for
 
     config = load_config(args.config_dir)
 

@@ -134,7 +134,7 @@ def ensure_redis(log_dir: Path, private: bool = False, port: int | None = None) 
 
 def existing_topics(bootstrap: str) -> dict[str, int]:
     """Topic name -> partition count, as the broker has them."""
-    from streams.bootstrap import connect, partition_counts
+    from streams.ops.bootstrap import connect, partition_counts
 
     admin = connect(bootstrap, timeout=10)
     try:
@@ -146,9 +146,9 @@ def existing_topics(bootstrap: str) -> dict[str, int]:
 def create_topics(bootstrap: str, partitions: int, replication: int = 1, timeout: float = 30,
                   also: dict[str, int] | None = None, app_id: str | None = None) -> list[str]:
     """The pipeline's topics (with app_id, its tables' changelogs too), and `also` (name -> partitions),
-    where missing; returns the names created. The worker's own start-up path, streams.bootstrap:
+    where missing; returns the names created. The worker's own start-up path, streams.ops.bootstrap:
     raises TopicMismatch when an existing topic has another partition count."""
-    from streams.bootstrap import ensure_topics
+    from streams.ops.bootstrap import ensure_topics
 
     specs = topics.topic_specs(app_id)
     known = {spec.name for spec in specs}
@@ -159,7 +159,7 @@ def create_topics(bootstrap: str, partitions: int, replication: int = 1, timeout
 
 
 def soc_command() -> list[str]:
-    return [sys.executable, "-m", "streams.cli"]
+    return [sys.executable, "-m", "streams.ops.cli"]
 
 
 @dataclass
