@@ -20,6 +20,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 1
+    from schemas.notify import load_notify
+
+    try:
+        load_notify(args.config_dir, config)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 1
+    # notify.yaml (optional) is checked silently on success: the summary line stays the one scripts read.
     print(f"{args.config_dir}: ok ({len(config.district.communities)} communities, "
           f"{len(config.district.departments)} departments)")
     return 0

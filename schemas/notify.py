@@ -1,0 +1,207 @@
+"""notify.yaml: notification channels, subscriptions, mute intervals and grouping, strict and cross-checked.
+
+The file is optional: without it nothing is notified (``load_notify`` returns None). Errors read like
+those of schemas/config.py: ``notify.yaml: subscriptions.0.channels.1: undefined channel 'flood_dutty'``.
+
+Secrets and URLs never appear in the file, only the names of the environment variables holding them:
+
+- ``dingtalk``: ``url_env`` the robot's webhook (``https://oapi.dingtalk.com/robot/send?access_token=...``),
+  ``secret_env`` its signing secret (``SEC...``, 加签). Both required.
+- ``feishu``: ``url_env`` the custom bot's webhook (``https://open.feishu.cn/open-apis/bot/v2/hook/...``),
+  ``secret_env`` its signing secret (签名校验). Both required.
+- ``wecom``: ``url_env`` the group robot's webhook (``https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...``).
+  WeCom robots have no signing: ``secret_env`` is refused.
+- ``webhook``: ``url_env`` any HTTPS endpoint, ``secret_env`` the key of the body's HMAC (``X-SOC-Signature``).
+- ``sms``: ``url_env`` a generic HTTP SMS gateway, ``secret_env`` optional (the same HMAC header as a webhook);
+  ``phones_env``: environment variables each holding one mobile number (until the duty roster supplies them).
+- ``email``: ``url_env`` an SMTP URL (``smtp://user@host:587``), ``secret_env`` optional, the SMTP password;
+  ``sender`` and ``recipients`` are plain addresses.
+
+``time_intervals`` use Alertmanager's time-interval syntax (``times`` with ``start_time``/``end_time``
+``HH:MM``, ``weekdays`` such as ``monday:friday``), read in the district's time zone. Unlike Alertmanager, an
+``end_time`` earlier than the ``start_time`` spans midnight (``22:00``-``07:30``), as the contract's ``night``
+interval is written. Red tickets are never muted and never wait (``group_wait_red_s`` is at most 5 s).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from schemas.config import Config, ConfigError, Strict, _read
+from schemas.enums import Severity
+
+FILE = "notify.yaml"
+
+# The ticket changes a subscription can ask for (the closed list of the contract).
+EVENTS = ("dispatched", "severity_raised", "reminded", "escalated", "reported", "returned", "redispatched",
+          "rework", "closed")
+Event = Literal["dispatched", "severity_raised", "reminded", "escalated", "reported", "returned", "redispatched",
+                "rework", "closed"]
+CHANNEL_TYPES = ("dingtalk", "wecom", "feishu", "webhook", "email", "sms")
+ChannelType = Literal["dingtalk", "wecom", "feishu", "webhook", "email", "sms"]
+
+EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+# Which types need, allow or refuse each optional field.
+_SECRET_REQUIRED = {"dingtalk", "feishu", "webhook"}
+_SECRET_REFUSED = {"wecom"}
+
+
+class Channel(Strict):
+    type: ChannelType
+    url_env: EnvName
+    secret_env: EnvName | None = None
+    # email only
+    sender: str | None = None
+    recipients: list[str] = []
+    # sms only
+    phones_env: list[EnvName] = []
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, address: str | None) -> str | None:
+        if address is not None and not _EMAIL.match(address):
+            raise ValueError(f"not an email address: {address!r}")
+        return address
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            if not _EMAIL.match(address):
+                raise ValueError(f"not an email address: {address!r}")
+        return addresses
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> Channel:
+        kind = self.type
+        if kind in _SECRET_REQUIRED and self.secret_env is None:
+            raise ValueError(f"a {kind} channel needs secret_env (the signing secret)")
+        if kind in _SECRET_REFUSED and self.secret_env is not None:
+            raise ValueError(f"a {kind} robot has no signing secret: remove secret_env")
+        if kind == "email":
+            if self.sender is None:
+                raise ValueError("an email channel needs sender")
+            if not self.recipients:
+                raise ValueError("an email channel needs recipients")
+        elif self.sender is not None or self.recipients:
+            raise ValueError(f"sender and recipients are for email channels, not {kind}")
+        if kind != "sms" and self.phones_env:
+            raise ValueError(f"phones_env is for sms channels, not {kind}")
+        return self
+
+
+class TimeRange(Strict):
+    start_time: str
+    end_time: str
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _clock(cls, text: str) -> str:
+        if not _CLOCK.match(text):
+            raise ValueError(f"bad time {text!r}: use HH:MM (00:00 to 24:00)")
+        return text
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TimeRange:
+        if self.start_time == self.end_time:
+            raise ValueError(f"empty time range {self.start_time}-{self.end_time}")
+        return self
+
+    @property
+    def minutes(self) -> tuple[int, int]:
+        """(start, end) in minutes after midnight; end < start spans midnight."""
+        def m(text: str) -> int:
+            hours, minutes = text.split(":")
+            return int(hours) * 60 + int(minutes)
+        return m(self.start_time), m(self.end_time)
+
+
+class TimeInterval(Strict):
+    """One Alertmanager time interval: it matches when every given field matches."""
+
+    times: list[TimeRange] = []
+    weekdays: list[str] = []
+
+    @field_validator("weekdays")
+    @classmethod
+    def _weekdays(cls, days: list[str]) -> list[str]:
+        for day in days:
+            for part in day.split(":"):
+                if part not in WEEKDAYS or day.count(":") > 1:
+                    raise ValueError(f"bad weekday {day!r}: use monday..sunday or a range like monday:friday")
+        return days
+
+    @model_validator(mode="after")
+    def _something(self) -> TimeInterval:
+        if not self.times and not self.weekdays:
+            raise ValueError("an interval needs times or weekdays")
+        return self
+
+
+class Subscription(Strict):
+    departments: list[str] = []
+    # Also notify for every department a ticket copies (Ticket.watchers, e.g. ops_centre on red tickets).
+    watchers: bool = False
+    min_severity: Severity = Severity.blue
+    events: Annotated[list[Event], Field(min_length=1)]
+    channels: Annotated[list[str], Field(min_length=1)]
+    # Never mutes red.
+    mute_time_intervals: list[str] = []
+
+    @model_validator(mode="after")
+    def _whom(self) -> Subscription:
+        if not self.departments and not self.watchers:
+            raise ValueError("a subscription needs departments or watchers: true")
+        return self
+
+
+class Grouping(Strict):
+    group_wait_s: Annotated[float, Field(ge=0)] = 30
+    group_wait_red_s: Annotated[float, Field(ge=0, le=5, description="red never waits")] = 0
+    group_interval_s: Annotated[float, Field(gt=0)] = 120
+
+
+class NotifyConfig(Strict):
+    channels: dict[str, Channel]
+    subscriptions: list[Subscription] = []
+    time_intervals: dict[str, list[TimeInterval]] = {}
+    grouping: Grouping = Grouping()
+
+
+def _check_references(notify: NotifyConfig, config: Config) -> list[str]:
+    errors: list[str] = []
+    departments = config.district.departments
+    for i, sub in enumerate(notify.subscriptions):
+        for j, dept in enumerate(sub.departments):
+            if dept not in departments:
+                errors.append(f"{FILE}: subscriptions.{i}.departments.{j}: undefined department {dept!r}")
+        for j, channel in enumerate(sub.channels):
+            if channel not in notify.channels:
+                errors.append(f"{FILE}: subscriptions.{i}.channels.{j}: undefined channel {channel!r}")
+        for j, interval in enumerate(sub.mute_time_intervals):
+            if interval not in notify.time_intervals:
+                errors.append(f"{FILE}: subscriptions.{i}.mute_time_intervals.{j}: undefined time interval {interval!r}")
+    return errors
+
+
+def load_notify(config_dir: str | Path, config: Config) -> NotifyConfig | None:
+    """notify.yaml of config_dir, checked against the loaded district config; None when the file is absent.
+
+    Raises ConfigError listing every problem found."""
+    path = Path(config_dir) / FILE
+    if not path.exists():
+        return None
+    errors: list[str] = []
+    notify = _read(path, NotifyConfig, errors)
+    if not errors:
+        errors = _check_references(notify, config)
+    if errors:
+        raise ConfigError(errors)
+    return notify
