@@ -5,13 +5,13 @@ Run by the harness as `python -m bench.faust_echo worker -l warn` with:
   BENCH_APP_ID       consumer group / app id
   BENCH_EXPECT       events to process before reporting
   BENCH_RESULT       where to write the result JSON
-  BENCH_SETTINGS     JSON of Faust settings (the worker's, as streams.app configures them), or {}
+  BENCH_SETTINGS     JSON of Faust settings (the worker's, as build_app configures them), or {}
                      for Faust's defaults ("untuned")
   BENCH_MODE         "event" (default): `stream.events()`, one awaited `topic.send()` per event;
                      "batch": `stream.take_events(2000, within=0.05)` and un-awaited `topic.send_soon()`
                      for each event of the batch (Faust's cheapest path: one task wake-up per batch)
   BENCH_FETCH_MAX_WAIT_MS  if set, the consumer's fetch_max_wait_ms (Faust hard-codes 1500 ms; the
-                     worker caps it the same way, streams/faust_fixes.py)
+                     worker caps it the same way, streams/topology/faust_compat.py)
 It isolates what Faust itself costs per event, apart from the pipeline's own work.
 """
 from __future__ import annotations
@@ -48,17 +48,9 @@ if SETTINGS.get("producer_linger") is not None:
     kwargs["producer_linger_ms"] = int(round(float(SETTINGS["producer_linger"]) * 1000))
 
 if FETCH_MAX_WAIT_MS:
-    # As the worker does (streams/faust_fixes.py), copied so the echo does not hang on streams internals.
-    from faust.transport.drivers import aiokafka as driver
+    from streams.topology.faust_compat import cap_fetch_wait
 
-    _create = driver.AIOKafkaConsumerThread._create_worker_consumer
-
-    def _create_worker_consumer(self, transport):
-        consumer = _create(self, transport)
-        consumer._fetch_max_wait_ms = int(FETCH_MAX_WAIT_MS)
-        return consumer
-
-    driver.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+    cap_fetch_wait(int(FETCH_MAX_WAIT_MS))  # as the worker does
 
 app = faust.App(os.environ["BENCH_APP_ID"], broker=f"kafka://{os.environ['BENCH_BROKER']}", store="memory://",
                 web_enabled=False, topic_allow_declare=True, datadir=str(RESULT.parent / "faust-echo-data"),

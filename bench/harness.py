@@ -74,14 +74,6 @@ FAUST_SETTINGS = ("stream_buffer_maxsize", "broker_max_poll_records", "broker_co
                   "consumer_max_fetch_size", "stream_wait_empty", "broker_session_timeout",
                   "broker_heartbeat_interval", "broker_rebalance_timeout", "table_standby_replicas")
 
-# The worker's Faust settings as streams/app.py configured them at commit 70d89de: the echoes use
-# them when the worker's app cannot be imported (streams/ is being rewritten), so the baselines do
-# not hang on it. The result records which was used.
-WORKER_FAUST_FALLBACK = {"stream_buffer_maxsize": 8192, "broker_max_poll_records": 2000, "broker_commit_every": 10_000,
-                         "broker_commit_interval": 2.0, "producer_linger": 0.005, "producer_max_batch_size": 256 * 1024,
-                         "producer_acks": -1, "source": "bench.harness.WORKER_FAUST_FALLBACK"}
-
-
 @dataclass
 class Options:
     phases: tuple[str, ...]
@@ -166,19 +158,11 @@ def versions(redis_url: str | None = None) -> dict:
 
 
 def worker_settings(env: dict[str, str]) -> dict:
-    """The Faust settings of the worker's app as it starts with this environment (a throwaway import)."""
-    # streams/ is being reorganised: the worker's app module is looked for where it has lived.
-    # The worker's app as `soc worker` builds it (streams.worker.assemble), else a module-level app.
-    code = ("import importlib, json, sys\n"
-            "try:\n"
-            "    from streams.settings import Settings\n    from streams.worker import assemble\n"
-            "    app = assemble(Settings()).app\n"
-            "except (ImportError, AttributeError) as exc:\n"
-            "    print(f'streams.worker: {exc}', file=sys.stderr)\n"
-            "    try:\n        app = importlib.import_module('streams.app').app\n"
-            "    except (ImportError, AttributeError) as exc:\n"
-            "        print(f'streams.app: {exc}', file=sys.stderr)\n        sys.exit(1)\n"
-            "c = app.conf\n"
+    """The Faust settings of the worker's app as `soc worker` builds it with this environment (a
+    throwaway process)."""
+    code = ("import json\n"
+            "from streams.settings import Settings\nfrom streams.worker import assemble\n"
+            "c = assemble(Settings()).app.conf\n"
             f"keys = {FAUST_SETTINGS!r}\n"
             "print(json.dumps({k: getattr(c, k, None) for k in keys}, default=str))")
     try:
@@ -717,17 +701,20 @@ def phase_baseline(opts: Options, workload: Workload) -> dict:
         # worker's settings: the ceiling for anything built on Faust streams, and the target's
         # reference. Then quixstreams (librdkafka), if the `bench` extra is installed.
         tuned = worker_settings(bs.env())
-        if "error" in tuned:
-            result["worker_settings_error"] = tuned["error"]
-            tuned = dict(WORKER_FAUST_FALLBACK)
-        result["faust_batch_echo"] = _guarded(lambda: faust_echo(bs, n, tuned, "batch", opts, mode="batch",
-                                                                 fetch_max_wait_ms=worker_fetch_wait_ms()))
+
+        def worker_faust_settings() -> dict:
+            if "error" in tuned:  # an echo without the worker's settings would measure something else
+                raise RuntimeError(tuned["error"])
+            return tuned
+
+        result["faust_batch_echo"] = _guarded(lambda: faust_echo(bs, n, worker_faust_settings(), "batch", opts,
+                                                                 mode="batch", fetch_max_wait_ms=worker_fetch_wait_ms()))
         result["quixstreams_echo"] = _guarded(lambda: quix_echo(bs, n, opts))
         # The per-event agent, with Faust's defaults and with the worker's settings (not in --quick:
         # two more consumer groups to form would double the smoke test's time).
         if not opts.quick:
             result["faust_default"] = _guarded(lambda: faust_echo(bs, n, {}, "default", opts))
-            result["faust_worker_settings"] = _guarded(lambda: faust_echo(bs, n, tuned, "tuned", opts))
+            result["faust_worker_settings"] = _guarded(lambda: faust_echo(bs, n, worker_faust_settings(), "tuned", opts))
         return result
 
 
@@ -740,13 +727,10 @@ def _guarded(run_it) -> dict:
 
 
 def worker_fetch_wait_ms() -> int:
-    """The worker's consumer fetch wait (SOC_FETCH_MAX_WAIT_MS), 50 ms if streams.settings cannot say."""
-    try:
-        from streams.settings import Settings
+    """The worker's consumer fetch wait (SOC_FETCH_MAX_WAIT_MS)."""
+    from streams.settings import Settings
 
-        return int(Settings().fetch_max_wait_ms)
-    except Exception:
-        return int(os.environ.get("SOC_FETCH_MAX_WAIT_MS", "50"))
+    return Settings().fetch_max_wait_ms
 
 
 def quix_echo(bs: BenchStack, n: int, opts: Options) -> dict:

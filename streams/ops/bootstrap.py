@@ -5,7 +5,7 @@ its own partition count (an agent then crashes with PartitionsMismatch), and a b
 topics disagree with the configuration stops the worker with one line per topic instead.
 `soc topics` and the embedded dev stack (streams.ops.devstack.create_topics) go through it too.
 
-Only kafka-python here, no Faust: it runs before anything imports streams.app.
+Only kafka-python here, no Faust: it runs before the worker builds its Faust app.
 """
 from __future__ import annotations
 

@@ -273,7 +273,7 @@ class States:
             self.current[key] = state
         return self.current[key]
 
-    def put(self, key: str, state: KeyState | None, event) -> None:
+    def put(self, key: str, state: KeyState, event) -> None:
         self.current[key] = state
         self.changed[key] = event
 

@@ -5,6 +5,7 @@ No test reads the wall clock: every handler gets `now` / `received_at` from here
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,14 @@ NOW = datetime(2026, 5, 12, 9, 30, tzinfo=SHANGHAI)
 @pytest.fixture(scope="session")
 def config() -> Config:
     return load_config(CONFIG_DIR)
+
+
+@pytest.fixture
+def copy(tmp_path) -> Path:
+    """A copy of the real config directory to break."""
+    target = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, target)
+    return target
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """deploy/config loads; every kind of bad file is refused with the exact line an operator reads."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,14 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "deploy" / "config"
 FILES = ("district.yaml", "rules.yaml", "routing.yaml")
 SOC = Path(sys.executable).parent / "soc"
-
-
-@pytest.fixture
-def copy(tmp_path) -> Path:
-    """A copy of the real config directory to break."""
-    target = tmp_path / "config"
-    shutil.copytree(CONFIG_DIR, target)
-    return target
 
 
 @pytest.fixture

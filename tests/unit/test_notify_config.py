@@ -1,7 +1,6 @@
 """deploy/config/notify.yaml loads; every kind of bad file is refused with the exact line an operator reads."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,13 +16,6 @@ from schemas.notify import EVENTS, load_notify
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "deploy" / "config"
 SOC = Path(sys.executable).parent / "soc"
-
-
-@pytest.fixture
-def copy(tmp_path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(CONFIG_DIR, target)
-    return target
 
 
 @pytest.fixture
