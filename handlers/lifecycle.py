@@ -102,9 +102,10 @@ def check(config: Config, ticket: Ticket, event: TicketEvent) -> None:
             raise Conflict(f"ticket is already with {event.department}")
 
 
-def _history(ticket: Ticket, event: TicketEvent, what: str | None = None) -> list[HistoryEntry]:
+def _history(ticket: Ticket, event: TicketEvent, what: str | None = None, note: str | None = None) -> list[HistoryEntry]:
     who = event.by if event.actor in (PIPELINE, event.by) else f"{event.by} ({event.actor})"
-    entry = HistoryEntry(at=event.at, by=who, action=what or event.action.value, note=event.note, event_id=event.event_id)
+    entry = HistoryEntry(at=event.at, by=who, action=what or event.action.value,
+                         note=event.note if note is None else note, event_id=event.event_id)
     return [*ticket.history, entry]
 
 
@@ -119,7 +120,7 @@ def _redispatched(config: Config, ticket: Ticket, department: str, now: datetime
 def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> Ticket:
     action = event.action
     change: dict = {}
-    what = None
+    what = note = None
     if action is A.accept:
         change = {"status": S.accepted, "accepted_at": now, "escalation": Escalation.none}
     elif action is A.resolve:
@@ -145,12 +146,12 @@ def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
             what = "rework"
     elif action is A.redispatch:
         change = _redispatched(config, ticket, event.department, now)
-        what = f"redispatch {ticket.department} -> {event.department}"
+        note = f"{ticket.department} -> {event.department}" + (f": {event.note}" if event.note else "")
     elif action is A.reopen:
         change = _redispatched(config, ticket, ticket.department, now)
         change.update(reworks=ticket.reworks + 1, closed_at=None)
     return ticket.model_copy(update={**change, "version": ticket.version + 1,
-                                     "history": _history(ticket, event, what)})
+                                     "history": _history(ticket, event, what, note)})
 
 
 def _escalate(config: Config, ticket: Ticket, event: TicketEvent) -> Outcome:

@@ -256,33 +256,31 @@ def feishu_request(message: Message, *, url: str, secret: str | None, timestamp_
     return HttpRequest("POST", url, dict(JSON_HEADERS), data)
 
 
-def webhook_body(message: Message, ticket: Ticket) -> bytes:
-    record = ticket.model_dump(mode="json", exclude={"history", "extension"})
-    record = mask_everywhere(record)
-    return _json_body({
-        "version": "1",
-        "id": message.id,
-        "event": message.event,
-        "title": message.title,
-        "text": plain_text(message),
-        "link": message.link,
-        "ticket": record,
-    })
+def ticket_record(ticket: Ticket) -> dict:
+    """The ticket as receivers get it: no history, personal data masked."""
+    return mask_everywhere(ticket.model_dump(mode="json", exclude={"history", "extension"}))
 
 
-def webhook_request(message: Message, ticket: Ticket, *, url: str, secret: str) -> HttpRequest:
-    body = webhook_body(message, ticket)
+def webhook_body(message: Message, items: list[tuple[Message, dict]]) -> bytes:
+    """One notification: its message and "ticket" (a ticket_record). A digest (event "digest"): "items",
+    each with its own id, event, title, link and ticket."""
+    body = {"version": "1", "id": message.id, "event": message.event, "title": message.title,
+            "text": plain_text(message), "link": message.link}
+    if message.event == "digest":
+        body["items"] = [{"id": m.id, "event": m.event, "title": m.title, "link": m.link, "ticket": record}
+                         for m, record in items]
+    else:
+        body["ticket"] = items[0][1]
+    return _json_body(body)
+
+
+def webhook_request(message: Message, items: list[tuple[Message, dict]], *, url: str, secret: str) -> HttpRequest:
+    body = webhook_body(message, items)
     headers = {**JSON_HEADERS, "X-SOC-Signature": webhook_signature(secret, body)}
     return HttpRequest("POST", url, headers, body)
 
 
-def sms_text(message: Message, district: District) -> str:
-    """At most 70 characters: 【district】level·event：title，deadline; the title is cut first."""
-    deadline = dict(message.fields).get("签收期限", "")
-    prefix = f"【{district.name}】{SEVERITY_SHORT[message.severity]}{EVENT_TEXT[message.event]}："
-    suffix = f"，请于{deadline[5:]}前签收" if message.event in ("dispatched", "redispatched", "reminded") else ""
-    suffix += "，详见工单系统"
-    title = message.title.split("】", 1)[-1]
+def _fit_sms(prefix: str, title: str, suffix: str) -> str:
     room = SMS_LIMIT - len(prefix) - len(suffix)
     if room < len(title):
         title = title[:max(room - 1, 0)] + "…" if room > 1 else ""
@@ -290,9 +288,22 @@ def sms_text(message: Message, district: District) -> str:
     return text if len(text) <= SMS_LIMIT else text[:SMS_LIMIT - 1] + "…"
 
 
-def sms_request(message: Message, district: District, *, url: str, phones: list[str],
-                secret: str | None = None) -> HttpRequest:
-    body = _json_body({"id": message.id, "phones": list(phones), "text": sms_text(message, district)})
+def sms_text(message: Message, district: District) -> str:
+    """At most 70 characters: 【district】level·event：title，deadline; the title is cut first."""
+    deadline = dict(message.fields).get("签收期限", "")
+    prefix = f"【{district.name}】{SEVERITY_SHORT[message.severity]}{EVENT_TEXT[message.event]}："
+    suffix = f"，请于{deadline[5:]}前签收" if message.event in ("dispatched", "redispatched", "reminded") else ""
+    return _fit_sms(prefix, message.title.split("】", 1)[-1], suffix + "，详见工单系统")
+
+
+def sms_digest_text(count: int, severity: Severity, first_title: str, district: District) -> str:
+    """A digest in at most 70 characters: how many, the most severe, the first title."""
+    return _fit_sms(f"【{district.name}】{count}条工单通知，最高{SEVERITY_SHORT[severity]}：",
+                    first_title.split("】", 1)[-1], "等，详见工单系统")
+
+
+def sms_request(message_id: str, text: str, *, url: str, phones: list[str], secret: str | None = None) -> HttpRequest:
+    body = _json_body({"id": message_id, "phones": list(phones), "text": text})
     headers = dict(JSON_HEADERS)
     if secret:
         headers["X-SOC-Signature"] = webhook_signature(secret, body)

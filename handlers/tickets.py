@@ -61,10 +61,12 @@ def open_ticket(config: Config, incident: Incident, route: Route, now: datetime,
 def add_occurrence(ticket: Ticket, incident: Incident, now: datetime) -> Ticket:
     """The ticket with one more occurrence (the caller knows the incident was not counted yet)."""
     severity = ticket.severity.raise_to(incident.severity)
-    note = incident.incident_id
+    history = [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="occurrence", note=incident.incident_id)]
     if severity is not ticket.severity:
-        note += f" severity {ticket.severity.value} -> {severity.value}"
-    history = [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="occurrence", note=note)]
+        # Its own entry, outside the occurrence cap: the notifier reads it (handlers/notify.py).
+        history.append(HistoryEntry(at=now, by=PIPELINE, action="severity_raised",
+                                    note=f"{ticket.severity.value} -> {severity.value}",
+                                    event_id=incident.incident_id))
     # All but the latest: a ticket written before the cap sheds its surplus on its next occurrence.
     dropped = set([i for i, h in enumerate(history) if h.action == "occurrence"][:-MAX_OCCURRENCE_ENTRIES])
     history = [h for i, h in enumerate(history) if i not in dropped]

@@ -184,13 +184,13 @@ async def test_feishu_bot_refuses_a_wrong_secret(receivers, message):
 async def test_webhook_receiver_verifies_the_body_signature(receivers, message):
     base, received = receivers
     ticket = make_ticket()
-    good = nc.webhook_request(message, ticket, url=f"{base}/hook", secret=WEBHOOK_SECRET)
+    good = nc.webhook_request(message, [(message, nc.ticket_record(ticket))], url=f"{base}/hook", secret=WEBHOOK_SECRET)
     status, answer = await send(good)
     assert nc.delivery_failed("webhook", status, answer) is None
     kind, body = await asyncio.wait_for(received.get(), 5)
     assert (body["version"], body["id"]) == ("1", "T-20260512-0001:dispatched:4")
     _no_citizen_phone(body)
-    forged = nc.webhook_request(message, ticket, url=f"{base}/hook", secret="guess")
+    forged = nc.webhook_request(message, [(message, nc.ticket_record(ticket))], url=f"{base}/hook", secret="guess")
     status, answer = await send(forged)
     assert nc.delivery_failed("webhook", status, answer) == "HTTP 401"
 

@@ -298,7 +298,7 @@ def test_redispatch_to_another_department(config):
     moved = applied(config, t, event(A.redispatch, CENTRE, minutes(10), department=REDISPATCH_TO))
     assert (moved.department, moved.status) == (REDISPATCH_TO, S.dispatched)
     assert moved.accept_due == minutes(10) + timedelta(minutes=30)
-    assert moved.history[-1].action == f"redispatch {OWNER} -> {REDISPATCH_TO}"
+    assert (moved.history[-1].action, moved.history[-1].note) == ("redispatch", f"{OWNER} -> {REDISPATCH_TO}")
     assert moved.returns == 1
 
 

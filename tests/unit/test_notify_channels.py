@@ -134,7 +134,7 @@ def test_truncate_utf8_keeps_short_text_and_refuses_a_limit_below_the_marker():
 
 def test_webhook_body_is_versioned_and_its_signature_verifies(message):
     ticket = make_ticket()
-    request = nc.webhook_request(message, ticket, url="https://ops.example/hook", secret="s3cret")
+    request = nc.webhook_request(message, [(message, nc.ticket_record(ticket))], url="https://ops.example/hook", secret="s3cret")
     body = request.json()
     assert (body["version"], body["event"], body["id"]) == ("1", "dispatched", "T-20260512-0001:dispatched:4")
     assert body["ticket"]["ticket_id"] == ticket.ticket_id and body["ticket"]["severity"] == "red"
@@ -143,14 +143,15 @@ def test_webhook_body_is_versioned_and_its_signature_verifies(message):
     expected = hmac.new(b"s3cret", request.body, hashlib.sha256).hexdigest()
     assert request.headers["X-SOC-Signature"] == f"sha256={expected}"
     # Deterministic: the same notification builds the same bytes.
-    assert nc.webhook_request(message, ticket, url="https://ops.example/hook", secret="s3cret") == request
+    assert nc.webhook_request(message, [(message, nc.ticket_record(ticket))], url="https://ops.example/hook", secret="s3cret") == request
 
 
 @pytest.mark.parametrize("event", EVENTS)
 @pytest.mark.parametrize("title", ["短标题", "望海路与滨海大道交叉口严重积水导致多车熄火交通中断需紧急排水" * 3])
 def test_sms_text_is_at_most_70_characters(config, event, title):
     message = nc.render(make_ticket(title=title), event, config.district, BASE)
-    request = nc.sms_request(message, config.district, url="https://sms.example/send", phones=[OFFICER], secret="k")
+    request = nc.sms_request(message.id, nc.sms_text(message, config.district), url="https://sms.example/send",
+                             phones=[OFFICER], secret="k")
     body = request.json()
     assert len(body["text"]) <= nc.SMS_LIMIT
     assert body["text"].startswith("【海湾街道】红色I级")
@@ -172,8 +173,8 @@ def test_no_phone_number_from_the_ticket_appears_in_any_body(config, message):
         nc.dingtalk_request(message, url="https://x?access_token=a", secret="s", timestamp_ms=1).body,
         *(r.body for r in nc.wecom_requests(message, url="https://x")),
         nc.feishu_request(message, url="https://x", secret="s", timestamp_s=1).body,
-        nc.webhook_request(message, ticket, url="https://x", secret="s").body,
-        nc.sms_request(message, config.district, url="https://x", phones=[]).body,
+        nc.webhook_request(message, [(message, nc.ticket_record(ticket))], url="https://x", secret="s").body,
+        nc.sms_request(message.id, nc.sms_text(message, config.district), url="https://x", phones=[]).body,
         nc.email_message(message, sender="a@b.example", recipients=["c@d.example"]).as_bytes(),
     ]
     for body in bodies:

@@ -193,7 +193,8 @@ def test_severity_only_rises(config):
         make_incident(3, severity=Severity.red, observed_at=NOW - timedelta(minutes=18)),
         make_incident(4, severity=Severity.blue, observed_at=NOW - timedelta(minutes=17))])
     assert [o.tickets[0].severity for o in outcomes] == [Severity.orange, Severity.orange, Severity.red, Severity.red]
-    assert outcomes[2].tickets[0].history[-1].note.endswith("severity orange -> red")
+    raised = outcomes[2].tickets[0].history[-1]
+    assert (raised.action, raised.note, raised.event_id) == ("severity_raised", "orange -> red", make_incident(3).incident_id)
     assert outcomes[3].tickets[0].occurrences == 4
     # Counted as merges, not as tickets opened at the new severity.
     assert [o.counts for o in outcomes[1:]] == [(Merged("flood"),)] * 3

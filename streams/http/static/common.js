@@ -95,7 +95,7 @@
         open: "立案派遣", occurrence: "重复上报", escalate: "升级", accept: "签收", resolve: "处置反馈",
         return: "退回", extend: "申请延期", extend_decision: "延期审批", verify: "核查", redispatch: "改派",
         reopen: "重新立案", comment: "备注", rework: "返工", "verified and closed": "核查结案",
-        dispatch: "派遣", recurred: "再次发生", "extension approved": "批准延期", "extension rejected": "驳回延期",
+        dispatch: "派遣", recurred: "再次发生", severity_raised: "等级提升", notified: "通知", "extension approved": "批准延期", "extension rejected": "驳回延期",
       },
       ui: {
         title: "智慧运行中心 · 实时告警", inboxTitle: "部门工单",
@@ -139,6 +139,7 @@
         resolve: "Resolved", return: "Returned", extend: "Extension requested", extend_decision: "Extension decision",
         verify: "Verified", redispatch: "Re-dispatched", reopen: "Reopened", comment: "Comment", rework: "Rework",
         "verified and closed": "Verified and closed", dispatch: "Dispatched", recurred: "Recurred",
+        severity_raised: "Severity raised", notified: "Notified",
         "extension approved": "Extension approved", "extension rejected": "Extension rejected",
       },
       ui: {
