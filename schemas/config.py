@@ -6,14 +6,14 @@ Every error names the file, the path inside it and what is wrong, e.g.
 from __future__ import annotations
 
 import re
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.enums import OPS_CENTRE, Category, Severity
 from schemas.measures import KINDS, MEASURES
@@ -60,6 +60,73 @@ class WorkCalendar(Strict):
         return spans
 
 
+LOCAL_MINUTE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
+
+
+def _local_minute(value: Any) -> datetime:
+    """'2026-11-30T08:30' -> a naive datetime, read in the district's time zone."""
+    if isinstance(value, str) and LOCAL_MINUTE.match(value):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"bad local time {value!r}: use YYYY-MM-DDTHH:MM in the district time zone, quoted")
+
+
+LocalMinute = Annotated[datetime, BeforeValidator(_local_minute)]
+DutyRole = Literal["leader", "officer"]
+# 带班领导 and 值班员: check-config wants both on duty at every minute.
+DUTY_ROLES: tuple[str, ...] = ("leader", "officer")
+
+
+class DutyMember(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    # The variable holding the member's mobile number: numbers never sit in the config files.
+    phone_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+
+
+class DutyRotation(Strict):
+    role: DutyRole
+    every: Literal["daily", "weekly"]
+    # The first shift's start; every shift starts at this clock time and lasts 1 day or 7 days.
+    start: LocalMinute
+    # Which shifts this rotation staffs, by the calendar day a shift starts on.
+    days: Literal["all", "workdays", "restdays"] = "all"
+    members: Annotated[list[str], Field(min_length=1)]
+
+
+class DutyOverride(Strict):
+    role: DutyRole
+    member: str
+    start: LocalMinute = Field(alias="from")
+    end: LocalMinute = Field(alias="to")
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DutyOverride":
+        if self.end <= self.start:
+            raise ValueError("to must be after from")
+        return self
+
+
+class Duty(Strict):
+    """The duty roster. For one role and one minute: an override if one covers it, else the first
+    rotation (in file order) whose shift at that minute it staffs."""
+
+    members: dict[str, DutyMember] = {}
+    rotations: list[DutyRotation] = []
+    overrides: list[DutyOverride] = []
+
+    @field_validator("overrides")
+    @classmethod
+    def _no_overlap(cls, overrides: list[DutyOverride]) -> list[DutyOverride]:
+        for i, later in enumerate(overrides):
+            for j, earlier in enumerate(overrides[:i]):
+                if later.role == earlier.role and later.start < earlier.end and earlier.start < later.end:
+                    raise ValueError(f"overrides {j} and {i} overlap for the {later.role} role")
+        return overrides
+
+
 class District(Strict):
     name: str
     timezone: str = "Asia/Shanghai"
@@ -67,6 +134,8 @@ class District(Strict):
     communities: dict[str, Community]
     departments: dict[str, Department]
     calendar: WorkCalendar = WorkCalendar()
+    # Optional so that older files load; `soc check-config` still refuses a district without one.
+    duty: Duty = Duty()
 
     @field_validator("timezone")
     @classmethod
@@ -267,6 +336,14 @@ def _check_references(district: District, rules: Rules, routing: Routing) -> lis
         errors.append(f"district.yaml: departments: {OPS_CENTRE} must be defined")
     if district.leadership not in departments:
         errors.append(f"district.yaml: leadership: undefined department {district.leadership!r}")
+    duty = district.duty
+    for i, rotation in enumerate(duty.rotations):
+        for j, member in enumerate(rotation.members):
+            if member not in duty.members:
+                errors.append(f"district.yaml: duty.rotations.{i}.members.{j}: undefined duty member {member!r}")
+    for i, override in enumerate(duty.overrides):
+        if override.member not in duty.members:
+            errors.append(f"district.yaml: duty.overrides.{i}.member: undefined duty member {override.member!r}")
 
     for source in MEASURES:
         for kind, rule in getattr(rules, source).items():

@@ -8,9 +8,11 @@ import secrets
 import signal
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from schemas.config import ConfigError, load_config
+from schemas.config import Config, ConfigError, load_config
+from streams.clock import utc_now
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -28,10 +30,41 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 1
+    gaps = duty_problems(config, args.now or utc_now())
+    for line in gaps:
+        print(line, file=sys.stderr)
+    if gaps:
+        return 1
     # notify.yaml (optional) is checked silently on success: the summary line stays the one scripts read.
     print(f"{args.config_dir}: ok ({len(config.district.communities)} communities, "
           f"{len(config.district.departments)} departments)")
     return 0
+
+
+DUTY_HORIZON = timedelta(days=30)
+
+
+def duty_problems(config: Config, now: datetime) -> list[str]:
+    """One line per stretch of the next 30 days without a leader or an officer on duty."""
+    district = config.district
+    duty = district.duty
+    if not duty.rotations and not duty.overrides:
+        return ["district.yaml: duty: no duty roster"]
+    from handlers.duty import coverage_gaps
+
+    return [f"district.yaml: duty: no {role} from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} ({district.timezone})"
+            for role, start, end in coverage_gaps(district, now, now + DUTY_HORIZON)]
+
+
+def aware_time(text: str) -> datetime:
+    """argparse type: an RFC 3339 time with its offset."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}") from None
+    if when.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-12-01T08:30+08:00")
+    return when
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -188,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("check-config", help="validate a config directory")
     p.add_argument("config_dir", nargs="?", default=default_config)
+    p.add_argument("--now", type=aware_time, default=None,
+                   help="check the duty roster's 30 days from this time (RFC 3339) instead of now")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("rebuild", help="rebuild the Redis projection from soc.tickets")

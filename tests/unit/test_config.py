@@ -321,6 +321,32 @@ def test_check_config_cli_on_a_bad_directory(copy):
 
 
 def test_check_config_cli_on_the_real_config():
-    done = subprocess.run([str(SOC), "check-config", str(CONFIG_DIR)], capture_output=True, text=True, timeout=60)
+    # The duty roster is checked for the 30 days from --now (the wall clock without it).
+    done = subprocess.run([str(SOC), "check-config", str(CONFIG_DIR), "--now", "2027-06-30T23:59+08:00"],
+                          capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.strip() == f"{CONFIG_DIR}: ok (8 communities, 15 departments)"
+
+
+def test_check_config_cli_names_every_stretch_without_someone_on_duty(copy):
+    path = copy / "district.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del data["duty"]["rotations"][2]  # the weekend and holiday officers
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    done = subprocess.run([str(SOC), "check-config", str(copy), "--now", "2026-12-01T00:30:00Z"],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == [
+        f"district.yaml: duty: no officer from 2026-12-{sat:02d} 08:30 to 2026-12-{sat + 2:02d} 08:30 (Asia/Shanghai)"
+        for sat in (5, 12, 19, 26)
+    ]
+
+
+def test_check_config_cli_refuses_a_district_without_a_roster(copy):
+    path = copy / "district.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del data["duty"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert load_config(copy).district.duty.rotations == []  # an older file still loads
+    done = subprocess.run([str(SOC), "check-config", str(copy)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "district.yaml: duty: no duty roster\n")
