@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.config import Config, ConfigError, Strict, _read
 from schemas.enums import Severity
@@ -168,11 +168,71 @@ class Grouping(Strict):
     group_interval_s: Annotated[float, Field(gt=0)] = 120
 
 
+class DeliveryPolicy(Strict):
+    """Retries with exponential backoff (initial, doubling, capped); a delivery still failing this long
+    after its event goes to soc.deadletter."""
+
+    retry_initial_s: Annotated[float, Field(gt=0)] = 1
+    retry_max_s: Annotated[float, Field(gt=0)] = 60
+    give_up_after_s: Annotated[float, Field(gt=0)] = 3600
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10
+
+
 class NotifyConfig(Strict):
     channels: dict[str, Channel]
     subscriptions: list[Subscription] = []
     time_intervals: dict[str, list[TimeInterval]] = {}
     grouping: Grouping = Grouping()
+    delivery: DeliveryPolicy = DeliveryPolicy()
+
+
+# ---------------------------------------------------------------- records of the notifier (Redis, soc.deadletter)
+
+class Delivery(BaseModel):
+    """One ticket change for one channel, rendered when it was decided (personal data already masked).
+
+    `mention` holds duty-roster member ids, never phone numbers: the sender reads the numbers from the
+    environment when it sends."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str  # "<channel>/<ticket_id>:<event>:<key>"
+    notification_id: str  # "<ticket_id>:<event>:<key>"
+    channel: str
+    ticket_id: str
+    event: Event
+    severity: Severity
+    at: AwareDatetime  # when the change happened (the ticket history's time)
+    departments: list[str]  # the ticket's inboxes: who may read this delivery's log
+    muted: bool = False
+    mention: list[str] = []
+    title: str
+    fields: list[tuple[str, str]]
+    link: str
+    description: str = ""
+    ticket: dict  # the Ticket without history, masked: the webhook body's "ticket"
+
+
+Result = Literal["queued", "muted", "delivered", "failed", "dead"]
+
+
+class LogEntry(BaseModel):
+    """One line of the notification log: an attempt and its result."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    at: AwareDatetime
+    delivery_id: str
+    ticket_id: str
+    channel: str
+    channel_type: ChannelType
+    event: Event
+    severity: Severity
+    result: Result
+    attempt: int = 0
+    error: str = ""
+    # The message it went out in: its own id, or the digest's when several were merged.
+    message_id: str = ""
+    merged: int = 1
+    departments: list[str] = []
 
 
 def _check_references(notify: NotifyConfig, config: Config) -> list[str]:

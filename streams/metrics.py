@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+NOTIFY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -39,6 +40,14 @@ class Metrics:
                                         ["topic"], registry=registry)
         self.timer_errors = Counter("soc_timer_errors", "Timer ticks that failed (tried again next tick)",
                                     ["timer"], registry=registry)
+        self.notifications = Counter("soc_notifications", "Notification deliveries by result (queued, muted, "
+                                     "delivered, failed attempt, dead-lettered)",
+                                     ["channel_type", "event", "result"], registry=registry)
+        self.notification_latency = Histogram("soc_notification_latency_seconds",
+                                              "Ticket change -> the vendor accepted its message",
+                                              ["channel_type"], buckets=NOTIFY_BUCKETS, registry=registry)
+        self.notifications_pending = Gauge("soc_notifications_pending", "Deliveries queued and not yet sent",
+                                           ["channel"], registry=registry)
         # Series exist from start-up at 0, so the first increment shows in rate() and a silent
         # source is visible as a flat line rather than as no data.
         for source in SOURCES:

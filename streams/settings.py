@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # and by id in Redis (the retention sweep runs every retention_interval_s).
     ticket_retention_days: float = 30.0
     retention_interval_s: float = 60.0
+    # The base of the inbox links in notifications (the address people open, behind any proxy).
+    public_url: str = "http://127.0.0.1:6066"
+    # How often the notifier looks for deliveries that are ready.
+    notify_interval_s: float = 0.5
     api_rate_per_s: float = 20.0
     api_burst: float = 100.0
     max_body_bytes: int = Field(16 * 1024, description="HTTP request body limit")

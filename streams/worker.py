@@ -1,9 +1,14 @@
 """What `soc worker` runs: the parts built from settings, then handed to the one factory."""
 from __future__ import annotations
 
+import logging
+import os
+
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
+from handlers.notify import compile_rules
 from schemas.config import load_config
+from schemas.notify import load_notify
 from streams.clock import utc_now
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -18,4 +23,17 @@ def assemble(settings: Settings) -> Pipeline:
         collector(registry=registry)
     metrics = Metrics(registry, tuple(config.district.departments))
     store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, config)
-    return build_app(settings, config, store, utc_now, metrics, registry)
+    return build_app(settings, config, store, utc_now, metrics, registry, notify_rules(settings, config))
+
+
+def notify_rules(settings: Settings, config):
+    """notify.yaml compiled with the URLs and secrets of the environment; None without the file."""
+    notify = load_notify(settings.config_dir, config)
+    if notify is None:
+        return None
+    rules = compile_rules(notify, config, os.environ, settings.public_url)
+    if rules.unconfigured:
+        logging.getLogger("soc.notify").warning(
+            "notification channels without a URL in the environment: nothing is queued for them",
+            extra={"channels": ", ".join(rules.unconfigured)})
+    return rules

@@ -3,6 +3,7 @@
     soc.raw.<source> --parse_<source>--> soc.incidents ─┐  (keyed by dedup key, co-partitioned)
                                          soc.ticket-events ─┴--decide_tickets--> dedup_key_to_tickets
                                                                     └-> Redis, soc.tickets
+    soc.tickets --notify_ticket_changes--> the notifier's queues --send_notifications--> channels (notifier.py)
 
 Agents only loop over batches, call handlers (handlers.intake, handlers.ticketing) and execute the
 typed outcomes; every decision is a plain function a unit test can call without a broker.
@@ -19,7 +20,7 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from handlers import escalation, performance, ticketing
+from handlers import escalation, notify, performance, ticketing
 from handlers.base import Context
 from handlers.intake import Rejected, dead_letter, to_incident
 from handlers.lifecycle import Verdict
@@ -27,15 +28,17 @@ from handlers.tickets import PIPELINE
 from schemas.config import Config
 from schemas.enums import Escalation
 from schemas.raw import SiteRegistration
-from schemas.records import Incident, KeyState, Ticket, TicketEvent
+from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketEvent
 from streams import topics
 from streams.http import register as register_views
 from streams.logs import logging_config
 from streams.metrics import Metrics
+from streams.notify_store import NotificationStore
 from streams.settings import Settings
 from streams.store import TicketStore
 from streams.topology import faust_compat
 from streams.topology.health import Health
+from streams.topology.notifier import HORIZON, Notifier
 from streams.topology.sites import Whitelist
 
 log = logging.getLogger("soc.pipeline")
@@ -96,6 +99,7 @@ class Pipeline:
     whitelist: Whitelist
     agents: dict[str, faust.types.AgentT] = field(default_factory=dict)
     sent_steps: SentSteps = field(default_factory=SentSteps)
+    notifier: Notifier | None = None
 
     def send_command(self, event: TicketEvent, dedup_key: str) -> None:
         """A command on a ticket, keyed by its dedup key so it meets the ticket's state."""
@@ -112,7 +116,10 @@ class Pipeline:
                              record_time(message, self.clock))
         log.warning("dead-lettered", extra={"source": source, "topic": message.topic, "partition": message.partition,
                                             "offset": message.offset, "reason": rejected.reason})
-        self.deadletter_topic.send_soon(key=message.topic.encode(), value=record.model_dump_json().encode())
+        self.send_dead_letter(record)
+
+    def send_dead_letter(self, record: DeadLetter) -> None:
+        self.deadletter_topic.send_soon(key=record.source_topic.encode(), value=record.model_dump_json().encode())
 
 
 def record_time(message, clock: Clock) -> datetime:
@@ -123,7 +130,8 @@ def record_time(message, clock: Clock) -> datetime:
 
 
 def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clock, metrics: Metrics,
-              registry: CollectorRegistry) -> Pipeline:
+              registry: CollectorRegistry, notify_rules: notify.Rules | None = None) -> Pipeline:
+    """notify_rules: notify.yaml compiled (handlers.notify.compile_rules); None notifies nobody."""
     faust_compat.apply_fixes(settings.fetch_max_wait_ms, AGENT_TOPICS - {topics.SITES})  # soc.sites is compacted
     (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -195,6 +203,15 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     timer(settings.gauges_interval_s, "refresh_gauges")(lambda: refresh_gauges(pipeline))
     watchdog = faust_compat.PartitionWatchdog(app, metrics, AGENT_TOPICS)
     timer(watchdog.interval_s, "watch_partitions")(watchdog.look)
+
+    if notify_rules is not None and notify_rules.channels:
+        notifier = Notifier(notify_rules, NotificationStore(store.redis, store.prefix, HORIZON), clock, metrics,
+                            pipeline.send_dead_letter)
+        pipeline.notifier = notifier
+        pipeline.agents["notify_ticket_changes"] = agent(pipeline.ticket_topic, "notify_ticket_changes")(
+            _notify_ticket_changes(pipeline, notifier))
+        timer(settings.notify_interval_s, "send_notifications")(notifier.send_due)
+        app.on_stop.connect(lambda *a, **kw: notifier.close())
 
     register_views(pipeline)  # the views receive the pipeline; they import nothing of it
     return pipeline
@@ -365,6 +382,30 @@ def _count(p: Pipeline, counts: list[ticketing.Count], received: list[datetime])
         m.latency.observe(max((now - received_at).total_seconds(), 0.0))
 
 
+# ------------------------------------------------------------------ soc.tickets -> the notifier's queues
+
+def _notify_ticket_changes(p: Pipeline, notifier: Notifier):
+    async def notify_ticket_changes(stream):
+        """Per batch: the latest version of each ticket, its deliveries queued once (handlers.notify)."""
+        async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            latest: dict[str, Ticket] = {}
+            for event in events:
+                message = event.message
+                if message.value is None:
+                    continue
+                try:
+                    ticket = Ticket.model_validate_json(message.value)
+                except ValueError as exc:
+                    p.dead_letter("tickets", message, Rejected("invalid", f"{type(exc).__name__}: {str(exc)[:400]}"))
+                    continue
+                # Each version's history holds every earlier one's: the newest is enough.
+                if ticket.ticket_id not in latest or latest[ticket.ticket_id].version < ticket.version:
+                    latest[ticket.ticket_id] = ticket
+            await notifier.take(list(latest.values()))
+
+    return notify_ticket_changes
+
+
 # ------------------------------------------------------------------ timers (each guarded: health.guarded_timer)
 
 async def escalate_overdue_tickets(p: Pipeline) -> None:
@@ -395,6 +436,8 @@ async def expire_closed_tickets(p: Pipeline) -> None:
         event = ticketing.expire_event(ticket, retention, now)
         if event is not None and p.owns(ticket.dedup_key):
             p.send_command(event, ticket.dedup_key)
+    if p.notifier is not None:
+        await p.notifier.store.trim(now)
 
 
 async def refresh_gauges(p: Pipeline) -> None:

@@ -1,0 +1,288 @@
+"""Who is told of a ticket change, on which channel, and how one channel's queue goes out. No I/O, no clock.
+
+``deliveries`` reads a ticket's history: each entry that is a notifiable change (``EVENT_OF_ACTION``) is
+matched against the subscriptions of notify.yaml, giving one ``Delivery`` per (channel, change). Its id is
+built from the change's own identity (the command's event id, or the incident that raised the severity),
+never from the ticket's version or the history's length, so every replay of any version of the ticket
+yields the same ids. Muting is decided by the change's own time in the district's time zone.
+
+``outgoing`` turns the deliveries a channel has ready into the requests to send: one message for one
+delivery, else one digest ("另有 N 条" for what does not fit), so a storm never exceeds a vendor's limit
+and nothing is dropped. ``RATE_LIMITS`` are the vendors' published limits per robot.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from handlers import duty, escalation
+from handlers import notify_channels as nc
+from schemas.config import Config, District
+from schemas.enums import SEVERITY_RANK, Escalation, Severity
+from schemas.notify import WEEKDAYS, Delivery, DeliveryPolicy, Grouping, NotifyConfig, TimeInterval
+from schemas.records import Ticket
+
+# The history actions that are notifiable changes (handlers/lifecycle.py, tickets.py, escalation.py).
+EVENT_OF_ACTION = {
+    "dispatch": "dispatched",
+    "severity_raised": "severity_raised",
+    escalation.STEP_LABEL[Escalation.reminded]: "reminded",
+    escalation.STEP_LABEL[Escalation.escalated]: "escalated",
+    escalation.STEP_LABEL[Escalation.reported]: "reported",
+    "return": "returned",
+    "redispatch": "redispatched",
+    "rework": "rework",
+    "reopen": "rework",
+    "verified and closed": "closed",
+}
+# Who on the duty roster is mentioned: 催办 and a red ticket the officer (值班员), 督办 and 通报 the leader (带班领导).
+MENTION_ROLES = {"reminded": ("officer",), "escalated": ("leader",), "reported": ("leader",)}
+RED_MENTION_ROLES = ("officer",)
+MENTIONS = {"dingtalk", "wecom", "sms"}
+
+# (window seconds, messages) per robot: DingTalk and WeCom 20 a minute, Feishu 5 a second and 100 a minute.
+RATE_LIMITS: dict[str, tuple[tuple[float, int], ...]] = {
+    "dingtalk": ((60.0, 20),),
+    "wecom": ((60.0, 20),),
+    "feishu": ((1.0, 5), (60.0, 100)),
+}
+# UTF-8 bytes of digest lines per message; what does not fit is counted ("另有 N 条"). None: no limit.
+DIGEST_BUDGET: dict[str, int | None] = {"dingtalk": 12_000, "wecom": 3_000, "feishu": 12_000, "webhook": None,
+                                        "email": None, "sms": 0}
+
+
+@dataclass(frozen=True)
+class Change:
+    event: str
+    at: datetime
+    key: str  # what makes this change unique on its ticket
+
+
+def changes(ticket: Ticket) -> list[Change]:
+    found = []
+    for entry in ticket.history:
+        event = EVENT_OF_ACTION.get(entry.action)
+        if event is not None:
+            found.append(Change(event, entry.at, entry.event_id or entry.action))
+    return found
+
+
+# ---------------------------------------------------------------- config compiled once, at start
+
+@dataclass(frozen=True)
+class CompiledInterval:
+    ranges: tuple[tuple[int, int], ...]  # minutes after midnight; end < start spans midnight
+    weekdays: frozenset[int]  # 0 = Monday; empty: every day
+
+    @classmethod
+    def of(cls, interval: TimeInterval) -> CompiledInterval:
+        days: set[int] = set()
+        for spec in interval.weekdays:
+            first, _, last = spec.partition(":")
+            lo, hi = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+            days.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 7), *range(0, hi + 1)])
+        return cls(tuple(r.minutes for r in interval.times), frozenset(days))
+
+    def contains(self, local: datetime) -> bool:
+        if self.weekdays and local.weekday() not in self.weekdays:
+            return False
+        minute = local.hour * 60 + local.minute
+        return not self.ranges or any(start <= minute < end if start < end else minute >= start or minute < end
+                                      for start, end in self.ranges)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    departments: frozenset[str]
+    watchers: bool
+    min_rank: int
+    events: frozenset[str]
+    channels: tuple[str, ...]
+    mutes: tuple[CompiledInterval, ...]
+
+    def covers(self, ticket: Ticket) -> bool:
+        if ticket.department in self.departments:
+            return True
+        if not self.watchers:
+            return False
+        return bool(ticket.watchers) if not self.departments else bool(self.departments & set(ticket.watchers))
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    type: str
+    url: str
+    secret: str | None
+    sender: str | None = None
+    recipients: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rules:
+    district: District
+    channels: dict[str, Channel]  # only those whose URL is set in the environment
+    unconfigured: tuple[str, ...]  # channel ids whose url_env is not set: nothing is queued for them
+    subscriptions: tuple[Subscription, ...]
+    grouping: Grouping
+    delivery: DeliveryPolicy
+    inbox_url: str
+    member_phones: dict[str, str]  # duty roster member id -> mobile number (from the environment)
+
+
+def compile_rules(notify: NotifyConfig, config: Config, environ: Mapping[str, str], inbox_url: str) -> Rules:
+    channels, unconfigured = {}, []
+    for channel_id, spec in notify.channels.items():
+        url = environ.get(spec.url_env, "").strip()
+        if not url:
+            unconfigured.append(channel_id)
+            continue
+        phones = tuple(p for p in (environ.get(name, "").strip() for name in spec.phones_env) if p)
+        channels[channel_id] = Channel(channel_id, spec.type, url,
+                                       environ.get(spec.secret_env) if spec.secret_env else None,
+                                       spec.sender, tuple(spec.recipients), phones)
+    intervals = {name: tuple(CompiledInterval.of(i) for i in group) for name, group in notify.time_intervals.items()}
+    subscriptions = tuple(
+        Subscription(frozenset(s.departments), s.watchers, SEVERITY_RANK[s.min_severity], frozenset(s.events),
+                     tuple(s.channels), tuple(i for name in s.mute_time_intervals for i in intervals[name]))
+        for s in notify.subscriptions)
+    members = config.district.duty.members
+    phones = {mid: environ.get(m.phone_env, "").strip() for mid, m in members.items()}
+    return Rules(config.district, channels, tuple(unconfigured), subscriptions, notify.grouping, notify.delivery,
+                 inbox_url, {mid: p for mid, p in phones.items() if p})
+
+
+# ---------------------------------------------------------------- ticket -> deliveries
+
+def mentioned(rules: Rules, ticket: Ticket, change: Change) -> list[str]:
+    roles = MENTION_ROLES.get(change.event, ())
+    if not roles and ticket.severity is Severity.red and change.event in ("dispatched", "severity_raised",
+                                                                          "redispatched"):
+        roles = RED_MENTION_ROLES
+    on = duty.on_duty(rules.district, change.at)
+    return [on[role].member_id for role in roles if role in on]
+
+
+def deliveries(rules: Rules, ticket: Ticket, not_before: datetime) -> list[Delivery]:
+    """Every (channel, change) of the ticket that a subscription asks for, changes before not_before
+    left out (beyond the notification log's horizon)."""
+    found: dict[str, Delivery] = {}
+    record = None
+    for change in changes(ticket):
+        if change.at < not_before:
+            continue
+        local = change.at.astimezone(rules.district.tz)
+        notification_id = f"{ticket.ticket_id}:{change.event}:{change.key}"
+        for sub in rules.subscriptions:
+            if change.event not in sub.events or ticket.severity.rank < sub.min_rank or not sub.covers(ticket):
+                continue
+            # Red is never muted.
+            muted = ticket.severity is not Severity.red and any(i.contains(local) for i in sub.mutes)
+            for channel_id in sub.channels:
+                channel = rules.channels.get(channel_id)
+                delivery_id = f"{channel_id}/{notification_id}"
+                if channel is None or (delivery_id in found and not found[delivery_id].muted):
+                    continue
+                if record is None:
+                    record = nc.ticket_record(ticket)
+                message = nc.render(ticket, change.event, rules.district, rules.inbox_url)
+                found[delivery_id] = Delivery(
+                    id=delivery_id, notification_id=notification_id, channel=channel_id, ticket_id=ticket.ticket_id,
+                    event=change.event, severity=ticket.severity, at=change.at, departments=ticket.inboxes,
+                    muted=muted, mention=mentioned(rules, ticket, change) if channel.type in MENTIONS else [],
+                    title=message.title, fields=message.fields, link=message.link,
+                    description=message.description, ticket=record)
+    return list(found.values())
+
+
+# ---------------------------------------------------------------- a channel's queue -> requests
+
+def ready_at(grouping: Grouping, delivery: Delivery) -> datetime:
+    """When a delivery may first go out: red never waits (group_wait_red_s), the rest wait group_wait_s
+    so that a burst goes out as one digest."""
+    wait = grouping.group_wait_red_s if delivery.severity is Severity.red else grouping.group_wait_s
+    return delivery.at + timedelta(seconds=wait)
+
+
+def backoff_s(policy: DeliveryPolicy, failures: int) -> float:
+    """The wait after the n-th failure in a row: initial, doubling, capped."""
+    return min(policy.retry_initial_s * 2 ** max(failures - 1, 0), policy.retry_max_s)
+
+
+def requests_needed(channel: Channel, batch: list[Delivery]) -> int:
+    """Vendor requests one send takes (a WeCom mention is a second message)."""
+    return 2 if channel.type == "wecom" and any(d.mention for d in batch) else 1
+
+
+def as_message(delivery: Delivery) -> nc.Message:
+    return nc.Message(id=delivery.notification_id, event=delivery.event, severity=delivery.severity,
+                      title=delivery.title, fields=list(delivery.fields), link=delivery.link,
+                      description=delivery.description)
+
+
+def digest_id(batch: list[Delivery]) -> str:
+    return "digest-" + hashlib.sha256("\n".join(sorted(d.id for d in batch)).encode()).hexdigest()[:16]
+
+
+def digest(batch: list[Delivery], channel_type: str, rules: Rules) -> nc.Message:
+    """Several deliveries as one message: the most severe first, as many lines as the vendor takes."""
+    ordered = sorted(batch, key=lambda d: (-d.severity.rank, d.at, d.id))
+    top = ordered[0].severity
+    budget = DIGEST_BUDGET.get(channel_type)
+    lines, used = [], 0
+    for d in ordered:
+        line = (d.ticket_id, d.title)
+        size = len(f"- **{line[0]}**：{line[1]}\n\n".encode())
+        if budget is not None and used + size > budget:
+            break
+        lines.append(line)
+        used += size
+    rest = len(ordered) - len(lines)
+    if rest:
+        lines.append(("另有", f"{rest} 条，详见工单系统"))
+    return nc.Message(id=digest_id(batch), event="digest", severity=top,
+                      title=f"【{nc.SEVERITY_SHORT[top]}等 {len(batch)} 条工单通知】{rules.district.name}",
+                      fields=lines, link=f"{rules.inbox_url.rstrip('/')}/inbox")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    message_id: str
+    http: tuple[nc.HttpRequest, ...] = ()
+    email: EmailMessage | None = None
+
+
+def outgoing(channel: Channel, batch: list[Delivery], rules: Rules, now: datetime) -> Outgoing:
+    """The requests that carry batch (one delivery: its own message; several: one digest). Signing
+    timestamps are `now`, the time of sending."""
+    message = as_message(batch[0]) if len(batch) == 1 else digest(batch, channel.type, rules)
+    mobiles = sorted({rules.member_phones[m] for d in batch for m in d.mention if m in rules.member_phones})
+    kind = channel.type
+    if kind == "dingtalk":
+        requests = (nc.dingtalk_request(message, url=channel.url, secret=channel.secret,
+                                        timestamp_ms=int(now.timestamp() * 1000), mobiles=mobiles),)
+    elif kind == "wecom":
+        requests = tuple(nc.wecom_requests(message, url=channel.url, mobiles=mobiles))
+    elif kind == "feishu":
+        requests = (nc.feishu_request(message, url=channel.url, secret=channel.secret,
+                                      timestamp_s=int(now.timestamp())),)
+    elif kind == "webhook":
+        items = [(as_message(d), d.ticket) for d in batch]
+        requests = (nc.webhook_request(message, items, url=channel.url, secret=channel.secret),)
+    elif kind == "sms":
+        phones = sorted({*mobiles, *channel.phones})
+        if len(batch) == 1:
+            text = nc.sms_text(message, rules.district)
+        else:
+            first = min(batch, key=lambda d: (-d.severity.rank, d.at, d.id))
+            text = nc.sms_digest_text(len(batch), message.severity, first.title, rules.district)
+        requests = (nc.sms_request(message.id, text, url=channel.url, phones=phones, secret=channel.secret),)
+    else:
+        return Outgoing(message.id, email=nc.email_message(message, sender=channel.sender,
+                                                           recipients=list(channel.recipients), at=now))
+    return Outgoing(message.id, http=requests)
+
