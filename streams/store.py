@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from functools import partial
 
+import orjson
 import redis.asyncio as aioredis
 
 from handlers import escalation, performance
@@ -185,6 +186,24 @@ class TicketStore:
             pipe.zrevrangebyscore(self.key("closed"), "+inf", since.timestamp())
             open_ids, closed_ids = await pipe.execute()
         return list(dict.fromkeys(i.decode() for i in (*open_ids, *closed_ids)))
+
+    async def open_of_severity(self, severities: Iterable[str], limit: int) -> tuple[int, list[Ticket]]:
+        """Open tickets of these severities, most severe first and then newest dispatched: (how
+        many there are, the first `limit`)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for severity in severities:
+                pipe.zrevrangebyscore(self.key("by", "severity", severity), "+inf", 2 * OPEN_WEIGHT)
+            ids = [i.decode() for found in await pipe.execute() for i in found]
+        return len(ids), await self.many(ids[:limit])
+
+    async def record_handover(self, record: dict, at: datetime) -> None:
+        """A duty handover (its JSON), kept by time: handovers are few and stay."""
+        await self.redis.zadd(self.key("duty", "handovers"), {orjson.dumps(record): at.timestamp()})
+
+    async def handovers(self, since: datetime, until: datetime) -> list[dict]:
+        """The handovers recorded in [since, until), oldest first."""
+        raws = await self.redis.zrangebyscore(self.key("duty", "handovers"), since.timestamp(), f"({until.timestamp()}")
+        return [orjson.loads(raw) for raw in raws]
 
     async def due_ids(self, now: datetime) -> list[str]:
         """Tickets with an escalation step due by `now`."""
