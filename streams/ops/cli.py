@@ -147,6 +147,16 @@ def demo_tokens(departments: list[str]) -> dict[str, str]:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    if args.demo_receiver:
+        import asyncio
+
+        from streams.ops.demo_receiver import serve
+
+        try:
+            asyncio.run(serve("127.0.0.1", args.demo_receiver_port))
+        except KeyboardInterrupt:
+            pass
+        return 0
     from streams.ops.devstack import Stack, http_ok, soc_command, spawn, wait_for
 
     config = load_config(args.config_dir)
@@ -202,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=5.0, help="simulated events per second")
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--config-dir", default=default_config)
+    p.add_argument("--demo-receiver", action="store_true",
+                   help="run only a local DingTalk-format robot that lists what it receives (for the flood_duty channel)")
+    p.add_argument("--demo-receiver-port", type=int, default=6070)
     p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("worker", help="run one worker against SOC_KAFKA_BROKERS and SOC_REDIS_URL")
