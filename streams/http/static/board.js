@@ -589,6 +589,29 @@
     }
   }
 
+  // ------------------------------------------------------------------ who is on duty (值班表)
+  const DUTY_REFRESH_MS = 60 * 1000;
+  let duty = null;   // the last /api/duty/now answer
+
+  function renderDuty() {
+    const node = $("#duty");
+    if (!duty) { node.hidden = true; return; }
+    const en = S.getLang() === "en";
+    const who = (label, person) => `${label} ${person ? person.name : "—"}`;
+    node.textContent = `${who(en ? "Leader" : "带班领导", duty.leader)} · ${who(en ? "Officer" : "值班员", duty.officer)}`;
+    node.hidden = false;
+  }
+
+  async function refreshDuty() {
+    if (!auth.token) return;
+    try {
+      duty = (await S.api(auth.token, "GET", "/api/duty/now")).body;
+    } catch (_error) {
+      duty = null;   // the board works without it; the next minute tries again
+    }
+    renderDuty();
+  }
+
   // ------------------------------------------------------------------ periodic
   function tick() {
     tickClock();
@@ -615,9 +638,11 @@
     buildMap();
     rerenderAll();
     connect();
+    refreshDuty();
     if (!started) {
       started = true;
       setInterval(pruneClosed, 60 * 1000);
+      setInterval(refreshDuty, DUTY_REFRESH_MS);
     }
   }
 
@@ -626,6 +651,7 @@
     S.bindLangToggle($("#lang"));
     S.onLangChange(() => {
       setConn(connState);
+      renderDuty();
       if (!$("#main").hidden) {
         buildCounters();
         buildFilters();
@@ -644,6 +670,8 @@
     $("#signout").addEventListener("click", () => {
       auth.token = "";
       tickets.clear();
+      duty = null;
+      renderDuty();
       lastEventId = null;
       rerenderAll();
       showSignIn();
