@@ -119,6 +119,11 @@ def ticket_json(ticket: Ticket) -> dict:
     return ticket.model_dump(mode="json")
 
 
+def entry_json(entry) -> dict:
+    """A notification log entry as the API shows it (who may read it is the API's business, not the reader's)."""
+    return entry.model_dump(mode="json", exclude={"departments"})
+
+
 class RateLimiter:
     """Token bucket per caller (bearer token, else address): a runaway script cannot starve the board."""
 
@@ -153,6 +158,8 @@ class Http:
         self.store = pipeline.store
         self.clock = pipeline.clock
         self.tokens = self._tokens()
+        # The notification log, when the pipeline notifies (streams/notify_store.py).
+        self.notifications = pipeline.notifier.store if pipeline.notifier is not None else None
         self.limiter = RateLimiter(self.settings.api_rate_per_s, self.settings.api_burst)
 
     def _tokens(self) -> dict[str, str]:
@@ -268,7 +275,11 @@ class TicketDetail(JsonView):
 
     async def _get(self, request: web.Request, ticket_id: str) -> web.Response:
         department = self.http.authenticate(request)
-        return self.json(ticket_json(await self.http.visible_ticket(ticket_id, department)))
+        body = ticket_json(await self.http.visible_ticket(ticket_id, department))
+        if self.http.notifications is not None:
+            # Read beside the history, not written into it: attempts make no ticket versions.
+            body["notifications"] = [entry_json(e) for e in await self.http.notifications.ticket_entries(ticket_id)]
+        return self.json(body)
 
 
 class TicketAction_(JsonView):

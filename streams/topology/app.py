@@ -211,7 +211,10 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
         pipeline.agents["notify_ticket_changes"] = agent(pipeline.ticket_topic, "notify_ticket_changes")(
             _notify_ticket_changes(pipeline, notifier))
         timer(settings.notify_interval_s, "send_notifications")(notifier.send_due)
-        app.on_stop.connect(lambda *a, **kw: notifier.close())
+
+        @app.on_before_shutdown.connect
+        async def close_notifier(app, **kwargs) -> None:
+            await notifier.close()
 
     register_views(pipeline)  # the views receive the pipeline; they import nothing of it
     return pipeline

@@ -1,0 +1,50 @@
+"""The notification log over HTTP: every attempt and result, for the centre all of them, for a
+department those of its own tickets (the inboxes a ticket was in when its change was notified)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from faust import web
+
+from schemas.enums import OPS_CENTRE
+from streams.http.api import ApiError, JsonView, _page_param, entry_json
+
+DEFAULT_SINCE = timedelta(hours=24)
+MAX_ENTRIES = 1000
+PARAMS = {"ticket_id", "since", "limit"}
+
+
+class Notifications(JsonView):
+    async def get(self, request: web.Request) -> web.Response:
+        return await self.guarded(self._get, request)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        department = self.http.authenticate(request)
+        query = request.query
+        unknown = set(query) - PARAMS
+        if unknown:
+            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        store = self.http.notifications
+        if store is None:
+            raise ApiError(404, "notifications are not configured (no notify.yaml, or no channel URL set)")
+        since = self.http.clock() - DEFAULT_SINCE
+        if query.get("since"):
+            try:
+                since = datetime.fromisoformat(query["since"])
+            except ValueError:
+                raise ApiError(400, "since must be an RFC 3339 time, e.g. 2026-12-01T08:30:00+08:00") from None
+            if since.utcoffset() is None:
+                raise ApiError(400, "since needs a UTC offset")
+        limit = _page_param(query, "limit", 200, MAX_ENTRIES)
+        if query.get("ticket_id"):
+            ticket = await self.http.visible_ticket(query["ticket_id"], department)
+            entries = [e for e in await store.ticket_entries(ticket.ticket_id) if e.at >= since][:limit]
+        else:
+            entries = await store.entries(since, MAX_ENTRIES)
+            if department != OPS_CENTRE:
+                entries = [e for e in entries if department in e.departments]
+            entries = entries[:limit]
+        return self.json({"since": since.isoformat(), "entries": [entry_json(e) for e in entries]})
+
+
+ROUTES = [("/api/notifications", "notifications", Notifications)]
