@@ -220,9 +220,10 @@ def test_k8s_workers_wiring():
     assert env["SOC_KAFKA_ACKS"] == "all"
     assert c["envFrom"][0]["secretRef"]["name"] == docs["Secret"]["metadata"]["name"]
     assert pod["volumes"][0]["configMap"]["name"] == docs["ConfigMap"]["metadata"]["name"]
-    # Every token the config names is a key of the Secret.
+    # Every token and duty phone number the config names is a key of the Secret.
     district = (CONFIG_DIR / "district.yaml").read_text(encoding="utf-8")
-    wanted = set(re.findall(r"token_env:\s*(SOC_TOKEN_[A-Z0-9_]+)", district))
+    wanted = set(re.findall(r"(?:token_env|phone_env):\s*(SOC_[A-Z0-9_]+)", district))
+    assert any(name.startswith("SOC_DUTY_") for name in wanted)
     assert wanted <= set(docs["Secret"]["stringData"]), wanted - set(docs["Secret"]["stringData"])
 
 
