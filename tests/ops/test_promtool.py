@@ -24,7 +24,7 @@ PROM = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "soc.json"
 CONFIG_DIR = DEPLOY / "config"
 CONFIGMAP = DEPLOY / "k8s" / "configmap.yaml"
-CONFIG_FILES = ("district.yaml", "rules.yaml", "routing.yaml")
+CONFIG_FILES = ("district.yaml", "rules.yaml", "routing.yaml", "notify.yaml")
 
 # The contract's metric names (design.md, "Metrics"), without histogram suffixes.
 SOC_METRICS = {
@@ -39,6 +39,9 @@ SOC_METRICS = {
     "soc_department_on_time_ratio",
     "soc_pipeline_latency_seconds",
     "soc_consumer_lag",
+    "soc_notifications_total",
+    "soc_notification_latency_seconds",
+    "soc_notifications_pending",
 }
 ALERTS = {
     "SocWorkerDown",
@@ -48,6 +51,7 @@ ALERTS = {
     "SocSourceSilent",
     "SocSlaBreach",
     "SocPipelineLatencyHigh",
+    "SocNotificationChannelFailing",
 }
 
 
@@ -220,10 +224,13 @@ def test_k8s_workers_wiring():
     assert env["SOC_KAFKA_ACKS"] == "all"
     assert c["envFrom"][0]["secretRef"]["name"] == docs["Secret"]["metadata"]["name"]
     assert pod["volumes"][0]["configMap"]["name"] == docs["ConfigMap"]["metadata"]["name"]
-    # Every token and duty phone number the config names is a key of the Secret.
+    # Every token, duty phone number, notification URL and secret the config names is a key of the Secret.
     district = (CONFIG_DIR / "district.yaml").read_text(encoding="utf-8")
     wanted = set(re.findall(r"(?:token_env|phone_env):\s*(SOC_[A-Z0-9_]+)", district))
+    wanted |= set(re.findall(r"(?:url_env|secret_env):\s*(SOC_[A-Z0-9_]+)",
+                             (CONFIG_DIR / "notify.yaml").read_text(encoding="utf-8")))
     assert any(name.startswith("SOC_DUTY_") for name in wanted)
+    assert any(name.startswith("SOC_NOTIFY_") for name in wanted)
     assert wanted <= set(docs["Secret"]["stringData"]), wanted - set(docs["Secret"]["stringData"])
 
 
