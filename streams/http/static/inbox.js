@@ -18,6 +18,9 @@
   let polling = false;
   let pollError = false;
   let lastTotal = 0;
+  // The ticket a notification linked to (/inbox#ticket=<id>): kept in view even when it is not on
+  // the first page, shown with its notification log.
+  let linked = null;                 // { id, ticket, notifications }
 
   window.SOC_INBOX = { tickets, get department() { return me; } };
 
@@ -87,7 +90,7 @@
     $("#signout").hidden = false;
     paintHeader();
     setConn("connecting");
-    poll();
+    poll().then(showLinked);
   }
 
   function paintHeader() {
@@ -108,6 +111,7 @@
         // A newer version we got from an action response wins over a list read a moment older.
         fresh.set(ticket.ticket_id, S.isNewer(ticket, held) ? ticket : held);
       }
+      if (linked && linked.ticket && !fresh.has(linked.id)) fresh.set(linked.id, linked.ticket);
       tickets.clear();
       for (const [id, ticket] of fresh) tickets.set(id, ticket);
       lastPoll = new Date();
@@ -233,12 +237,49 @@
 
     card.historyCount.textContent = `${S.t("history")} (${(t.history || []).length})`;
     S.clear(card.history);
-    for (const entry of t.history || []) {
-      card.history.append(S.el("li", {},
-        S.el("span", { class: "at", text: S.dateTime(entry.at) }),
-        S.el("strong", { text: S.historyAction(entry.action) }),
-        ` · ${entry.by}`,
-        entry.note ? ` — ${entry.note}` : ""));
+    const notified = linked && linked.id === t.ticket_id ? linked.notifications : [];
+    const entries = [...(t.history || []).map((entry) => ({ at: entry.at, entry })),
+      ...notified.map((note) => ({ at: note.at, note }))].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+    for (const { entry, note } of entries) {
+      if (entry) {
+        card.history.append(S.el("li", {},
+          S.el("span", { class: "at", text: S.dateTime(entry.at) }),
+          S.el("strong", { text: S.historyAction(entry.action) }),
+          ` · ${entry.by}`,
+          entry.note ? ` — ${entry.note}` : ""));
+      } else {
+        card.history.append(S.el("li", { class: "notified", dataset: { result: note.result } },
+          S.el("span", { class: "at", text: S.dateTime(note.at) }),
+          S.el("strong", { text: S.historyAction("notified") }),
+          ` · ${note.channel} ${note.result}`,
+          note.error ? ` — ${note.error}` : ""));
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ deep link from a notification
+  function linkedId() {
+    const found = /(?:^#|&)ticket=([^&]+)/.exec(location.hash);
+    return found ? decodeURIComponent(found[1]) : null;
+  }
+
+  async function showLinked() {
+    const id = linkedId();
+    if (!id || !auth.token) return;
+    try {
+      const { body } = await S.api(auth.token, "GET", `/api/tickets/${encodeURIComponent(id)}`);
+      linked = { id, ticket: body, notifications: body.notifications || [] };
+      if (!tickets.has(id) || S.isNewer(body, tickets.get(id))) tickets.set(id, body);
+      const card = cards.get(id);
+      if (card) card.version = null;  // repaint with the notification log
+      render();
+      const shown = cards.get(id);
+      if (!shown) return;
+      for (const other of cards.values()) other.el.classList.toggle("linked", other === shown);
+      shown.details.open = true;
+      shown.el.scrollIntoView({ block: "center" });
+    } catch (error) {
+      showError(S.describeError(error));
     }
   }
 
@@ -375,6 +416,7 @@
       paintHeader();
       showSignIn();
     });
+    window.addEventListener("hashchange", showLinked);
     document.addEventListener("visibilitychange", () => { if (!document.hidden && auth.token && me) poll(); });
     if (auth.token) signIn(auth.token, auth.name);
     else showSignIn();
