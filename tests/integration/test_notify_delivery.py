@@ -4,11 +4,10 @@ receivers share, so a 30-second outage or a minute's rate window takes no wall-c
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -259,12 +258,48 @@ async def test_leadership_email_goes_through_a_real_smtp_server(smtp_server, red
     assert entries[-1].result == "delivered" and entries[-1].channel_type == "email"
 
 
-def test_log_entries_are_json_without_phone_numbers():
-    # The log and the queue hold rendered text only: the masked ticket and roster member ids.
+@pytest.fixture
+async def starttls_server(tmp_path, monkeypatch):
+    """aiosmtpd that requires STARTTLS, with a certificate for 127.0.0.1 that the sender trusts through
+    SSL_CERT_FILE (as an operator would point it at a private CA)."""
+    import ssl
+    import subprocess
+
+    from aiosmtpd.smtp import SMTP
+
+    from tests.integration.test_notify_receivers import Inbox
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox = Inbox()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(inbox, hostname="soc-test", tls_context=context,
+                                                   require_starttls=True), "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], inbox
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_email_uses_starttls_when_the_server_offers_it(starttls_server, redis_client):
+    port, inbox = starttls_server
+    rules = rules_for(
+        {"mail": {"type": "email", "url_env": "URL", "sender": "soc@haiwan.example",
+                  "recipients": ["leaders@haiwan.example"]}},
+        [{"departments": ["flood_control"], "min_severity": "red", "events": ["dispatched"], "channels": ["mail"]}],
+        {"URL": f"smtp://127.0.0.1:{port}"})
+    notifier, _ = make_notifier(rules, redis_client, Clock(DAY))
     _, ticket = opened(CONFIG, Severity.red, DAY)
-    rules = rules_for({"w": {"type": "webhook", "url_env": "U", "secret_env": "S"}},
-                      [{"departments": ["flood_control"], "events": ["dispatched"], "channels": ["w"]}],
-                      {"U": "http://x", "S": "k"})
-    [delivery] = notify.deliveries(rules, ticket, DAY - timedelta(days=1))
-    assert CITIZEN not in json.dumps(delivery.model_dump(mode="json"), ensure_ascii=False)
-    assert delivery.at.tzinfo is not None and delivery.at.astimezone(timezone.utc) == ticket.dispatched_at
+    await notifier.take([ticket])
+    await notifier.send_due()
+    envelope = await asyncio.wait_for(inbox.messages.get(), 10)
+    await notifier.close()
+    # require_starttls: the server refuses MAIL FROM on a plain connection, so arriving proves TLS.
+    assert envelope.rcpt_tos == ["leaders@haiwan.example"]
+    assert (await notifier.store.ticket_entries(ticket.ticket_id))[-1].result == "delivered"
