@@ -83,9 +83,11 @@ class Notifier:
         if not batch:
             return
         policy = self.rules.delivery
-        expired = [d for d in batch if (now - d.at).total_seconds() > policy.give_up_after_s]
+        # Given up only after a failed attempt: a delivery that waited out a worker outage is still tried.
+        tried = dict(zip((d.id for d in batch), await self.store.attempts([d.id for d in batch])))
+        expired = [d for d in batch if tried[d.id] and (now - d.at).total_seconds() > policy.give_up_after_s]
         if expired:
-            await self._give_up(channel, expired, state.get("last_error", "never sent"), now)
+            await self._give_up(channel, expired, state.get("last_error") or "failed", now)
             batch = [d for d in batch if d not in expired]
         # Red never waits; the rest go at most once per group interval, as one digest.
         group_interval_ms = int(self.rules.grouping.group_interval_s * 1000)
@@ -94,7 +96,7 @@ class Notifier:
         if not batch or not await self._within_limits(channel, now, notify.requests_needed(channel, batch)):
             return
         out = notify.outgoing(channel, batch, self.rules, now)
-        attempts = await self.store.attempts([d.id for d in batch])
+        attempts = [tried[d.id] for d in batch]
         error = await self._deliver(channel, out)
         await self.store.record_sent(channel.id, now, len(out.http) or 1, keep_s=60)
         done = self.clock()

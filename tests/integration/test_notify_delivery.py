@@ -217,6 +217,17 @@ async def test_a_dead_receiver_is_given_up_after_its_age_into_the_dead_letters(r
     assert await notifier.store.pending("ops") == 0
 
 
+async def test_a_delivery_that_waited_out_an_outage_of_the_notifier_is_still_sent(robot, redis_client):
+    clock = robot.clock
+    notifier, metrics = make_notifier(flood_rules(robot, delivery={"give_up_after_s": 20}), redis_client, clock)
+    _, ticket = opened(CONFIG, Severity.red, DAY)
+    await notifier.take([ticket])
+    clock.advance(timedelta(minutes=10))  # no worker sent anything meanwhile
+    await run_for(notifier, clock, timedelta(seconds=2))
+    await notifier.close()
+    assert len(robot.accepted) == 1 and sample(metrics, "dead") == 0
+
+
 async def test_night_yellow_is_logged_muted_and_never_sent(robot, redis_client):
     clock = robot.clock
     rules = rules_for(

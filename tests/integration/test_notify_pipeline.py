@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -106,19 +107,19 @@ def member_phone(n: int) -> str:
     return f"1390000{n:04d}"
 
 
-@pytest.fixture(scope="module")
-def notified(tmp_path_factory) -> Iterator[tuple[Pipeline, Receivers]]:
-    receivers = Receivers()
-    config_dir = tmp_path_factory.mktemp("notify-config") / "config"
+@contextmanager
+def notifying_pipeline(work_dir: Path, receivers: Receivers, give_up_after_s: float = 4, **env: str) -> Iterator[Pipeline]:
+    """A stack whose channels point at the receivers (the Feishu one at a closed port), with short
+    grouping waits and give-up age, and a phone number for every duty member."""
+    config_dir = work_dir / "config"
     shutil.copytree(ROOT / "deploy" / "config", config_dir)
-    # Short waits, so that a yellow ticket's digest and a dead channel's give-up come within seconds.
     notify_yaml = config_dir / "notify.yaml"
     text = re.sub(r"^grouping: .*$", "grouping: {group_wait_s: 1, group_wait_red_s: 0, group_interval_s: 2}",
                   notify_yaml.read_text(encoding="utf-8"), flags=re.M)
-    notify_yaml.write_text(text + "\ndelivery: {give_up_after_s: 4, retry_initial_s: 0.5, retry_max_s: 1}\n",
+    notify_yaml.write_text(text + f"\ndelivery: {{give_up_after_s: {give_up_after_s}, retry_initial_s: 0.5, retry_max_s: 1}}\n",
                            encoding="utf-8")
     base = f"http://127.0.0.1:{receivers.port}"
-    env = {
+    channels = {
         "SOC_NOTIFY_FLOOD_DUTY_URL": f"{base}/robot/send?access_token=robot",
         "SOC_NOTIFY_FLOOD_DUTY_SECRET": DINGTALK_SECRET,
         "SOC_NOTIFY_CITY_MANAGEMENT_URL": f"{base}/cgi-bin/webhook/send?key=robot-key",
@@ -128,8 +129,15 @@ def notified(tmp_path_factory) -> Iterator[tuple[Pipeline, Receivers]]:
         "SOC_NOTIFY_TRAFFIC_POLICE_SECRET": "demo",
         **{m.phone_env: member_phone(i) for i, m in enumerate(CONFIG.district.duty.members.values())},
     }
+    with running_pipeline(work_dir / "stack", config_dir=config_dir, **channels, **env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def notified(tmp_path_factory) -> Iterator[tuple[Pipeline, Receivers]]:
+    receivers = Receivers()
     try:
-        with running_pipeline(tmp_path_factory.mktemp("notify-stack"), config_dir=config_dir, **env) as running:
+        with notifying_pipeline(tmp_path_factory.mktemp("notify"), receivers) as running:
             yield running, receivers
     finally:
         receivers.stop()
