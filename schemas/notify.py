@@ -175,7 +175,7 @@ class DeliveryPolicy(Strict):
     retry_initial_s: Annotated[float, Field(gt=0)] = 1
     retry_max_s: Annotated[float, Field(gt=0)] = 60
     give_up_after_s: Annotated[float, Field(gt=0)] = 3600
-    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10
+    timeout_s: Annotated[float, Field(gt=0, le=10)] = 10
 
 
 class NotifyConfig(Strict):
@@ -212,7 +212,7 @@ class Delivery(BaseModel):
     ticket: dict  # the Ticket without history, masked: the webhook body's "ticket"
 
 
-Result = Literal["queued", "muted", "delivered", "failed", "dead"]
+Result = Literal["queued", "muted", "expired", "delivered", "failed", "dead"]
 
 
 class LogEntry(BaseModel):

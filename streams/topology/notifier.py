@@ -35,8 +35,9 @@ log = logging.getLogger("soc.notify")
 
 # Deliveries one send takes from a channel's queue at most (the rest go in the next digest).
 MAX_BATCH = 500
-# A worker that stops renewing its lease loses the channel to another after this long.
-LEASE_TTL = timedelta(seconds=10)
+# A worker that stops renewing its lease loses the channel to another after this long: longer than
+# one send can take (delivery.timeout_s is at most 10 s, SMTP gets 5 s more).
+LEASE_TTL = timedelta(seconds=20)
 # The log and the known deliveries are kept this long (longer than ticket retention, 30 days).
 HORIZON = timedelta(days=60)
 
@@ -54,11 +55,15 @@ class Notifier:
     async def take(self, tickets: list[Ticket]) -> int:
         """Queue the deliveries of these ticket versions that are not known yet; how many were new."""
         now = self.clock()
+        stale = timedelta(seconds=self.rules.delivery.give_up_after_s)
         items = []
         for ticket in tickets:
             for delivery in notify.deliveries(self.rules, ticket, now - HORIZON):
-                ready = None if delivery.muted else notify.ready_at(self.rules.grouping, delivery)
-                items.append((delivery, ready, self._entry(delivery, now, "muted" if delivery.muted else "queued")))
+                # A change first seen after the give-up age (a notifier deployed onto old tickets, an
+                # outage longer than that) is logged as expired, not pushed: the inbox has it.
+                result = "muted" if delivery.muted else "expired" if now - delivery.at > stale else "queued"
+                ready = notify.ready_at(self.rules.grouping, delivery) if result == "queued" else None
+                items.append((delivery, ready, self._entry(delivery, now, result)))
         added = await self.store.enqueue(items, now)
         for delivery, ready, entry in items:
             if delivery.id in added:
@@ -68,11 +73,21 @@ class Notifier:
     # ------------------------------------------------------------ sending
 
     async def send_due(self) -> None:
-        """One pass over the channels this worker holds the lease of."""
-        for channel in self.rules.channels.values():
-            if await self.store.lease(channel.id, self.owner, LEASE_TTL):
-                await self._send_channel(channel)
-                self.metrics.notifications_pending.labels(channel.id).set(await self.store.pending(channel.id))
+        """One pass over the channels this worker holds the lease of, side by side: a slow or dead
+        channel does not hold up the others."""
+        channels = list(self.rules.channels.values())
+        results = await asyncio.gather(*(self._pass(c) for c in channels), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, Exception)]
+        for channel, result in zip(channels, results):
+            if isinstance(result, Exception):
+                log.warning("notifier pass failed", extra={"channel": channel.id, "error": repr(result)})
+        if failures:
+            raise failures[0]  # counted by the guarded timer; the other channels' passes completed
+
+    async def _pass(self, channel: notify.Channel) -> None:
+        if await self.store.lease(channel.id, self.owner, LEASE_TTL):
+            await self._send_channel(channel)
+            self.metrics.notifications_pending.labels(channel.id).set(await self.store.pending(channel.id))
 
     async def _send_channel(self, channel: notify.Channel) -> None:
         now = self.clock()

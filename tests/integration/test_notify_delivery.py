@@ -314,3 +314,17 @@ async def test_email_uses_starttls_when_the_server_offers_it(starttls_server, re
     # require_starttls: the server refuses MAIL FROM on a plain connection, so arriving proves TLS.
     assert envelope.rcpt_tos == ["leaders@haiwan.example"]
     assert (await notifier.store.ticket_entries(ticket.ticket_id))[-1].result == "delivered"
+
+
+async def test_a_change_first_seen_after_the_give_up_age_is_logged_expired_and_not_pushed(robot, redis_client):
+    clock = robot.clock
+    notifier, metrics = make_notifier(flood_rules(robot, delivery={"give_up_after_s": 600}), redis_client, clock)
+    _, ticket = opened(CONFIG, Severity.red, DAY)
+    clock.advance(timedelta(hours=2))  # the notifier deployed onto a two-hour-old ticket
+    assert await notifier.take([ticket]) == 1
+    assert await notifier.take([ticket]) == 0  # logged once, however often the ticket is read
+    await run_for(notifier, clock, timedelta(seconds=5))
+    await notifier.close()
+    assert robot.posts == []
+    assert [e.result for e in await notifier.store.ticket_entries(ticket.ticket_id)] == ["expired"]
+    assert sample(metrics, "expired") == 1
