@@ -174,7 +174,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"logs     {stack.log_dir}")
         print("waiting for the worker to join its consumer group (about 30 s on Tansu)...", flush=True)
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 180, "the worker to be ready", 0.5)
-        stack.processes.append(spawn("simulator", [*soc_command(), "simulate", "--rate", str(args.rate)],
+        stack.processes.append(spawn("simulator", [*soc_command(), "simulate", "--rate", str(args.rate), "--scenario", args.scenario],
                                      stack.log_dir, stack.env()))
         print(f"\nboard    http://127.0.0.1:{port}/\ninbox    http://127.0.0.1:{port}/inbox")
         print(f"api      http://127.0.0.1:{port}/api/tickets\nmetrics  http://127.0.0.1:{port}/metrics\n")
@@ -213,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--config-dir", default=default_config)
     p.add_argument("--demo-receiver", action="store_true",
-                   help="run only a local DingTalk-format robot that lists what it receives (for the flood_duty channel)")
+                   help="run only a local DingTalk-format robot that lists what it receives (for the duty_room channel)")
+    p.add_argument("--scenario", choices=["normal", "rainstorm", "rush_hour"], default="normal",
+                   help="the simulator's scenario")
     p.add_argument("--demo-receiver-port", type=int, default=6070)
     p.set_defaults(func=cmd_dev)
 

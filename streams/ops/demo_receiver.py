@@ -2,10 +2,10 @@
 
 It checks what oapi.dingtalk.com/robot/send checks (access_token, the 加签 timestamp and sign, a markdown
 or text body) and answers as DingTalk does, so pointing the flood_duty channel at it exercises the
-notifier end to end without a real robot:
+notifier end to end without a real robot. The duty room channel (every red ticket) pointed at it:
 
-    SOC_NOTIFY_FLOOD_DUTY_URL=http://127.0.0.1:6070/robot/send?access_token=demo
-    SOC_NOTIFY_FLOOD_DUTY_SECRET=SECdemo0123456789
+    SOC_NOTIFY_DUTY_ROOM_URL=http://127.0.0.1:6070/robot/send?access_token=demo
+    SOC_NOTIFY_DUTY_ROOM_SECRET=SECdemo0123456789
 """
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ async def serve(host: str, port: int) -> None:
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     print(f"demo DingTalk robot: http://{host}:{port}/ lists what it receives. Start the stack with:\n"
-          f"  export SOC_NOTIFY_FLOOD_DUTY_URL='http://{host}:{port}/robot/send?access_token={DEMO_TOKEN}'\n"
-          f"  export SOC_NOTIFY_FLOOD_DUTY_SECRET='{DEMO_SECRET}'\n"
+          f"  export SOC_NOTIFY_DUTY_ROOM_URL='http://{host}:{port}/robot/send?access_token={DEMO_TOKEN}'\n"
+          f"  export SOC_NOTIFY_DUTY_ROOM_SECRET='{DEMO_SECRET}'\n"
           f"  make run", flush=True)
     try:
         await asyncio.Event().wait()

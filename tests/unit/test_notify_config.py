@@ -35,7 +35,7 @@ def errors_after(copy, config) -> Callable[[Callable[[dict], object]], list[str]
 def test_real_notify_yaml_loads(config):
     notify = load_notify(CONFIG_DIR, config)
     assert {name: c.type for name, c in notify.channels.items()} == {
-        "flood_duty": "dingtalk", "city_management": "wecom", "traffic_police": "feishu",
+        "duty_room": "dingtalk", "flood_duty": "dingtalk", "city_management": "wecom", "traffic_police": "feishu",
         "ops_centre": "webhook", "leadership_mail": "email"}
     flood = notify.channels["flood_duty"]
     assert (flood.url_env, flood.secret_env) == ("SOC_NOTIFY_FLOOD_DUTY_URL", "SOC_NOTIFY_FLOOD_DUTY_SECRET")
