@@ -144,7 +144,8 @@ def test_client_masks_phones_like_the_backend(pipeline, pages):
     """Both pages mask on their own too: the same rules as handlers/privacy.py, on every string shown."""
     board = pages.board()
     samples = ["请联系13800138000", "+86 138-0013-8000 转", "电话 0755-26881234", "（0755）2688 1234",
-               "075526881234", "138 0013 8000", "编号 913800138000123", "1380013800", "1234567"]
+               "075526881234", "138 0013 8000", "编号 913800138000123", "1380013800", "1234567",
+               "138.0013.8000", "１３８－００１３－８０００", "一三八〇〇一三八〇〇〇", "0755·2688·1234"]
     masked = board.evaluate("samples => samples.map(s => SOC.maskPhones(s))", samples)
     assert masked == [mask_phones(s) for s in samples]
     assert board.evaluate("SOC.maskPhones('１３８００１３８０００')") == "138****8000"

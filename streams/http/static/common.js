@@ -7,20 +7,31 @@
 
 (function () {
   // ---------------------------------------------------------------- phone masking
-  // Same rules as handlers/privacy.py. Python's \d matches every Unicode decimal digit, so \p{Nd} here.
-  const MOBILE = /(?<!\p{Nd})(?:\+?86[- ]?)?(1[3-9]\p{Nd})[- ]?(\p{Nd}{4})[- ]?(\p{Nd}{4})(?!\p{Nd})/gu;
-  const LANDLINE = /(?<!\p{Nd})[(（]?(0\p{Nd}{2,3})[)）]?[- ]?(\p{Nd}{3,4})[- ]?(\p{Nd}{4})(?!\p{Nd})/gu;
-  const FULLWIDTH_DIGIT = /[\uFF10-\uFF19]/g;
+  // Same rules as handlers/privacy.py: digits of any script (full-width, Arabic-Indic, Devanagari, Chinese
+  // numerals) are read as ASCII first, and the groups may be split by dashes, spaces or dots of any width.
+  const SEP = "[-\u2010\u2011\u2012\u2013\u2014\u2015\uFF0D\uFE63\\s\u3000.\uFF0E\u00B7\u30FB/]?";
+  const MOBILE = new RegExp(`(?<!\\d)(?:\\+?86${SEP})?(1[3-9]\\d)${SEP}(\\d{4})${SEP}(\\d{4})(?!\\d)`, "g");
+  const LANDLINE = new RegExp(`(?<!\\d)[(（]?(0\\d{2,3})[)）]?${SEP}(\\d{3,4})${SEP}(\\d{4})(?!\\d)`, "g");
+  const NUMERALS = { "〇": "0", "零": "0", "一": "1", "二": "2", "三": "3", "四": "4", "五": "5", "六": "6", "七": "7",
+    "八": "8", "九": "9" };
+  // The first code point of each run of ten decimal digits outside ASCII that people type.
+  const DIGIT_ZEROS = [0xFF10, 0x0660, 0x06F0, 0x0966, 0x09E6, 0x0E50];
+
+  function asciiDigits(text) {
+    let out = "";
+    for (const ch of text) {
+      const code = ch.codePointAt(0);
+      const zero = DIGIT_ZEROS.find((z) => code >= z && code < z + 10);
+      out += zero !== undefined ? String(code - zero) : (NUMERALS[ch] || ch);
+    }
+    return out;
+  }
 
   function maskPhones(value) {
     if (value === null || value === undefined) return "";
-    let text = String(value);
-    // Full-width digits (１３８…) would slip past the patterns' leading "1"/"0": fold them first.
-    if (/[\uFF10-\uFF19]/.test(text)) {
-      text = text.replace(FULLWIDTH_DIGIT, (d) => String.fromCharCode(d.charCodeAt(0) - 0xFF10 + 0x30));
-    }
-    text = text.replace(MOBILE, (_m, head, _mid, tail) => `${head}****${tail}`);
-    return text.replace(LANDLINE, (_m, area, _mid, tail) => `${area}-****${tail}`);
+    const text = asciiDigits(String(value));
+    return text.replace(MOBILE, (_m, head, _mid, tail) => `${head}****${tail}`)
+      .replace(LANDLINE, (_m, area, _mid, tail) => `${area}-****${tail}`);
   }
 
   // ---------------------------------------------------------------- safe DOM helpers
