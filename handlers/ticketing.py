@@ -5,7 +5,9 @@ partition of one table, and each input is decided and recorded in one table writ
 
     incident -> counted before?  -> replayed (the tickets it touched, as they stand)
              -> dedup.match      -> occurrence of its ticket (a closed one: a successor opens)
-             -> routing.route    -> a new ticket
+             -> routing.route    -> silences.silencing -> suppressed (no ticket; recorded)
+                                                       -> a new ticket (quiet under a quiet silence,
+                                                          and a red one under any silence)
     command  -> its ticket       -> lifecycle.apply (accept ... verify, escalate) | expire
 
 Every time comes from the input (incident.received_at, stamped once at parse; command.at), never
@@ -17,12 +19,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from handlers import dedup, lifecycle
+from handlers import silences as silence_rules
 from handlers.lifecycle import Verdict
 from handlers.routing import red_watchers, route
 from handlers.tickets import PIPELINE, add_occurrence, open_ticket
 from schemas.config import Config
 from schemas.enums import Escalation, Severity, TicketStatus
 from schemas.records import HistoryEntry, Incident, KeyState, Ticket, TicketAction, TicketEvent
+from schemas.silences import Silence
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,20 @@ class Escalated:
     step: Escalation
 
 
-Count = Opened | Merged | Escalated
+@dataclass(frozen=True)
+class Silenced:
+    source: str
+
+
+Count = Opened | Merged | Escalated | Silenced
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """An incident a silence kept from opening a ticket: listed at /api/silenced."""
+
+    incident: Incident
+    silence_id: str
 
 
 @dataclass(frozen=True)
@@ -57,17 +74,24 @@ class Outcome:
     evicted: tuple[str, ...] = ()
     counts: tuple[Count, ...] = ()
     reason: str = ""
+    suppressed: tuple[Suppressed, ...] = ()
 
 
-def step(config: Config, state: KeyState | None, item: Incident | TicketEvent, key: str) -> Outcome:
+def step(config: Config, state: KeyState | None, item: Incident | TicketEvent, key: str,
+         silences: tuple[Silence, ...] = ()) -> Outcome:
+    """`silences`: every silence the worker holds (soc.silences); which applies is decided by the
+    incident's own time."""
     if isinstance(item, Incident):
-        return on_incident(config, state or KeyState(dedup_key=key), item)
+        return on_incident(config, state or KeyState(dedup_key=key), item, silences)
     return on_command(config, state, item)
 
 
 # ------------------------------------------------------------------ incidents
 
-def on_incident(config: Config, state: KeyState, incident: Incident) -> Outcome:
+def on_incident(config: Config, state: KeyState, incident: Incident, silences: tuple[Silence, ...] = ()) -> Outcome:
+    if incident.incident_id in state.silenced:
+        return Outcome(Verdict.replayed, state, suppressed=(Suppressed(incident, state.silenced[incident.incident_id]),),
+                       reason="incident already suppressed")
     touched = state.counted.get(incident.incident_id)
     if touched is not None:
         return Outcome(Verdict.replayed, state, tuple(state.tickets[t] for t in touched if t in state.tickets),
@@ -84,7 +108,11 @@ def on_incident(config: Config, state: KeyState, incident: Incident) -> Outcome:
             merged = _watch_if_red(config, add_occurrence(ticket, incident, now))
             return _record(state, seen, incident, (merged,), (Merged(incident.source.value),), merged.ticket_id)
         # After closure the problem is back: a new ticket that points at the closed one.
-        successor = open_ticket(config, incident, _route(config, incident), now, previous_ticket_id=ticket.ticket_id)
+        route_ = _route(config, incident)
+        silence = silence_rules.silencing(silences, incident, route_.department)
+        if _suppresses(silence, incident):
+            return _suppress(state, incident, silence)
+        successor = _quiet(open_ticket(config, incident, route_, now, previous_ticket_id=ticket.ticket_id), silence)
         closed = ticket.model_copy(update={
             "successor_ticket_id": successor.ticket_id, "version": ticket.version + 1,
             "history": [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="recurred",
@@ -96,12 +124,39 @@ def on_incident(config: Config, state: KeyState, incident: Incident) -> Outcome:
     # from before it is an older problem of its own and links to nothing.
     newest = dedup.latest(state.seen)
     previous = newest.ticket_id if newest and incident.observed_at > newest.last_seen_at else None
-    ticket = open_ticket(config, incident, _route(config, incident), now, previous_ticket_id=previous)
+    route_ = _route(config, incident)
+    silence = silence_rules.silencing(silences, incident, route_.department)
+    if _suppresses(silence, incident):
+        return _suppress(state, incident, silence)
+    ticket = _quiet(open_ticket(config, incident, route_, now, previous_ticket_id=previous), silence)
     return _record(state, seen, incident, (ticket,), (Opened(ticket.department, ticket.severity),), ticket.ticket_id)
 
 
 def _route(config: Config, incident: Incident):
     return route(config, incident.category, incident.severity, incident.community)
+
+
+def _suppresses(silence: Silence | None, incident: Incident) -> bool:
+    # A red incident is never suppressed: it opens quietly instead (_quiet says so in the history).
+    return silence is not None and silence.mode == "suppress" and incident.severity is not Severity.red
+
+
+def _suppress(state: KeyState, incident: Incident, silence: Silence) -> Outcome:
+    new = state.model_copy(update={"silenced": {**state.silenced, incident.incident_id: silence.silence_id}})
+    return Outcome(Verdict.applied, new, counts=(Silenced(incident.source.value),),
+                   suppressed=(Suppressed(incident, silence.silence_id),))
+
+
+def _quiet(ticket: Ticket, silence: Silence | None) -> Ticket:
+    """A ticket opened under a silence: nothing is notified of it until the silence ends."""
+    if silence is None:
+        return ticket
+    note = (f"红色不屏蔽 red is never suppressed: opened quietly under silence {silence.silence_id}"
+            if silence.mode == "suppress" else f"opened quietly under silence {silence.silence_id}")
+    return ticket.model_copy(update={
+        "silenced_by": silence.silence_id, "quiet_until": silence.ends_at,
+        "history": [*ticket.history, HistoryEntry(at=ticket.dispatched_at, by=PIPELINE, action="silenced", note=note,
+                                                  event_id=silence.silence_id)]})
 
 
 def _newest_successor(state: KeyState, ticket: Ticket) -> Ticket:

@@ -84,6 +84,9 @@ class Ticket(Record):
     extension: ExtensionRequest | None = None
     previous_ticket_id: str | None = None
     successor_ticket_id: str | None = None
+    # Opened under a silence (quiet, or red under suppress): not notified before quiet_until.
+    silenced_by: str | None = None
+    quiet_until: AwareDatetime | None = None
     version: int = 1
     history: list[HistoryEntry] = Field(default_factory=list)
 
@@ -156,6 +159,8 @@ class KeyState(Record):
     # The latest closure among tickets that left by retention: a report received before it and not
     # in `counted` belonged to one of them, so a replay of it changes nothing.
     expired_through: AwareDatetime | None = None
+    # Incidents a silence kept from opening a ticket, with the silence: a replay lists them again.
+    silenced: dict[str, str] = Field(default_factory=dict)
 
 
 class FieldError(Record):

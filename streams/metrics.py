@@ -20,6 +20,8 @@ class Metrics:
                                 ["source", "reason"], registry=registry)
         self.incidents = Counter("soc_incidents", "Incidents classified",
                                  ["source", "category", "severity"], registry=registry)
+        self.incidents_silenced = Counter("soc_incidents_silenced", "Incidents a silence kept from opening a ticket",
+                                          ["source"], registry=registry)
         self.duplicates = Counter("soc_duplicates", "Incidents merged into an open ticket",
                                   ["source"], registry=registry)
         self.tickets_opened = Counter("soc_tickets_opened", "Tickets opened",
@@ -53,6 +55,7 @@ class Metrics:
         for source in SOURCES:
             self.events.labels(source)
             self.duplicates.labels(source)
+            self.incidents_silenced.labels(source)
         for department in departments:
             for stage in SLA_STAGES:
                 self.sla_breaches.labels(department, stage)

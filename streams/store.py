@@ -9,12 +9,13 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 
 import orjson
+import orjson
 import redis.asyncio as aioredis
 
 from handlers import escalation, performance
 from schemas.config import Config
 from schemas.enums import SEVERITY_RANK
-from schemas.records import Ticket
+from schemas.records import Incident, Ticket
 
 log = logging.getLogger("soc.store")
 
@@ -28,6 +29,21 @@ SEVERITY_WEIGHT = 10**13
 PAGE_FILTERS = ("status", "severity", "source", "community")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _TEMP_TTL_S = 10
+
+
+def millis(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(milliseconds=1)
+
+
+def silenced_json(incident: Incident, silence_id: str) -> str:
+    """One line of the silenced list (GET /api/silenced): what arrived, and which silence kept it."""
+    return orjson.dumps({
+        "incident_id": incident.incident_id, "silence_id": silence_id, "source": incident.source.value,
+        "category": incident.category.value, "subcategory": incident.subcategory,
+        "severity": incident.severity.value, "title": incident.title, "community": incident.community,
+        "dedup_key": incident.dedup_key, "source_ref": incident.source_ref,
+        "observed_at": incident.observed_at.isoformat(), "received_at": incident.received_at.isoformat(),
+    }).decode()
 
 
 def list_score(ticket: Ticket) -> int:
@@ -117,12 +133,16 @@ class TicketStore:
         return ":".join((self.prefix, *parts))
 
     async def save(self, tickets: Iterable[tuple[Ticket, str] | tuple[Ticket, str, bytes]],
-                   evicted: Iterable[str] = ()) -> list[bool]:
-        """Write (ticket, kind) pairs, and drop `evicted` ticket ids from the hot sets, in one round
-        trip; True where the write was new. A third item, the ticket's JSON, spares a second
-        serialization when the caller has one already."""
+                   evicted: Iterable[str] = (), suppressed: Iterable[tuple[Incident, str]] = ()) -> list[bool]:
+        """Write (ticket, kind) pairs, drop `evicted` ticket ids from the hot sets and list the
+        `suppressed` (incident, silence id) pairs, in one round trip; True where a ticket write was new.
+        A third item, the ticket's JSON, spares a second serialization when the caller has one already."""
         evicted = list(evicted)
+        suppressed = list(suppressed)
         async with self.redis.pipeline(transaction=False) as pipe:
+            for incident, silence_id in suppressed:
+                # The same incident always gives the same member: a replay adds nothing.
+                pipe.zadd(self.key("silenced"), {silenced_json(incident, silence_id): millis(incident.received_at)})
             for ticket_id in evicted:
                 await self._evict(keys=[self.key("ticket", ticket_id), self.key("tickets"), self.key("due"),
                                         self.key("facts"), self.key("closed")],
@@ -138,7 +158,7 @@ class TicketStore:
                           "" if ticket.closed_at is None else ticket.closed_at.timestamp()],
                     client=pipe,
                 )
-            return [bool(r) for r in (await pipe.execute())[len(evicted):]]
+            return [bool(r) for r in (await pipe.execute())[len(suppressed) + len(evicted):]]
 
     async def get(self, ticket_id: str) -> Ticket | None:
         raw = await self.redis.hget(self.key("ticket", ticket_id), "json")
@@ -225,6 +245,13 @@ class TicketStore:
             raws = await pipe.execute()
         return [Ticket.model_validate_json(r) for r in raws if r is not None]
 
+    async def silenced(self, since: datetime, limit: int) -> list[dict]:
+        raws = await self.redis.zrangebyscore(self.key("silenced"), millis(since), "+inf", start=0, num=limit)
+        return [orjson.loads(r) for r in raws]
+
+    async def forget_silenced(self, before: datetime) -> None:
+        await self.redis.zremrangebyscore(self.key("silenced"), "-inf", millis(before))
+
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())
@@ -232,13 +259,13 @@ class TicketStore:
             return False
 
     async def save_with_retry(self, tickets: list[tuple], evicted: Iterable[str] = (),
-                              max_delay: float = 5.0) -> list[bool]:
+                              suppressed: Iterable[tuple[Incident, str]] = (), max_delay: float = 5.0) -> list[bool]:
         """Block the partition until Redis takes the write: Kafka keeps the events meanwhile."""
         delay = 0.1
-        evicted = list(evicted)
+        evicted, suppressed = list(evicted), list(suppressed)
         while True:
             try:
-                return await self.save(tickets, evicted)
+                return await self.save(tickets, evicted, suppressed)
             except (aioredis.RedisError, OSError) as exc:
                 log.warning("redis write failed, retrying", extra={"retry_in_s": delay, "error": type(exc).__name__})
                 await asyncio.sleep(delay)

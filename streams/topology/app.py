@@ -29,6 +29,7 @@ from schemas.config import Config
 from schemas.enums import Escalation
 from schemas.raw import SiteRegistration
 from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketEvent
+from schemas.silences import Silence
 from streams import topics
 from streams.http import register as register_views
 from streams.logs import logging_config
@@ -39,6 +40,7 @@ from streams.store import TicketStore
 from streams.topology import faust_compat
 from streams.topology.health import Health
 from streams.topology.notifier import HORIZON, Notifier
+from streams.topology.silences import SilenceBook
 from streams.topology.sites import Whitelist
 
 log = logging.getLogger("soc.pipeline")
@@ -97,6 +99,9 @@ class Pipeline:
     dedup_key_to_tickets: faust.Table
     site_id_to_registration: faust.GlobalTable
     whitelist: Whitelist
+    silences_topic: faust.TopicT
+    silence_id_to_silence: faust.GlobalTable
+    silences: SilenceBook
     agents: dict[str, faust.types.AgentT] = field(default_factory=dict)
     sent_steps: SentSteps = field(default_factory=SentSteps)
     notifier: Notifier | None = None
@@ -132,7 +137,7 @@ def record_time(message, clock: Clock) -> datetime:
 def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clock, metrics: Metrics,
               registry: CollectorRegistry, notify_rules: notify.Rules | None = None) -> Pipeline:
     """notify_rules: notify.yaml compiled (handlers.notify.compile_rules); None notifies nobody."""
-    faust_compat.apply_fixes(settings.fetch_max_wait_ms, AGENT_TOPICS - {topics.SITES})  # soc.sites is compacted
+    faust_compat.apply_fixes(settings.fetch_max_wait_ms, AGENT_TOPICS - COMPACTED_INPUTS)
     (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -173,6 +178,8 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
 
     sites_table = app.GlobalTable("site_id_to_registration", default=None,
                                   partitions=topics.TABLES["site_id_to_registration"])
+    silences_table = app.GlobalTable("silence_id_to_silence", default=None,
+                                     partitions=topics.TABLES["silence_id_to_silence"])
     pipeline = Pipeline(
         app=app, settings=settings, config=config, store=store, clock=clock, metrics=metrics, registry=registry,
         health=Health(),
@@ -187,6 +194,9 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
                                        value_type=bytes),
         site_id_to_registration=sites_table,
         whitelist=Whitelist(sites_table),
+        silences_topic=raw_topic(topics.SILENCES, partitions=1),
+        silence_id_to_silence=silences_table,
+        silences=SilenceBook(silences_table),
     )
     # Both inputs of the ticket step in one stream: the table write goes to the partition they share.
     decide_topic = raw_topic(topics.INCIDENTS, topics.TICKET_EVENTS)
@@ -195,6 +205,8 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     for source, topic in pipeline.raw_topics.items():
         pipeline.agents[f"parse_{source}"] = agent(topic, f"parse_{source}")(_parse_agent(pipeline, source))
     pipeline.agents["register_sites"] = agent(pipeline.sites_topic, "register_sites")(_register_sites(pipeline))
+    pipeline.agents["register_silences"] = agent(pipeline.silences_topic, "register_silences")(
+        _register_silences(pipeline))
     pipeline.agents["decide_tickets"] = agent(decide_topic, "decide_tickets")(_decide_tickets(pipeline))
 
     timer = pipeline.health.guarded_timer(app, metrics)
@@ -222,7 +234,9 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
 
 # The topics agents read. The assignment also holds the changelogs, which are read only while
 # recovering tables: they always look behind and must never be sought.
-AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.INCIDENTS, topics.TICKET_EVENTS})
+AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.SILENCES, topics.INCIDENTS,
+                          topics.TICKET_EVENTS})
+COMPACTED_INPUTS = frozenset({topics.SITES, topics.SILENCES})
 
 
 # ------------------------------------------------------------------ hop 1: raw -> incident
@@ -268,6 +282,24 @@ def _register_sites(p: Pipeline):
             p.site_id_to_registration[site.site_id] = site.model_dump(mode="json")
 
     return register_sites
+
+
+def _register_silences(p: Pipeline):
+    async def register_silences(stream):
+        async for event in stream.events():
+            message = event.message
+            silence_id = message.key.decode("utf-8", "replace") if message.key else ""
+            if message.value is None:
+                p.silence_id_to_silence.pop(silence_id, None)
+                continue
+            try:
+                silence = Silence.model_validate_json(message.value)
+            except ValueError as exc:
+                p.dead_letter("silences", message, Rejected("invalid", str(exc)[:500]))
+                continue
+            p.silence_id_to_silence[silence.silence_id] = silence.model_dump(mode="json")
+
+    return register_silences
 
 
 # ------------------------------------------------------------------ hop 2: incident | command -> tickets
@@ -318,12 +350,14 @@ def _decide_tickets(p: Pipeline):
             counts: list[ticketing.Count] = []
             refused: list[tuple[str, str]] = []
             latencies: list[datetime] = []
+            suppressed: list[ticketing.Suppressed] = []
+            silences = p.silences.all()
             for event in events:
                 message = event.message
                 key = message.key.decode("utf-8", "replace") if message.key else ""
                 try:
                     item = decode_input(message)
-                    outcome = ticketing.step(p.config, states.get(key), item, key)
+                    outcome = ticketing.step(p.config, states.get(key), item, key, silences)
                 except Exception as exc:  # bad input or a handler bug: dead-lettered, the partition goes on
                     reason = "invalid" if isinstance(exc, ValueError) else "handler_error"
                     if reason == "handler_error":
@@ -343,9 +377,11 @@ def _decide_tickets(p: Pipeline):
                 for ticket in outcome.tickets:
                     written[ticket.ticket_id] = (ticket, kind)
                 evicted.update(outcome.evicted)
+                suppressed += outcome.suppressed
             tickets = [(t, kind, t.model_dump_json().encode()) for t, kind in written.values()]
-            if tickets or evicted:
-                await p.store.save_with_retry(tickets, evicted=sorted(evicted - set(written)))
+            if tickets or evicted or suppressed:
+                await p.store.save_with_retry(tickets, evicted=sorted(evicted - set(written)),
+                                              suppressed=[(s.incident, s.silence_id) for s in suppressed])
             for ticket, _, js in tickets:
                 p.ticket_topic.send_soon(key=ticket.ticket_id.encode(), value=js)
             for key, last_event in states.changed.items():
@@ -376,6 +412,8 @@ def _count(p: Pipeline, counts: list[ticketing.Count], received: list[datetime])
             m.tickets_opened.labels(count.department, count.severity.value).inc()
         elif isinstance(count, ticketing.Merged):
             m.duplicates.labels(count.source).inc()
+        elif isinstance(count, ticketing.Silenced):
+            m.incidents_silenced.labels(count.source).inc()
         elif isinstance(count, ticketing.Escalated):
             m.escalations.labels(count.department, count.step.value).inc()
             if count.step is Escalation.escalated:
@@ -439,6 +477,7 @@ async def expire_closed_tickets(p: Pipeline) -> None:
         event = ticketing.expire_event(ticket, retention, now)
         if event is not None and p.owns(ticket.dedup_key):
             p.send_command(event, ticket.dedup_key)
+    await p.store.forget_silenced(now - retention)
     if p.notifier is not None:
         await p.notifier.store.trim(now)
 

@@ -1,0 +1,70 @@
+"""Which silence, if any, covers an incident: Alertmanager's matcher semantics over the incident's labels.
+
+Every matcher must match. A regex is anchored (it must match the whole value). `ref` may have several
+values (a traffic event has its intersection, road and camera): an equal matcher needs one of them to
+match, a not-equal matcher none. Whether a silence applies is decided by the incident's own
+`received_at` (its Kafka timestamp) and the silence's times, never by a clock, so a replay decides again
+exactly as the first run did.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from functools import lru_cache
+
+from schemas.records import Incident
+from schemas.silences import Matcher, Silence
+
+# The raw fields that name the source's own thing (station, site, camera, intersection, road).
+REF_FIELDS = ("station_id", "site_id", "camera_id", "intersection_id", "road")
+
+
+def labels(incident: Incident, department: str) -> dict[str, tuple[str, ...]]:
+    refs = tuple(str(incident.details[f]) for f in REF_FIELDS if incident.details.get(f))
+    return {
+        "source": (incident.source.value,),
+        "category": (incident.category.value,),
+        "subcategory": (incident.subcategory,),
+        "severity": (incident.severity.value,),
+        "community": (incident.community,) if incident.community else (),
+        "department": (department,),
+        "ref": refs,
+    }
+
+
+@lru_cache(maxsize=1024)
+def _pattern(value: str) -> re.Pattern:
+    return re.compile(value)
+
+
+def _one(matcher: Matcher, value: str) -> bool:
+    return bool(_pattern(matcher.value).fullmatch(value)) if matcher.is_regex else value == matcher.value
+
+
+def matches(matcher: Matcher, values: tuple[str, ...]) -> bool:
+    hit = any(_one(matcher, v) for v in values)
+    return hit if matcher.is_equal else not hit
+
+
+def covers(silence: Silence, found: dict[str, tuple[str, ...]]) -> bool:
+    return all(matches(m, found[m.name]) for m in silence.matchers)
+
+
+def applies_at(silence: Silence, at: datetime) -> bool:
+    """Active at `at`, and made before it (a silence never reaches back to earlier reports)."""
+    return silence.created_at <= at and silence.starts_at <= at < silence.ends_at
+
+
+def state(silence: Silence, now: datetime) -> str:
+    if now < silence.starts_at:
+        return "pending"
+    return "active" if now < silence.ends_at else "expired"
+
+
+def silencing(silences: Iterable[Silence], incident: Incident, department: str) -> Silence | None:
+    """The silence that covers the incident when it arrived: a suppress one before a quiet one, then the
+    lowest id, so every worker and every replay picks the same."""
+    found = labels(incident, department)
+    hits = [s for s in silences if applies_at(s, incident.received_at) and covers(s, found)]
+    return min(hits, key=lambda s: (s.mode != "suppress", s.silence_id), default=None)

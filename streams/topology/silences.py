@@ -1,0 +1,29 @@
+"""The silences table seen as Silence models, parsed once per change."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from schemas.silences import Silence
+
+
+class SilenceBook:
+    """Read-only view over silence_id_to_silence (values are plain dicts; None once deleted)."""
+
+    def __init__(self, table: Mapping[str, Any]):
+        self._table = table
+        self._parsed: dict[str, tuple[Any, Silence]] = {}
+
+    def get(self, silence_id: str) -> Silence | None:
+        raw = self._table.get(silence_id)
+        if raw is None:
+            return None
+        cached = self._parsed.get(silence_id)
+        if cached is None or cached[0] != raw:
+            cached = (raw, Silence.model_validate(raw))
+            self._parsed[silence_id] = cached
+        return cached[1]
+
+    def all(self) -> tuple[Silence, ...]:
+        found = (self.get(silence_id) for silence_id in list(self._table.keys()))
+        return tuple(sorted((s for s in found if s is not None), key=lambda s: s.silence_id))
