@@ -13,6 +13,7 @@ and nothing is dropped. ``RATE_LIMITS`` are the vendors' published limits per ro
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,9 +50,8 @@ RATE_LIMITS: dict[str, tuple[tuple[float, int], ...]] = {
     "wecom": ((60.0, 20),),
     "feishu": ((1.0, 5), (60.0, 100)),
 }
-# UTF-8 bytes of digest lines per message; what does not fit is counted ("另有 N 条"). None: no limit.
-DIGEST_BUDGET: dict[str, int | None] = {"dingtalk": 12_000, "wecom": 3_000, "feishu": 12_000, "webhook": None,
-                                        "email": None, "sms": 0}
+# Room kept in a DingTalk digest for the @mentions appended to its text.
+MENTION_ROOM = 600
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,11 @@ class Channel:
     recipients: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
 
+    @property
+    def robot(self) -> str:
+        """The vendor's rate limit is per robot (its URL): two channels on one robot share one budget."""
+        return hashlib.sha256(self.url.encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -138,13 +143,13 @@ def compile_rules(notify: NotifyConfig, config: Config, environ: Mapping[str, st
     channels, unconfigured = {}, []
     for channel_id, spec in notify.channels.items():
         url = environ.get(spec.url_env, "").strip()
-        if not url:
+        secret = environ.get(spec.secret_env, "").strip() if spec.secret_env else None
+        # A channel whose URL or named secret is missing sends nothing (rather than unsigned, or failing forever).
+        if not url or secret == "":
             unconfigured.append(channel_id)
             continue
         phones = tuple(p for p in (environ.get(name, "").strip() for name in spec.phones_env) if p)
-        channels[channel_id] = Channel(channel_id, spec.type, url,
-                                       environ.get(spec.secret_env) if spec.secret_env else None,
-                                       spec.sender, tuple(spec.recipients), phones)
+        channels[channel_id] = Channel(channel_id, spec.type, url, secret, spec.sender, tuple(spec.recipients), phones)
     intervals = {name: tuple(CompiledInterval.of(i) for i in group) for name, group in notify.time_intervals.items()}
     subscriptions = tuple(
         Subscription(frozenset(s.departments), s.watchers, SEVERITY_RANK[s.min_severity], frozenset(s.events),
@@ -177,11 +182,13 @@ def deliveries(rules: Rules, ticket: Ticket, not_before: datetime) -> list[Deliv
             continue
         local = change.at.astimezone(rules.district.tz)
         notification_id = f"{ticket.ticket_id}:{change.event}:{change.key}"
+        message = None
         for sub in rules.subscriptions:
             if change.event not in sub.events or ticket.severity.rank < sub.min_rank or not sub.covers(ticket):
                 continue
-            # Red is never muted.
-            muted = ticket.severity is not Severity.red and any(i.contains(local) for i in sub.mutes)
+            # A mute interval never mutes red; a quiet silence mutes everything until it ends.
+            muted = (ticket.quiet_until is not None and change.at < ticket.quiet_until) or (
+                ticket.severity is not Severity.red and any(i.contains(local) for i in sub.mutes))
             for channel_id in sub.channels:
                 channel = rules.channels.get(channel_id)
                 delivery_id = f"{channel_id}/{notification_id}"
@@ -189,7 +196,8 @@ def deliveries(rules: Rules, ticket: Ticket, not_before: datetime) -> list[Deliv
                     continue
                 if record is None:
                     record = nc.ticket_record(ticket)
-                message = nc.render(ticket, change.event, rules.district, rules.inbox_url)
+                if message is None:
+                    message = nc.render(ticket, change.event, rules.district, rules.inbox_url, change.key)
                 found[delivery_id] = Delivery(
                     id=delivery_id, notification_id=notification_id, channel=channel_id, ticket_id=ticket.ticket_id,
                     event=change.event, severity=ticket.severity, at=change.at, departments=ticket.inboxes,
@@ -206,6 +214,38 @@ def ready_at(grouping: Grouping, delivery: Delivery) -> datetime:
     so that a burst goes out as one digest."""
     wait = grouping.group_wait_red_s if delivery.severity is Severity.red else grouping.group_wait_s
     return delivery.at + timedelta(seconds=wait)
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What one pass over a channel does: give up the too old, send the rest (maybe nothing yet)."""
+
+    give_up: tuple[Delivery, ...]
+    send: tuple[Delivery, ...]
+
+
+def plan_send(ready: list[Delivery], attempts: Mapping[str, int], now: datetime, policy: DeliveryPolicy,
+              grouping: Grouping, last_group_at: datetime | None) -> SendPlan:
+    """A delivery is given up once it has failed and is older than give_up_after_s (one that only waited
+    out an outage is tried first). Red goes at once; the rest at most once per group interval."""
+    give_up = tuple(d for d in ready if attempts.get(d.id, 0) and (now - d.at).total_seconds() > policy.give_up_after_s)
+    rest = [d for d in ready if d not in give_up]
+    if last_group_at is not None and now < last_group_at + timedelta(seconds=grouping.group_interval_s):
+        rest = [d for d in rest if d.severity is Severity.red]
+    return SendPlan(give_up, tuple(rest))
+
+
+def within_limits(channel_type: str, sent_within: Mapping[float, int], requests: int) -> bool:
+    """sent_within: requests already sent to the robot in each of the vendor's windows (seconds)."""
+    return all(sent_within[window] + requests <= most for window, most in RATE_LIMITS.get(channel_type, ()))
+
+
+_URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"]+)[?#][^\s'\"]*", re.I)
+
+
+def scrub(error: str) -> str:
+    """An error as the log keeps it: URLs without their query (robot tokens are credentials), one line."""
+    return " ".join(_URL_QUERY.sub(r"\1?…", error).split())[:300]
 
 
 def backoff_s(policy: DeliveryPolicy, failures: int) -> float:
@@ -228,25 +268,40 @@ def digest_id(batch: list[Delivery]) -> str:
     return "digest-" + hashlib.sha256("\n".join(sorted(d.id for d in batch)).encode()).hexdigest()[:16]
 
 
+def _fits(channel_type: str, message: nc.Message) -> bool:
+    """Whether the vendor takes the message whole (no truncation marker)."""
+    if channel_type == "wecom":
+        content = nc.wecom_requests(message, url="")[0].json()["markdown"]["content"]
+        return not content.endswith(nc.TRUNCATED)
+    if channel_type == "dingtalk":
+        text = nc.dingtalk_request(message, url="", secret=None, timestamp_ms=0).json()["markdown"]["text"]
+        return len(text.encode()) <= nc.DINGTALK_TEXT_LIMIT - MENTION_ROOM and not text.endswith(nc.TRUNCATED)
+    if channel_type == "feishu":
+        return len(nc.feishu_request(message, url="", secret=None, timestamp_s=0).body) <= nc.FEISHU_BODY_LIMIT - 256
+    return True
+
+
 def digest(batch: list[Delivery], channel_type: str, rules: Rules) -> nc.Message:
-    """Several deliveries as one message: the most severe first, as many lines as the vendor takes."""
+    """Several deliveries as one message: the most severe first, as many lines as the vendor takes whole,
+    and "另有 N 条" counting the rest (an SMS lists none)."""
     ordered = sorted(batch, key=lambda d: (-d.severity.rank, d.at, d.id))
     top = ordered[0].severity
-    budget = DIGEST_BUDGET.get(channel_type)
-    lines, used = [], 0
-    for d in ordered:
-        line = (d.ticket_id, d.title)
-        size = len(f"- **{line[0]}**：{line[1]}\n\n".encode())
-        if budget is not None and used + size > budget:
-            break
-        lines.append(line)
-        used += size
-    rest = len(ordered) - len(lines)
-    if rest:
-        lines.append(("另有", f"{rest} 条，详见工单系统"))
-    return nc.Message(id=digest_id(batch), event="digest", severity=top,
-                      title=f"【{nc.SEVERITY_SHORT[top]}等 {len(batch)} 条工单通知】{rules.district.name}",
-                      fields=lines, link=f"{rules.inbox_url.rstrip('/')}/inbox")
+    title = f"【{nc.SEVERITY_SHORT[top]}等 {len(batch)} 条工单通知】{rules.district.name}"
+    link = f"{rules.inbox_url.rstrip('/')}/inbox"
+
+    def listing(k: int) -> nc.Message:
+        lines = [(d.ticket_id, d.title) for d in ordered[:k]]
+        if k < len(ordered):
+            lines.append(("另有", f"{len(ordered) - k} 条，详见工单系统"))
+        return nc.Message(id=digest_id(batch), event="digest", severity=top, title=title, fields=lines, link=link)
+
+    if channel_type == "sms":
+        return listing(0)
+    low, high = 0, len(ordered)  # the most lines that fit: fits(listing(k)) only gets false as k grows
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if _fits(channel_type, listing(mid)) else (low, mid - 1)
+    return listing(low)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ Formats, as the vendors document them:
   base64(HmacSHA256(key=timestamp_s + "\\n" + secret, msg=""))``. Body at most 20 KB. A Feishu mention needs
   the person's open_id, not a mobile number: none are made yet. ``code != 0`` fails.
 - **Generic webhook**, version 1: JSON (UTF-8, keys sorted, no spaces) ``{"version": "1", "id":
-  "<ticket_id>:<event>:<ticket version>", "event", "title", "text", "link", "ticket": {...}}`` where
+  "<ticket_id>:<event>:<key>", "event", "title", "text", "link", "ticket": {...}}`` (the key names the change:
+  the command's event id, or what raised the severity; a digest's id is ``digest-<hash>``) where
   ``ticket`` is the Ticket record without its history, personal data masked; header ``X-SOC-Signature:
   sha256=<hex HMAC-SHA256 of the body bytes, key = the channel's secret>``. Receivers deduplicate on ``id``.
   Any 2xx is success.
@@ -112,9 +113,10 @@ def _local(at: datetime | None, district: District) -> str:
     return at.astimezone(district.tz).strftime("%Y-%m-%d %H:%M") if at else "—"
 
 
-def render(ticket: Ticket, event: str, district: District, inbox_base_url: str) -> Message:
+def render(ticket: Ticket, event: str, district: District, inbox_base_url: str, key: str) -> Message:
     """The Chinese text of one notification: colour and level, title, community, department, deadlines in the
-    district's time zone, occurrences, escalation step, and the ticket's link in the inbox."""
+    district's time zone, occurrences, escalation step, and the ticket's link in the inbox. `key` names the
+    change among the ticket's changes of that event (handlers/notify.py)."""
     if event not in EVENT_TEXT:
         raise ValueError(f"unknown notification event {event!r}")
     community = district.communities.get(ticket.community) if ticket.community else None
@@ -134,7 +136,7 @@ def render(ticket: Ticket, event: str, district: District, inbox_base_url: str) 
     ]
     link = f"{inbox_base_url.rstrip('/')}/inbox#ticket={quote(ticket.ticket_id, safe='')}"
     return Message(
-        id=f"{ticket.ticket_id}:{event}:{ticket.version}",
+        id=f"{ticket.ticket_id}:{event}:{key}",
         event=event,
         severity=ticket.severity,
         title=f"【{SEVERITY_SHORT[ticket.severity]}·{EVENT_TEXT[event]}】{title}",

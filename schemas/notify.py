@@ -40,7 +40,6 @@ EVENTS = ("dispatched", "severity_raised", "reminded", "escalated", "reported", 
           "rework", "closed")
 Event = Literal["dispatched", "severity_raised", "reminded", "escalated", "reported", "returned", "redispatched",
                 "rework", "closed"]
-CHANNEL_TYPES = ("dingtalk", "wecom", "feishu", "webhook", "email", "sms")
 ChannelType = Literal["dingtalk", "wecom", "feishu", "webhook", "email", "sms"]
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]

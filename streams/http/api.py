@@ -230,7 +230,7 @@ def _page_param(query, name: str, default: int, maximum: int) -> int:
     raw = query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) > maximum:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > maximum:
         raise ApiError(400, f"{name} must be an integer from 0 to {maximum}")
     return int(raw)
 

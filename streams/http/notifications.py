@@ -10,7 +10,7 @@ from schemas.enums import OPS_CENTRE
 from streams.http.api import ApiError, JsonView, _page_param, entry_json
 
 DEFAULT_SINCE = timedelta(hours=24)
-MAX_ENTRIES = 1000
+MAX_ENTRIES = 1000  # the newest ones since `since`, oldest first
 PARAMS = {"ticket_id", "since", "limit"}
 
 
@@ -30,7 +30,8 @@ class Notifications(JsonView):
         since = self.http.clock() - DEFAULT_SINCE
         if query.get("since"):
             try:
-                since = datetime.fromisoformat(query["since"])
+                # An unencoded "+08:00" arrives as " 08:00".
+                since = datetime.fromisoformat(query["since"].replace(" ", "+"))
             except ValueError:
                 raise ApiError(400, "since must be an RFC 3339 time, e.g. 2026-12-01T08:30:00+08:00") from None
             if since.utcoffset() is None:
@@ -38,12 +39,10 @@ class Notifications(JsonView):
         limit = _page_param(query, "limit", 200, MAX_ENTRIES)
         if query.get("ticket_id"):
             ticket = await self.http.visible_ticket(query["ticket_id"], department)
-            entries = [e for e in await store.ticket_entries(ticket.ticket_id) if e.at >= since][:limit]
+            entries = [e for e in await store.ticket_entries(ticket.ticket_id) if e.at >= since]
+            entries = entries[len(entries) - limit:] if limit else []
         else:
-            entries = await store.entries(since, MAX_ENTRIES)
-            if department != OPS_CENTRE:
-                entries = [e for e in entries if department in e.departments]
-            entries = entries[:limit]
+            entries = await store.latest(since, limit, None if department == OPS_CENTRE else department)
         return self.json({"since": since.isoformat(), "entries": [entry_json(e) for e in entries]})
 
 

@@ -17,10 +17,12 @@ import smtplib
 import ssl
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+from redis.exceptions import RedisError
 
 from handlers import notify
 from handlers.notify_channels import delivery_failed
@@ -32,14 +34,26 @@ from streams.metrics import Metrics
 from streams.notify_store import NotificationStore, millis
 
 log = logging.getLogger("soc.notify")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # Deliveries one send takes from a channel's queue at most (the rest go in the next digest).
 MAX_BATCH = 500
-# A worker that stops renewing its lease loses the channel to another after this long: longer than
-# one send can take (delivery.timeout_s is at most 10 s, SMTP gets 5 s more).
-LEASE_TTL = timedelta(seconds=20)
+# One pass over a channel ends within this (sends are cut off at delivery.timeout_s, at most 10 s, plus
+# Redis); the lease outlives it, so no other worker sends for the channel while a pass is under way.
+PASS_DEADLINE_S = 25.0
+LEASE_TTL = timedelta(seconds=30)
 # The log and the known deliveries are kept this long (longer than ticket retention, 30 days).
 HORIZON = timedelta(days=60)
+REDIS_RETRY_MAX_S = 5.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The vendor's answer to one send: `error` when it was not taken, `note` when it was with a caveat
+    (a WeCom mention that did not go)."""
+
+    error: str | None = None
+    note: str = ""
 
 
 class Notifier:
@@ -49,23 +63,33 @@ class Notifier:
         self.dead_letter = dead_letter
         self.owner = uuid.uuid4().hex  # this process, as a lease holder
         self._session: aiohttp.ClientSession | None = None
+        self._passes: dict[str, asyncio.Task] = {}
 
     # ------------------------------------------------------------ queueing
 
     async def take(self, tickets: list[Ticket]) -> int:
-        """Queue the deliveries of these ticket versions that are not known yet; how many were new."""
+        """Queue the deliveries of these ticket versions that are not known yet; how many were new.
+        Waits for Redis like the ticket step does: Kafka keeps the records meanwhile."""
         now = self.clock()
         stale = timedelta(seconds=self.rules.delivery.give_up_after_s)
-        items = []
+        items: dict[str, tuple] = {}
         for ticket in tickets:
             for delivery in notify.deliveries(self.rules, ticket, now - HORIZON):
                 # A change first seen after the give-up age (a notifier deployed onto old tickets, an
                 # outage longer than that) is logged as expired, not pushed: the inbox has it.
                 result = "muted" if delivery.muted else "expired" if now - delivery.at > stale else "queued"
                 ready = notify.ready_at(self.rules.grouping, delivery) if result == "queued" else None
-                items.append((delivery, ready, self._entry(delivery, now, result)))
-        added = await self.store.enqueue(items, now)
-        for delivery, ready, entry in items:
+                items[delivery.id] = (delivery, ready, self._entry(delivery, now, result))
+        delay = 0.1
+        while True:
+            try:
+                added = await self.store.enqueue(list(items.values()), now)
+                break
+            except (RedisError, OSError) as exc:
+                log.warning("redis write failed, retrying", extra={"retry_in_s": delay, "error": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REDIS_RETRY_MAX_S)
+        for delivery, _, entry in items.values():
             if delivery.id in added:
                 self._count(delivery, entry.result)
         return len(added)
@@ -73,54 +97,59 @@ class Notifier:
     # ------------------------------------------------------------ sending
 
     async def send_due(self) -> None:
-        """One pass over the channels this worker holds the lease of, side by side: a slow or dead
-        channel does not hold up the others."""
-        channels = list(self.rules.channels.values())
-        results = await asyncio.gather(*(self._pass(c) for c in channels), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, Exception)]
-        for channel, result in zip(channels, results):
-            if isinstance(result, Exception):
-                log.warning("notifier pass failed", extra={"channel": channel.id, "error": repr(result)})
-        if failures:
-            raise failures[0]  # counted by the guarded timer; the other channels' passes completed
+        """Start a pass for each channel whose last pass is over: channels run side by side, so a slow or
+        dead one never holds up the others (nor this timer)."""
+        for channel in self.rules.channels.values():
+            running = self._passes.get(channel.id)
+            if running is not None and not running.done():
+                continue
+            self._passes[channel.id] = asyncio.ensure_future(self._pass(channel))
+
+    async def passes_done(self) -> None:
+        """Wait for the passes under way (tests step the sender pass by pass)."""
+        await asyncio.gather(*self._passes.values())
 
     async def _pass(self, channel: notify.Channel) -> None:
-        if await self.store.lease(channel.id, self.owner, LEASE_TTL):
-            await self._send_channel(channel)
-            self.metrics.notifications_pending.labels(channel.id).set(await self.store.pending(channel.id))
+        try:
+            if await self.store.lease(channel.id, self.owner, LEASE_TTL):
+                await asyncio.wait_for(self._send_channel(channel), PASS_DEADLINE_S)
+                self.metrics.notifications_pending.labels(channel.id).set(await self.store.pending(channel.id))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # tried again at the next tick; never takes the app down
+            self.metrics.timer_errors.labels("send_notifications").inc()
+            log.warning("notifier pass failed", extra={"channel": channel.id, "error": f"{type(exc).__name__}: {exc}"})
 
     async def _send_channel(self, channel: notify.Channel) -> None:
         now = self.clock()
         state = await self.store.channel_state(channel.id)
         if millis(now) < int(state.get("next_try_ms", 0)):
             return
-        batch = await self.store.ready(channel.id, now, MAX_BATCH)
+        ready = await self.store.ready(channel.id, now, MAX_BATCH)
+        if not ready:
+            return
+        attempts = dict(zip((d.id for d in ready), await self.store.attempts([d.id for d in ready])))
+        last_group = int(state.get("last_group_ms", 0))
+        plan = notify.plan_send(ready, attempts, now, self.rules.delivery, self.rules.grouping,
+                                EPOCH + timedelta(milliseconds=last_group) if last_group else None)
+        if plan.give_up:
+            await self._give_up(channel, list(plan.give_up), attempts, state.get("last_error") or "failed", now)
+        batch = list(plan.send)
         if not batch:
             return
-        policy = self.rules.delivery
-        # Given up only after a failed attempt: a delivery that waited out a worker outage is still tried.
-        tried = dict(zip((d.id for d in batch), await self.store.attempts([d.id for d in batch])))
-        expired = [d for d in batch if tried[d.id] and (now - d.at).total_seconds() > policy.give_up_after_s]
-        if expired:
-            await self._give_up(channel, expired, state.get("last_error") or "failed", now)
-            batch = [d for d in batch if d not in expired]
-        # Red never waits; the rest go at most once per group interval, as one digest.
-        group_interval_ms = int(self.rules.grouping.group_interval_s * 1000)
-        if millis(now) < int(state.get("last_group_ms", 0)) + group_interval_ms:
-            batch = [d for d in batch if d.severity is Severity.red]
-        if not batch or not await self._within_limits(channel, now, notify.requests_needed(channel, batch)):
+        requests = notify.requests_needed(channel, batch)
+        windows = tuple(w for w, _ in notify.RATE_LIMITS.get(channel.type, ()))
+        if not notify.within_limits(channel.type, await self.store.sent_within(channel.robot, now, windows), requests):
             return
         out = notify.outgoing(channel, batch, self.rules, now)
-        attempts = [tried[d.id] for d in batch]
-        error = await self._deliver(channel, out)
-        await self.store.record_sent(channel.id, now, len(out.http) or 1, keep_s=60)
+        answer = await self._deliver(channel, out)
+        await self.store.record_sent(channel.robot, now, len(out.http) or 1, keep_s=60)
         done = self.clock()
-        results = []
-        for delivery, attempt in zip(batch, attempts):
-            results.append(self._entry(delivery, done, "failed" if error else "delivered", attempt=attempt + 1,
-                                       error=error or "", message_id=out.message_id, merged=len(batch)))
-        if error is None:
-            await self.store.log(results, done=batch)
+        result = "failed" if answer.error else "delivered"
+        entries = [self._entry(d, done, result, attempt=attempts[d.id] + 1, error=answer.error or answer.note,
+                               message_id=out.message_id, merged=len(batch)) for d in batch]
+        if answer.error is None:
+            await self.store.log(entries, done=batch)
             fields = {"failures": 0, "next_try_ms": 0, "last_error": ""}
             if any(d.severity is not Severity.red for d in batch):
                 fields["last_group_ms"] = millis(now)
@@ -130,64 +159,71 @@ class Notifier:
                 self.metrics.notification_latency.labels(channel.type).observe(
                     max((done - delivery.at).total_seconds(), 0.0))
             log.info("notification sent", extra={"channel": channel.id, "message_id": out.message_id,
-                                                  "deliveries": len(batch)})
+                                                  "deliveries": len(batch), "note": answer.note})
             return
-        await self.store.log(results)
+        await self.store.log(entries)
         failures = int(state.get("failures", 0)) + 1
-        wait = notify.backoff_s(policy, failures)
-        await self.store.set_channel_state(channel.id, failures=failures, last_error=error,
+        wait = notify.backoff_s(self.rules.delivery, failures)
+        await self.store.set_channel_state(channel.id, failures=failures, last_error=answer.error,
                                            next_try_ms=millis(now + timedelta(seconds=wait)))
         for delivery in batch:
             self._count(delivery, "failed")
-        log.warning("notification failed; retrying", extra={"channel": channel.id, "error": error,
+        log.warning("notification failed; retrying", extra={"channel": channel.id, "error": answer.error,
                                                              "retry_in_s": wait, "deliveries": len(batch)})
 
-    async def _within_limits(self, channel: notify.Channel, now: datetime, requests: int) -> bool:
-        for window_s, most in notify.RATE_LIMITS.get(channel.type, ()):
-            if await self.store.sent_within(channel.id, now, window_s) + requests > most:
-                return False
-        return True
-
-    async def _give_up(self, channel: notify.Channel, expired: list[Delivery], error: str, now: datetime) -> None:
-        attempts = await self.store.attempts([d.id for d in expired])
-        entries = [self._entry(d, now, "dead", attempt=a, error=error) for d, a in zip(expired, attempts)]
-        for delivery, attempt in zip(expired, attempts):
+    async def _give_up(self, channel: notify.Channel, expired: list[Delivery], attempts: dict[str, int], error: str,
+                       now: datetime) -> None:
+        for delivery in expired:
             age = (now - delivery.at).total_seconds()
+            raw = mask_phones(delivery.model_dump_json())
             self.dead_letter(DeadLetter(
                 source_topic="soc.tickets", partition=None, offset=None, received_at=now,
                 error_type="notification_undeliverable",
-                message=mask_phones(f"channel {channel.id} ({channel.type}): {error}; {attempt} attempts, "
-                                    f"given up after {age:.0f} s"),
-                raw_text=mask_phones(delivery.model_dump_json()), raw_size=len(delivery.model_dump_json())))
+                message=mask_phones(f"channel {channel.id} ({channel.type}): {error}; {attempts[delivery.id]} "
+                                    f"attempts, given up after {age:.0f} s"),
+                raw_text=raw, raw_size=len(raw.encode())))
             self._count(delivery, "dead")
         # Handed to the producer before the queue forgets them: a crash here repeats a dead letter.
-        await self.store.log(entries, done=expired)
+        await self.store.log([self._entry(d, now, "dead", attempt=attempts[d.id], error=error) for d in expired],
+                             done=expired)
         log.error("notifications given up: dead-lettered", extra={"channel": channel.id, "error": error,
                                                                   "deliveries": len(expired)})
 
-    async def _deliver(self, channel: notify.Channel, out: notify.Outgoing) -> str | None:
-        """None when the vendor took the message, else why not."""
+    async def _deliver(self, channel: notify.Channel, out: notify.Outgoing) -> Answer:
         timeout = self.rules.delivery.timeout_s
         if out.email is not None:
             try:
-                await asyncio.wait_for(asyncio.to_thread(send_email, channel, out.email, timeout), timeout + 5)
-                return None
-            except (OSError, smtplib.SMTPException, asyncio.TimeoutError) as exc:
-                return f"smtp: {type(exc).__name__}: {exc}"[:300]
+                # smtplib's own timeout bounds each step; the thread cannot be cancelled, so it is not raced.
+                await asyncio.to_thread(send_email, channel, out.email, timeout)
+                return Answer()
+            except (OSError, smtplib.SMTPException) as exc:
+                return Answer(notify.scrub(f"smtp: {type(exc).__name__}: {exc}"))
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
-        for request in out.http:
+            self._session = aiohttp.ClientSession()
+        deadline = aiohttp.ClientTimeout(total=timeout / len(out.http))
+        for n, request in enumerate(out.http):
             try:
                 async with self._session.request(request.method, request.url, headers=request.headers,
-                                                 data=request.body) as response:
+                                                 data=request.body, timeout=deadline) as response:
                     error = delivery_failed(channel.type, response.status, await response.read())
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+                error = notify.scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            if error and n == 0:
+                return Answer(error)
             if error:
-                return error
-        return None
+                # The message went; only its follow-up (the WeCom mention) did not: not sent again.
+                return Answer(note=f"mention not delivered: {error}")
+        return Answer()
 
     async def close(self) -> None:
+        for task in self._passes.values():
+            task.cancel()
+        await asyncio.gather(*self._passes.values(), return_exceptions=True)
+        for channel in self.rules.channels.values():
+            try:
+                await self.store.release(channel.id, self.owner)
+            except (RedisError, OSError):
+                pass  # the lease then runs out by itself
         if self._session is not None:
             await self._session.close()
 

@@ -208,3 +208,26 @@ def test_no_phone_number_from_a_payload_appears_in_any_body(notified):
         digits = re.sub(r"\D", "", raw.decode("utf-8", "replace"))
         assert CITIZEN not in digits and "86001234" not in digits
     assert any("138****8000" in raw.decode() for raw in receivers.raw)
+
+
+@pytest.mark.parametrize("query, status, error", [
+    ("since=yesterday", 400, "since must be an RFC 3339 time, e.g. 2026-12-01T08:30:00+08:00"),
+    ("since=2026-12-01T08:30:00", 400, "since needs a UTC offset"),
+    ("limit=%C2%B2", 400, "limit must be an integer from 0 to 1000"),
+    ("limit=5000", 400, "limit must be an integer from 0 to 1000"),
+    ("who=me", 400, "unknown parameter(s): who"),
+])
+def test_bad_notification_log_queries_get_a_json_4xx(notified, query, status, error):
+    pipeline, _ = notified
+    assert pipeline.get(f"/api/notifications?{query}", "ops_centre") == (status, {"error": error})
+
+
+def test_the_notification_log_takes_an_unencoded_offset_and_keeps_departments_apart(notified):
+    pipeline, _ = notified
+    status, body = pipeline.get("/api/notifications?since=2026-01-01T00:00:00+08:00", "ops_centre")
+    assert status == 200 and body["since"] == "2026-01-01T00:00:00+08:00"
+    status, own = pipeline.get("/api/notifications?since=2026-01-01T00:00:00%2B08:00", "traffic_police")
+    assert status == 200
+    tickets = {e["ticket_id"] for e in own["entries"]}
+    assert all(pipeline.ticket(t).department == "traffic_police" or "traffic_police" in pipeline.ticket(t).watchers
+               for t in tickets)

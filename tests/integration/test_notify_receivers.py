@@ -123,7 +123,7 @@ async def send(request: nc.HttpRequest) -> tuple[int, bytes]:
 
 @pytest.fixture
 def message(config) -> nc.Message:
-    return nc.render(make_ticket(), "dispatched", config.district, BASE)
+    return nc.render(make_ticket(), "dispatched", config.district, BASE, "dispatch")
 
 
 def _no_citizen_phone(body: dict) -> None:
@@ -152,7 +152,7 @@ async def test_dingtalk_robot_refuses_a_wrong_secret_and_the_check_says_why(rece
 
 async def test_wecom_robot_accepts_long_chinese_markdown_and_the_mention(receivers, config):
     base, received = receivers
-    long = nc.render(make_ticket(description="望海路积水" * 2000), "escalated", config.district, BASE)
+    long = nc.render(make_ticket(description="望海路积水" * 2000), "escalated", config.district, BASE, "dispatch")
     requests = nc.wecom_requests(long, url=f"{base}/cgi-bin/webhook/send?key=robot-key", mobiles=[OFFICER])
     for request in requests:
         status, answer = await send(request)
@@ -188,7 +188,7 @@ async def test_webhook_receiver_verifies_the_body_signature(receivers, message):
     status, answer = await send(good)
     assert nc.delivery_failed("webhook", status, answer) is None
     kind, body = await asyncio.wait_for(received.get(), 5)
-    assert (body["version"], body["id"]) == ("1", "T-20260512-0001:dispatched:4")
+    assert (body["version"], body["id"]) == ("1", "T-20260512-0001:dispatched:dispatch")
     _no_citizen_phone(body)
     forged = nc.webhook_request(message, [(message, nc.ticket_record(ticket))], url=f"{base}/hook", secret="guess")
     status, answer = await send(forged)

@@ -192,3 +192,16 @@ def test_a_command_change_is_keyed_by_its_event_id(config, rules):
     returned = ticketing.step(config, state, back, ticket.dedup_key).tickets[0]
     ids = {d.id for d in notify.deliveries(rules, returned, DAY - timedelta(days=1))}
     assert f"flood_duty/{ticket.ticket_id}:returned:evt-return-1" in ids
+
+
+@pytest.mark.parametrize("channel", ["city_management", "flood_duty"])
+@pytest.mark.parametrize("title", ["井盖缺失", "望海路与滨海大道交叉口严重积水导致多车熄火交通中断需紧急排水"])
+def test_a_digest_always_ends_with_its_count_and_link_whole(config, rules, channel, title):
+    batch = [d.model_copy(update={"title": f"【黄色III级·派遣】{title}"}) for d in storm(config, rules, 200)]
+    batch = [d.model_copy(update={"channel": channel}) for d in batch]
+    out = notify.outgoing(rules.channels[channel], batch, rules, DAY)
+    text = out.http[0].json()["markdown"].get("content") or out.http[0].json()["markdown"]["text"]
+    assert not text.endswith(nc.TRUNCATED)
+    listed = len(re.findall(r"T20261202-\d{4}", text))
+    assert "/inbox)" in text
+    assert (f"{200 - listed} 条，详见工单系统" in text) if listed < 200 else ("另有" not in text)

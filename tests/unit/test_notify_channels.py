@@ -41,7 +41,7 @@ def make_ticket(**changes) -> Ticket:
 
 @pytest.fixture
 def message(config):
-    return nc.render(make_ticket(), "dispatched", config.district, BASE)
+    return nc.render(make_ticket(), "dispatched", config.district, BASE, "dispatch")
 
 
 def test_the_vendors_signing_test_vectors():
@@ -56,7 +56,7 @@ def test_the_chinese_text_carries_everything_a_duty_officer_needs(message):
                      "办结期限：2026-05-12 11:30", "发生次数：3", "督办环节：催办", "工单号：T-20260512-0001",
                      f"查看工单：{BASE}/inbox#ticket=T-20260512-0001"):
         assert expected in text
-    assert message.id == "T-20260512-0001:dispatched:4"
+    assert message.id == "T-20260512-0001:dispatched:dispatch"
 
 
 def test_dingtalk_markdown_signed_in_the_query(message):
@@ -97,7 +97,7 @@ def test_feishu_post_signed_in_the_body(message):
 
 
 def test_feishu_body_stays_under_20_kb(config):
-    message = nc.render(make_ticket(description="水" * 20000), "dispatched", config.district, BASE)
+    message = nc.render(make_ticket(description="水" * 20000), "dispatched", config.district, BASE, "dispatch")
     request = nc.feishu_request(message, url="https://x/hook", secret="demo", timestamp_s=1)
     assert len(request.body) <= nc.FEISHU_BODY_LIMIT
     assert "已截断" in request.body.decode()
@@ -117,7 +117,7 @@ def test_wecom_markdown_and_mentions_in_a_text_message(message):
 
 @pytest.mark.parametrize("filler", ["积水", "a积水", "ab积水"])  # every alignment of 3-byte characters
 def test_wecom_content_fits_4096_bytes_cut_between_characters(config, filler):
-    message = nc.render(make_ticket(description=filler * 3000), "escalated", config.district, BASE)
+    message = nc.render(make_ticket(description=filler * 3000), "escalated", config.district, BASE, "dispatch")
     [request] = nc.wecom_requests(message, url="https://x")
     content = request.json()["markdown"]["content"]
     assert len(content.encode("utf-8")) <= nc.WECOM_MARKDOWN_LIMIT
@@ -136,7 +136,7 @@ def test_webhook_body_is_versioned_and_its_signature_verifies(message):
     ticket = make_ticket()
     request = nc.webhook_request(message, [(message, nc.ticket_record(ticket))], url="https://ops.example/hook", secret="s3cret")
     body = request.json()
-    assert (body["version"], body["event"], body["id"]) == ("1", "dispatched", "T-20260512-0001:dispatched:4")
+    assert (body["version"], body["event"], body["id"]) == ("1", "dispatched", "T-20260512-0001:dispatched:dispatch")
     assert body["ticket"]["ticket_id"] == ticket.ticket_id and body["ticket"]["severity"] == "red"
     assert body["ticket"]["accept_due"] == "2026-05-12T01:45:00Z"
     assert "history" not in body["ticket"]
@@ -149,7 +149,7 @@ def test_webhook_body_is_versioned_and_its_signature_verifies(message):
 @pytest.mark.parametrize("event", EVENTS)
 @pytest.mark.parametrize("title", ["短标题", "望海路与滨海大道交叉口严重积水导致多车熄火交通中断需紧急排水" * 3])
 def test_sms_text_is_at_most_70_characters(config, event, title):
-    message = nc.render(make_ticket(title=title), event, config.district, BASE)
+    message = nc.render(make_ticket(title=title), event, config.district, BASE, "dispatch")
     request = nc.sms_request(message.id, nc.sms_text(message, config.district), url="https://sms.example/send",
                              phones=[OFFICER], secret="k")
     body = request.json()
@@ -164,7 +164,7 @@ def test_email_is_plain_utf8_text(message):
     assert mail["Subject"] == message.title and mail["To"] == "a@x.example, b@x.example"
     assert mail.get_content_type() == "text/plain" and mail.get_content_charset() == "utf-8"
     assert "责任部门：街道三防办" in mail.get_content()
-    assert mail["Message-ID"] == "<T-20260512-0001%3Adispatched%3A4@soc.local>"
+    assert mail["Message-ID"] == "<T-20260512-0001%3Adispatched%3Adispatch@soc.local>"
 
 
 def test_no_phone_number_from_the_ticket_appears_in_any_body(config, message):
@@ -186,7 +186,7 @@ def test_no_phone_number_from_the_ticket_appears_in_any_body(config, message):
 
 def test_unknown_event_is_refused(config):
     with pytest.raises(ValueError, match="unknown notification event 'sent'"):
-        nc.render(make_ticket(), "sent", config.district, BASE)
+        nc.render(make_ticket(), "sent", config.district, BASE, "dispatch")
 
 
 @pytest.mark.parametrize("kind, status, body, failure", [
