@@ -205,3 +205,11 @@ def test_a_digest_always_ends_with_its_count_and_link_whole(config, rules, chann
     listed = len(re.findall(r"T20261202-\d{4}", text))
     assert "/inbox)" in text
     assert (f"{200 - listed} 条，详见工单系统" in text) if listed < 200 else ("另有" not in text)
+
+
+def test_a_quiet_ticket_is_not_notified_until_its_silence_ends(config, rules):
+    _, ticket = opened(config)
+    quiet = ticket.model_copy(update={"silenced_by": "s1", "quiet_until": DAY + timedelta(hours=1)})
+    assert all(d.muted for d in notify.deliveries(rules, quiet, DAY - timedelta(days=1)))
+    later = quiet.model_copy(update={"quiet_until": DAY})
+    assert not any(d.muted for d in notify.deliveries(rules, later, DAY - timedelta(days=1)))

@@ -1,0 +1,126 @@
+"""Silences: Alertmanager's matcher semantics, the contract's limits, and their effect in the ticket step."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from handlers import silences, ticketing
+from handlers.lifecycle import Verdict
+from schemas.enums import Severity
+from schemas.silences import Matcher, Silence, SilenceSpec
+from tests.unit.conftest import SHANGHAI
+from tests.unit.test_ticketing import make_incident
+
+AT = datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI)
+STATION = "SW-HB-01"
+
+
+def silence(*matchers: dict, mode: str = "suppress", starts: datetime = AT - timedelta(hours=1),
+            ends: datetime = AT + timedelta(hours=1), created: datetime | None = None, sid: str = "s1") -> Silence:
+    return Silence(silence_id=sid, matchers=[Matcher(**m) for m in matchers], starts_at=starts, ends_at=ends,
+                   comment="泵站计划检修", mode=mode, created_by="值班员", created_at=created or starts)
+
+
+def reading(n: int = 1, severity: Severity = Severity.orange, at: datetime = AT, station: str = STATION):
+    incident = make_incident(n, severity=severity, observed_at=at - timedelta(seconds=2), received_at=at,
+                             key=station)
+    return incident.model_copy(update={"details": {"station_id": station}})
+
+
+ON_STATION = {"name": "ref", "value": STATION}
+
+
+@pytest.mark.parametrize("matcher, expected", [
+    ({"name": "ref", "value": STATION}, True),
+    ({"name": "ref", "value": STATION, "is_equal": False}, False),
+    ({"name": "ref", "value": "SW-HB-0", "is_regex": True}, False),  # anchored: a prefix is not a match
+    ({"name": "ref", "value": "SW-HB-.*", "is_regex": True}, True),
+    ({"name": "ref", "value": "SW-HB-.*", "is_regex": True, "is_equal": False}, False),
+    ({"name": "community", "value": "liyuan"}, True),
+    ({"name": "community", "value": "haibin"}, False),
+    ({"name": "department", "value": "flood_control"}, True),
+    ({"name": "severity", "value": "orange|red", "is_regex": True}, True),
+])
+def test_matcher_semantics(matcher, expected):
+    found = silences.labels(reading(), "flood_control")
+    assert silences.covers(silence(matcher, {"name": "source", "value": "flood"}), found) is expected
+
+
+def test_every_matcher_must_match():
+    found = silences.labels(reading(), "flood_control")
+    assert silences.covers(silence(ON_STATION, {"name": "community", "value": "liyuan"}), found)
+    assert not silences.covers(silence(ON_STATION, {"name": "community", "value": "haibin"}), found)
+
+
+def test_a_ref_matcher_takes_any_of_a_traffic_events_ids():
+    event = reading().model_copy(update={"details": {"road": "望海路", "camera_id": "CAM-7"}})
+    found = silences.labels(event, "traffic_police")
+    assert silences.covers(silence({"name": "ref", "value": "CAM-7"}), found)
+    assert not silences.covers(silence({"name": "ref", "value": "CAM-7", "is_equal": False}), found)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"ends_at": AT + timedelta(days=7, seconds=1)}, "a silence lasts at most 7 days"),
+    ({"ends_at": AT}, "ends_at must be after starts_at"),
+    ({"matchers": [{"name": "severity", "value": "blue"}]}, "a silence needs at least one matcher besides severity"),
+    ({"matchers": [{"name": "ref", "value": "(", "is_regex": True}]}, "value is not a valid regular expression"),
+    ({"matchers": [{"name": "station", "value": "x"}]}, "Input should be 'source', 'category'"),
+    ({"mode": "mute"}, "Input should be 'suppress' or 'quiet'"),
+])
+def test_the_limits_of_a_new_silence(change, message):
+    body = {"matchers": [ON_STATION], "starts_at": AT, "ends_at": AT + timedelta(hours=2), "comment": "检修", **change}
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(")):
+        SilenceSpec.model_validate(body)
+
+
+def test_pending_active_expired_on_an_injected_clock():
+    s = silence(ON_STATION, starts=AT, ends=AT + timedelta(hours=2), created=AT - timedelta(hours=1))
+    assert [silences.state(s, AT + timedelta(minutes=m)) for m in (-1, 0, 119, 120)] == [
+        "pending", "active", "active", "expired"]
+
+
+def test_a_suppressed_incident_opens_nothing_and_its_replay_lists_it_again(config):
+    s = silence(ON_STATION)
+    outcome = ticketing.step(config, None, reading(), f"flood:{STATION}", (s,))
+    assert (outcome.verdict, outcome.tickets) == (Verdict.applied, ())
+    assert outcome.counts == (ticketing.Silenced("flood"),)
+    assert [(x.incident.incident_id, x.silence_id) for x in outcome.suppressed] == [(reading().incident_id, "s1")]
+    # Again, with the silence gone from the table meanwhile: the key remembers the decision.
+    again = ticketing.step(config, outcome.state, reading(), f"flood:{STATION}", ())
+    assert (again.verdict, again.tickets, again.suppressed, again.state) == (
+        Verdict.replayed, (), outcome.suppressed, outcome.state)
+
+
+def test_an_open_ticket_still_counts_its_occurrences_under_a_silence(config):
+    first = ticketing.step(config, None, reading(1, at=AT - timedelta(minutes=30)), "k", ())
+    merged = ticketing.step(config, first.state, reading(2), "k", (silence(ON_STATION),))
+    assert merged.tickets[0].occurrences == 2 and merged.suppressed == ()
+
+
+def test_a_red_incident_is_never_suppressed_it_opens_quietly_and_says_so(config):
+    outcome = ticketing.step(config, None, reading(severity=Severity.red), "k", (silence(ON_STATION),))
+    [ticket] = outcome.tickets
+    assert (ticket.silenced_by, ticket.quiet_until) == ("s1", AT + timedelta(hours=1))
+    assert ticket.history[-1].action == "silenced" and ticket.history[-1].note.startswith("红色不屏蔽")
+    assert outcome.counts == (ticketing.Opened("flood_control", Severity.red),)
+
+
+def test_a_quiet_silence_opens_the_ticket_without_notifying(config):
+    outcome = ticketing.step(config, None, reading(), "k", (silence(ON_STATION, mode="quiet"),))
+    [ticket] = outcome.tickets
+    assert ticket.silenced_by == "s1" and ticket.history[-1].note == "opened quietly under silence s1"
+
+
+def test_a_silence_never_reaches_back_before_it_was_made(config):
+    late = silence(ON_STATION, starts=AT - timedelta(hours=1), created=AT + timedelta(seconds=1))
+    assert ticketing.step(config, None, reading(), "k", (late,)).tickets
+
+
+def test_suppress_wins_over_quiet_and_then_the_lowest_id():
+    found = silences.labels(reading(), "flood_control")
+    quiet, loud_b, loud_a = (silence(ON_STATION, mode="quiet", sid="a"), silence(ON_STATION, sid="c"),
+                             silence(ON_STATION, sid="b"))
+    assert silences.silencing((quiet, loud_b, loud_a), reading(), "flood_control").silence_id == "b"
+    assert silences.covers(quiet, found)
