@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Pipeline, running_pipeline
+from tests.integration.payloads import Builder
+from tests.support import CONFIG, Pipeline, running_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +24,9 @@ def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
 def unique() -> str:
     """A marker that keeps one test's ids and dedup keys apart from every other test's."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def build(unique) -> Builder:
+    """Payloads with this test's own ids, places and day."""
+    return Builder(CONFIG, unique)

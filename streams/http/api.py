@@ -235,6 +235,21 @@ def _page_param(query, name: str, default: int, maximum: int) -> int:
     return int(raw)
 
 
+def time_param(query, name: str) -> datetime | None:
+    """An RFC 3339 query parameter, or None when absent; 400 when it is not one."""
+    raw = query.get(name)
+    if not raw:
+        return None
+    try:
+        # An unencoded "+08:00" arrives as " 08:00".
+        when = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        raise ApiError(400, f"{name} must be an RFC 3339 time, e.g. 2026-12-01T08:30:00+08:00") from None
+    if when.utcoffset() is None:
+        raise ApiError(400, f"{name} needs a UTC offset")
+    return when
+
+
 FILTERS = {"status": {s.value for s in TicketStatus}, "severity": {s.value for s in Severity},
            "source": {s.value for s in Source}}
 

@@ -15,7 +15,7 @@ from handlers.duty import OnDuty
 from handlers.privacy import mask_phones
 from schemas.enums import OPS_CENTRE, Severity
 from schemas.records import Ticket
-from streams.http.api import ApiError, Body, JsonView, Note, validate
+from streams.http.api import ApiError, Body, JsonView, Note, time_param, validate
 
 DEFAULT_SPAN = timedelta(days=7)
 MAX_SPAN = timedelta(days=62)
@@ -46,19 +46,6 @@ def snapshot_json(ticket: Ticket) -> dict:
     return {"ticket_id": ticket.ticket_id, "title": mask_phones(ticket.title), "severity": ticket.severity.value,
             "status": ticket.status.value, "escalation": ticket.escalation.value, "department": ticket.department,
             "accept_due": ticket.accept_due.isoformat(), "resolve_due": ticket.resolve_due.isoformat()}
-
-
-def _time_param(query, name: str) -> datetime | None:
-    raw = query.get(name)
-    if not raw:
-        return None
-    try:
-        when = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an RFC 3339 time, e.g. 2026-12-01T08:30:00+08:00") from None
-    if when.utcoffset() is None:
-        raise ApiError(400, f"{name} needs a UTC offset")
-    return when
 
 
 class DutyNow(JsonView):
@@ -93,8 +80,8 @@ class DutyRoster(JsonView):
         unknown = set(request.query) - {"from", "to"}
         if unknown:
             raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
-        start = _time_param(request.query, "from") or self.http.clock()
-        end = _time_param(request.query, "to") or start + DEFAULT_SPAN
+        start = time_param(request.query, "from") or self.http.clock()
+        end = time_param(request.query, "to") or start + DEFAULT_SPAN
         if end <= start:
             raise ApiError(400, "to must be after from")
         if end - start > MAX_SPAN:

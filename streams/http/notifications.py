@@ -2,12 +2,12 @@
 department those of its own tickets (the inboxes a ticket was in when its change was notified)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from faust import web
 
 from schemas.enums import OPS_CENTRE
-from streams.http.api import ApiError, JsonView, _page_param, entry_json
+from streams.http.api import ApiError, JsonView, _page_param, entry_json, time_param
 
 DEFAULT_SINCE = timedelta(hours=24)
 MAX_ENTRIES = 1000  # the newest ones since `since`, oldest first
@@ -27,15 +27,7 @@ class Notifications(JsonView):
         store = self.http.notifications
         if store is None:
             raise ApiError(404, "notifications are not configured (no notify.yaml, or no channel URL set)")
-        since = self.http.clock() - DEFAULT_SINCE
-        if query.get("since"):
-            try:
-                # An unencoded "+08:00" arrives as " 08:00".
-                since = datetime.fromisoformat(query["since"].replace(" ", "+"))
-            except ValueError:
-                raise ApiError(400, "since must be an RFC 3339 time, e.g. 2026-12-01T08:30:00+08:00") from None
-            if since.utcoffset() is None:
-                raise ApiError(400, "since needs a UTC offset")
+        since = time_param(query, "since") or self.http.clock() - DEFAULT_SINCE
         limit = _page_param(query, "limit", 200, MAX_ENTRIES)
         if query.get("ticket_id"):
             ticket = await self.http.visible_ticket(query["ticket_id"], department)

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import CONFIG
-from tests.integration.payloads import Builder
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -65,10 +63,6 @@ def browser(chromium_path):
         finally:
             browser.close()
 
-
-@pytest.fixture
-def build(unique) -> Builder:
-    return Builder(CONFIG, unique)
 
 
 class Pages:

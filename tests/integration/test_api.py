@@ -12,10 +12,6 @@ from tests.integration.payloads import Builder
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def build(unique):
-    return Builder(CONFIG, unique)
-
 
 def open_ticket(pipeline, build, **fields) -> dict:
     """A fresh traffic_police ticket, as the API shows it."""

@@ -8,15 +8,10 @@ import time
 import pytest
 
 from schemas.enums import Severity, TicketStatus
-from tests.support import CONFIG, poll
-from tests.integration.payloads import Builder
+from tests.support import poll
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-def build(unique):
-    return Builder(CONFIG, unique)
 
 
 def by_ref(pipeline, source_ref: str):

@@ -1,0 +1,107 @@
+"""Silences over HTTP (ops centre only): make one, list them by state, end one early, and list what the
+silences kept from opening a ticket.
+
+A silence is published to soc.silences and reaches every worker's silence_id_to_silence table from
+there, so a GET right after a POST may not list it yet (it does within the table's propagation time).
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from faust import web
+
+from handlers import silences
+from schemas.enums import OPS_CENTRE
+from schemas.silences import Silence, SilenceSpec
+from streams.http.api import ApiError, JsonView, _page_param, time_param, validate
+
+STATES = ("active", "pending", "expired")
+DEFAULT_SILENCED_SINCE = timedelta(hours=24)
+MAX_SILENCED = 1000
+
+
+def _centre_only(view: JsonView, request: web.Request) -> str:
+    department = view.http.authenticate(request)
+    if department != OPS_CENTRE:
+        raise ApiError(403, "only the operations centre manages silences")
+    return department
+
+
+def silence_json(silence: Silence, now: datetime) -> dict:
+    return {**silence.model_dump(mode="json"), "state": silences.state(silence, now)}
+
+
+async def publish(view: JsonView, silence: Silence) -> None:
+    topic = view.http.pipeline.silences_topic
+    await topic.send(key=silence.silence_id.encode(), value=silence.model_dump_json().encode())
+
+
+class SilenceList(JsonView):
+    async def get(self, request: web.Request) -> web.Response:
+        return await self.guarded(self._get, request)
+
+    async def post(self, request: web.Request) -> web.Response:
+        return await self.guarded(self._post, request)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        _centre_only(self, request)
+        unknown = set(request.query) - {"state"}
+        if unknown:
+            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        wanted = request.query.get("state")
+        if wanted is not None and wanted not in STATES:
+            raise ApiError(400, f"state must be one of {', '.join(STATES)}")
+        now = self.http.clock()
+        found = [silence_json(s, now) for s in self.http.pipeline.silences.all()]
+        return self.json({"silences": [s for s in found if wanted is None or s["state"] == wanted]})
+
+    async def _post(self, request: web.Request) -> web.Response:
+        department = _centre_only(self, request)
+        spec = validate(SilenceSpec, await self.http.read_json(request))
+        now = self.http.clock()
+        if spec.ends_at <= now:
+            raise ApiError(422, "ends_at is in the past")
+        silence = Silence(**spec.model_dump(), silence_id=f"S{now:%Y%m%d}-{uuid.uuid4().hex[:10]}",
+                          created_by=department, created_at=now)
+        await publish(self, silence)
+        return self.json(silence_json(silence, now), status=201)
+
+
+class SilenceDetail(JsonView):
+    async def delete(self, request: web.Request, silence_id: str) -> web.Response:
+        return await self.guarded(self._delete, request, silence_id)
+
+    async def _delete(self, request: web.Request, silence_id: str) -> web.Response:
+        department = _centre_only(self, request)
+        silence = self.http.pipeline.silences.get(silence_id) if len(silence_id) <= 64 else None
+        if silence is None:
+            raise ApiError(404, f"no silence {silence_id}")
+        now = self.http.clock()
+        if silences.state(silence, now) == "expired":
+            return self.json(silence_json(silence, now))
+        ended = silence.model_copy(update={"ends_at": max(now, silence.starts_at), "expired_by": department})
+        await publish(self, ended)
+        return self.json(silence_json(ended, now))
+
+
+class Silenced(JsonView):
+    async def get(self, request: web.Request) -> web.Response:
+        return await self.guarded(self._get, request)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        _centre_only(self, request)
+        query = request.query
+        unknown = set(query) - {"since", "limit"}
+        if unknown:
+            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        since = time_param(query, "since") or self.http.clock() - DEFAULT_SILENCED_SINCE
+        limit = _page_param(query, "limit", 200, MAX_SILENCED)
+        return self.json({"since": since.isoformat(), "incidents": await self.http.store.silenced(since, limit)})
+
+
+ROUTES = [
+    ("/api/silences", "silences", SilenceList),
+    ("/api/silences/{silence_id}", "silence", SilenceDetail),
+    ("/api/silenced", "silenced", Silenced),
+]
