@@ -21,9 +21,10 @@ from email.message import EmailMessage
 
 from handlers import duty, escalation
 from handlers import notify_channels as nc
+from handlers.intervals import CompiledInterval
 from schemas.config import Config, District
 from schemas.enums import SEVERITY_RANK, Escalation, Severity
-from schemas.notify import WEEKDAYS, Delivery, DeliveryPolicy, Grouping, NotifyConfig, TimeInterval
+from schemas.notify import Delivery, DeliveryPolicy, Grouping, NotifyConfig
 from schemas.records import Ticket
 
 # The history actions that are notifiable changes (handlers/lifecycle.py, tickets.py, escalation.py).
@@ -71,28 +72,6 @@ def changes(ticket: Ticket) -> list[Change]:
 
 
 # ---------------------------------------------------------------- config compiled once, at start
-
-@dataclass(frozen=True)
-class CompiledInterval:
-    ranges: tuple[tuple[int, int], ...]  # minutes after midnight; end < start spans midnight
-    weekdays: frozenset[int]  # 0 = Monday; empty: every day
-
-    @classmethod
-    def of(cls, interval: TimeInterval) -> CompiledInterval:
-        days: set[int] = set()
-        for spec in interval.weekdays:
-            first, _, last = spec.partition(":")
-            lo, hi = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
-            days.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 7), *range(0, hi + 1)])
-        return cls(tuple(r.minutes for r in interval.times), frozenset(days))
-
-    def contains(self, local: datetime) -> bool:
-        if self.weekdays and local.weekday() not in self.weekdays:
-            return False
-        minute = local.hour * 60 + local.minute
-        return not self.ranges or any(start <= minute < end if start < end else minute >= start or minute < end
-                                      for start, end in self.ranges)
-
 
 @dataclass(frozen=True)
 class Subscription:

@@ -32,6 +32,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from schemas.config import Config, ConfigError, Strict, _read
 from schemas.enums import Severity
+from schemas.intervals import TimeInterval
 
 FILE = "notify.yaml"
 
@@ -44,8 +45,6 @@ ChannelType = Literal["dingtalk", "wecom", "feishu", "webhook", "email", "sms"]
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-_CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 # Which types need, allow or refuse each optional field.
 _SECRET_REQUIRED = {"dingtalk", "feishu", "webhook"}
@@ -93,54 +92,6 @@ class Channel(Strict):
             raise ValueError(f"sender and recipients are for email channels, not {kind}")
         if kind != "sms" and self.phones_env:
             raise ValueError(f"phones_env is for sms channels, not {kind}")
-        return self
-
-
-class TimeRange(Strict):
-    start_time: str
-    end_time: str
-
-    @field_validator("start_time", "end_time")
-    @classmethod
-    def _clock(cls, text: str) -> str:
-        if not _CLOCK.match(text):
-            raise ValueError(f"bad time {text!r}: use HH:MM (00:00 to 24:00)")
-        return text
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> TimeRange:
-        if self.start_time == self.end_time:
-            raise ValueError(f"empty time range {self.start_time}-{self.end_time}")
-        return self
-
-    @property
-    def minutes(self) -> tuple[int, int]:
-        """(start, end) in minutes after midnight; end < start spans midnight."""
-        def m(text: str) -> int:
-            hours, minutes = text.split(":")
-            return int(hours) * 60 + int(minutes)
-        return m(self.start_time), m(self.end_time)
-
-
-class TimeInterval(Strict):
-    """One Alertmanager time interval: it matches when every given field matches."""
-
-    times: list[TimeRange] = []
-    weekdays: list[str] = []
-
-    @field_validator("weekdays")
-    @classmethod
-    def _weekdays(cls, days: list[str]) -> list[str]:
-        for day in days:
-            for part in day.split(":"):
-                if part not in WEEKDAYS or day.count(":") > 1:
-                    raise ValueError(f"bad weekday {day!r}: use monday..sunday or a range like monday:friday")
-        return days
-
-    @model_validator(mode="after")
-    def _something(self) -> TimeInterval:
-        if not self.times and not self.weekdays:
-            raise ValueError("an interval needs times or weekdays")
         return self
 
 

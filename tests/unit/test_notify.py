@@ -9,7 +9,9 @@ import pytest
 
 from handlers import escalation, notify, ticketing
 from handlers import notify_channels as nc
+from handlers.intervals import CompiledInterval
 from schemas.enums import Category, Severity, Source
+from schemas.intervals import TimeInterval
 from schemas.notify import load_notify
 from schemas.records import TicketAction, TicketEvent
 from tests.unit.conftest import CONFIG_DIR, SHANGHAI
@@ -110,8 +112,7 @@ def test_below_min_severity_and_before_the_horizon_nothing_is_queued(config, rul
     ({"times": [{"start_time": "09:00", "end_time": "17:00"}], "weekdays": ["monday:friday"]}, ["09:00"], ["17:00"]),
 ])
 def test_time_intervals_span_midnight_and_respect_weekdays(spec, inside, outside):
-    from schemas.notify import TimeInterval
-    interval = notify.CompiledInterval.of(TimeInterval.model_validate(spec))
+    interval = CompiledInterval.of(TimeInterval.model_validate(spec))
     wednesday = datetime(2026, 12, 2, tzinfo=SHANGHAI)
     for clock, expected in [*((c, True) for c in inside), *((c, False) for c in outside)]:
         hours, minutes = map(int, clock.split(":"))
@@ -213,3 +214,16 @@ def test_a_quiet_ticket_is_not_notified_until_its_silence_ends(config, rules):
     assert all(d.muted for d in notify.deliveries(rules, quiet, DAY - timedelta(days=1)))
     later = quiet.model_copy(update={"quiet_until": DAY})
     assert not any(d.muted for d in notify.deliveries(rules, later, DAY - timedelta(days=1)))
+
+
+@pytest.mark.parametrize("spec, inside, outside", [
+    ({"days_of_month": ["-1"]}, [datetime(2026, 2, 28, 12, tzinfo=SHANGHAI)], [datetime(2026, 2, 27, 12, tzinfo=SHANGHAI)]),
+    ({"days_of_month": ["1:5"], "months": ["march:may"]}, [datetime(2026, 4, 3, tzinfo=SHANGHAI)],
+     [datetime(2026, 6, 3, tzinfo=SHANGHAI), datetime(2026, 4, 6, tzinfo=SHANGHAI)]),
+    ({"months": ["12", "january"], "times": [{"start_time": "23:00", "end_time": "01:00"}]},
+     [datetime(2026, 12, 31, 23, 30, tzinfo=SHANGHAI), datetime(2027, 1, 1, 0, 30, tzinfo=SHANGHAI)],
+     [datetime(2026, 11, 30, 23, 30, tzinfo=SHANGHAI)]),
+])
+def test_days_of_month_and_months(spec, inside, outside):
+    interval = CompiledInterval.of(TimeInterval.model_validate(spec))
+    assert all(interval.contains(t) for t in inside) and not any(interval.contains(t) for t in outside)

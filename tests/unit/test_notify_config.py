@@ -129,7 +129,7 @@ def _delete(path: str):
      ["notify.yaml: time_intervals.weekend.0.weekdays: bad weekday 'saturday:sundae': use monday..sunday or a "
       "range like monday:friday"]),
     (_set("time_intervals.weekend", [{}]),
-     ["notify.yaml: time_intervals.weekend.0: an interval needs times or weekdays"]),
+     ["notify.yaml: time_intervals.weekend.0: an interval needs times, weekdays, days_of_month or months"]),
     (_set("grouping.group_wait_red_s", 30),
      ["notify.yaml: grouping.group_wait_red_s: Input should be less than or equal to 5"]),
 ])
