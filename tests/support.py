@@ -124,7 +124,7 @@ def wait_ready(worker: Worker, timeout: float = 180) -> None:
     def ready() -> bool:
         if worker.process.popen.poll() is not None:
             pytest.fail(f"worker exited with {worker.process.popen.returncode}:\n{worker.log_tail()}")
-        return http_ok(f"{worker.url}/readyz")
+        return http_ok(f"{worker.url}/readyz/processing")
 
     wait_for(ready, timeout, "the worker to join its consumer group", 0.25)
 
