@@ -27,11 +27,23 @@
     return out;
   }
 
+  /** Like handlers/privacy.py's _mask: matched on the ASCII-digit copy (one UTF-16 unit per digit, so its
+   * positions are the original's), each match becomes its first group, join, ****, its last group; the
+   * text between matches stays as written (三防 stays 三防). */
+  function maskWith(pattern, text, join) {
+    const plain = asciiDigits(text);
+    let out = "";
+    let last = 0;
+    for (const m of plain.matchAll(pattern)) {
+      out += `${text.slice(last, m.index)}${m[1]}${join}****${m[3]}`;
+      last = m.index + m[0].length;
+    }
+    return out + text.slice(last);
+  }
+
   function maskPhones(value) {
     if (value === null || value === undefined) return "";
-    const text = asciiDigits(String(value));
-    return text.replace(MOBILE, (_m, head, _mid, tail) => `${head}****${tail}`)
-      .replace(LANDLINE, (_m, area, _mid, tail) => `${area}-****${tail}`);
+    return maskWith(LANDLINE, maskWith(MOBILE, String(value), ""), "-");
   }
 
   // ---------------------------------------------------------------- safe DOM helpers
