@@ -1,9 +1,12 @@
 """Runtime settings from SOC_* environment variables."""
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -13,6 +16,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOC_", extra="ignore")
 
     kafka_brokers: str = "127.0.0.1:9092"
+    # Kafka transport security, the same for Faust (aiokafka) and kafka-python (admin, CLI producers,
+    # rebuild): PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL over TLS, what production wants).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # CA bundle that signed the brokers' certificates (PEM); unset: the system's trust store.
+    kafka_ssl_cafile: Path | None = None
+    # Client certificate and key (PEM) for brokers that require mutual TLS; the key's password if any.
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+    # redis:// or rediss:// (TLS); a password goes in the URL (redis://:PASSWORD@host:6379/0, or
+    # redis://USER:PASSWORD@... with ACLs) and TLS options in its query (?ssl_ca_certs=/path/ca.pem).
+    # In k8s the whole URL comes from the Secret (deploy/k8s/deployment.yaml).
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Every Redis key starts with this, so several stacks can share one Redis.
     redis_prefix: str = "soc"
@@ -49,6 +68,94 @@ class Settings(BaseSettings):
     api_rate_per_s: float = 20.0
     api_burst: float = 100.0
     max_body_bytes: int = Field(16 * 1024, description="HTTP request body limit")
+
+    @field_validator("kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",
+                     "kafka_ssl_keyfile", "kafka_ssl_key_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        # A Secret or env file with an empty key means "not set", not the path "." or an empty password.
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> "Settings":
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_") and not (self.kafka_sasl_username and self.kafka_sasl_password
+                                                  and self.kafka_sasl_password.get_secret_value()):
+            raise ValueError(f"SOC_KAFKA_SECURITY_PROTOCOL={protocol} needs SOC_KAFKA_SASL_USERNAME and "
+                             "SOC_KAFKA_SASL_PASSWORD")
+        if not protocol.startswith("SASL_") and (self.kafka_sasl_username or self.kafka_sasl_password):
+            raise ValueError("SOC_KAFKA_SASL_USERNAME/PASSWORD are set but SOC_KAFKA_SECURITY_PROTOCOL is "
+                             f"{protocol}: set it to SASL_SSL (or SASL_PLAINTEXT)")
+        tls_files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        if not self.kafka_tls and any(tls_files):
+            raise ValueError("SOC_KAFKA_SSL_* files are set but SOC_KAFKA_SECURITY_PROTOCOL is "
+                             f"{protocol}: set it to SSL or SASL_SSL")
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("SOC_KAFKA_SSL_CERTFILE and SOC_KAFKA_SSL_KEYFILE go together (mutual TLS)")
+        return self
+
+    @property
+    def kafka_tls(self) -> bool:
+        return self.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for Kafka (Faust/aiokafka take a context), or None without TLS."""
+        if not self.kafka_tls:
+            return None
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
+        context.check_hostname = self.kafka_ssl_check_hostname
+        if self.kafka_ssl_certfile:
+            context.load_cert_chain(
+                str(self.kafka_ssl_certfile), str(self.kafka_ssl_keyfile),
+                self.kafka_ssl_key_password.get_secret_value() if self.kafka_ssl_key_password else None)
+        return context
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Security keyword arguments for kafka-python's KafkaAdminClient, KafkaProducer and
+        KafkaConsumer: `KafkaProducer(bootstrap_servers=..., **settings.kafka_client_kwargs())`.
+        Empty for PLAINTEXT, so the embedded broker's clients are unchanged."""
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return {}
+        kwargs: dict[str, Any] = {"security_protocol": protocol}
+        if protocol.startswith("SASL_"):
+            kwargs.update(sasl_mechanism=self.kafka_sasl_mechanism,
+                          sasl_plain_username=self.kafka_sasl_username,
+                          sasl_plain_password=self.kafka_sasl_password.get_secret_value())
+        if self.kafka_tls:
+            kwargs["ssl_check_hostname"] = self.kafka_ssl_check_hostname
+            if self.kafka_ssl_cafile:
+                kwargs["ssl_cafile"] = str(self.kafka_ssl_cafile)
+            if self.kafka_ssl_certfile:
+                kwargs.update(ssl_certfile=str(self.kafka_ssl_certfile), ssl_keyfile=str(self.kafka_ssl_keyfile))
+                if self.kafka_ssl_key_password:
+                    kwargs["ssl_password"] = self.kafka_ssl_key_password.get_secret_value()
+        return kwargs
+
+    def faust_broker_credentials(self):
+        """`faust.App(..., broker_credentials=settings.faust_broker_credentials())`: a
+        faust.SASLCredentials (with the TLS context for SASL_SSL), a faust.SSLCredentials for SSL,
+        or None for PLAINTEXT (Faust's default)."""
+        import faust
+
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return None
+        if protocol == "SSL":
+            return faust.SSLCredentials(self.kafka_ssl_context())
+        return faust.SASLCredentials(username=self.kafka_sasl_username,
+                                     password=self.kafka_sasl_password.get_secret_value(),
+                                     ssl_context=self.kafka_ssl_context(), mechanism=self.kafka_sasl_mechanism)
+
+    @property
+    def redis_url_redacted(self) -> str:
+        """The Redis URL without its password, for logs and messages."""
+        parts = urlsplit(self.redis_url)
+        if parts.password is None:
+            return self.redis_url
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @property
     def broker_url(self) -> str:

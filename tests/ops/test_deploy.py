@@ -154,12 +154,12 @@ def test_image_runs_as_the_manifests_uid_and_gid_with_a_healthcheck():
     pod = k8s_docs()["Deployment"]["spec"]["template"]["spec"]
     sc = pod["securityContext"]
     args = dict(a.split("=", 1) for a in instructions("ARG") if "=" in a)
-    uid, gid = int(args["SOC_UID"]), int(args["SOC_GID"])
+    uid, gid = int(args["APP_UID"]), int(args["APP_GID"])
     assert (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]) == (uid, gid, gid)
     assert sc["runAsNonRoot"] is True
     assert instructions("USER")[-1] in (f"{uid}:{gid}", str(uid))
     runs = " ".join(instructions("RUN"))
-    assert "groupadd --system --gid ${SOC_GID}" in runs and "--uid ${SOC_UID} --gid ${SOC_GID}" in runs
+    assert "groupadd --system --gid ${APP_GID}" in runs and "--uid ${APP_UID} --gid ${APP_GID}" in runs
     health = instructions("HEALTHCHECK")
     assert health and "/healthz" in health[0]
     assert instructions("EXPOSE") == ["6066"]
@@ -194,3 +194,47 @@ def test_dockerignore_keeps_secrets_tests_and_bench_out_but_not_what_the_image_c
             continue
         for src in parts[:-1]:
             assert not ignored(src), f"the Dockerfile copies {src}, which .dockerignore leaves out"
+
+
+# ---------------------------------------------------------------- secrets and transport (item 4)
+
+def example_secret() -> dict:
+    return yaml.safe_load((DEPLOY / "examples" / "k8s-secret.example.yaml").read_text(encoding="utf-8"))
+
+
+def test_secrets_come_from_the_secret_and_the_example_is_outside_the_apply_set():
+    assert not (K8S / "secret.yaml").exists()
+    assert "Secret" not in k8s_docs()
+    secret = example_secret()
+    assert secret["kind"] == "Secret" and all(v == "" for v in secret["stringData"].values())
+    c = worker_container()
+    env = {e["name"]: e for e in c["env"]}
+    for name in ("SOC_REDIS_URL", "SOC_KAFKA_SASL_USERNAME", "SOC_KAFKA_SASL_PASSWORD"):
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert "value" not in env[name], name
+        assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], name
+    # Nothing that looks like a credential is written in plain text in the Deployment.
+    for name, e in env.items():
+        if re.search(r"PASSWORD|SECRET|TOKEN|REDIS_URL", name):
+            assert "valueFrom" in e, name
+    assert env["SOC_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    ca = env["SOC_KAFKA_SSL_CAFILE"]["value"]
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    assert any(ca.startswith(path + "/") for path in mounts), ca
+
+
+def test_every_soc_variable_the_manifests_and_compose_set_is_a_setting_the_code_reads():
+    from streams.settings import Settings
+
+    fields = {f"SOC_{name.upper()}" for name in Settings.model_fields}
+    config_named = set(re.findall(r"SOC_[A-Z0-9_]+", (DEPLOY / "config" / "district.yaml").read_text()
+                                  + (DEPLOY / "config" / "notify.yaml").read_text()))
+    known = fields | config_named
+    k8s_env = {e["name"] for e in worker_container()["env"]}
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    compose_env = {n for s, svc in compose["services"].items() if s.startswith("worker-")
+                   for n in svc.get("environment", {})}
+    dockerfile_env = set(re.findall(r"\b(SOC_[A-Z0-9_]+)=", (DEPLOY / "Dockerfile").read_text()))
+    for where, names in (("k8s", k8s_env), ("compose", compose_env), ("Dockerfile", dockerfile_env)):
+        assert names and names <= known, (where, names - known)
+    assert set(example_secret()["stringData"]) <= known

@@ -215,7 +215,9 @@ def test_k8s_workers_wiring():
     for f in sorted((DEPLOY / "k8s").glob("*.yaml")):
         for d in yaml.safe_load_all(f.read_text(encoding="utf-8")):
             docs[d["kind"]] = d
-    assert {"Deployment", "Service", "ConfigMap", "Secret"} <= set(docs)
+    # The Secret is an example outside the apply set: applying deploy/k8s/ must not blank the real one.
+    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"} <= set(docs) and "Secret" not in docs
+    docs["Secret"] = yaml.safe_load((DEPLOY / "examples" / "k8s-secret.example.yaml").read_text(encoding="utf-8"))
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     c = pod["containers"][0]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
