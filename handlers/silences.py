@@ -9,11 +9,14 @@ exactly as the first run did.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 
+from handlers.intervals import CompiledInterval
 from schemas.records import Incident
+from schemas.response import Maintenance
 from schemas.silences import Matcher, Silence
 
 # The raw fields that name the source's own thing (station, site, camera, intersection, road).
@@ -47,7 +50,7 @@ def matches(matcher: Matcher, values: tuple[str, ...]) -> bool:
     return hit if matcher.is_equal else not hit
 
 
-def covers(silence: Silence, found: dict[str, tuple[str, ...]]) -> bool:
+def covers(silence: Silence | Maintenance, found: dict[str, tuple[str, ...]]) -> bool:
     return all(matches(m, found[m.name]) for m in silence.matchers)
 
 
@@ -62,9 +65,37 @@ def state(silence: Silence, now: datetime) -> str:
     return "active" if now < silence.ends_at else "expired"
 
 
-def silencing(silences: Iterable[Silence], incident: Incident, department: str) -> Silence | None:
-    """The silence that covers the incident when it arrived: a suppress one before a quiet one, then the
-    lowest id, so every worker and every replay picks the same."""
+@dataclass(frozen=True)
+class Cover:
+    """What silences an incident: a silence, or a maintenance window of rules.yaml (id `maintenance:<name>`)."""
+
+    silence_id: str
+    mode: str
+    ends_at: datetime
+
+
+# A maintenance window's end is looked for this far ahead, minute by minute, when a quiet ticket needs it.
+WINDOW_LOOKAHEAD = timedelta(days=7)
+
+
+def _window_end(intervals: Sequence[CompiledInterval], start: datetime, tz) -> datetime:
+    at = start.replace(second=0, microsecond=0)
+    while at - start < WINDOW_LOOKAHEAD and any(i.contains(at.astimezone(tz)) for i in intervals):
+        at += timedelta(minutes=1)
+    return at
+
+
+def silencing(silences: Iterable[Silence], incident: Incident, department: str,
+              maintenance: Sequence[Maintenance] = (), tz=None) -> Cover | None:
+    """What covers the incident when it arrived: a suppress silence or window before a quiet one, then the
+    lowest id, so every worker and every replay picks the same. Windows are read in the zone `tz`."""
     found = labels(incident, department)
-    hits = [s for s in silences if applies_at(s, incident.received_at) and covers(s, found)]
-    return min(hits, key=lambda s: (s.mode != "suppress", s.silence_id), default=None)
+    at = incident.received_at
+    hits = [Cover(s.silence_id, s.mode, s.ends_at) for s in silences if applies_at(s, at) and covers(s, found)]
+    for window in maintenance:
+        if not covers(window, found):
+            continue
+        intervals = [CompiledInterval.of(i) for i in window.time_intervals]
+        if any(i.contains(at.astimezone(tz)) for i in intervals):
+            hits.append(Cover(f"maintenance:{window.name}", window.mode, _window_end(intervals, at, tz)))
+    return min(hits, key=lambda c: (c.mode != "suppress", c.silence_id), default=None)

@@ -15,10 +15,11 @@ from a clock, so processing an input again reproduces the first run's outputs by
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from handlers import dedup, lifecycle
+from handlers import dedup, lifecycle, response
 from handlers import silences as silence_rules
 from handlers.lifecycle import Verdict
 from handlers.routing import red_watchers, route
@@ -26,6 +27,7 @@ from handlers.tickets import PIPELINE, add_occurrence, open_ticket
 from schemas.config import Config
 from schemas.enums import Escalation, Severity, TicketStatus
 from schemas.records import HistoryEntry, Incident, KeyState, Ticket, TicketAction, TicketEvent
+from schemas.response import ResponseChange
 from schemas.silences import Silence
 
 
@@ -75,20 +77,46 @@ class Outcome:
     counts: tuple[Count, ...] = ()
     reason: str = ""
     suppressed: tuple[Suppressed, ...] = ()
+    # Response triggers of this key with their whole histories, for soc.response.
+    response: dict[str, list[ResponseChange]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Around:
+    """What the step reads besides its key's state, all from global tables every worker holds: the
+    silences, and every response trigger's history."""
+
+    silences: tuple[Silence, ...] = ()
+    response: Mapping[str, list[ResponseChange]] = field(default_factory=dict)
 
 
 def step(config: Config, state: KeyState | None, item: Incident | TicketEvent, key: str,
-         silences: tuple[Silence, ...] = ()) -> Outcome:
-    """`silences`: every silence the worker holds (soc.silences); which applies is decided by the
+         around: Around = Around()) -> Outcome:
+    """`around`: the silences and response levels every worker holds; which apply is decided by the
     incident's own time."""
     if isinstance(item, Incident):
-        return on_incident(config, state or KeyState(dedup_key=key), item, silences)
+        return on_incident(config, state or KeyState(dedup_key=key), item, around)
     return on_command(config, state, item)
 
 
 # ------------------------------------------------------------------ incidents
 
-def on_incident(config: Config, state: KeyState, incident: Incident, silences: tuple[Silence, ...] = ()) -> Outcome:
+def on_incident(config: Config, state: KeyState, incident: Incident, around: Around = Around()) -> Outcome:
+    """The incident decided, with the response triggers it moves (or, replayed, those it moved)."""
+    rules = [r.name for r in config.rules.response.triggers if r.category is incident.category]
+    moved = response.signals(config, state.response, incident) if incident.incident_id not in state.silenced \
+        and incident.incident_id not in state.counted else {}
+    if moved:
+        state = state.model_copy(update={"response": {**state.response, **moved}})
+    published = {response.trigger_key(r, state.dedup_key): state.response[r] for r in rules if r in state.response}
+    levels = {**around.response, **published}
+    in_force = response.in_force(levels, incident.received_at, response.hold_of(config))
+    outcome = _decide(config, state, incident, around.silences, in_force)
+    return replace(outcome, response=published) if published else outcome
+
+
+def _decide(config: Config, state: KeyState, incident: Incident, silences: tuple[Silence, ...],
+            in_force: response.InForce | None) -> Outcome:
     if incident.incident_id in state.silenced:
         return Outcome(Verdict.replayed, state, suppressed=(Suppressed(incident, state.silenced[incident.incident_id]),),
                        reason="incident already suppressed")
@@ -99,6 +127,8 @@ def on_incident(config: Config, state: KeyState, incident: Incident, silences: t
     if state.expired_through is not None and incident.received_at <= state.expired_through:
         return Outcome(Verdict.replayed, state, reason="incident of a ticket past retention")
     now = incident.received_at
+    effect = response.effects(config, in_force.level if in_force else None)
+    incident = response.bumped(incident, effect)
     span = dedup.window(config, incident.source.value)
     seen = dedup.forget_expired(state.seen, now, span)
     match = dedup.match(seen, incident, span)
@@ -109,10 +139,11 @@ def on_incident(config: Config, state: KeyState, incident: Incident, silences: t
             return _record(state, seen, incident, (merged,), (Merged(incident.source.value),), merged.ticket_id)
         # After closure the problem is back: a new ticket that points at the closed one.
         route_ = _route(config, incident)
-        silence = silence_rules.silencing(silences, incident, route_.department)
+        silence = _silencing(config, silences, incident, route_.department)
         if _suppresses(silence, incident):
             return _suppress(state, incident, silence)
-        successor = _quiet(open_ticket(config, incident, route_, now, previous_ticket_id=ticket.ticket_id), silence)
+        successor = _quiet(_under_response(config, open_ticket(config, incident, route_, now,
+                                                                previous_ticket_id=ticket.ticket_id), in_force), silence)
         closed = ticket.model_copy(update={
             "successor_ticket_id": successor.ticket_id, "version": ticket.version + 1,
             "history": [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="recurred",
@@ -125,10 +156,11 @@ def on_incident(config: Config, state: KeyState, incident: Incident, silences: t
     newest = dedup.latest(state.seen)
     previous = newest.ticket_id if newest and incident.observed_at > newest.last_seen_at else None
     route_ = _route(config, incident)
-    silence = silence_rules.silencing(silences, incident, route_.department)
+    silence = _silencing(config, silences, incident, route_.department)
     if _suppresses(silence, incident):
         return _suppress(state, incident, silence)
-    ticket = _quiet(open_ticket(config, incident, route_, now, previous_ticket_id=previous), silence)
+    ticket = _quiet(_under_response(config, open_ticket(config, incident, route_, now, previous_ticket_id=previous),
+                                    in_force), silence)
     return _record(state, seen, incident, (ticket,), (Opened(ticket.department, ticket.severity),), ticket.ticket_id)
 
 
@@ -136,18 +168,43 @@ def _route(config: Config, incident: Incident):
     return route(config, incident.category, incident.severity, incident.community)
 
 
-def _suppresses(silence: Silence | None, incident: Incident) -> bool:
+def _silencing(config: Config, silences: tuple[Silence, ...], incident: Incident, department: str):
+    return silence_rules.silencing(silences, incident, department, config.rules.maintenance, config.district.tz)
+
+
+def _suppresses(silence: silence_rules.Cover | None, incident: Incident) -> bool:
     # A red incident is never suppressed: it opens quietly instead (_quiet says so in the history).
     return silence is not None and silence.mode == "suppress" and incident.severity is not Severity.red
 
 
-def _suppress(state: KeyState, incident: Incident, silence: Silence) -> Outcome:
+def _suppress(state: KeyState, incident: Incident, silence: silence_rules.Cover) -> Outcome:
     new = state.model_copy(update={"silenced": {**state.silenced, incident.incident_id: silence.silence_id}})
     return Outcome(Verdict.applied, new, counts=(Silenced(incident.source.value),),
                    suppressed=(Suppressed(incident, silence.silence_id),))
 
 
-def _quiet(ticket: Ticket, silence: Silence | None) -> Ticket:
+def _under_response(config: Config, ticket: Ticket, in_force: response.InForce | None) -> Ticket:
+    """A ticket opened under an emergency-response level: shorter deadlines, more watchers of red."""
+    if in_force is None:
+        return ticket
+    effect = response.effects(config, in_force.level)
+    change: dict = {"response_level": in_force.level}
+    note = f"{in_force.level}级应急响应 ({in_force.change.trigger})"
+    if effect is not None:
+        start = ticket.dispatched_at
+        change["accept_due"] = response.shortened(start, ticket.accept_due, effect)
+        change["resolve_due"] = response.shortened(start, ticket.resolve_due, effect)
+        if ticket.severity is Severity.red and effect.red_watchers:
+            change["watchers"] = list(dict.fromkeys([*ticket.watchers, *effect.red_watchers]))
+        if effect.deadline_factor != 1:
+            note += f": 时限 x{effect.deadline_factor:g}"
+        if ticket.category in effect.severity_bump:
+            note += "，分级提高一级"
+    return ticket.model_copy(update={**change, "history": [
+        *ticket.history, HistoryEntry(at=ticket.dispatched_at, by=PIPELINE, action="response", note=note)]})
+
+
+def _quiet(ticket: Ticket, silence: silence_rules.Cover | None) -> Ticket:
     """A ticket opened under a silence: nothing is notified of it until the silence ends."""
     if silence is None:
         return ticket

@@ -13,14 +13,14 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from schemas.enums import OPS_CENTRE, Category, Severity
+from schemas.response import Maintenance, ResponseRules
+from schemas.strict import Strict
 from schemas.measures import KINDS, MEASURES
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ---------------------------------------------------------------- district.yaml
@@ -215,6 +215,8 @@ class Rules(Strict):
     flood: dict[str, KindRule]
     city: dict[str, KindRule]
     construction: dict[str, KindRule]
+    maintenance: list[Maintenance] = []
+    response: ResponseRules = ResponseRules()
 
 
 # ---------------------------------------------------------------- routing.yaml
@@ -362,6 +364,11 @@ def _check_references(district: District, rules: Rules, routing: Routing) -> lis
     def dept_ref(path: str, dept: str) -> None:
         if dept not in departments:
             errors.append(f"routing.yaml: {path}: undefined department {dept!r}")
+
+    for level, effects in rules.response.levels.items():
+        for i, dept in enumerate(effects.red_watchers):
+            if dept not in departments:
+                errors.append(f"rules.yaml: response.levels.{level}.red_watchers.{i}: undefined department {dept!r}")
 
     for category, route in routing.categories.items():
         dept_ref(f"categories.{category.value}.department", route.department)

@@ -13,7 +13,7 @@ import re
 
 from pydantic import field_validator, model_validator
 
-from schemas.config import Strict
+from schemas.strict import Strict
 
 _CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

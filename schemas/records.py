@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.enums import Category, Escalation, Severity, Source, TicketStatus
+from schemas.response import ResponseChange
 
 
 class Record(BaseModel):
@@ -87,6 +88,8 @@ class Ticket(Record):
     # Opened under a silence (quiet, or red under suppress): not notified before quiet_until.
     silenced_by: str | None = None
     quiet_until: AwareDatetime | None = None
+    # The emergency-response level in force when it opened (its deadlines and grading reflect it).
+    response_level: Literal["I", "II", "III", "IV"] | None = None
     version: int = 1
     history: list[HistoryEntry] = Field(default_factory=list)
 
@@ -161,6 +164,8 @@ class KeyState(Record):
     expired_through: AwareDatetime | None = None
     # Incidents a silence kept from opening a ticket, with the silence: a replay lists them again.
     silenced: dict[str, str] = Field(default_factory=dict)
+    # Per response rule fed by this key: its history of changes (published to soc.response).
+    response: dict[str, list[ResponseChange]] = Field(default_factory=dict)
 
 
 class FieldError(Record):

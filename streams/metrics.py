@@ -23,6 +23,8 @@ class Metrics:
                                  ["source", "category", "severity"], registry=registry)
         self.incidents_silenced = Counter("soc_incidents_silenced", "Incidents a silence kept from opening a ticket",
                                           ["source"], registry=registry)
+        self.response_level = Gauge("soc_response_level", "Emergency-response level in force: 1 (I, red) to 4 (IV, blue), 0 = none",
+                                    registry=registry)
         self.duplicates = Counter("soc_duplicates", "Incidents merged into an open ticket",
                                   ["source"], registry=registry)
         self.tickets_opened = Counter("soc_tickets_opened", "Tickets opened",

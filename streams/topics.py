@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 RAW_TOPICS = {s: f"soc.raw.{s}" for s in ("traffic", "flood", "city", "construction")}
 SITES = "soc.sites"
 SILENCES = "soc.silences"
+RESPONSE = "soc.response"
 INCIDENTS = "soc.incidents"
 TICKETS = "soc.tickets"
 TICKET_EVENTS = "soc.ticket-events"
@@ -14,9 +15,8 @@ DEADLETTER = "soc.deadletter"
 # - dedup_key_to_tickets: a dedup key and all its tickets, in the partition of soc.incidents and
 #   soc.ticket-events that carries that key (the three are co-partitioned);
 # - site_id_to_registration: the whitelist, a global table every worker holds whole.
-# - silence_id_to_silence: the silences, a global table every worker holds whole.
-TABLES: dict[str, int | None] = {"dedup_key_to_tickets": None, "site_id_to_registration": 1,
-                                 "silence_id_to_silence": 1}
+# (soc.silences and soc.response are read whole by every worker, outside Faust: streams/topology/mirror.py.)
+TABLES: dict[str, int | None] = {"dedup_key_to_tickets": None, "site_id_to_registration": 1}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ def topic_specs(app_id: str | None = None) -> list[TopicSpec]:
         # One partition: every worker reads the whole whitelist.
         TopicSpec(SITES, 1, COMPACT),
         TopicSpec(SILENCES, 1, COMPACT),
+        TopicSpec(RESPONSE, 1, COMPACT),
         # Co-partitioned, both keyed by the dedup key: an incident and the commands on its tickets
         # meet in the same partition of dedup_key_to_tickets. Keep the same count on both.
         TopicSpec(INCIDENTS),

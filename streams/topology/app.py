@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timedelta, timezone
 
 import faust
+import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from handlers import escalation, notify, performance, ticketing
+from handlers import escalation, notify, performance, response, ticketing
 from handlers.base import Context
 from handlers.intake import Rejected, dead_letter, to_incident
 from handlers.lifecycle import Verdict
@@ -29,6 +31,7 @@ from schemas.config import Config
 from schemas.enums import Escalation
 from schemas.raw import SiteRegistration
 from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketEvent
+from schemas.response import NUMBER, ResponseChange
 from schemas.silences import Silence
 from streams import topics
 from streams.http import register as register_views
@@ -40,7 +43,8 @@ from streams.store import TicketStore
 from streams.topology import faust_compat
 from streams.topology.health import Health
 from streams.topology.notifier import HORIZON, Notifier
-from streams.topology.silences import SilenceBook
+from streams.topology.mirror import TopicMirror, aiokafka_security
+from streams.topology.silences import ResponseBook, SilenceBook
 from streams.topology.sites import Whitelist
 
 log = logging.getLogger("soc.pipeline")
@@ -100,8 +104,10 @@ class Pipeline:
     site_id_to_registration: faust.GlobalTable
     whitelist: Whitelist
     silences_topic: faust.TopicT
-    silence_id_to_silence: faust.GlobalTable
     silences: SilenceBook
+    response_topic: faust.TopicT
+    response: ResponseBook
+    mirrors: tuple[TopicMirror, ...] = ()
     agents: dict[str, faust.types.AgentT] = field(default_factory=dict)
     sent_steps: SentSteps = field(default_factory=SentSteps)
     notifier: Notifier | None = None
@@ -178,8 +184,11 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
 
     sites_table = app.GlobalTable("site_id_to_registration", default=None,
                                   partitions=topics.TABLES["site_id_to_registration"])
-    silences_table = app.GlobalTable("silence_id_to_silence", default=None,
-                                     partitions=topics.TABLES["silence_id_to_silence"])
+    # Every worker reads these two whole (streams/topology/mirror.py).
+    mirror = partial(TopicMirror, bootstrap_servers=settings.bootstrap_servers, security=aiokafka_security(settings),
+                     on_bad_record=lambda key, exc: log.warning("bad record on a mirrored topic",
+                                                                extra={"key": key, "error": str(exc)[:200]}))
+    silences_mirror, response_mirror = mirror(topics.SILENCES), mirror(topics.RESPONSE)
     pipeline = Pipeline(
         app=app, settings=settings, config=config, store=store, clock=clock, metrics=metrics, registry=registry,
         health=Health(),
@@ -195,8 +204,10 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
         site_id_to_registration=sites_table,
         whitelist=Whitelist(sites_table),
         silences_topic=raw_topic(topics.SILENCES, partitions=1),
-        silence_id_to_silence=silences_table,
-        silences=SilenceBook(silences_table),
+        silences=SilenceBook(silences_mirror.values),
+        response_topic=raw_topic(topics.RESPONSE, partitions=1),
+        response=ResponseBook(response_mirror.values),
+        mirrors=(silences_mirror, response_mirror),
     )
     # Both inputs of the ticket step in one stream: the table write goes to the partition they share.
     decide_topic = raw_topic(topics.INCIDENTS, topics.TICKET_EVENTS)
@@ -205,8 +216,8 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     for source, topic in pipeline.raw_topics.items():
         pipeline.agents[f"parse_{source}"] = agent(topic, f"parse_{source}")(_parse_agent(pipeline, source))
     pipeline.agents["register_sites"] = agent(pipeline.sites_topic, "register_sites")(_register_sites(pipeline))
-    pipeline.agents["register_silences"] = agent(pipeline.silences_topic, "register_silences")(
-        _register_silences(pipeline))
+    for one in pipeline.mirrors:
+        app.task(pipeline.health.reporting_task(f"mirror {one.topic}", one.run))
     pipeline.agents["decide_tickets"] = agent(decide_topic, "decide_tickets")(_decide_tickets(pipeline))
 
     timer = pipeline.health.guarded_timer(app, metrics)
@@ -234,9 +245,8 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
 
 # The topics agents read. The assignment also holds the changelogs, which are read only while
 # recovering tables: they always look behind and must never be sought.
-AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.SILENCES, topics.INCIDENTS,
-                          topics.TICKET_EVENTS})
-COMPACTED_INPUTS = frozenset({topics.SITES, topics.SILENCES})
+AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.INCIDENTS, topics.TICKET_EVENTS})
+COMPACTED_INPUTS = frozenset({topics.SITES})
 
 
 # ------------------------------------------------------------------ hop 1: raw -> incident
@@ -284,24 +294,6 @@ def _register_sites(p: Pipeline):
     return register_sites
 
 
-def _register_silences(p: Pipeline):
-    async def register_silences(stream):
-        async for event in stream.events():
-            message = event.message
-            silence_id = message.key.decode("utf-8", "replace") if message.key else ""
-            if message.value is None:
-                p.silence_id_to_silence.pop(silence_id, None)
-                continue
-            try:
-                silence = Silence.model_validate_json(message.value)
-            except ValueError as exc:
-                p.dead_letter("silences", message, Rejected("invalid", str(exc)[:500]))
-                continue
-            p.silence_id_to_silence[silence.silence_id] = silence.model_dump(mode="json")
-
-    return register_silences
-
-
 # ------------------------------------------------------------------ hop 2: incident | command -> tickets
 
 class States:
@@ -343,6 +335,8 @@ def _decide_tickets(p: Pipeline):
         """Per batch: each input decided against its key's state in order; then one Redis round trip,
         one soc.tickets record per touched ticket, one table write per touched key, in that order:
         the table records what was done only after it was done."""
+        for one in p.mirrors:  # never decide with half the silences or response levels
+            await one.ready.wait()
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             states = States(p.dedup_key_to_tickets, cache)
             written: dict[str, tuple[Ticket, str]] = {}
@@ -351,13 +345,14 @@ def _decide_tickets(p: Pipeline):
             refused: list[tuple[str, str]] = []
             latencies: list[datetime] = []
             suppressed: list[ticketing.Suppressed] = []
-            silences = p.silences.all()
+            moved: dict[str, list[ResponseChange]] = {}
+            around = ticketing.Around(p.silences.all(), p.response.histories())
             for event in events:
                 message = event.message
                 key = message.key.decode("utf-8", "replace") if message.key else ""
                 try:
                     item = decode_input(message)
-                    outcome = ticketing.step(p.config, states.get(key), item, key, silences)
+                    outcome = ticketing.step(p.config, states.get(key), item, key, around)
                 except Exception as exc:  # bad input or a handler bug: dead-lettered, the partition goes on
                     reason = "invalid" if isinstance(exc, ValueError) else "handler_error"
                     if reason == "handler_error":
@@ -378,12 +373,18 @@ def _decide_tickets(p: Pipeline):
                     written[ticket.ticket_id] = (ticket, kind)
                 evicted.update(outcome.evicted)
                 suppressed += outcome.suppressed
+                moved.update(outcome.response)
+                if outcome.response:  # later inputs of this batch see the level it set
+                    around = ticketing.Around(around.silences, {**around.response, **outcome.response})
             tickets = [(t, kind, t.model_dump_json().encode()) for t, kind in written.values()]
             if tickets or evicted or suppressed:
                 await p.store.save_with_retry(tickets, evicted=sorted(evicted - set(written)),
                                               suppressed=[(s.incident, s.silence_id) for s in suppressed])
             for ticket, _, js in tickets:
                 p.ticket_topic.send_soon(key=ticket.ticket_id.encode(), value=js)
+            for trigger, history in moved.items():
+                p.response_topic.send_soon(key=trigger.encode(), value=orjson.dumps(
+                    [c.model_dump(mode="json") for c in history]))
             for key, last_event in states.changed.items():
                 value = states.current[key].model_dump_json().encode()
                 with faust_compat.writing_for(stream, last_event):
@@ -483,8 +484,11 @@ async def expire_closed_tickets(p: Pipeline) -> None:
 
 
 async def refresh_gauges(p: Pipeline) -> None:
-    """Open tickets and on-time ratios from the store's gauge facts, the same figures every worker sees."""
+    """Open tickets and on-time ratios from the store's gauge facts, the same figures every worker sees;
+    the response level from the table every worker holds."""
     now = p.clock()
+    level = response.in_force(p.response.histories(), now, response.hold_of(p.config))
+    p.metrics.response_level.set(NUMBER[level.level] if level else 0)
     figures = performance.gauges(await p.store.gauge_facts(), now - PERFORMANCE_WINDOW, now, now)
     p.metrics.tickets_open.clear()
     for (department, severity), count in figures.open_tickets.items():

@@ -51,6 +51,20 @@ class Health:
             return register
         return agent
 
+    def reporting_task(self, name: str, run: Callable[[], Awaitable[None]]):
+        """An app task (it runs for the worker's life) whose crash fails health like an agent's."""
+        async def task() -> None:
+            try:
+                await run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.agent_crashed(name, exc)
+                raise
+
+        task.__name__ = task.__qualname__ = name.replace(" ", "_").replace(".", "_")
+        return task
+
     def guarded_timer(self, app, metrics):
         """`timer(interval, name)(fn)` registers `fn` as a Faust timer whose exceptions are logged
         and counted in soc_timer_errors_total{timer} instead of crashing the app."""

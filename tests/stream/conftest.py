@@ -36,8 +36,12 @@ def pipeline(tmp_path_factory) -> Pipeline:
     config = load_config(settings.config_dir)
     registry = CollectorRegistry()
     store = AsyncMock(spec=TicketStore)
-    return build_app(settings, config, store, lambda: NOW, Metrics(registry, tuple(config.district.departments)),
-                     registry)
+    built = build_app(settings, config, store, lambda: NOW, Metrics(registry, tuple(config.district.departments)),
+                      registry)
+    # No broker here: the mirrored silences and response level are empty, and caught up.
+    for mirror in built.mirrors:
+        mirror.ready.set()
+    return built
 
 
 class Recorder:

@@ -7,8 +7,9 @@ import pytest
 from pydantic import ValidationError
 
 from handlers import silences, ticketing
+from handlers.ticketing import Around
 from handlers.lifecycle import Verdict
-from schemas.enums import Severity
+from schemas.enums import Category, Severity
 from schemas.silences import Matcher, Silence, SilenceSpec
 from tests.unit.conftest import SHANGHAI
 from tests.unit.test_ticketing import make_incident
@@ -83,24 +84,24 @@ def test_pending_active_expired_on_an_injected_clock():
 
 def test_a_suppressed_incident_opens_nothing_and_its_replay_lists_it_again(config):
     s = silence(ON_STATION)
-    outcome = ticketing.step(config, None, reading(), f"flood:{STATION}", (s,))
+    outcome = ticketing.step(config, None, reading(), f"flood:{STATION}", Around(silences=(s,)))
     assert (outcome.verdict, outcome.tickets) == (Verdict.applied, ())
     assert outcome.counts == (ticketing.Silenced("flood"),)
     assert [(x.incident.incident_id, x.silence_id) for x in outcome.suppressed] == [(reading().incident_id, "s1")]
     # Again, with the silence gone from the table meanwhile: the key remembers the decision.
-    again = ticketing.step(config, outcome.state, reading(), f"flood:{STATION}", ())
+    again = ticketing.step(config, outcome.state, reading(), f"flood:{STATION}", Around(silences=()))
     assert (again.verdict, again.tickets, again.suppressed, again.state) == (
         Verdict.replayed, (), outcome.suppressed, outcome.state)
 
 
 def test_an_open_ticket_still_counts_its_occurrences_under_a_silence(config):
-    first = ticketing.step(config, None, reading(1, at=AT - timedelta(minutes=30)), "k", ())
-    merged = ticketing.step(config, first.state, reading(2), "k", (silence(ON_STATION),))
+    first = ticketing.step(config, None, reading(1, at=AT - timedelta(minutes=30)), "k", Around(silences=()))
+    merged = ticketing.step(config, first.state, reading(2), "k", Around(silences=(silence(ON_STATION),)))
     assert merged.tickets[0].occurrences == 2 and merged.suppressed == ()
 
 
 def test_a_red_incident_is_never_suppressed_it_opens_quietly_and_says_so(config):
-    outcome = ticketing.step(config, None, reading(severity=Severity.red), "k", (silence(ON_STATION),))
+    outcome = ticketing.step(config, None, reading(severity=Severity.red), "k", Around(silences=(silence(ON_STATION),)))
     [ticket] = outcome.tickets
     assert (ticket.silenced_by, ticket.quiet_until) == ("s1", AT + timedelta(hours=1))
     assert ticket.history[-1].action == "silenced" and ticket.history[-1].note.startswith("红色不屏蔽")
@@ -108,14 +109,14 @@ def test_a_red_incident_is_never_suppressed_it_opens_quietly_and_says_so(config)
 
 
 def test_a_quiet_silence_opens_the_ticket_without_notifying(config):
-    outcome = ticketing.step(config, None, reading(), "k", (silence(ON_STATION, mode="quiet"),))
+    outcome = ticketing.step(config, None, reading(), "k", Around(silences=(silence(ON_STATION, mode="quiet"),)))
     [ticket] = outcome.tickets
     assert ticket.silenced_by == "s1" and ticket.history[-1].note == "opened quietly under silence s1"
 
 
 def test_a_silence_never_reaches_back_before_it_was_made(config):
     late = silence(ON_STATION, starts=AT - timedelta(hours=1), created=AT + timedelta(seconds=1))
-    assert ticketing.step(config, None, reading(), "k", (late,)).tickets
+    assert ticketing.step(config, None, reading(), "k", Around(silences=(late,))).tickets
 
 
 def test_suppress_wins_over_quiet_and_then_the_lowest_id():
@@ -124,3 +125,26 @@ def test_suppress_wins_over_quiet_and_then_the_lowest_id():
                              silence(ON_STATION, sid="b"))
     assert silences.silencing((quiet, loud_b, loud_a), reading(), "flood_control").silence_id == "b"
     assert silences.covers(quiet, found)
+
+
+def test_a_recurring_maintenance_window_across_midnight_in_shanghai():
+    from schemas.response import Maintenance
+    window = Maintenance(name="night_test", matchers=[Matcher(name="ref", value=STATION)], mode="quiet",
+                         time_intervals=[{"times": [{"start_time": "23:30", "end_time": "00:30"}]}])
+    at = lambda h, m: reading(at=datetime(2026, 12, 2, h, m, tzinfo=SHANGHAI))  # noqa: E731
+    inside = silences.silencing((), at(0, 10), "flood_control", [window], SHANGHAI)
+    assert (inside.silence_id, inside.mode) == ("maintenance:night_test", "quiet")
+    assert inside.ends_at == datetime(2026, 12, 2, 0, 30, tzinfo=SHANGHAI)
+    assert silences.silencing((), at(23, 45), "flood_control", [window], SHANGHAI) is not None
+    assert silences.silencing((), at(0, 30), "flood_control", [window], SHANGHAI) is None
+    assert silences.silencing((), at(12, 0), "flood_control", [window], SHANGHAI) is None
+
+
+def test_the_real_pump_test_window_suppresses_pump_alarms_on_monday_night(config):
+    monday_night = datetime(2026, 11, 30, 2, 15, tzinfo=SHANGHAI)
+    pump = reading().model_copy(update={"category": Category.flood_pump_station, "subcategory": "fault",
+                                        "received_at": monday_night})
+    outcome = ticketing.step(config, None, pump, "k")
+    assert outcome.tickets == () and outcome.suppressed[0].silence_id == "maintenance:pump_weekly_test"
+    later = pump.model_copy(update={"received_at": monday_night + timedelta(hours=1)})
+    assert ticketing.step(config, None, later, "k").tickets

@@ -26,9 +26,9 @@ def test_compacted_topics_and_changelogs():
     wanted = by_name(topics.topic_specs("soc-pipeline"))
     compacted = {name for name, w in wanted.items() if w.configs.get("cleanup.policy") == "compact"}
     assert compacted == {
-        topics.SITES, topics.SILENCES, topics.TICKETS,
+        topics.SITES, topics.SILENCES, topics.RESPONSE, topics.TICKETS,
         "soc-pipeline-dedup_key_to_tickets-changelog", "soc-pipeline-site_id_to_registration-changelog",
-        "soc-pipeline-silence_id_to_silence-changelog",
+
     }
     # Nothing else has configs: the broker's defaults (delete, its retention) apply.
     assert all(not w.configs for name, w in wanted.items() if name not in compacted)
@@ -38,7 +38,7 @@ def test_fixed_partition_counts():
     wanted = by_name(topics.topic_specs("soc-pipeline"), 8)
     assert wanted[topics.SITES].partitions == 1  # every worker reads the whole whitelist
     assert wanted["soc-pipeline-site_id_to_registration-changelog"].partitions == 1  # a global table
-    assert wanted[topics.SILENCES].partitions == wanted["soc-pipeline-silence_id_to_silence-changelog"].partitions == 1
+    assert wanted[topics.SILENCES].partitions == wanted[topics.RESPONSE].partitions == 1
     assert wanted[topics.DEADLETTER].partitions == 3
     assert not wanted[topics.SITES].configured
 

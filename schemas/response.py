@@ -1,0 +1,102 @@
+"""The emergency-response level (应急响应, 战时机制): its changes on soc.response, and rules.yaml's
+`maintenance` windows and `response` section.
+
+Levels follow the national scale: I (特别重大, red) is the most severe, IV (一般, blue) the least.
+soc.response is keyed by trigger: `manual` for the centre's own decisions, `<rule>@<dedup key>` for a
+rule fed by one source key (a typhoon signal station, a rain gauge). Each value is that trigger's whole
+history of changes, so the level at any time is a pure function of the table (handlers/response.py).
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from schemas.enums import Category, Severity
+from schemas.intervals import TimeInterval
+from schemas.silences import Matcher, Mode
+from schemas.strict import Strict
+
+Level = Literal["I", "II", "III", "IV"]
+LEVELS = ("I", "II", "III", "IV")
+RANK = {"I": 4, "II": 3, "III": 2, "IV": 1}  # for comparing: the more severe, the higher
+NUMBER = {"I": 1, "II": 2, "III": 3, "IV": 4}  # as the contract counts them (soc_response_level)
+COLOUR = {"I": "red", "II": "orange", "III": "yellow", "IV": "blue"}
+MANUAL = "manual"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)$")
+
+
+def duration_s(text: str) -> float:
+    number, unit = _DURATION.match(text).groups()
+    return float(number) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def _duration(text: str) -> str:
+    if not _DURATION.match(text):
+        raise ValueError(f"bad duration {text!r}: use a number with s, m or h, e.g. 90m")
+    return text
+
+
+class ResponseChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    at: AwareDatetime
+    level: Level | None  # None: this trigger no longer calls for a level
+    reason: str
+    trigger: str  # "manual" or the rule's name
+    by: str
+
+
+class Maintenance(Strict):
+    """A recurring window in which matching incidents are silenced, like a silence from config."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    matchers: Annotated[list[Matcher], Field(min_length=1)]
+    time_intervals: Annotated[list[TimeInterval], Field(min_length=1)]
+    mode: Mode = "suppress"
+    comment: str = ""
+
+
+class ResponseTrigger(Strict):
+    """While the latest incident of one key in `category` is at `min_severity` or above, `level` is called for."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    category: Category
+    min_severity: Severity
+    level: Level
+
+
+class LevelEffects(Strict):
+    # Incidents of these categories are graded one step higher (capped at red).
+    severity_bump: list[Category] = []
+    # New tickets' accept and resolve times are this share of the usual, but never below the floor.
+    deadline_factor: Annotated[float, Field(gt=0, le=1)] = 1.0
+    deadline_floor: str = "10m"
+    # Departments added as watchers of red tickets (e.g. the leadership, a command post).
+    red_watchers: list[str] = []
+
+    @field_validator("deadline_floor")
+    @classmethod
+    def _floor(cls, text: str) -> str:
+        return _duration(text)
+
+
+class ResponseRules(Strict):
+    # How long a rule's level holds after its signal is lowered, so the level does not flap.
+    hold: str = "2h"
+    triggers: list[ResponseTrigger] = []
+    levels: dict[Level, LevelEffects] = {}
+
+    @field_validator("hold")
+    @classmethod
+    def _hold(cls, text: str) -> str:
+        return _duration(text)
+
+    @field_validator("triggers")
+    @classmethod
+    def _unique(cls, triggers: list[ResponseTrigger]) -> list[ResponseTrigger]:
+        names = [t.name for t in triggers]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"trigger names must be unique: {', '.join(doubled)}")
+        return triggers

@@ -1,0 +1,125 @@
+"""The emergency-response level: triggers with a hold, the centre's decisions, and the effects on new tickets."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from handlers import response, ticketing
+from handlers.base import Context
+from handlers.intake import to_incident
+from handlers.lifecycle import Verdict
+from handlers.ticketing import Around
+from schemas.enums import Severity
+from schemas.response import MANUAL, ResponseChange
+from tests.unit.conftest import SHANGHAI
+
+T0 = datetime(2026, 9, 14, 8, 0, tzinfo=SHANGHAI)
+HOLD = timedelta(hours=2)
+TYPHOON_KEY = "flood:typhoon:TY-HW"
+
+
+def typhoon(config, signal: str, at: datetime):
+    raw = json.dumps({"station_id": "TY-HW", "kind": "typhoon_signal", "signal": signal, "lat": 22.52,
+                      "lon": 113.93, "observed_at": at.isoformat()}).encode()
+    return to_incident("flood", raw, Context(config, at, {}))
+
+
+def waterlogging(config, cm: float, at: datetime, station: str = "JS-WH-03"):
+    raw = json.dumps({"station_id": station, "kind": "waterlogging", "value": cm, "lat": 22.512, "lon": 113.925,
+                      "observed_at": at.isoformat()}).encode()
+    return to_incident("flood", raw, Context(config, at, {}))
+
+
+def run_signals(config, sequence):
+    """Feed typhoon signals through the ticket step on their key; the histories it publishes."""
+    state, published = None, {}
+    for signal, at in sequence:
+        outcome = ticketing.step(config, state, typhoon(config, signal, at), TYPHOON_KEY, Around(response=published))
+        state = outcome.state
+        published = {**published, **outcome.response}
+    return state, published
+
+
+def test_yellow_then_orange_then_lowered_raises_the_level_and_ends_it_after_the_hold(config):
+    # The signal station reports every hour: yellow, then orange from +3 h, then blue at +6 h.
+    _, published = run_signals(config, [*(("yellow", T0 + timedelta(hours=h)) for h in range(3)),
+                                        *(("orange", T0 + timedelta(hours=h)) for h in range(3, 6)),
+                                        ("blue", T0 + timedelta(hours=6))])
+    level = lambda hours: response.in_force(published, T0 + timedelta(hours=hours), HOLD)  # noqa: E731
+    assert level(-1) is None
+    assert level(0).level == "III" and level(0).change.trigger == "typhoon_yellow"
+    assert level(3).level == "II"
+    # Lowered to blue at +6 h: both rules let go then, and their levels hold 2 h more.
+    assert level(7.9).level == "II"
+    assert level(8) is None
+    assert set(published) == {f"typhoon_yellow@{TYPHOON_KEY}", f"typhoon_orange@{TYPHOON_KEY}"}
+
+
+def test_the_same_signal_again_changes_nothing_and_a_replay_republishes_the_histories(config):
+    state, published = run_signals(config, [("yellow", T0)])
+    again = ticketing.step(config, state, typhoon(config, "yellow", T0 + timedelta(minutes=10)), TYPHOON_KEY,
+                           Around(response=published))
+    assert again.response == published  # unchanged: no new change, the same histories
+    replay = ticketing.step(config, again.state, typhoon(config, "yellow", T0), TYPHOON_KEY, Around(response={}))
+    assert replay.verdict is Verdict.replayed and replay.response == published
+
+
+def test_a_manual_level_has_no_hold_and_the_most_severe_level_wins(config):
+    _, published = run_signals(config, [("yellow", T0)])
+    manual = [ResponseChange(at=T0 + timedelta(hours=1), level="I", reason="区指挥部决定", trigger=MANUAL, by="ops_centre"),
+              ResponseChange(at=T0 + timedelta(hours=2), level=None, reason="解除", trigger=MANUAL, by="ops_centre")]
+    histories = {**published, MANUAL: manual}
+    assert response.in_force(histories, T0 + timedelta(hours=1.5), HOLD).level == "I"
+    assert response.in_force(histories, T0 + timedelta(hours=2), HOLD).level == "III"
+
+
+def test_under_level_iii_a_20_cm_waterlogging_reading_is_graded_one_step_higher_with_halved_deadlines(config):
+    at = T0 + timedelta(hours=1)
+    usual = ticketing.step(config, None, waterlogging(config, 20, at), "k1").tickets[0]
+    _, published = run_signals(config, [("yellow", T0)])
+    under = ticketing.step(config, None, waterlogging(config, 20, at), "k1", Around(response=published)).tickets[0]
+    assert (usual.severity, under.severity) == (Severity.yellow, Severity.orange)
+    assert under.response_level == "III" and usual.response_level is None
+    orange_usual = ticketing.step(config, None, waterlogging(config, 35, at), "k2").tickets[0]
+    # Halved, but the accept time not below the level's 10-minute floor.
+    assert under.accept_due - under.dispatched_at == max((orange_usual.accept_due - orange_usual.dispatched_at) / 2,
+                                                         timedelta(minutes=10))
+    assert under.resolve_due - under.dispatched_at == (orange_usual.resolve_due - orange_usual.dispatched_at) / 2
+    assert under.history[-1].action == "response" and "III级应急响应" in under.history[-1].note
+
+
+def test_a_red_ticket_under_a_level_gets_its_watchers(config):
+    _, published = run_signals(config, [("orange", T0)])
+    ticket = ticketing.step(config, None, waterlogging(config, 60, T0 + timedelta(minutes=5)), "k",
+                            Around(response=published)).tickets[0]
+    assert ticket.severity is Severity.red and "district_leadership" in ticket.watchers
+
+
+@pytest.mark.parametrize("factor, floor, span, expected", [
+    (0.5, "10m", timedelta(hours=2), timedelta(hours=1)),
+    (0.25, "10m", timedelta(minutes=20), timedelta(minutes=10)),   # the floor
+    (0.25, "10m", timedelta(minutes=6), timedelta(minutes=6)),     # never longer than the usual
+])
+def test_deadlines_shrink_to_their_factor_but_not_below_the_floor(factor, floor, span, expected):
+    from schemas.response import LevelEffects
+    effect = LevelEffects(deadline_factor=factor, deadline_floor=floor)
+    assert response.shortened(T0, T0 + span, effect) - T0 == expected
+
+
+def test_a_rule_lets_go_a_hold_after_its_last_supporting_report_and_is_kept_up_by_reports(config):
+    # Red rain at one gauge, reports every 30 min for 3 h, then the gauge is back to normal (sends nothing).
+    state, published = None, {}
+    for n in range(7):
+        at = T0 + timedelta(minutes=30 * n)
+        raw = json.dumps({"station_id": "YL-HB-01", "kind": "rainfall", "value": 120.0, "lat": 22.51, "lon": 113.91,
+                          "observed_at": at.isoformat()}).encode()
+        incident = to_incident("flood", raw, Context(config, at, {}))
+        outcome = ticketing.step(config, state, incident, incident.dedup_key, Around(response=published))
+        state, published = outcome.state, {**published, **outcome.response}
+    [history] = published.values()
+    assert [c.at for c in history] == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2), T0 + timedelta(hours=3)]
+    last = T0 + timedelta(hours=3)
+    assert response.in_force(published, last + HOLD * 2 - timedelta(seconds=1), HOLD).level == "II"
+    assert response.in_force(published, last + HOLD * 2, HOLD) is None
