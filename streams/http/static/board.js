@@ -625,6 +625,7 @@
   let response = null;            // GET /api/response, when the server has it
   let responseAvailable = false;
   let responseShownLevel = null;  // the level the select was last set to from the server
+  let postedResponse = null;      // {state, at, change}: this page's POST, until a GET has its change
 
   const signedIn = () => Boolean(auth.token) && !$("#main").hidden;
 
@@ -906,8 +907,17 @@
   async function refreshResponse() {
     if (!auth.token) return;
     try {
-      response = (await S.api(auth.token, "GET", "/api/response")).body;
+      const state = (await S.api(auth.token, "GET", "/api/response")).body;
       responseAvailable = true;
+      // soc.response reaches this worker's table a moment after a POST: until the GET lists the change
+      // this page made, the POST's answer is the newer truth.
+      const posted = postedResponse;
+      const arrived = !posted || !posted.change
+        || (state.history || []).some((c) => c.at === posted.change.at && c.trigger === posted.change.trigger);
+      if (arrived || Date.now() - posted.at > LAG_MS) {
+        postedResponse = null;
+        response = state;
+      }
     } catch (error) {
       if (error instanceof S.ApiError && error.status === 401) { failed(error); return; }
       if (error instanceof S.ApiError && error.status === 404) {   // a server without response levels
@@ -927,6 +937,7 @@
     button.disabled = true;
     try {
       response = (await S.api(auth.token, "POST", "/api/response", { level, reason: reason.value.trim() })).body;
+      postedResponse = { state: response, at: Date.now(), change: (response.history || [])[0] || null };
       responseAvailable = true;
       reason.value = "";
       hideError();
@@ -957,6 +968,7 @@
     silencedById.clear();
     silencedCursor = null;
     response = null;
+    postedResponse = null;
     responseAvailable = false;
     responseShownLevel = null;
     silencesPainted = "";
