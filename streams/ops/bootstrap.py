@@ -77,7 +77,8 @@ def mismatches(wanted: dict[str, Wanted], present: dict[str, int]) -> list[Misma
 
 
 def ensure_topics(bootstrap_servers: str | list[str], partitions: int, replication: int = 1,
-                  specs: Iterable[TopicSpec] | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
+                  specs: Iterable[TopicSpec] | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                  security: dict | None = None) -> list[str]:
     """Create the missing topics of `specs` (default: topic_specs(), no changelogs; the worker passes
     topic_specs(app_id)) and check the partition count of those that exist. Returns the names this
     call created. Raises TopicMismatch (before creating anything) when an existing topic has another
@@ -98,7 +99,7 @@ def ensure_topics(bootstrap_servers: str | list[str], partitions: int, replicati
         while True:
             try:
                 if admin is None:
-                    admin = _connect(bootstrap_servers, deadline)
+                    admin = _connect(bootstrap_servers, deadline, security)
                 present = partition_counts(admin, list(wanted))
                 found = mismatches(wanted, present)
                 if found:
@@ -153,12 +154,13 @@ def partition_counts(admin, names: list[str] | None = None) -> dict[str, int]:
     return counts
 
 
-def connect(bootstrap_servers: str | list[str], timeout: float = DEFAULT_TIMEOUT_S):
-    """A KafkaAdminClient, once the broker answers (retrying until `timeout` seconds)."""
+def connect(bootstrap_servers: str | list[str], timeout: float = DEFAULT_TIMEOUT_S, security: dict | None = None):
+    """A KafkaAdminClient, once the broker answers (retrying until `timeout` seconds). `security`:
+    Settings.kafka_client_kwargs() (TLS, SASL)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return _connect(bootstrap_servers, deadline)
+            return _connect(bootstrap_servers, deadline, security)
         except Exception as exc:
             if not _retriable(exc) or time.monotonic() >= deadline:
                 if _retriable(exc):
@@ -168,11 +170,11 @@ def connect(bootstrap_servers: str | list[str], timeout: float = DEFAULT_TIMEOUT
             time.sleep(0.5)
 
 
-def _connect(bootstrap_servers: str | list[str], deadline: float):
+def _connect(bootstrap_servers: str | list[str], deadline: float, security: dict | None = None):
     from kafka.admin import KafkaAdminClient
 
     options = {"bootstrap_servers": bootstrap_servers, "client_id": CLIENT_ID,
-               "request_timeout_ms": max(1000, min(10_000, _remaining_ms(deadline)))}
+               "request_timeout_ms": max(1000, min(10_000, _remaining_ms(deadline))), **(security or {})}
     if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG:
         # kafka-python 3 retries the bootstrap itself until then (a failed constructor leaves its I/O
         # thread behind: one attempt, not one per retry); 2.x raises NoBrokersAvailable at once.
@@ -215,7 +217,7 @@ def ensure_topics_or_exit_code(timeout: float = DEFAULT_TIMEOUT_S) -> int:
     settings = Settings()
     try:
         created = ensure_topics(settings.bootstrap_servers, settings.partitions, settings.replication_factor,
-                                topic_specs(settings.app_id), timeout)
+                                topic_specs(settings.app_id), timeout, settings.kafka_client_kwargs())
     except TopicMismatch as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)

@@ -108,7 +108,9 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(f"unknown source {args.source!r}: use one of {', '.join([*topics.RAW_TOPICS, 'sites'])}", file=sys.stderr)
         return 2
     payloads = read_payloads(args.file)
-    producer = KafkaProducer(bootstrap_servers=Settings().bootstrap_servers, acks="all", linger_ms=5)
+    settings = Settings()
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
+                             **settings.kafka_client_kwargs())
     for payload in payloads:
         key = payload.get("site_id") if isinstance(payload, dict) and topic == topics.SITES else None
         producer.send(topic, key=key.encode() if key else None, value=json.dumps(payload, ensure_ascii=False).encode())

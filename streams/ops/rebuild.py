@@ -19,10 +19,10 @@ log = logging.getLogger("soc.rebuild")
 BATCH = 500
 
 
-def latest_tickets(bootstrap: list[str]) -> dict[str, Ticket]:
+def latest_tickets(bootstrap: list[str], security: dict | None = None) -> dict[str, Ticket]:
     """Every ticket's highest version on soc.tickets, read from the beginning to the current end."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=5000)
+                             consumer_timeout_ms=5000, **(security or {}))
     try:
         partitions = [TopicPartition(topics.TICKETS, p) for p in sorted(consumer.partitions_for_topic(topics.TICKETS) or [])]
         consumer.assign(partitions)
@@ -52,7 +52,7 @@ def latest_tickets(bootstrap: list[str]) -> dict[str, Ticket]:
 
 
 async def rebuild(settings: Settings, wipe: bool = True) -> int:
-    tickets = latest_tickets(settings.bootstrap_servers)
+    tickets = latest_tickets(settings.bootstrap_servers, settings.kafka_client_kwargs())
     store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, load_config(settings.config_dir))
     try:
         if wipe:

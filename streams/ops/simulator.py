@@ -823,7 +823,8 @@ def run(settings: Any, rate: float = 5.0, duration: float = 0, scenario: str = "
         return 1
     sim = Simulator(seed, scenario, config.district)
     try:
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
+                                 **settings.kafka_client_kwargs())
     except Exception as exc:  # kafka-python raises several types when no broker answers
         print(f"cannot connect to Kafka at {settings.kafka_brokers}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

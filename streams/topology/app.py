@@ -148,6 +148,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=settings.faust_broker_credentials(),  # TLS / SASL (None: plaintext)
         store="memory://",
         datadir=str(settings.data_dir / settings.app_id / "faust"),
         web_host=settings.web_host,

@@ -115,7 +115,7 @@ def test_a_topic_created_meanwhile_by_another_worker_is_checked_again(monkeypatc
     from streams.ops import bootstrap
 
     admin = RacingAdmin(their_partitions)
-    monkeypatch.setattr(bootstrap, "_connect", lambda servers, deadline: admin)
+    monkeypatch.setattr(bootstrap, "_connect", lambda servers, deadline, security=None: admin)
     specs = [topics.TopicSpec(topics.INCIDENTS)]
     if mismatch:
         with pytest.raises(TopicMismatch, match=r"^topic soc.incidents has 4 partitions, expected 8 \(SOC_PARTITIONS\)$"):
