@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ log = logging.getLogger("soc.board")
 STATIC = Path(__file__).parent / "static"
 CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 KEEPALIVE_S = 15.0
+READ_BLOCK_S = 3.0
 RECENTLY_CLOSED = timedelta(hours=1)
 
 
@@ -105,11 +107,17 @@ class AlertStream(JsonView):
                 tickets = await _snapshot(self.http)
                 payload = orjson.dumps([t.model_dump(mode="json") for t in tickets])
                 await response.write(_sse("snapshot", payload, last_id))
+            quiet_since = time.monotonic()
             while True:
-                entries = await self.http.store.redis.xread({board: last_id}, count=200, block=int(KEEPALIVE_S * 1000))
+                # Shorter than the Redis client's 5 s socket timeout, which a longer block would hit
+                # (the stream then failed and the board showed "reconnecting" every few seconds).
+                entries = await self.http.store.redis.xread({board: last_id}, count=200, block=int(READ_BLOCK_S * 1000))
                 if not entries:
-                    await response.write(b": keepalive\n\n")
+                    if time.monotonic() - quiet_since >= KEEPALIVE_S:
+                        await response.write(b": keepalive\n\n")
+                        quiet_since = time.monotonic()
                     continue
+                quiet_since = time.monotonic()
                 for entry_id, fields in entries[0][1]:
                     last_id = entry_id.decode()
                     data = b'{"kind":' + orjson.dumps(fields[b"kind"].decode()) + b',"ticket":' + fields[b"json"] + b"}"
