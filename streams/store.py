@@ -246,8 +246,9 @@ class TicketStore:
         return [Ticket.model_validate_json(r) for r in raws if r is not None]
 
     async def silenced(self, since: datetime, limit: int) -> list[dict]:
-        raws = await self.redis.zrangebyscore(self.key("silenced"), millis(since), "+inf", start=0, num=limit)
-        return [orjson.loads(r) for r in raws]
+        """The newest `limit` suppressed incidents received since `since`, oldest first."""
+        raws = await self.redis.zrevrangebyscore(self.key("silenced"), "+inf", millis(since), start=0, num=limit)
+        return [orjson.loads(r) for r in reversed(raws)]
 
     async def forget_silenced(self, before: datetime) -> None:
         await self.redis.zremrangebyscore(self.key("silenced"), "-inf", millis(before))
