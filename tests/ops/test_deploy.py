@@ -238,3 +238,101 @@ def test_every_soc_variable_the_manifests_and_compose_set_is_a_setting_the_code_
     for where, names in (("k8s", k8s_env), ("compose", compose_env), ("Dockerfile", dockerfile_env)):
         assert names and names <= known, (where, names - known)
     assert set(example_secret()["stringData"]) <= known
+
+
+# ---------------------------------------------------------------- compose and alerting (items 7, 9)
+
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def test_compose_details():
+    s = compose()["services"]
+    workers = sorted(n for n in s if n.startswith("worker-"))
+    # One build, one tag: the other workers run the image worker-1 built.
+    assert "build" in s["worker-1"] and all("build" not in s[n] for n in workers[1:])
+    assert len({s[n]["image"] for n in workers}) == 1
+    assert all(s[n].get("pull_policy") == "never" for n in workers[1:])
+    assert all(str(s[n]["environment"]["SOC_FETCH_MAX_WAIT_MS"]) == "500" for n in workers)
+    assert "PONG" in " ".join(s["redis"]["healthcheck"]["test"])
+    assert "--requirepass" in s["redis"]["command"] and "noeviction" in s["redis"]["command"]
+    assert all("REDIS_PASSWORD" in s[n]["environment"]["SOC_REDIS_URL"] for n in workers)
+    prom_deps = s["prometheus"].get("depends_on", [])
+    assert not any(d.startswith("worker-") for d in prom_deps), prom_deps
+    init = s["kafka-init"]["command"][0]
+    assert "for try in" in init and "&& return 0" in init, "kafka-init must retry topic creation"
+    # Images are pinned to a version, never latest.
+    for name, svc in s.items():
+        if "image" in svc:
+            assert re.search(r":v?\d+\.\d+(\.\d+)?", svc["image"]), (name, svc["image"])
+    readme = (DEPLOY / "README.md").read_text()
+    assert "compose.yaml ps -a" in readme
+
+
+def test_alerting_is_wired_end_to_end():
+    s = compose()["services"]
+    for svc in ("alertmanager", "kafka-exporter", "redis-exporter"):
+        assert svc in s, svc
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    am_targets = [t for a in prom["alerting"]["alertmanagers"] for sc in a["static_configs"] for t in sc["targets"]]
+    assert am_targets == ["alertmanager:9093"]
+    jobs = {j["job_name"]: [t for sc in j["static_configs"] for t in sc["targets"]] for j in prom["scrape_configs"]}
+    assert jobs["kafka-exporter"] == ["kafka-exporter:9308"] and jobs["redis-exporter"] == ["redis-exporter:9121"]
+    # Every job an alert selects is scraped.
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    exprs = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
+    for job in set(re.findall(r'job="([a-z-]+)"', exprs)):
+        assert job in jobs, job
+    am = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    receivers = {r["name"]: r for r in am["receivers"]}
+
+    def routes(route):
+        yield route
+        for child in route.get("routes", []):
+            yield from routes(child)
+
+    for route in routes(am["route"]):
+        assert route["receiver"] in receivers, route["receiver"]
+    page = [r for r in am["route"]["routes"] if r.get("matchers") == ['severity="page"']]
+    assert page and page[0]["repeat_interval"] == "1h"
+    secret = s["alertmanager"]["secrets"][0]
+    for r in receivers.values():
+        for hook in r["webhook_configs"]:
+            assert hook["url_file"] == f"/run/secrets/{secret}"
+    assert compose()["secrets"][secret]["file"] == "./alertmanager-webhook.url"
+    alertnames = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    for rule in am.get("inhibit_rules", []):
+        for m in rule["source_matchers"] + rule["target_matchers"]:
+            for name in re.findall(r"Soc[A-Za-z]+", m):
+                assert name in alertnames, name
+
+
+def test_worker_resources_follow_the_measured_capacity():
+    res = worker_container()["resources"]
+    # One event loop: one core, as measured (bench/README.md); memory above the soak's 304 MiB.
+    assert res["requests"]["cpu"] == res["limits"]["cpu"] == "1"
+    assert res["requests"]["memory"] == "512Mi" and res["limits"]["memory"] == "1Gi"
+    readme = (DEPLOY / "README.md").read_text()
+    for figure in ("700 events/s", "1,121 events/s", "147 ms"):
+        assert figure in readme, figure
+    assert "a few thousand events per second" not in readme
+
+
+def test_every_setting_is_in_the_operators_settings_table():
+    from streams.settings import Settings
+
+    readme = (DEPLOY / "README.md").read_text()
+    table = readme[readme.index("## Settings"):]
+    missing = [f"SOC_{n.upper()}" for n in Settings.model_fields if f"`SOC_{n.upper()}`" not in table]
+    assert not missing, f"settings missing from deploy/README.md's table: {missing}"
+
+
+def test_ingress_example_keeps_the_sse_stream_open():
+    ing = yaml.safe_load((DEPLOY / "examples" / "ingress.yaml").read_text())
+    ann = ing["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    svc = k8s_docs()["Service"]
+    assert backend["name"] == svc["metadata"]["name"]
+    assert backend["port"]["name"] in {p["name"] for p in svc["spec"]["ports"]}

@@ -52,6 +52,18 @@ ALERTS = {
     "SocSlaBreach",
     "SocPipelineLatencyHigh",
     "SocNotificationChannelFailing",
+    # Readiness (streams/http/web.py gauges) and the partition watchdog.
+    "SocWorkerNotReady",
+    "SocWorkerNotProcessing",
+    "SocPartitionStalls",
+    # Broker side (kafka-exporter) and Redis (redis_exporter).
+    "SocKafkaBrokerDown",
+    "SocKafkaUnderReplicatedPartitions",
+    "SocKafkaOfflinePartitions",
+    "SocKafkaConsumerGroupLag",
+    "SocRedisDown",
+    "SocRedisMemoryHigh",
+    "SocExporterDown",
 }
 
 
@@ -239,7 +251,7 @@ def test_k8s_workers_wiring():
 def test_compose_stack():
     c = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     s = c["services"]
-    kafkas = [n for n in s if n.startswith("kafka-") and n != "kafka-init"]
+    kafkas = [n for n in s if re.fullmatch(r"kafka-\d+", n)]
     assert len(kafkas) == 3
     for n in kafkas:
         env = s[n]["environment"]
