@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from handlers.geo import distance_m
 from handlers.intervals import CompiledInterval
 from schemas.records import Incident
 from schemas.response import Maintenance
-from schemas.silences import Matcher, Silence
+from schemas.silences import Inhibitor, InhibitRule, Matcher, Silence
 
 # The raw fields that name the source's own thing (station, site, camera, intersection, road).
 REF_FIELDS = ("station_id", "site_id", "camera_id", "intersection_id", "road")
@@ -99,3 +100,50 @@ def silencing(silences: Iterable[Silence], incident: Incident, department: str,
         if any(i.contains(at.astimezone(tz)) for i in intervals):
             hits.append(Cover(f"maintenance:{window.name}", window.mode, _window_end(intervals, at, tz)))
     return min(hits, key=lambda c: (c.mode != "suppress", c.silence_id), default=None)
+
+
+# ---------------------------------------------------------------- inhibition
+
+def all_match(matchers: Sequence[Matcher], found: dict[str, tuple[str, ...]]) -> bool:
+    return all(matches(m, found[m.name]) for m in matchers)
+
+
+def inhibitor_of(rules: Sequence[InhibitRule], incident: Incident, department: str) -> tuple[list[str], dict]:
+    """The rules a ticket opened for this incident is the source of, and its labels those rules compare."""
+    found = labels(incident, department)
+    hits = [r for r in rules if all_match(r.source, found)]
+    names = sorted({n for r in hits for n in r.equal})
+    return [r.name for r in hits], {n: list(found[n]) for n in names}
+
+
+@dataclass(frozen=True)
+class Inhibition:
+    rule: str
+    ticket_id: str  # the source ticket the incident is linked to
+
+
+def inhibiting(rules: Sequence[InhibitRule], inhibitors: Iterable[Inhibitor], incident: Incident,
+               department: str) -> Inhibition | None:
+    """The first rule (in file order) and source ticket (by id) that inhibit the incident when it arrived."""
+    found = labels(incident, department)
+    at = incident.received_at
+    candidates = sorted(inhibitors, key=lambda i: i.ticket_id)
+    for rule in rules:
+        if not all_match(rule.target, found):
+            continue
+        for source in candidates:
+            if rule.name not in source.rules or at < source.opened_at:
+                continue
+            if source.closed_at is not None and at >= source.closed_at:
+                continue
+            if any(set(found[n]) != set(source.labels.get(n, ())) for n in rule.equal):
+                continue
+            if rule.within_m is not None and distance_m(incident.lat, incident.lon, source.lat, source.lon) > rule.within_m:
+                continue
+            return Inhibition(rule.name, source.ticket_id)
+    return None
+
+
+def inhibitor_record(ticket) -> Inhibitor:
+    return Inhibitor(ticket_id=ticket.ticket_id, rules=ticket.inhibits, labels=ticket.inhibit_labels, lat=ticket.lat,
+                     lon=ticket.lon, opened_at=ticket.dispatched_at, closed_at=ticket.closed_at)

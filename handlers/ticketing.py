@@ -28,7 +28,7 @@ from schemas.config import Config
 from schemas.enums import Escalation, Severity, TicketStatus
 from schemas.records import HistoryEntry, Incident, KeyState, Ticket, TicketAction, TicketEvent
 from schemas.response import ResponseChange
-from schemas.silences import Silence
+from schemas.silences import Inhibitor, Silence
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,13 @@ Count = Opened | Merged | Escalated | Silenced
 
 @dataclass(frozen=True)
 class Suppressed:
-    """An incident a silence kept from opening a ticket: listed at /api/silenced."""
+    """An incident a silence or an inhibition kept from opening a ticket: listed at /api/silenced.
+    `silence_id` is the silence, `maintenance:<name>` or `inhibit:<rule>`; `source_ticket_id` the
+    inhibiting ticket it is linked to."""
 
     incident: Incident
     silence_id: str
+    source_ticket_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class Around:
 
     silences: tuple[Silence, ...] = ()
     response: Mapping[str, list[ResponseChange]] = field(default_factory=dict)
+    inhibitors: tuple[Inhibitor, ...] = ()
 
 
 def step(config: Config, state: KeyState | None, item: Incident | TicketEvent, key: str,
@@ -111,14 +115,15 @@ def on_incident(config: Config, state: KeyState, incident: Incident, around: Aro
     published = {response.trigger_key(r, state.dedup_key): state.response[r] for r in rules if r in state.response}
     levels = {**around.response, **published}
     in_force = response.in_force(levels, incident.received_at, response.hold_of(config))
-    outcome = _decide(config, state, incident, around.silences, in_force)
+    outcome = _decide(config, state, incident, around, in_force)
     return replace(outcome, response=published) if published else outcome
 
 
-def _decide(config: Config, state: KeyState, incident: Incident, silences: tuple[Silence, ...],
+def _decide(config: Config, state: KeyState, incident: Incident, around: Around,
             in_force: response.InForce | None) -> Outcome:
     if incident.incident_id in state.silenced:
-        return Outcome(Verdict.replayed, state, suppressed=(Suppressed(incident, state.silenced[incident.incident_id]),),
+        cover, source = state.silenced[incident.incident_id], state.inhibited.get(incident.incident_id)
+        return Outcome(Verdict.replayed, state, suppressed=(Suppressed(incident, cover, source),),
                        reason="incident already suppressed")
     touched = state.counted.get(incident.incident_id)
     if touched is not None:
@@ -139,11 +144,12 @@ def _decide(config: Config, state: KeyState, incident: Incident, silences: tuple
             return _record(state, seen, incident, (merged,), (Merged(incident.source.value),), merged.ticket_id)
         # After closure the problem is back: a new ticket that points at the closed one.
         route_ = _route(config, incident)
-        silence = _silencing(config, silences, incident, route_.department)
-        if _suppresses(silence, incident):
-            return _suppress(state, incident, silence)
-        successor = _quiet(_under_response(config, open_ticket(config, incident, route_, now,
-                                                                previous_ticket_id=ticket.ticket_id), in_force), silence)
+        silence = _silencing(config, around.silences, incident, route_.department)
+        kept = _kept_back(config, state, incident, route_.department, silence, around)
+        if kept is not None:
+            return kept
+        successor = _opened(config, open_ticket(config, incident, route_, now, previous_ticket_id=ticket.ticket_id),
+                            incident, in_force, silence)
         closed = ticket.model_copy(update={
             "successor_ticket_id": successor.ticket_id, "version": ticket.version + 1,
             "history": [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="recurred",
@@ -156,11 +162,12 @@ def _decide(config: Config, state: KeyState, incident: Incident, silences: tuple
     newest = dedup.latest(state.seen)
     previous = newest.ticket_id if newest and incident.observed_at > newest.last_seen_at else None
     route_ = _route(config, incident)
-    silence = _silencing(config, silences, incident, route_.department)
-    if _suppresses(silence, incident):
-        return _suppress(state, incident, silence)
-    ticket = _quiet(_under_response(config, open_ticket(config, incident, route_, now, previous_ticket_id=previous),
-                                    in_force), silence)
+    silence = _silencing(config, around.silences, incident, route_.department)
+    kept = _kept_back(config, state, incident, route_.department, silence, around)
+    if kept is not None:
+        return kept
+    ticket = _opened(config, open_ticket(config, incident, route_, now, previous_ticket_id=previous), incident,
+                     in_force, silence)
     return _record(state, seen, incident, (ticket,), (Opened(ticket.department, ticket.severity),), ticket.ticket_id)
 
 
@@ -172,15 +179,35 @@ def _silencing(config: Config, silences: tuple[Silence, ...], incident: Incident
     return silence_rules.silencing(silences, incident, department, config.rules.maintenance, config.district.tz)
 
 
-def _suppresses(silence: silence_rules.Cover | None, incident: Incident) -> bool:
-    # A red incident is never suppressed: it opens quietly instead (_quiet says so in the history).
-    return silence is not None and silence.mode == "suppress" and incident.severity is not Severity.red
+def _kept_back(config: Config, state: KeyState, incident: Incident, department: str,
+               silence: silence_rules.Cover | None, around: Around) -> Outcome | None:
+    """A new ticket not opened: a suppress silence or window, or an open ticket that inhibits this one.
+    A red incident is never kept back (under a silence it opens quietly; _quiet says so)."""
+    if incident.severity is Severity.red:
+        return None
+    if silence is not None and silence.mode == "suppress":
+        return _suppress(state, incident, silence.silence_id, None)
+    inhibition = silence_rules.inhibiting(config.rules.inhibit, around.inhibitors, incident, department)
+    if inhibition is not None:
+        return _suppress(state, incident, f"inhibit:{inhibition.rule}", inhibition.ticket_id)
+    return None
 
 
-def _suppress(state: KeyState, incident: Incident, silence: silence_rules.Cover) -> Outcome:
-    new = state.model_copy(update={"silenced": {**state.silenced, incident.incident_id: silence.silence_id}})
-    return Outcome(Verdict.applied, new, counts=(Silenced(incident.source.value),),
-                   suppressed=(Suppressed(incident, silence.silence_id),))
+def _suppress(state: KeyState, incident: Incident, cover: str, source_ticket_id: str | None) -> Outcome:
+    update = {"silenced": {**state.silenced, incident.incident_id: cover}}
+    if source_ticket_id is not None:
+        update["inhibited"] = {**state.inhibited, incident.incident_id: source_ticket_id}
+    return Outcome(Verdict.applied, state.model_copy(update=update), counts=(Silenced(incident.source.value),),
+                   suppressed=(Suppressed(incident, cover, source_ticket_id),))
+
+
+def _opened(config: Config, ticket: Ticket, incident: Incident, in_force: response.InForce | None,
+            silence: silence_rules.Cover | None) -> Ticket:
+    """A new ticket as the step opens it: under the response level, quiet under a silence, and marked
+    as the source of the inhibition rules it matches."""
+    ticket = _quiet(_under_response(config, ticket, in_force), silence)
+    rules, found = silence_rules.inhibitor_of(config.rules.inhibit, incident, ticket.department)
+    return ticket.model_copy(update={"inhibits": rules, "inhibit_labels": found}) if rules else ticket
 
 
 def _under_response(config: Config, ticket: Ticket, in_force: response.InForce | None) -> Ticket:

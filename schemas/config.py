@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_v
 
 from schemas.enums import OPS_CENTRE, Category, Severity
 from schemas.response import Maintenance, ResponseRules
+from schemas.silences import InhibitRule
 from schemas.strict import Strict
 from schemas.measures import KINDS, MEASURES
 
@@ -216,6 +217,7 @@ class Rules(Strict):
     city: dict[str, KindRule]
     construction: dict[str, KindRule]
     maintenance: list[Maintenance] = []
+    inhibit: list[InhibitRule] = []
     response: ResponseRules = ResponseRules()
 
 

@@ -90,6 +90,9 @@ class Ticket(Record):
     quiet_until: AwareDatetime | None = None
     # The emergency-response level in force when it opened (its deadlines and grading reflect it).
     response_level: Literal["I", "II", "III", "IV"] | None = None
+    # Inhibition rules (rules.yaml) this ticket is the source of, with its labels those rules compare.
+    inhibits: list[str] = Field(default_factory=list)
+    inhibit_labels: dict[str, list[str]] = Field(default_factory=dict)
     version: int = 1
     history: list[HistoryEntry] = Field(default_factory=list)
 
@@ -162,8 +165,10 @@ class KeyState(Record):
     # The latest closure among tickets that left by retention: a report received before it and not
     # in `counted` belonged to one of them, so a replay of it changes nothing.
     expired_through: AwareDatetime | None = None
-    # Incidents a silence kept from opening a ticket, with the silence: a replay lists them again.
+    # Incidents a silence kept from opening a ticket, with the silence: a replay lists them again;
+    # those an inhibition kept back, with the inhibiting ticket.
     silenced: dict[str, str] = Field(default_factory=dict)
+    inhibited: dict[str, str] = Field(default_factory=dict)
     # Per response rule fed by this key: its history of changes (published to soc.response).
     response: dict[str, list[ResponseChange]] = Field(default_factory=dict)
 

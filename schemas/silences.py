@@ -71,3 +71,28 @@ class Silence(_SilenceFields):
     created_by: str
     created_at: AwareDatetime
     expired_by: str | None = None
+
+
+class InhibitRule(BaseModel):
+    """rules.yaml `inhibit`: while a ticket matching `source` is open, new incidents matching `target`
+    with the same values of the `equal` labels (and within `within_m` metres, when given) open no ticket."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    source: Annotated[list[Matcher], Field(min_length=1)]
+    target: Annotated[list[Matcher], Field(min_length=1)]
+    equal: list[Literal["source", "category", "subcategory", "severity", "community", "department", "ref"]] = []
+    within_m: Annotated[float, Field(gt=0)] | None = None
+
+
+class Inhibitor(BaseModel):
+    """A ticket that inhibits others, on soc.inhibitors (keyed by ticket id; null once it has left)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ticket_id: str
+    rules: list[str]
+    labels: dict[str, list[str]]
+    lat: float
+    lon: float
+    opened_at: AwareDatetime
+    closed_at: AwareDatetime | None = None

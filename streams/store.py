@@ -35,10 +35,12 @@ def millis(at: datetime) -> int:
     return (at - _EPOCH) // timedelta(milliseconds=1)
 
 
-def silenced_json(incident: Incident, silence_id: str) -> str:
-    """One line of the silenced list (GET /api/silenced): what arrived, and which silence kept it."""
+def silenced_json(incident: Incident, silence_id: str, source_ticket_id: str | None) -> str:
+    """One line of the silenced list (GET /api/silenced): what arrived, and which silence (or
+    `inhibit:<rule>` with the inhibiting ticket) kept it."""
     return orjson.dumps({
-        "incident_id": incident.incident_id, "silence_id": silence_id, "source": incident.source.value,
+        "incident_id": incident.incident_id, "silence_id": silence_id, "source_ticket_id": source_ticket_id,
+        "source": incident.source.value,
         "category": incident.category.value, "subcategory": incident.subcategory,
         "severity": incident.severity.value, "title": incident.title, "community": incident.community,
         "dedup_key": incident.dedup_key, "source_ref": incident.source_ref,
@@ -133,16 +135,17 @@ class TicketStore:
         return ":".join((self.prefix, *parts))
 
     async def save(self, tickets: Iterable[tuple[Ticket, str] | tuple[Ticket, str, bytes]],
-                   evicted: Iterable[str] = (), suppressed: Iterable[tuple[Incident, str]] = ()) -> list[bool]:
+                   evicted: Iterable[str] = (), suppressed: Iterable[tuple[Incident, str, str | None]] = ()) -> list[bool]:
         """Write (ticket, kind) pairs, drop `evicted` ticket ids from the hot sets and list the
         `suppressed` (incident, silence id) pairs, in one round trip; True where a ticket write was new.
         A third item, the ticket's JSON, spares a second serialization when the caller has one already."""
         evicted = list(evicted)
         suppressed = list(suppressed)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for incident, silence_id in suppressed:
+            for incident, silence_id, source_ticket_id in suppressed:
                 # The same incident always gives the same member: a replay adds nothing.
-                pipe.zadd(self.key("silenced"), {silenced_json(incident, silence_id): millis(incident.received_at)})
+                pipe.zadd(self.key("silenced"), {silenced_json(incident, silence_id, source_ticket_id):
+                                                 millis(incident.received_at)})
             for ticket_id in evicted:
                 await self._evict(keys=[self.key("ticket", ticket_id), self.key("tickets"), self.key("due"),
                                         self.key("facts"), self.key("closed")],
@@ -260,7 +263,7 @@ class TicketStore:
             return False
 
     async def save_with_retry(self, tickets: list[tuple], evicted: Iterable[str] = (),
-                              suppressed: Iterable[tuple[Incident, str]] = (), max_delay: float = 5.0) -> list[bool]:
+                              suppressed: Iterable[tuple[Incident, str, str | None]] = (), max_delay: float = 5.0) -> list[bool]:
         """Block the partition until Redis takes the write: Kafka keeps the events meanwhile."""
         delay = 0.1
         evicted, suppressed = list(evicted), list(suppressed)

@@ -5,6 +5,7 @@ RAW_TOPICS = {s: f"soc.raw.{s}" for s in ("traffic", "flood", "city", "construct
 SITES = "soc.sites"
 SILENCES = "soc.silences"
 RESPONSE = "soc.response"
+INHIBITORS = "soc.inhibitors"
 INCIDENTS = "soc.incidents"
 TICKETS = "soc.tickets"
 TICKET_EVENTS = "soc.ticket-events"
@@ -15,7 +16,8 @@ DEADLETTER = "soc.deadletter"
 # - dedup_key_to_tickets: a dedup key and all its tickets, in the partition of soc.incidents and
 #   soc.ticket-events that carries that key (the three are co-partitioned);
 # - site_id_to_registration: the whitelist, a global table every worker holds whole.
-# (soc.silences and soc.response are read whole by every worker, outside Faust: streams/topology/mirror.py.)
+# (soc.silences, soc.response and soc.inhibitors are read whole by every worker, outside Faust:
+# streams/topology/mirror.py.)
 TABLES: dict[str, int | None] = {"dedup_key_to_tickets": None, "site_id_to_registration": 1}
 
 
@@ -43,6 +45,7 @@ def topic_specs(app_id: str | None = None) -> list[TopicSpec]:
         TopicSpec(SITES, 1, COMPACT),
         TopicSpec(SILENCES, 1, COMPACT),
         TopicSpec(RESPONSE, 1, COMPACT),
+        TopicSpec(INHIBITORS, 1, COMPACT),
         # Co-partitioned, both keyed by the dedup key: an incident and the commands on its tickets
         # meet in the same partition of dedup_key_to_tickets. Keep the same count on both.
         TopicSpec(INCIDENTS),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from datetime import datetime, timedelta, timezone
 
@@ -23,6 +23,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from handlers import escalation, notify, performance, response, ticketing
+from handlers import silences as silence_rules
 from handlers.base import Context
 from handlers.intake import Rejected, dead_letter, to_incident
 from handlers.lifecycle import Verdict
@@ -32,7 +33,7 @@ from schemas.enums import Escalation
 from schemas.raw import SiteRegistration
 from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketEvent
 from schemas.response import NUMBER, ResponseChange
-from schemas.silences import Silence
+from schemas.silences import Inhibitor, Silence
 from streams import topics
 from streams.http import register as register_views
 from streams.logs import logging_config
@@ -44,7 +45,7 @@ from streams.topology import faust_compat
 from streams.topology.health import Health
 from streams.topology.notifier import HORIZON, Notifier
 from streams.topology.mirror import TopicMirror, aiokafka_security
-from streams.topology.silences import ResponseBook, SilenceBook
+from streams.topology.silences import ModelBook, ResponseBook
 from streams.topology.sites import Whitelist
 
 log = logging.getLogger("soc.pipeline")
@@ -104,9 +105,11 @@ class Pipeline:
     site_id_to_registration: faust.GlobalTable
     whitelist: Whitelist
     silences_topic: faust.TopicT
-    silences: SilenceBook
+    silences: ModelBook[Silence]
     response_topic: faust.TopicT
     response: ResponseBook
+    inhibitor_topic: faust.TopicT
+    inhibitors: ModelBook[Inhibitor]
     mirrors: tuple[TopicMirror, ...] = ()
     agents: dict[str, faust.types.AgentT] = field(default_factory=dict)
     sent_steps: SentSteps = field(default_factory=SentSteps)
@@ -189,7 +192,8 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     mirror = partial(TopicMirror, bootstrap_servers=settings.bootstrap_servers, security=aiokafka_security(settings),
                      on_bad_record=lambda key, exc: log.warning("bad record on a mirrored topic",
                                                                 extra={"key": key, "error": str(exc)[:200]}))
-    silences_mirror, response_mirror = mirror(topics.SILENCES), mirror(topics.RESPONSE)
+    silences_mirror, response_mirror, inhibitor_mirror = (mirror(topics.SILENCES), mirror(topics.RESPONSE),
+                                                          mirror(topics.INHIBITORS))
     pipeline = Pipeline(
         app=app, settings=settings, config=config, store=store, clock=clock, metrics=metrics, registry=registry,
         health=Health(),
@@ -205,10 +209,12 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
         site_id_to_registration=sites_table,
         whitelist=Whitelist(sites_table),
         silences_topic=raw_topic(topics.SILENCES, partitions=1),
-        silences=SilenceBook(silences_mirror.values),
+        silences=ModelBook(silences_mirror.values, Silence),
         response_topic=raw_topic(topics.RESPONSE, partitions=1),
         response=ResponseBook(response_mirror.values),
-        mirrors=(silences_mirror, response_mirror),
+        inhibitor_topic=raw_topic(topics.INHIBITORS, partitions=1),
+        inhibitors=ModelBook(inhibitor_mirror.values, Inhibitor),
+        mirrors=(silences_mirror, response_mirror, inhibitor_mirror),
     )
     # Both inputs of the ticket step in one stream: the table write goes to the partition they share.
     decide_topic = raw_topic(topics.INCIDENTS, topics.TICKET_EVENTS)
@@ -347,7 +353,7 @@ def _decide_tickets(p: Pipeline):
             latencies: list[datetime] = []
             suppressed: list[ticketing.Suppressed] = []
             moved: dict[str, list[ResponseChange]] = {}
-            around = ticketing.Around(p.silences.all(), p.response.histories())
+            around = ticketing.Around(p.silences.all(), p.response.histories(), p.inhibitors.all())
             for event in events:
                 message = event.message
                 key = message.key.decode("utf-8", "replace") if message.key else ""
@@ -376,13 +382,20 @@ def _decide_tickets(p: Pipeline):
                 suppressed += outcome.suppressed
                 moved.update(outcome.response)
                 if outcome.response:  # later inputs of this batch see the level it set
-                    around = ticketing.Around(around.silences, {**around.response, **outcome.response})
+                    around = replace(around, response={**around.response, **outcome.response})
             tickets = [(t, kind, t.model_dump_json().encode()) for t, kind in written.values()]
             if tickets or evicted or suppressed:
                 await p.store.save_with_retry(tickets, evicted=sorted(evicted - set(written)),
-                                              suppressed=[(s.incident, s.silence_id) for s in suppressed])
+                                              suppressed=[(s.incident, s.silence_id, s.source_ticket_id) for s in suppressed])
             for ticket, _, js in tickets:
                 p.ticket_topic.send_soon(key=ticket.ticket_id.encode(), value=js)
+            # Tickets that inhibit others, and tombstones for those that left (streams/topology/mirror.py).
+            for ticket, _, _ in tickets:
+                if ticket.inhibits:
+                    p.inhibitor_topic.send_soon(key=ticket.ticket_id.encode(),
+                                                value=silence_rules.inhibitor_record(ticket).model_dump_json().encode())
+            for ticket_id in evicted - set(written):
+                p.inhibitor_topic.send_soon(key=ticket_id.encode(), value=None)
             for trigger, history in moved.items():
                 p.response_topic.send_soon(key=trigger.encode(), value=orjson.dumps(
                     [c.model_dump(mode="json") for c in history]))

@@ -1,33 +1,38 @@
-"""The mirrored silences and response level (streams/topology/mirror.py) seen as models, parsed once per change."""
+"""The mirrored silences, inhibitors and response level (streams/topology/mirror.py) seen as models, parsed
+once per change."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
 
 from schemas.response import ResponseChange
-from schemas.silences import Silence
+
+M = TypeVar("M", bound=BaseModel)
 
 
-class SilenceBook:
-    """Read-only view over the soc.silences mirror (silence_id -> the silence as a JSON object)."""
+class ModelBook(Generic[M]):
+    """Read-only view over a mirror whose values are JSON objects of one model (None once deleted)."""
 
-    def __init__(self, table: Mapping[str, Any]):
-        self._table = table
-        self._parsed: dict[str, tuple[Any, Silence]] = {}
+    def __init__(self, table: Mapping[str, Any], model: type[M]):
+        self._table, self._model = table, model
+        self._parsed: dict[str, tuple[Any, M]] = {}
 
-    def get(self, silence_id: str) -> Silence | None:
-        raw = self._table.get(silence_id)
+    def get(self, key: str) -> M | None:
+        raw = self._table.get(key)
         if raw is None:
             return None
-        cached = self._parsed.get(silence_id)
+        cached = self._parsed.get(key)
         if cached is None or cached[0] != raw:
-            cached = (raw, Silence.model_validate(raw))
-            self._parsed[silence_id] = cached
+            cached = (raw, self._model.model_validate(raw))
+            self._parsed[key] = cached
         return cached[1]
 
-    def all(self) -> tuple[Silence, ...]:
-        found = (self.get(silence_id) for silence_id in list(self._table.keys()))
-        return tuple(sorted((s for s in found if s is not None), key=lambda s: s.silence_id))
+    def all(self) -> tuple[M, ...]:
+        """Every value, in key order (the same on every worker)."""
+        found = ((key, self.get(key)) for key in sorted(self._table.keys()))
+        return tuple(value for _, value in found if value is not None)
 
 
 class ResponseBook:

@@ -71,3 +71,47 @@ def test_ending_a_silence_lets_the_next_report_open_a_ticket(pipeline, build):
     pipeline.send("soc.raw.flood", build.flood(value=3.5))
     [ticket] = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref.startswith(station)), 30, "the ticket")
     assert ticket.silenced_by is None
+
+
+def test_a_pump_station_down_inhibits_waterlogging_near_it_until_its_ticket_closes(pipeline, build):
+    lat, lon = build.point("haibin")
+    pump = build.flood(station_id=f"PS-{build.unique}", kind="pump_station", status="offline", value=None,
+                       warning_level=None, danger_level=None, lat=lat, lon=lon)
+    pipeline.send("soc.raw.flood", pump)
+    [source] = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref.startswith(f"PS-{build.unique}")), 30,
+                    "the pump station ticket")
+    assert source.inhibits == ["pump_down_waterlogging"]
+
+    def waterlogging(n: int, minutes: float) -> dict:
+        return build.flood(station_id=f"JS-{build.unique}-{n}", kind="waterlogging", value=20, warning_level=None,
+                           danger_level=None, lat=lat + 0.001, lon=lon, observed_at=build.at(minutes=minutes))
+
+    # The worker learns of the pump ticket through soc.inhibitors; a reading that meets it there is held back.
+    sent = {"n": 0}
+
+    def held_back():
+        sent["n"] += 1
+        pipeline.send("soc.raw.flood", waterlogging(sent["n"], sent["n"]))
+        entries = pipeline.get("/api/silenced", "ops_centre")[1]["incidents"]
+        return [e for e in entries if e["source_ticket_id"] == source.ticket_id]
+
+    [entry] = poll(held_back, 30, "a waterlogging reading held back by the pump ticket", interval=2)[:1]
+    assert entry["silence_id"] == "inhibit:pump_down_waterlogging"
+
+    # The pump station fixed and the ticket closed: the next reading opens its own ticket.
+    for action, body, who in (("accept", {"by": "李工"}, "flood_control"),
+                              ("resolve", {"by": "李工", "resolution": "泵站已恢复"}, "flood_control"),
+                              ("verify", {"by": "值班员", "passed": True}, "ops_centre")):
+        status, answer = pipeline.post(f"/api/tickets/{source.ticket_id}/{action}", who, body)
+        assert status == 200, answer
+    ref = f"JS-{build.unique}-after"
+    later = {"n": 0}
+
+    def reading_after_close():
+        # Each a new reading (its own time): an identical one would be a replay of a held-back one.
+        later["n"] += 1
+        pipeline.send("soc.raw.flood", {**waterlogging(0, 200 + later["n"]), "station_id": ref})
+        return pipeline.tickets_where(lambda t: t.source_ref.startswith(ref))
+
+    [after] = poll(reading_after_close, 30, "a ticket after the pump ticket closed", interval=2)[:1]
+    assert after.status.value == "dispatched"

@@ -148,3 +148,33 @@ def test_the_real_pump_test_window_suppresses_pump_alarms_on_monday_night(config
     assert outcome.tickets == () and outcome.suppressed[0].silence_id == "maintenance:pump_weekly_test"
     later = pump.model_copy(update={"received_at": monday_night + timedelta(hours=1)})
     assert ticketing.step(config, None, later, "k").tickets
+
+
+def pump_down(config, at: datetime = AT - timedelta(minutes=30)):
+    pump = reading(90, at=at, station="PS-HB-01").model_copy(update={
+        "category": Category.flood_pump_station, "subcategory": "offline", "lat": 22.5297, "lon": 113.9098})
+    return ticketing.step(config, None, pump, "pump").tickets[0]
+
+
+def test_a_pump_station_ticket_is_an_inhibitor_and_waterlogging_near_it_opens_nothing(config):
+    from handlers.silences import inhibitor_record
+    source = pump_down(config)
+    assert source.inhibits == ["pump_down_waterlogging"]
+    around = Around(inhibitors=(inhibitor_record(source),))
+    near = ticketing.step(config, None, reading(1), "k", around)  # the same coordinates
+    assert near.tickets == () and near.suppressed[0].silence_id == "inhibit:pump_down_waterlogging"
+    assert near.suppressed[0].source_ticket_id == source.ticket_id
+    replay = ticketing.step(config, near.state, reading(1), "k", Around())
+    assert replay.suppressed == near.suppressed
+    far = reading(2).model_copy(update={"lat": 22.55, "lon": 113.95})  # about 3 km away
+    assert ticketing.step(config, None, far, "k2", around).tickets
+    assert ticketing.step(config, None, reading(3, severity=Severity.red), "k3", around).tickets  # red: never
+
+
+def test_the_inhibition_lifts_when_the_source_ticket_closes(config):
+    from handlers.silences import inhibitor_record
+    source = pump_down(config).model_copy(update={"closed_at": AT - timedelta(minutes=1)})
+    around = Around(inhibitors=(inhibitor_record(source),))
+    assert ticketing.step(config, None, reading(1), "k", around).tickets
+    before_close = reading(2, at=AT - timedelta(minutes=5))
+    assert ticketing.step(config, None, before_close, "k2", around).tickets == ()
