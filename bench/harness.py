@@ -329,7 +329,7 @@ class BenchStack:
             for w in list(pending):
                 if not w.alive():
                     raise RuntimeError(f"{self.phase}: worker exited with {w.process.popen.returncode}:\n{w.tail()}")
-                if http_ok(f"http://127.0.0.1:{w.port}/readyz"):
+                if http_ok(f"http://127.0.0.1:{w.port}/readyz/processing"):
                     pending.remove(w)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.phase}: workers not ready after {self.opts.ready_timeout:.0f}s")
@@ -587,7 +587,7 @@ def drain(bs: BenchStack, n_workers: int, n_events: int) -> dict:
         for w in workers:
             if not w.alive():
                 raise RuntimeError(f"worker exited with {w.process.popen.returncode}:\n{w.tail()}")
-            if ready_at is None and http_ok(f"http://127.0.0.1:{w.port}/readyz"):
+            if ready_at is None and http_ok(f"http://127.0.0.1:{w.port}/readyz/processing"):
                 ready_at = time.time()
                 cpu0 = {pid: proc_cpu_seconds(pid) for pid in pids}
                 broker_cpu0 = proc_cpu_seconds(broker_pid)

@@ -175,7 +175,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"broker   {stack.bootstrap} (Tansu, in memory)\nredis    {stack.redis_url} (keys {stack.redis_prefix}:*)")
         print(f"logs     {stack.log_dir}")
         print("waiting for the worker to join its consumer group (about 30 s on Tansu)...", flush=True)
-        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), 180, "the worker to be ready", 0.5)
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz/processing"), 180, "the worker to be ready", 0.5)
         stack.processes.append(spawn("simulator", [*soc_command(), "simulate", "--rate", str(args.rate), "--scenario", args.scenario],
                                      stack.log_dir, stack.env()))
         print(f"\nboard    http://127.0.0.1:{port}/\ninbox    http://127.0.0.1:{port}/inbox")

@@ -74,5 +74,5 @@ async def rebuild(settings: Settings, wipe: bool = True) -> int:
 
 def run(settings: Settings) -> int:
     count = asyncio.run(rebuild(settings))
-    print(f"rebuilt {count} tickets into {settings.redis_url} (keys {settings.redis_prefix}:*)")
+    print(f"rebuilt {count} tickets into {settings.redis_url_redacted} (keys {settings.redis_prefix}:*)")
     return 0

@@ -147,7 +147,7 @@ def wait_ready(pipeline) -> Callable[[float], None]:  # noqa: F811
             proc = pipeline.worker.process
             if proc.popen.poll() is not None:
                 pytest.fail(f"worker exited with {proc.popen.returncode}:\n{pipeline.worker.log_tail()}")
-            return http_ok(f"{pipeline.worker.url}/readyz")
+            return http_ok(f"{pipeline.worker.url}/readyz/processing")
 
         poll(ready, timeout, "the worker to be ready again", 0.25)
 
