@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# `make run SCENARIO=rainstorm`: the simulator's storms (typhoon signals raise the response level).
+SCENARIO ?= normal
 run: $(STAMP)
-	$(BIN)/soc dev
+	$(BIN)/soc dev --scenario $(SCENARIO)
 
 test: $(STAMP)
 	tools/ensure-promtool.sh
