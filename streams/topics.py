@@ -29,6 +29,19 @@ class TopicSpec:
 
 
 COMPACT = {"cleanup.policy": "compact"}
+DAY_MS = 24 * 3600 * 1000
+
+
+def kept(days: int) -> dict[str, str]:
+    """A topic that deletes what is older than `days` (Kafka's default is 7 days, set explicitly here)."""
+    return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
+
+
+# What the delete topics keep. The raw topics and soc.incidents are the replay window: a worker that was
+# away for less than this picks up where it stopped, and `soc rebuild` needs soc.tickets only (compacted).
+RAW_RETENTION_DAYS = 7
+COMMAND_RETENTION_DAYS = 14
+DEADLETTER_RETENTION_DAYS = 30
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -40,7 +53,7 @@ def changelog_topic(app_id: str, table: str) -> str:
 def topic_specs(app_id: str | None = None) -> list[TopicSpec]:
     """Every topic the pipeline needs; with `app_id`, the tables' changelogs too (compacted, like Faust's)."""
     specs = [
-        *(TopicSpec(name) for name in RAW_TOPICS.values()),
+        *(TopicSpec(name, None, kept(RAW_RETENTION_DAYS)) for name in RAW_TOPICS.values()),
         # One partition: every worker reads the whole whitelist.
         TopicSpec(SITES, 1, COMPACT),
         TopicSpec(SILENCES, 1, COMPACT),
@@ -48,10 +61,10 @@ def topic_specs(app_id: str | None = None) -> list[TopicSpec]:
         TopicSpec(INHIBITORS, 1, COMPACT),
         # Co-partitioned, both keyed by the dedup key: an incident and the commands on its tickets
         # meet in the same partition of dedup_key_to_tickets. Keep the same count on both.
-        TopicSpec(INCIDENTS),
+        TopicSpec(INCIDENTS, None, kept(RAW_RETENTION_DAYS)),
         TopicSpec(TICKETS, None, COMPACT),
-        TopicSpec(TICKET_EVENTS),
-        TopicSpec(DEADLETTER, 3),
+        TopicSpec(TICKET_EVENTS, None, kept(COMMAND_RETENTION_DAYS)),
+        TopicSpec(DEADLETTER, 3, kept(DEADLETTER_RETENTION_DAYS)),
     ]
     if app_id is not None:
         specs += [TopicSpec(changelog_topic(app_id, table), partitions, COMPACT) for table, partitions in TABLES.items()]

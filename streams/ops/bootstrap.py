@@ -71,6 +71,14 @@ def resolve(specs: Iterable[TopicSpec], partitions: int) -> dict[str, Wanted]:
     return wanted
 
 
+def durable(configs: dict[str, str], replication: int) -> dict[str, str]:
+    """A replicated topic also requires all but one replica in sync for an acks=all write, so a write
+    survives losing one broker (min.insync.replicas 2 of 3)."""
+    if replication < 2:
+        return dict(configs)
+    return {**configs, "min.insync.replicas": str(replication - 1)}
+
+
 def mismatches(wanted: dict[str, Wanted], present: dict[str, int]) -> list[Mismatch]:
     return [Mismatch(name, present[name], w.partitions, w.configured)
             for name, w in wanted.items() if name in present and present[name] != w.partitions]
@@ -111,7 +119,8 @@ def ensure_topics(bootstrap_servers: str | list[str], partitions: int, replicati
                     return created
                 for w in missing:
                     try:
-                        admin.create_topics([NewTopic(w.name, w.partitions, replication, topic_configs=w.configs)],
+                        admin.create_topics([NewTopic(w.name, w.partitions, replication,
+                                                      topic_configs=durable(w.configs, replication))],
                                             timeout_ms=_remaining_ms(deadline))
                         created.append(w.name)
                     except TopicAlreadyExistsError:

@@ -269,12 +269,20 @@ def test_compose_stack():
                for sc in j["static_configs"] for t in sc["targets"]}
     assert targets == {f"{n}:6066" for n in workers}
     init = s["kafka-init"]["command"][0]
-    assert "for s in traffic flood city construction; do mk \"soc.raw.$$s\" 8; done" in init
-    for topic in ("soc.sites 1 --config cleanup.policy=compact", "soc.incidents 8",
-                  "soc.tickets 8 --config cleanup.policy=compact", "soc.ticket-events 8",
-                  "soc.deadletter 3"):
-        assert f"mk {topic}" in init, topic
-    assert "--replication-factor 3" in init
+    # kafka-init creates the topics of streams/topics.py, with their partitions and configs.
+    made = {}
+    for line in init.splitlines():
+        found = re.search(r'\bmk "?([\w.$-]+)"? (\d+)((?: --config [\w.]+=\w+)*)', line)
+        if found:
+            names = ([f"soc.raw.{r}" for r in ("traffic", "flood", "city", "construction")]
+                     if "$$s" in found.group(1) else [found.group(1)])
+            configs = dict(c.split("=") for c in re.findall(r"--config ([\w.]+=\w+)", found.group(3)))
+            made.update({n: (int(found.group(2)), configs) for n in names})
+    from streams import topics
+    wanted = {t.name: (t.partitions or 8, {k: v for k, v in t.configs.items() if (k, v) != ("cleanup.policy", "delete")})
+              for t in topics.topic_specs()}
+    assert made == wanted
+    assert "--replication-factor 3" in init and "min.insync.replicas=2" in init
 
 
 if __name__ == "__main__":

@@ -30,8 +30,18 @@ def test_compacted_topics_and_changelogs():
         "soc-pipeline-dedup_key_to_tickets-changelog", "soc-pipeline-site_id_to_registration-changelog",
 
     }
-    # Nothing else has configs: the broker's defaults (delete, its retention) apply.
-    assert all(not w.configs for name, w in wanted.items() if name not in compacted)
+    # The rest delete by age, each with its retention.
+    days = {name: int(w.configs["retention.ms"]) // topics.DAY_MS for name, w in wanted.items() if name not in compacted}
+    assert all(wanted[n].configs["cleanup.policy"] == "delete" for n in days)
+    assert days == {**{name: 7 for name in topics.RAW_TOPICS.values()}, topics.INCIDENTS: 7, topics.TICKET_EVENTS: 14,
+                    topics.DEADLETTER: 30}
+
+
+@pytest.mark.parametrize("replication, insync", [(1, None), (2, "1"), (3, "2")])
+def test_replicated_topics_are_created_with_min_insync_replicas(replication, insync):
+    from streams.ops.bootstrap import durable
+    configs = durable(topics.COMPACT, replication)
+    assert configs.get("min.insync.replicas") == insync and configs["cleanup.policy"] == "compact"
 
 
 def test_fixed_partition_counts():
