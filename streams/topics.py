@@ -15,10 +15,9 @@ DEADLETTER = "soc.deadletter"
 # its tables with these names and counts, and the worker creates their changelogs before it starts:
 # - dedup_key_to_tickets: a dedup key and all its tickets, in the partition of soc.incidents and
 #   soc.ticket-events that carries that key (the three are co-partitioned);
-# - site_id_to_registration: the whitelist, a global table every worker holds whole.
-# (soc.silences, soc.response and soc.inhibitors are read whole by every worker, outside Faust:
-# streams/topology/mirror.py.)
-TABLES: dict[str, int | None] = {"dedup_key_to_tickets": None, "site_id_to_registration": 1}
+# (soc.sites, soc.silences, soc.response and soc.inhibitors are read whole by every worker, outside
+# Faust: streams/topology/mirror.py.)
+TABLES: dict[str, int | None] = {"dedup_key_to_tickets": None}
 
 
 @dataclass(frozen=True)

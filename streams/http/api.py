@@ -350,10 +350,10 @@ class SiteDetail(JsonView):
     async def _get(self, request: web.Request, site_id: str) -> web.Response:
         if self.http.authenticate(request) != OPS_CENTRE:
             raise ApiError(404, f"no site {site_id}")
-        site = self.http.pipeline.site_id_to_registration.get(site_id)
+        site = self.http.pipeline.whitelist.get(site_id)
         if site is None:
             raise ApiError(404, f"no site {site_id}")
-        return self.json(site)
+        return self.json(site.model_dump(mode="json"))
 
 
 

@@ -102,7 +102,6 @@ class Pipeline:
     ticket_topic: faust.TopicT
     deadletter_topic: faust.TopicT
     dedup_key_to_tickets: faust.Table
-    site_id_to_registration: faust.GlobalTable
     whitelist: Whitelist
     silences_topic: faust.TopicT
     silences: ModelBook[Silence]
@@ -186,14 +185,12 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     def raw_topic(*names: str, **kw) -> faust.TopicT:
         return app.topic(*names, key_serializer="raw", value_serializer="raw", **kw)
 
-    sites_table = app.GlobalTable("site_id_to_registration", default=None,
-                                  partitions=topics.TABLES["site_id_to_registration"])
     # Every worker reads these two whole (streams/topology/mirror.py).
     mirror = partial(TopicMirror, bootstrap_servers=settings.bootstrap_servers, security=aiokafka_security(settings),
                      on_bad_record=lambda key, exc: log.warning("bad record on a mirrored topic",
                                                                 extra={"key": key, "error": str(exc)[:200]}))
-    silences_mirror, response_mirror, inhibitor_mirror = (mirror(topics.SILENCES), mirror(topics.RESPONSE),
-                                                          mirror(topics.INHIBITORS))
+    sites_mirror, silences_mirror, response_mirror, inhibitor_mirror = (
+        mirror(topics.SITES), mirror(topics.SILENCES), mirror(topics.RESPONSE), mirror(topics.INHIBITORS))
     pipeline = Pipeline(
         app=app, settings=settings, config=config, store=store, clock=clock, metrics=metrics, registry=registry,
         health=Health(),
@@ -206,15 +203,14 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
         # Values are KeyState JSON bytes: the changelog sends them as they are.
         dedup_key_to_tickets=app.Table("dedup_key_to_tickets", default=None, partitions=settings.partitions,
                                        value_type=bytes),
-        site_id_to_registration=sites_table,
-        whitelist=Whitelist(sites_table),
+        whitelist=Whitelist(sites_mirror.values),
         silences_topic=raw_topic(topics.SILENCES, partitions=1),
         silences=ModelBook(silences_mirror.values, Silence),
         response_topic=raw_topic(topics.RESPONSE, partitions=1),
         response=ResponseBook(response_mirror.values),
         inhibitor_topic=raw_topic(topics.INHIBITORS, partitions=1),
         inhibitors=ModelBook(inhibitor_mirror.values, Inhibitor),
-        mirrors=(silences_mirror, response_mirror, inhibitor_mirror),
+        mirrors=(sites_mirror, silences_mirror, response_mirror, inhibitor_mirror),
     )
     # Both inputs of the ticket step in one stream: the table write goes to the partition they share.
     decide_topic = raw_topic(topics.INCIDENTS, topics.TICKET_EVENTS)
@@ -222,7 +218,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     agent = pipeline.health.reporting_agent(app)
     for source, topic in pipeline.raw_topics.items():
         pipeline.agents[f"parse_{source}"] = agent(topic, f"parse_{source}")(_parse_agent(pipeline, source))
-    pipeline.agents["register_sites"] = agent(pipeline.sites_topic, "register_sites")(_register_sites(pipeline))
+    pipeline.agents["check_sites"] = agent(pipeline.sites_topic, "check_sites")(_check_sites(pipeline))
     for one in pipeline.mirrors:
         app.task(pipeline.health.reporting_task(f"mirror {one.topic}", one.run))
     pipeline.agents["decide_tickets"] = agent(decide_topic, "decide_tickets")(_decide_tickets(pipeline))
@@ -260,6 +256,8 @@ COMPACTED_INPUTS = frozenset({topics.SITES})
 
 def _parse_agent(p: Pipeline, source: str):
     async def parse(stream):
+        for one in p.mirrors:  # the whitelist (and the rest) whole before the first event
+            await one.ready.wait()
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             p.metrics.events.labels(source).inc(len(events))
             for event in events:
@@ -283,22 +281,20 @@ def _parse_agent(p: Pipeline, source: str):
     return parse
 
 
-def _register_sites(p: Pipeline):
-    async def register_sites(stream):
+def _check_sites(p: Pipeline):
+    async def check_sites(stream):
+        """The whitelist itself is mirrored on every worker (streams/topology/mirror.py); this agent,
+        one per partition in the group, only dead-letters registrations that are not valid."""
         async for event in stream.events():
             message = event.message
-            site_id = message.key.decode("utf-8", "replace") if message.key else ""
             if message.value is None:
-                p.site_id_to_registration.pop(site_id, None)
                 continue
             try:
-                site = SiteRegistration.model_validate_json(message.value)
-            except Exception as exc:
+                SiteRegistration.model_validate_json(message.value)
+            except ValueError as exc:
                 p.dead_letter("sites", message, Rejected("invalid", str(exc)[:500]))
-                continue
-            p.site_id_to_registration[site.site_id] = site.model_dump(mode="json")
 
-    return register_sites
+    return check_sites
 
 
 # ------------------------------------------------------------------ hop 2: incident | command -> tickets

@@ -1,11 +1,12 @@
 """A compacted topic mirrored whole on every worker, read outside the consumer group.
 
 Faust's GlobalTable did not keep a second worker up to date here (seen with two workers on Tansu: the
-joining worker never saw a silence made after it started; robinhood/faust#716 reports the same), and the
-silences and the response level must be the same on every worker, because every worker decides
-incidents with them. So each worker reads soc.silences and soc.response itself, from the beginning, with
-a plain aiokafka consumer that has no group and commits nothing. `ready` is set once the end offsets seen
-at start are reached: the ticket step waits for it, so it never decides with half a table.
+joining worker never saw a silence made after it started; robinhood/faust#716 reports the same). The
+whitelist, the silences, the inhibitors and the response level must be the same on every worker, because
+every worker decides incidents with them. So each worker reads soc.sites, soc.silences, soc.inhibitors and
+soc.response itself, from the beginning, with a plain aiokafka consumer that has no group and commits
+nothing. `ready` is set once the end offsets seen at start are reached: the agents wait for it, so they
+never decide with half a table.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def test_compacted_topics_and_changelogs():
     compacted = {name for name, w in wanted.items() if w.configs.get("cleanup.policy") == "compact"}
     assert compacted == {
         topics.SITES, topics.SILENCES, topics.RESPONSE, topics.INHIBITORS, topics.TICKETS,
-        "soc-pipeline-dedup_key_to_tickets-changelog", "soc-pipeline-site_id_to_registration-changelog",
+        "soc-pipeline-dedup_key_to_tickets-changelog",
 
     }
     # The rest delete by age, each with its retention.
@@ -47,7 +47,6 @@ def test_replicated_topics_are_created_with_min_insync_replicas(replication, ins
 def test_fixed_partition_counts():
     wanted = by_name(topics.topic_specs("soc-pipeline"), 8)
     assert wanted[topics.SITES].partitions == 1  # every worker reads the whole whitelist
-    assert wanted["soc-pipeline-site_id_to_registration-changelog"].partitions == 1  # a global table
     assert wanted[topics.SILENCES].partitions == wanted[topics.RESPONSE].partitions == 1
     assert wanted[topics.DEADLETTER].partitions == 3
     assert not wanted[topics.SITES].configured
