@@ -108,8 +108,9 @@ def step(config: Config, state: KeyState | None, item: Incident | TicketEvent, k
 def on_incident(config: Config, state: KeyState, incident: Incident, around: Around = Around()) -> Outcome:
     """The incident decided, with the response triggers it moves (or, replayed, those it moved)."""
     rules = [r.name for r in config.rules.response.triggers if r.category is incident.category]
-    moved = response.signals(config, state.response, incident) if incident.incident_id not in state.silenced \
-        and incident.incident_id not in state.counted else {}
+    # A replay moves nothing again; it republishes the histories as they stand.
+    seen_before = incident.incident_id in state.silenced or incident.incident_id in state.counted
+    moved = {} if seen_before else response.signals(config, state.response, incident)
     if moved:
         state = state.model_copy(update={"response": {**state.response, **moved}})
     published = {response.trigger_key(r, state.dedup_key): state.response[r] for r in rules if r in state.response}
