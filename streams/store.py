@@ -7,10 +7,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from functools import partial
+from urllib.parse import unquote, urlsplit
 
 import orjson
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
 
 from handlers import escalation, performance
 from schemas.config import Config
@@ -29,6 +31,29 @@ SEVERITY_WEIGHT = 10**13
 PAGE_FILTERS = ("status", "severity", "source", "community")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _TEMP_TTL_S = 10
+
+
+CLIENT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 2, "health_check_interval": 10}
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """A client for `redis://` / `rediss://` URLs, or for the master a Sentinel group names:
+    `redis+sentinel://[:password@]host1:26379,host2:26379/<service>[/<db>]` (the password is the
+    Redis password; a failover moves the client to the new master by itself)."""
+    if not url.startswith("redis+sentinel://"):
+        return aioredis.from_url(url, **CLIENT_OPTIONS)
+    parts = urlsplit(url)
+    nodes = []
+    for node in parts.netloc.rsplit("@", 1)[-1].split(","):
+        host, _, port = node.rpartition(":")
+        nodes.append((host, int(port or 26379)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("a redis+sentinel URL needs the service name: redis+sentinel://host:26379/mymaster/0")
+    db = int(path[1]) if len(path) > 1 else 0
+    sentinel = Sentinel(nodes, socket_timeout=CLIENT_OPTIONS["socket_timeout"])
+    return sentinel.master_for(path[0], db=db, password=unquote(parts.password) if parts.password else None,
+                               **CLIENT_OPTIONS)
 
 
 def millis(at: datetime) -> int:
@@ -128,8 +153,7 @@ class TicketStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str, config: Config) -> "TicketStore":
-        return cls(aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
-                                     health_check_interval=10), prefix, partial(escalation.next_due, config))
+        return cls(redis_client(url), prefix, partial(escalation.next_due, config))
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
