@@ -67,15 +67,34 @@ def aware_time(text: str) -> datetime:
     return when
 
 
+# sysexits' EX_CONFIG: a worker with no way for anyone to sign in would answer 401 to everyone.
+NO_CREDENTIALS_EXIT_CODE = 78
+
+
+def missing_credentials(settings) -> str | None:
+    """Why the worker must not start for lack of API credentials, or None."""
+    from schemas.enums import OPS_CENTRE
+
+    centre = load_config(settings.config_dir).district.departments[OPS_CENTRE]
+    if not os.environ.get(centre.token_env, "").strip():
+        return (f"no API credentials: {centre.token_env} (the operations centre's token, district.yaml) is not set; "
+                "without it nobody can use the board or verify a ticket")
+    return None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.settings import Settings
+
+    why = missing_credentials(Settings())
+    if why:
+        print(why, file=sys.stderr)
+        return NO_CREDENTIALS_EXIT_CODE
     # The worker owns its start: its topics exist, as configured, before Faust starts.
     from streams.ops.bootstrap import ensure_topics_or_exit_code
 
     code = ensure_topics_or_exit_code()
     if code:
         return code
-    from streams.settings import Settings
-
     settings = Settings()
     sys.argv = ["soc", "worker", "-l", settings.log_level, "--web-port", str(settings.web_port),
                 "--web-host", settings.web_host]
