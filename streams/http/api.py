@@ -226,7 +226,14 @@ class JsonView(web.View):
             return self.json({"error": "internal error"}, status=500)
 
 
-def _page_param(query, name: str, default: int, maximum: int) -> int:
+def only_params(query, allowed: set[str]) -> None:
+    """400 naming every query parameter the route does not take."""
+    unknown = set(query) - allowed
+    if unknown:
+        raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+
+
+def page_param(query, name: str, default: int, maximum: int) -> int:
     raw = query.get(name)
     if raw is None:
         return default
@@ -261,9 +268,7 @@ class TicketList(JsonView):
     async def _list(self, request: web.Request) -> web.Response:
         department = self.http.authenticate(request)
         query = request.query
-        unknown = set(query) - {"department", "status", "severity", "source", "community", "limit", "offset"}
-        if unknown:
-            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        only_params(query, {"department", "status", "severity", "source", "community", "limit", "offset"})
         wanted = query.get("department")
         if wanted and wanted not in self.http.config.district.departments:
             raise ApiError(400, f"unknown department {wanted!r}")
@@ -274,8 +279,8 @@ class TicketList(JsonView):
         for name, allowed in FILTERS.items():
             if query.get(name) and query[name] not in allowed:
                 raise ApiError(400, f"{name} must be one of {', '.join(sorted(allowed))}")
-        limit = _page_param(query, "limit", 50, MAX_PAGE)
-        offset = _page_param(query, "offset", 0, 10_000_000)
+        limit = page_param(query, "limit", 50, MAX_PAGE)
+        offset = page_param(query, "offset", 0, 10_000_000)
         # Paged in Redis: the listing sets are kept in this order (open first, most severe, newest
         # dispatched), so only the page's tickets are read.
         filters = {f: query[f] for f in (*FILTERS, "community") if query.get(f)}
@@ -378,9 +383,7 @@ class Performance(JsonView):
 
     async def _get(self, request: web.Request) -> web.Response:
         department = self.http.authenticate(request)
-        unknown = set(request.query) - {"from", "to"}
-        if unknown:
-            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        only_params(request.query, {"from", "to"})
         now = self.http.clock()
         start, end = _period(request.query, now)
         ids = await self.http.store.ids(None if department == OPS_CENTRE else department)

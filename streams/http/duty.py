@@ -15,7 +15,7 @@ from handlers.duty import OnDuty
 from handlers.privacy import mask_phones
 from schemas.enums import OPS_CENTRE, Severity
 from schemas.records import Ticket
-from streams.http.api import ApiError, Body, JsonView, Note, time_param, validate
+from streams.http.api import ApiError, Body, JsonView, Note, only_params, time_param, validate
 
 DEFAULT_SPAN = timedelta(days=7)
 MAX_SPAN = timedelta(days=62)
@@ -77,9 +77,7 @@ class DutyRoster(JsonView):
         district = self.http.config.district
         if department not in (OPS_CENTRE, district.leadership):
             raise ApiError(403, "the duty roster and its handovers are for the operations centre and the leadership")
-        unknown = set(request.query) - {"from", "to"}
-        if unknown:
-            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        only_params(request.query, {"from", "to"})
         start = time_param(request.query, "from") or self.http.clock()
         end = time_param(request.query, "to") or start + DEFAULT_SPAN
         if end <= start:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from faust import web
 
 from schemas.enums import OPS_CENTRE
-from streams.http.api import ApiError, JsonView, _page_param, entry_json, time_param
+from streams.http.api import ApiError, JsonView, entry_json, only_params, page_param, time_param
 
 DEFAULT_SINCE = timedelta(hours=24)
 MAX_ENTRIES = 1000  # the newest ones since `since`, oldest first
@@ -21,14 +21,12 @@ class Notifications(JsonView):
     async def _get(self, request: web.Request) -> web.Response:
         department = self.http.authenticate(request)
         query = request.query
-        unknown = set(query) - PARAMS
-        if unknown:
-            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        only_params(query, PARAMS)
         store = self.http.notifications
         if store is None:
             raise ApiError(404, "notifications are not configured (no notify.yaml, or no channel URL set)")
         since = time_param(query, "since") or self.http.clock() - DEFAULT_SINCE
-        limit = _page_param(query, "limit", 200, MAX_ENTRIES)
+        limit = page_param(query, "limit", 200, MAX_ENTRIES)
         if query.get("ticket_id"):
             ticket = await self.http.visible_ticket(query["ticket_id"], department)
             entries = [e for e in await store.ticket_entries(ticket.ticket_id) if e.at >= since]

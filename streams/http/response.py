@@ -45,14 +45,14 @@ class Response(JsonView):
 
     async def _get(self, request: web.Request) -> web.Response:
         self.http.authenticate(request)
-        return self.json(state_json(self, self.http.pipeline.response.histories()))
+        return self.json(state_json(self, self.http.pipeline.response.by_key()))
 
     async def _post(self, request: web.Request) -> web.Response:
         department = self.http.authenticate(request)
         if department not in (OPS_CENTRE, self.http.config.district.leadership):
             raise ApiError(403, "only the operations centre or the leadership sets the response level")
         body = validate(LevelBody, await self.http.read_json(request))
-        histories = self.http.pipeline.response.histories()
+        histories = self.http.pipeline.response.by_key()
         change = ResponseChange(at=self.http.clock(), level=None if body.level == "none" else body.level,
                                 reason=body.reason, trigger=MANUAL, by=department)
         manual = [*histories.get(MANUAL, []), change]

@@ -14,7 +14,7 @@ from faust import web
 from handlers import silences
 from schemas.enums import OPS_CENTRE
 from schemas.silences import Silence, SilenceSpec
-from streams.http.api import ApiError, JsonView, _page_param, time_param, validate
+from streams.http.api import ApiError, JsonView, only_params, page_param, time_param, validate
 
 STATES = ("active", "pending", "expired")
 DEFAULT_SILENCED_SINCE = timedelta(hours=24)
@@ -46,9 +46,7 @@ class SilenceList(JsonView):
 
     async def _get(self, request: web.Request) -> web.Response:
         _centre_only(self, request)
-        unknown = set(request.query) - {"state"}
-        if unknown:
-            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        only_params(request.query, {"state"})
         wanted = request.query.get("state")
         if wanted is not None and wanted not in STATES:
             raise ApiError(400, f"state must be one of {', '.join(STATES)}")
@@ -92,11 +90,9 @@ class Silenced(JsonView):
     async def _get(self, request: web.Request) -> web.Response:
         _centre_only(self, request)
         query = request.query
-        unknown = set(query) - {"since", "limit"}
-        if unknown:
-            raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        only_params(query, {"since", "limit"})
         since = time_param(query, "since") or self.http.clock() - DEFAULT_SILENCED_SINCE
-        limit = _page_param(query, "limit", 200, MAX_SILENCED)
+        limit = page_param(query, "limit", 200, MAX_SILENCED)
         return self.json({"since": since.isoformat(), "incidents": await self.http.store.silenced(since, limit)})
 
 
