@@ -32,18 +32,22 @@ class Health:
                      exc_info=exc)
         asyncio.get_running_loop().call_later(EXIT_AFTER_S, self._exit, CRASH_EXIT_CODE)
 
+    async def _reported(self, name: str, work: Awaitable[None]) -> None:
+        """Await work that runs for the worker's life; its crash fails health, and is raised on."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.agent_crashed(name, exc)
+            raise
+
     def reporting_agent(self, app):
         """`agent(channel, name)(fn)` registers `fn` as a Faust agent whose crash fails health."""
         def agent(channel, name: str):
             def register(fn):
                 async def run(stream):
-                    try:
-                        await fn(stream)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        self.agent_crashed(name, exc)
-                        raise
+                    await self._reported(name, fn(stream))
 
                 run.__name__ = run.__qualname__ = name
                 run.__doc__ = fn.__doc__
@@ -54,13 +58,7 @@ class Health:
     def reporting_task(self, name: str, run: Callable[[], Awaitable[None]]):
         """An app task (it runs for the worker's life) whose crash fails health like an agent's."""
         async def task() -> None:
-            try:
-                await run()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.agent_crashed(name, exc)
-                raise
+            await self._reported(name, run())
 
         task.__name__ = task.__qualname__ = name.replace(" ", "_").replace(".", "_")
         return task
