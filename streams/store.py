@@ -4,12 +4,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from functools import partial
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-import orjson
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
@@ -20,6 +20,7 @@ from schemas.enums import SEVERITY_RANK
 from schemas.records import Incident, Ticket
 
 log = logging.getLogger("soc.store")
+T = TypeVar("T")
 
 BOARD_MAXLEN = 20_000
 
@@ -54,6 +55,19 @@ def redis_client(url: str) -> aioredis.Redis:
     sentinel = Sentinel(nodes, socket_timeout=CLIENT_OPTIONS["socket_timeout"])
     return sentinel.master_for(path[0], db=db, password=unquote(parts.password) if parts.password else None,
                                **CLIENT_OPTIONS)
+
+
+async def until_written(write: Callable[[], Awaitable[T]], max_delay: float = 5.0) -> T:
+    """write() again, backing off from 0.1 s to max_delay, until Redis takes it (the caller's partition
+    waits; Kafka keeps its events)."""
+    delay = 0.1
+    while True:
+        try:
+            return await write()
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("redis write failed, retrying", extra={"retry_in_s": delay, "error": type(exc).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
 
 
 def millis(at: datetime) -> int:
@@ -287,17 +301,10 @@ class TicketStore:
             return False
 
     async def save_with_retry(self, tickets: list[tuple], evicted: Iterable[str] = (),
-                              suppressed: Iterable[tuple[Incident, str, str | None]] = (), max_delay: float = 5.0) -> list[bool]:
+                              suppressed: Iterable[tuple[Incident, str, str | None]] = ()) -> list[bool]:
         """Block the partition until Redis takes the write: Kafka keeps the events meanwhile."""
-        delay = 0.1
         evicted, suppressed = list(evicted), list(suppressed)
-        while True:
-            try:
-                return await self.save(tickets, evicted, suppressed)
-            except (aioredis.RedisError, OSError) as exc:
-                log.warning("redis write failed, retrying", extra={"retry_in_s": delay, "error": type(exc).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
+        return await until_written(lambda: self.save(tickets, evicted, suppressed))
 
     async def record_result(self, event_id: str, rejected: str) -> None:
         """Why an action was not applied, for the API call waiting on it."""

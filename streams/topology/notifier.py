@@ -32,6 +32,7 @@ from schemas.notify import Delivery, LogEntry
 from schemas.records import DeadLetter, Ticket
 from streams.metrics import Metrics
 from streams.notify_store import NotificationStore, millis
+from streams.store import until_written
 
 log = logging.getLogger("soc.notify")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -44,7 +45,6 @@ PASS_DEADLINE_S = 25.0
 LEASE_TTL = timedelta(seconds=30)
 # The log and the known deliveries are kept this long (longer than ticket retention, 30 days).
 HORIZON = timedelta(days=60)
-REDIS_RETRY_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,7 @@ class Notifier:
                 result = "muted" if delivery.muted else "expired" if now - delivery.at > stale else "queued"
                 ready = notify.ready_at(self.rules.grouping, delivery) if result == "queued" else None
                 items[delivery.id] = (delivery, ready, self._entry(delivery, now, result))
-        delay = 0.1
-        while True:
-            try:
-                added = await self.store.enqueue(list(items.values()), now)
-                break
-            except (RedisError, OSError) as exc:
-                log.warning("redis write failed, retrying", extra={"retry_in_s": delay, "error": type(exc).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, REDIS_RETRY_MAX_S)
+        added = await until_written(lambda: self.store.enqueue(list(items.values()), now))
         for delivery, _, entry in items.values():
             if delivery.id in added:
                 self._count(delivery, entry.result)
