@@ -15,26 +15,24 @@ from schemas.config import Config, ConfigError, load_config
 from streams.clock import utc_now
 
 
+def report(problems: list[str]) -> int:
+    """Each config problem on its own line on stderr (what scripts and people read): exit code 1."""
+    for line in problems:
+        print(line, file=sys.stderr)
+    return 1
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config_dir)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 1
     from schemas.notify import load_notify
 
     try:
+        config = load_config(args.config_dir)
         load_notify(args.config_dir, config)
     except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 1
+        return report(exc.errors)
     gaps = duty_problems(config, args.now or utc_now())
-    for line in gaps:
-        print(line, file=sys.stderr)
     if gaps:
-        return 1
+        return report(gaps)
     # notify.yaml (optional) is checked silently on success: the summary line stays the one scripts read.
     print(f"{args.config_dir}: ok ({len(config.district.communities)} communities, "
           f"{len(config.district.departments)} departments)")

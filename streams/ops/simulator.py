@@ -811,6 +811,7 @@ def run(settings: Any, rate: float = 5.0, duration: float = 0, scenario: str = "
 
     from schemas.config import ConfigError, load_config
     from streams import topics
+    from streams.ops.cli import report
 
     if rate <= 0:
         print("--rate must be positive", file=sys.stderr)
@@ -818,9 +819,7 @@ def run(settings: Any, rate: float = 5.0, duration: float = 0, scenario: str = "
     try:
         config = load_config(settings.config_dir)
     except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 1
+        return report(exc.errors)
     sim = Simulator(seed, scenario, config.district)
     try:
         producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
