@@ -45,7 +45,7 @@ from streams.topology import faust_compat
 from streams.topology.health import Health
 from streams.topology.notifier import HORIZON, Notifier
 from streams.topology.mirror import TopicMirror, aiokafka_security
-from streams.topology.silences import ModelBook, ResponseBook
+from streams.topology.silences import ModelBook, history
 from streams.topology.sites import Whitelist
 
 log = logging.getLogger("soc.pipeline")
@@ -106,7 +106,7 @@ class Pipeline:
     silences_topic: faust.TopicT
     silences: ModelBook[Silence]
     response_topic: faust.TopicT
-    response: ResponseBook
+    response: ModelBook[list[ResponseChange]]
     inhibitor_topic: faust.TopicT
     inhibitors: ModelBook[Inhibitor]
     mirrors: tuple[TopicMirror, ...] = ()
@@ -205,11 +205,11 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
                                        value_type=bytes),
         whitelist=Whitelist(sites_mirror.values),
         silences_topic=raw_topic(topics.SILENCES, partitions=1),
-        silences=ModelBook(silences_mirror.values, Silence),
+        silences=ModelBook(silences_mirror.values, Silence.model_validate),
         response_topic=raw_topic(topics.RESPONSE, partitions=1),
-        response=ResponseBook(response_mirror.values),
+        response=ModelBook(response_mirror.values, history),
         inhibitor_topic=raw_topic(topics.INHIBITORS, partitions=1),
-        inhibitors=ModelBook(inhibitor_mirror.values, Inhibitor),
+        inhibitors=ModelBook(inhibitor_mirror.values, Inhibitor.model_validate),
         mirrors=(sites_mirror, silences_mirror, response_mirror, inhibitor_mirror),
     )
     # Both inputs of the ticket step in one stream: the table write goes to the partition they share.
@@ -349,7 +349,7 @@ def _decide_tickets(p: Pipeline):
             latencies: list[datetime] = []
             suppressed: list[ticketing.Suppressed] = []
             moved: dict[str, list[ResponseChange]] = {}
-            around = ticketing.Around(p.silences.all(), p.response.histories(), p.inhibitors.all())
+            around = ticketing.Around(p.silences.all(), p.response.by_key(), p.inhibitors.all())
             for event in events:
                 message = event.message
                 key = message.key.decode("utf-8", "replace") if message.key else ""
@@ -497,7 +497,7 @@ async def refresh_gauges(p: Pipeline) -> None:
     """Open tickets and on-time ratios from the store's gauge facts, the same figures every worker sees;
     the response level from the table every worker holds."""
     now = p.clock()
-    level = response.in_force(p.response.histories(), now, response.hold_of(p.config))
+    level = response.in_force(p.response.by_key(), now, response.hold_of(p.config))
     p.metrics.response_level.set(NUMBER[level.level] if level else 0)
     figures = performance.gauges(await p.store.gauge_facts(), now - PERFORMANCE_WINDOW, now, now)
     p.metrics.tickets_open.clear()

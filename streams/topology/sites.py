@@ -7,31 +7,31 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.raw import SiteRegistration
+from streams.topology.silences import ModelBook
+
+
+def registration(raw: Any) -> SiteRegistration | None:
+    """A soc.sites value, or None when it is not a valid registration (check_sites dead-letters it)."""
+    try:
+        return SiteRegistration.model_validate(raw)
+    except ValidationError:
+        return None
 
 
 class Whitelist(Mapping[str, SiteRegistration]):
-    """Read-only view over the soc.sites mirror (site_id -> the registration as a JSON object). A value
-    that is not a valid registration counts as absent: register_sites dead-letters it."""
+    """The soc.sites mirror as a mapping of valid registrations: an invalid value counts as absent."""
 
     def __init__(self, table: Mapping[str, Any]):
-        self._table = table
-        self._parsed: dict[str, tuple[Any, SiteRegistration | None]] = {}
+        self._book = ModelBook(table, registration)
 
     def __getitem__(self, site_id: str) -> SiteRegistration:
-        raw = self._table[site_id]
-        cached = self._parsed.get(site_id)
-        if cached is None or cached[0] != raw:
-            try:
-                cached = (raw, SiteRegistration.model_validate(raw))
-            except ValidationError:
-                cached = (raw, None)
-            self._parsed[site_id] = cached
-        if cached[1] is None:
+        site = self._book.get(site_id)
+        if site is None:
             raise KeyError(site_id)
-        return cached[1]
+        return site
 
     def __iter__(self) -> Iterator[str]:
-        return (k for k in list(self._table) if k in self)
+        return iter(self._book.by_key())
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        return len(self._book.by_key())
