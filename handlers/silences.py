@@ -86,6 +86,17 @@ def _window_end(intervals: Sequence[CompiledInterval], start: datetime, tz) -> d
     return at
 
 
+# Each window's intervals compiled once (config is loaded once; the window is kept so its id stays its own).
+_COMPILED: dict[int, tuple[Maintenance, list[CompiledInterval]]] = {}
+
+
+def _compiled(window: Maintenance) -> list[CompiledInterval]:
+    hit = _COMPILED.get(id(window))
+    if hit is None or hit[0] is not window:
+        hit = _COMPILED[id(window)] = (window, [CompiledInterval.of(i) for i in window.time_intervals])
+    return hit[1]
+
+
 def silencing(silences: Iterable[Silence], incident: Incident, department: str,
               maintenance: Sequence[Maintenance] = (), tz=None) -> Cover | None:
     """What covers the incident when it arrived: a suppress silence or window before a quiet one, then the
@@ -96,7 +107,7 @@ def silencing(silences: Iterable[Silence], incident: Incident, department: str,
     for window in maintenance:
         if not covers(window, found):
             continue
-        intervals = [CompiledInterval.of(i) for i in window.time_intervals]
+        intervals = _compiled(window)
         if any(i.contains(at.astimezone(tz)) for i in intervals):
             hits.append(Cover(f"maintenance:{window.name}", window.mode, _window_end(intervals, at, tz)))
     return min(hits, key=lambda c: (c.mode != "suppress", c.silence_id), default=None)

@@ -9,6 +9,7 @@ history of changes, so the level at any time is a pure function of the table (ha
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -27,6 +28,7 @@ MANUAL = "manual"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)$")
 
 
+@lru_cache(maxsize=64)
 def duration_s(text: str) -> float:
     number, unit = _DURATION.match(text).groups()
     return float(number) * {"s": 1, "m": 60, "h": 3600}[unit]
