@@ -85,7 +85,7 @@ class LevelEffects(Strict):
 
 class ResponseRules(Strict):
     # How long a rule's level holds after its signal is lowered, so the level does not flap.
-    hold: str = "2h"
+    hold: str = "30m"
     triggers: list[ResponseTrigger] = []
     levels: dict[Level, LevelEffects] = {}
 

@@ -10,9 +10,10 @@ Two parts:
   events to the raw topics at `rate` per second, with a progress line every 10 s.
 
 Scenarios: `normal` (calm sensors, background hotline cases, rush hours by the local clock),
-`rush_hour` (traffic held at its peak whatever the time), `rainstorm` (a repeating storm cycle:
-rain, rivers, tide and waterlogging rise over the first 40%, peak, fall; pumps run and sometimes
-fail; typhoon signals).
+`rush_hour` (traffic held at its peak whatever the time), `rainstorm` (an hourly cycle: a 20-minute
+storm in which rain, rivers, tide and waterlogging rise over the first 40%, peak, fall; pumps run and
+sometimes fail; typhoon signals; then 40 calm minutes, longer than the response level's hold, so the
+level raised by the storm ends before the next one).
 """
 from __future__ import annotations
 
@@ -221,9 +222,8 @@ def _in_rush_hour(local: datetime) -> bool:
 
 
 def storm_curve(phase: float) -> float:
-    """Storm intensity 0..1 over one cycle: rises over the first 40%, holds the peak to 50%,
-    falls until 90%, calm for the rest."""
-    phase %= 1.0
+    """Storm intensity 0..1 over one storm (phase 0..1): rises over the first 40%, holds the peak to
+    50%, falls until 90%, calm for the rest."""
     if phase < 0.4:
         return 0.5 - 0.5 * math.cos(math.pi * phase / 0.4)
     if phase < 0.5:
@@ -254,7 +254,8 @@ class Simulator:
     `now` values give the same output."""
 
     def __init__(self, seed: int | None = None, scenario: str = "normal", district_config: Any = None, *,
-                 storm_cycle: timedelta = timedelta(minutes=20), start: datetime | None = None):
+                 storm: timedelta = timedelta(minutes=20), calm: timedelta = timedelta(minutes=40),
+                 start: datetime | None = None):
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: use one of {', '.join(SCENARIOS)}")
         if district_config is None:
@@ -267,7 +268,7 @@ class Simulator:
             raise ValueError("district_config has no communities")
         self.scenario = scenario
         self.tz = ZoneInfo(tz_name)
-        self.storm_cycle = storm_cycle
+        self.storm, self.calm = storm, calm
         self.origin: datetime | None = start
         self._rng = random.Random(seed)
         layout = random.Random(self._rng.getrandbits(64))
@@ -405,14 +406,14 @@ class Simulator:
         """0..1: the storm's strength at `now` (0 unless the scenario is rainstorm)."""
         if self.scenario != "rainstorm":
             return 0.0
-        origin = self._start(now)
-        return storm_curve((now - origin) / self.storm_cycle)
+        into_cycle = (now - self._start(now)) % (self.storm + self.calm)
+        return storm_curve(into_cycle / self.storm) if into_cycle < self.storm else 0.0
 
     def peak_time(self, cycle: int = 0) -> datetime:
         """The middle of the storm's peak in the given cycle (needs an origin: a first `now` or `start`)."""
         if self.origin is None:
             raise ValueError("no origin yet: pass start= or call whitelist()/next_batch() first")
-        return self.origin + self.storm_cycle * (cycle + 0.45)
+        return self.origin + (self.storm + self.calm) * cycle + self.storm * 0.45
 
     def _local(self, now: datetime) -> datetime:
         return now.astimezone(self.tz)
@@ -569,7 +570,7 @@ class Simulator:
         kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
         intensity = self.storm_intensity(now)
         # Rivers and standing water lag the rain a little.
-        lagged = self.storm_intensity(now - self.storm_cycle * 0.05) if storm else 0.0
+        lagged = self.storm_intensity(now - self.storm * 0.05) if storm else 0.0
         when = self._when(now, 15)
         if rng.random() < 0.2:  # some gauges report in UTC
             when = (datetime.fromisoformat(when).astimezone(timezone.utc)

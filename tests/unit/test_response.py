@@ -16,7 +16,7 @@ from schemas.response import MANUAL, ResponseChange
 from tests.unit.conftest import SHANGHAI
 
 T0 = datetime(2026, 9, 14, 8, 0, tzinfo=SHANGHAI)
-HOLD = timedelta(hours=2)
+HOLD = timedelta(minutes=30)  # rules.yaml's response.hold (test_the_shipped_hold_is_the_one_tested)
 TYPHOON_KEY = "flood:typhoon:TY-HW"
 
 
@@ -42,18 +42,24 @@ def run_signals(config, sequence):
     return state, published
 
 
+def test_the_shipped_hold_is_the_one_tested(config):
+    assert response.hold_of(config) == HOLD
+
+
 def test_yellow_then_orange_then_lowered_raises_the_level_and_ends_it_after_the_hold(config):
-    # The signal station reports every hour: yellow, then orange from +3 h, then blue at +6 h.
-    _, published = run_signals(config, [*(("yellow", T0 + timedelta(hours=h)) for h in range(3)),
-                                        *(("orange", T0 + timedelta(hours=h)) for h in range(3, 6)),
-                                        ("blue", T0 + timedelta(hours=6))])
-    level = lambda hours: response.in_force(published, T0 + timedelta(hours=hours), HOLD)  # noqa: E731
-    assert level(-1) is None
-    assert level(0).level == "III" and level(0).change.trigger == "typhoon_yellow"
-    assert level(3).level == "II"
-    # Lowered to blue at +6 h: both rules let go then, and their levels hold 2 h more.
-    assert level(7.9).level == "II"
-    assert level(8) is None
+    # The signal station reports every 15 minutes: yellow, then orange from the 3rd report, then blue.
+    every = HOLD / 2
+    _, published = run_signals(config, [*(("yellow", T0 + every * n) for n in range(3)),
+                                        *(("orange", T0 + every * n) for n in range(3, 6)),
+                                        ("blue", T0 + every * 6)])
+    level = lambda at: response.in_force(published, at, HOLD)  # noqa: E731
+    assert level(T0 - timedelta(seconds=1)) is None
+    assert level(T0).level == "III" and level(T0).change.trigger == "typhoon_yellow"
+    assert level(T0 + every * 3).level == "II"
+    # Lowered to blue: both rules let go then, and their levels hold a hold more.
+    lowered = T0 + every * 6
+    assert level(lowered + HOLD - timedelta(seconds=1)).level == "II"
+    assert level(lowered + HOLD) is None
     assert set(published) == {f"typhoon_yellow@{TYPHOON_KEY}", f"typhoon_orange@{TYPHOON_KEY}"}
 
 
@@ -68,15 +74,15 @@ def test_the_same_signal_again_changes_nothing_and_a_replay_republishes_the_hist
 
 def test_a_manual_level_has_no_hold_and_the_most_severe_level_wins(config):
     _, published = run_signals(config, [("yellow", T0)])
-    manual = [ResponseChange(at=T0 + timedelta(hours=1), level="I", reason="区指挥部决定", trigger=MANUAL, by="ops_centre"),
-              ResponseChange(at=T0 + timedelta(hours=2), level=None, reason="解除", trigger=MANUAL, by="ops_centre")]
+    manual = [ResponseChange(at=T0 + HOLD / 4, level="I", reason="区指挥部决定", trigger=MANUAL, by="ops_centre"),
+              ResponseChange(at=T0 + HOLD / 2, level=None, reason="解除", trigger=MANUAL, by="ops_centre")]
     histories = {**published, MANUAL: manual}
-    assert response.in_force(histories, T0 + timedelta(hours=1.5), HOLD).level == "I"
-    assert response.in_force(histories, T0 + timedelta(hours=2), HOLD).level == "III"
+    assert response.in_force(histories, T0 + HOLD / 3, HOLD).level == "I"
+    assert response.in_force(histories, T0 + HOLD / 2, HOLD).level == "III"
 
 
 def test_under_level_iii_a_20_cm_waterlogging_reading_is_graded_one_step_higher_with_halved_deadlines(config):
-    at = T0 + timedelta(hours=1)
+    at = T0 + HOLD / 2
     usual = ticketing.step(config, None, waterlogging(config, 20, at), "k1").tickets[0]
     _, published = run_signals(config, [("yellow", T0)])
     under = ticketing.step(config, None, waterlogging(config, 20, at), "k1", Around(response=published)).tickets[0]
@@ -109,17 +115,47 @@ def test_deadlines_shrink_to_their_factor_but_not_below_the_floor(factor, floor,
 
 
 def test_a_rule_lets_go_a_hold_after_its_last_supporting_report_and_is_kept_up_by_reports(config):
-    # Red rain at one gauge, reports every 30 min for 3 h, then the gauge is back to normal (sends nothing).
+    # Red rain at one gauge, a report every quarter hold, then the gauge is back to normal (sends nothing).
     state, published = None, {}
     for n in range(7):
-        at = T0 + timedelta(minutes=30 * n)
+        at = T0 + HOLD / 4 * n
         raw = json.dumps({"station_id": "YL-HB-01", "kind": "rainfall", "value": 120.0, "lat": 22.51, "lon": 113.91,
                           "observed_at": at.isoformat()}).encode()
         incident = to_incident("flood", raw, Context(config, at, {}))
         outcome = ticketing.step(config, state, incident, incident.dedup_key, Around(response=published))
         state, published = outcome.state, {**published, **outcome.response}
     [history] = published.values()
-    assert [c.at for c in history] == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2), T0 + timedelta(hours=3)]
-    last = T0 + timedelta(hours=3)
+    # Written again once half a hold has passed: every other report.
+    assert [c.at for c in history] == [T0 + HOLD / 2 * n for n in range(4)]
+    last = T0 + HOLD * 1.5
     assert response.in_force(published, last + HOLD * 2 - timedelta(seconds=1), HOLD).level == "II"
     assert response.in_force(published, last + HOLD * 2, HOLD) is None
+
+
+def test_the_rainstorm_scenario_raises_the_level_and_lets_it_fall_before_the_next_storm(config):
+    """`make run SCENARIO=rainstorm` as the trigger rules see it: the simulator's flood readings at 5 a
+    second, through intake and the ticket step on their own keys, for 70 minutes of its hourly cycle."""
+    from streams.ops.simulator import Simulator
+
+    sim = Simulator(3, "rainstorm", config.district, start=T0)
+    categories = {t.category for t in config.rules.response.triggers}
+    states, published, levels = {}, {}, {}
+    for tick in range(70 * 6):
+        now = T0 + timedelta(seconds=10 * tick)
+        for event in sim.generate(now, 50):
+            if event.source != "flood" or event.malformed:
+                continue
+            incident = to_incident("flood", json.dumps(event.payload).encode(), Context(config, now, {}))
+            if incident is None or incident.category not in categories:
+                continue
+            outcome = ticketing.step(config, states.get(incident.dedup_key), incident, incident.dedup_key,
+                                     Around(response=published))
+            states[incident.dedup_key] = outcome.state
+            published.update(outcome.response)
+        found = response.in_force(published, now, HOLD)
+        levels[tick / 6] = found.level if found else None
+    during = [level for minute, level in levels.items() if minute < sim.storm.total_seconds() / 60]
+    assert "II" in during and during[0] is None
+    calm = sim.storm + sim.calm
+    assert levels[(calm - timedelta(minutes=5)).total_seconds() / 60] is None  # fallen before the next storm
+    assert levels[69.5] in ("III", "II")  # and raised again by it
