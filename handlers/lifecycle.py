@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from handlers import escalation
+from handlers import escalation, response
 from handlers.deadlines import due_dates
 from handlers.routing import red_watchers
 from handlers.tickets import PIPELINE
@@ -178,6 +178,9 @@ def apply(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> 
         return Outcome(Verdict.replayed, ticket, "event already applied")
     if event.action is A.escalate:
         return _escalate(config, ticket, event)
+    if event.action is A.respond:
+        changed = response.retroactively(config, ticket, event)
+        return _refused(ticket, changed) if isinstance(changed, str) else _applied(changed)
     if event.action not in TRANSITIONS:
         return _refused(ticket, f"action {event.action.value} is not handled here")
     try:

@@ -15,9 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from handlers.escalation import deadlines_set_at
+from handlers.tickets import PIPELINE
 from schemas.config import Config
-from schemas.enums import SEVERITY_RANK, Severity
-from schemas.records import Incident
+from schemas.enums import SEVERITY_RANK, Severity, TicketStatus
+from schemas.records import HistoryEntry, Incident, Ticket, TicketAction, TicketEvent
 from schemas.response import MANUAL, RANK, Level, LevelEffects, ResponseChange, duration_s
 
 # A trigger's changes older than this before its latest one are dropped (the level of a time that far
@@ -90,6 +92,62 @@ def bumped(incident: Incident, effect: LevelEffects | None) -> Incident:
     if effect is None or incident.category not in effect.severity_bump or incident.severity is Severity.red:
         return incident
     return incident.model_copy(update={"severity": _UP[incident.severity]})
+
+
+def under(ticket: Ticket, level: Level, effect: LevelEffects | None, start: datetime, entry: HistoryEntry) -> Ticket:
+    """The ticket under a level: its deadlines (running from `start`) shortened, never lengthened, and
+    the level's watchers on a red one; `entry` (whose note gets the effects) goes to its history."""
+    change: dict = {"response_level": level}
+    note = entry.note
+    if effect is not None:
+        change["accept_due"] = min(ticket.accept_due, shortened(start, ticket.accept_due, effect))
+        change["resolve_due"] = min(ticket.resolve_due, shortened(start, ticket.resolve_due, effect))
+        if ticket.severity is Severity.red and effect.red_watchers:
+            change["watchers"] = list(dict.fromkeys([*ticket.watchers, *effect.red_watchers]))
+        if effect.deadline_factor != 1:
+            note += f": 时限 x{effect.deadline_factor:g}"
+        if ticket.category in effect.severity_bump:
+            note += "，分级提高一级"
+    return ticket.model_copy(update={**change, "history": [*ticket.history, entry.model_copy(update={"note": note})]})
+
+
+# ------------------------------------------------------------------ a `retroactive` level on open tickets
+
+OPEN = (TicketStatus.dispatched, TicketStatus.accepted)
+
+
+def retroactive_event(config: Config, ticket: Ticket, in_force: InForce, now: datetime) -> TicketEvent | None:
+    """The owner's command putting an open ticket under a retroactive level now in force; None when the
+    level is not retroactive or the ticket is closed or already under it (or a more severe one). The
+    event id names the level and the change that set it, so each ticket takes it once."""
+    if not retroactive(config, in_force.level) or ticket.status not in OPEN or _under_at_least(ticket, in_force.level):
+        return None
+    change = in_force.change
+    return TicketEvent(event_id=f"response-{in_force.level}-{change.trigger}-{int(change.at.timestamp())}",
+                       ticket_id=ticket.ticket_id, action=TicketAction.respond, by=PIPELINE, actor=PIPELINE, at=now,
+                       level=in_force.level, note=f"{in_force.level}级应急响应 ({change.trigger}) 追溯 retroactive")
+
+
+def retroactively(config: Config, ticket: Ticket, event: TicketEvent) -> Ticket | str:
+    """An open ticket under the event's level, its deadlines shortened from their own start; or why not."""
+    if not retroactive(config, event.level):
+        return f"level {event.level} is not retroactive"
+    if ticket.status not in OPEN:
+        return f"ticket is {ticket.status.value}"
+    if _under_at_least(ticket, event.level):
+        return f"ticket is already under level {ticket.response_level}"
+    entry = HistoryEntry(at=event.at, by=PIPELINE, action="response", note=event.note, event_id=event.event_id)
+    changed = under(ticket, event.level, effects(config, event.level), deadlines_set_at(ticket), entry)
+    return changed.model_copy(update={"version": ticket.version + 1})
+
+
+def retroactive(config: Config, level: Level | None) -> bool:
+    effect = effects(config, level)
+    return effect is not None and effect.retroactive
+
+
+def _under_at_least(ticket: Ticket, level: Level) -> bool:
+    return ticket.response_level is not None and RANK[ticket.response_level] >= RANK[level]
 
 
 def shortened(start: datetime, due: datetime, effect: LevelEffects | None) -> datetime:

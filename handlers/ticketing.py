@@ -215,21 +215,10 @@ def _under_response(config: Config, ticket: Ticket, in_force: response.InForce |
     """A ticket opened under an emergency-response level: shorter deadlines, more watchers of red."""
     if in_force is None:
         return ticket
-    effect = response.effects(config, in_force.level)
-    change: dict = {"response_level": in_force.level}
-    note = f"{in_force.level}级应急响应 ({in_force.change.trigger})"
-    if effect is not None:
-        start = ticket.dispatched_at
-        change["accept_due"] = response.shortened(start, ticket.accept_due, effect)
-        change["resolve_due"] = response.shortened(start, ticket.resolve_due, effect)
-        if ticket.severity is Severity.red and effect.red_watchers:
-            change["watchers"] = list(dict.fromkeys([*ticket.watchers, *effect.red_watchers]))
-        if effect.deadline_factor != 1:
-            note += f": 时限 x{effect.deadline_factor:g}"
-        if ticket.category in effect.severity_bump:
-            note += "，分级提高一级"
-    return ticket.model_copy(update={**change, "history": [
-        *ticket.history, HistoryEntry(at=ticket.dispatched_at, by=PIPELINE, action="response", note=note)]})
+    entry = HistoryEntry(at=ticket.dispatched_at, by=PIPELINE, action="response",
+                         note=f"{in_force.level}级应急响应 ({in_force.change.trigger})")
+    return response.under(ticket, in_force.level, response.effects(config, in_force.level), ticket.dispatched_at,
+                          entry)
 
 
 def _quiet(ticket: Ticket, silence: silence_rules.Cover | None) -> Ticket:

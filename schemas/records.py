@@ -121,6 +121,8 @@ class TicketAction(str, Enum):
     reopen = "reopen"
     # The owner's retention sweep: a ticket closed past retention leaves the table.
     expire = "expire"
+    # The owner's sweep under a `retroactive` response level: an open ticket gets the level's deadlines.
+    respond = "respond"
 
 
 class TicketEvent(Record):
@@ -138,6 +140,8 @@ class TicketEvent(Record):
     # On escalate: the deadline stage ("accept" or "resolve") and the ladder step taken.
     stage: str | None = None
     step: Escalation | None = None
+    # On respond: the level that came into force.
+    level: Literal["I", "II", "III", "IV"] | None = None
 
 
 class Seen(Record):

@@ -76,6 +76,9 @@ class LevelEffects(Strict):
     deadline_floor: str = "10m"
     # Departments added as watchers of red tickets (e.g. the leadership, a command post).
     red_watchers: list[str] = []
+    # Tickets already open when the level comes into force get its deadlines too (from their own start)
+    # and its red watchers, once; without it they keep the deadlines they were opened with.
+    retroactive: bool = False
 
     @field_validator("deadline_floor")
     @classmethod

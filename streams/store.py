@@ -243,10 +243,14 @@ class TicketStore:
     async def open_or_closed_since(self, since: datetime) -> list[str]:
         """Open tickets (listing order) and then those closed at `since` or later (newest first)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrevrangebyscore(self.key("tickets"), "+inf", 2 * OPEN_WEIGHT)
+            pipe.zrevrangebyscore(self.key("tickets"), "+inf", 2 * OPEN_WEIGHT)  # open_ids
             pipe.zrevrangebyscore(self.key("closed"), "+inf", since.timestamp())
             open_ids, closed_ids = await pipe.execute()
         return list(dict.fromkeys(i.decode() for i in (*open_ids, *closed_ids)))
+
+    async def open_ids(self) -> list[str]:
+        """Every open ticket (listing order)."""
+        return [i.decode() for i in await self.redis.zrevrangebyscore(self.key("tickets"), "+inf", 2 * OPEN_WEIGHT)]
 
     async def open_of_severity(self, severities: Iterable[str], limit: int) -> tuple[int, list[Ticket]]:
         """Open tickets of these severities, most severe first and then newest dispatched: (how

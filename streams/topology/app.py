@@ -57,14 +57,15 @@ BATCH = 2000
 BATCH_WITHIN_S = 0.01
 # Parsed key states kept, so a hot key (a flood station in a storm) is parsed once, not per batch.
 PARSED_STATES = 4096
-# An escalation step sent and not yet seen taken is sent again after this long (a lost send).
+# A timer's command sent and not yet seen taken is sent again after this long (a lost send).
 RESEND_STEP_AFTER = timedelta(seconds=60)
 
 Clock = Callable[[], datetime]
 
 
 class SentSteps:
-    """Escalation steps this worker sent, so each is sent once; again only if it was lost."""
+    """Commands this worker's timers sent (escalation steps, retroactive levels), so each is sent once;
+    again only if it was lost."""
 
     def __init__(self):
         self._sent: dict[str, datetime] = {}
@@ -74,7 +75,7 @@ class SentSteps:
         if sent is not None and now - sent < RESEND_STEP_AFTER:
             return False
         if sent is not None:
-            log.warning("escalation step sent before and still not taken: sending again", extra={"event_id": event_id})
+            log.warning("timer command sent before and still not taken: sending again", extra={"event_id": event_id})
         self._sent[event_id] = now
         return True
 
@@ -112,6 +113,7 @@ class Pipeline:
     mirrors: tuple[TopicMirror, ...] = ()
     agents: dict[str, faust.types.AgentT] = field(default_factory=dict)
     sent_steps: SentSteps = field(default_factory=SentSteps)
+    sent_responses: SentSteps = field(default_factory=SentSteps)
     notifier: Notifier | None = None
 
     def send_command(self, event: TicketEvent, dedup_key: str) -> None:
@@ -225,6 +227,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
 
     timer = pipeline.health.guarded_timer(app, metrics)
     timer(settings.escalation_interval_s, "escalate_overdue_tickets")(lambda: escalate_overdue_tickets(pipeline))
+    timer(settings.escalation_interval_s, "respond_open_tickets")(lambda: respond_open_tickets(pipeline))
     timer(settings.retention_interval_s, "expire_closed_tickets")(lambda: expire_closed_tickets(pipeline))
     timer(settings.gauges_interval_s, "refresh_gauges")(lambda: refresh_gauges(pipeline))
     watchdog = faust_compat.PartitionWatchdog(app, metrics, AGENT_TOPICS)
@@ -476,6 +479,26 @@ async def escalate_overdue_tickets(p: Pipeline) -> None:
             if sent.should_send(event.event_id, now):
                 p.send_command(event, ticket.dedup_key)
     sent.keep_only(due_now)
+
+
+async def respond_open_tickets(p: Pipeline) -> None:
+    """Under a `retroactive` response level, the open tickets opened before it (owner partitions
+    only) get its deadlines: each once, by the change that set the level. Reads the open tickets only
+    while such a level is in force."""
+    if p.app.rebalancing:
+        return
+    now = p.clock()
+    in_force = response.in_force(p.response.by_key(), now, response.hold_of(p.config))
+    wanted: set[str] = set()
+    if in_force is not None and response.retroactive(p.config, in_force.level):
+        for ticket in await p.store.many(await p.store.open_ids()):
+            event = response.retroactive_event(p.config, ticket, in_force, now)
+            if event is None or not p.owns(ticket.dedup_key):
+                continue
+            wanted.add(event.event_id + ticket.ticket_id)
+            if p.sent_responses.should_send(event.event_id + ticket.ticket_id, now):
+                p.send_command(event, ticket.dedup_key)
+    p.sent_responses.keep_only(wanted)
 
 
 async def expire_closed_tickets(p: Pipeline) -> None:

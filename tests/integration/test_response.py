@@ -108,3 +108,23 @@ def test_two_workers_agree_on_the_level_and_the_silences(stack):
         stack.post("/api/response", "ops_centre", {"level": "none", "reason": "测试结束"})
         second.process.stop()
         stack.stack.processes.remove(second.process)
+
+
+def test_level_i_is_retroactive_a_ticket_already_open_gets_its_deadlines(stack):
+    build = Builder(CONFIG, "response-retro")
+    stack.send("soc.raw.flood", build.flood(station_id=f"JS-{build.unique}", kind="waterlogging", value=20,
+                                            warning_level=None, danger_level=None))
+    [before] = poll(lambda: stack.tickets_where(lambda t: t.source_ref.startswith(f"JS-{build.unique}")), 30,
+                    "the waterlogging ticket")
+    assert before.response_level is None
+    try:
+        assert stack.post("/api/response", "ops_centre", {"level": "I", "reason": "区防指启动I级应急响应"})[0] == 201
+        after = poll(lambda: (lambda t: t if t.response_level == "I" else None)(stack.ticket(before.ticket_id)), 60,
+                     "the open ticket under level I")
+    finally:
+        stack.post("/api/response", "ops_centre", {"level": "none", "reason": "测试结束"})
+    # A quarter of each span from the ticket's own dispatch (level I's factor), with the 5-minute floor.
+    start = before.dispatched_at
+    assert after.resolve_due - start == (before.resolve_due - start) / 4
+    assert after.accept_due - start == max((before.accept_due - start) / 4, timedelta(minutes=5))
+    assert after.history[-1].action == "response" and "追溯" in after.history[-1].note

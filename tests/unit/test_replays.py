@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers import escalation, ticketing
+from handlers import escalation, response, ticketing
 from handlers.base import Context
 from handlers.intake import Rejected, dead_letter, to_incident
 from handlers.lifecycle import Verdict
@@ -28,6 +28,7 @@ from handlers.tickets import PIPELINE, ticket_id_for
 from schemas.enums import OPS_CENTRE, Category, Escalation, Severity, Source, TicketStatus
 from schemas.raw import SiteRegistration
 from schemas.records import Incident, KeyState, TicketAction, TicketEvent
+from schemas.response import MANUAL, ResponseChange
 from tests.unit.conftest import DATA, NOW
 
 A = TicketAction
@@ -180,6 +181,11 @@ def build_script(config, with_expire: bool = True) -> Script:
     feed("occurrence of successor", incident(7, timedelta(minutes=75)))
     feed("late report of closed problem", incident(8, timedelta(minutes=20), timedelta(minutes=76)))
     feed("successor remind", escalate(t2, "accept", Escalation.reminded))
+    level_i = response.in_force({MANUAL: [ResponseChange(at=T0 + timedelta(minutes=85), level="I", trigger=MANUAL,
+                                                         by=OPS_CENTRE, reason="I级")]}, T0 + timedelta(minutes=86),
+                                response.hold_of(config))
+    feed("retroactive level", wire(response.retroactive_event(config, state.tickets[t2], level_i,
+                                                              T0 + timedelta(minutes=86))))
     feed("successor comment", command(A.comment, t2, OPS_CENTRE, timedelta(minutes=90), note="crew?"))
     if with_expire:
         closed = state.tickets[t1]
@@ -247,6 +253,7 @@ def test_the_script_covers_every_kind_of_input(script):
     old, successor = by_label["recurrence (successor)"].tickets
     assert (old.ticket_id, old.status, successor.previous_ticket_id) == (t1, TicketStatus.closed, t1)
     assert by_label["late report of closed problem"].tickets[0].ticket_id == successor.ticket_id
+    assert by_label["retroactive level"].tickets[0].response_level == "I"
     assert by_label["expire closed"].evicted == (t1,)
     assert t1 not in script.states[-1].tickets and successor.ticket_id in script.states[-1].tickets
     assert by_label["report after expiry"].tickets[0].previous_ticket_id == successor.ticket_id

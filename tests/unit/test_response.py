@@ -11,7 +11,7 @@ from handlers.base import Context
 from handlers.intake import to_incident
 from handlers.lifecycle import Verdict
 from handlers.ticketing import Around
-from schemas.enums import Severity
+from schemas.enums import Severity, TicketStatus
 from schemas.response import MANUAL, ResponseChange
 from tests.unit.conftest import SHANGHAI
 
@@ -159,3 +159,43 @@ def test_the_rainstorm_scenario_raises_the_level_and_lets_it_fall_before_the_nex
     calm = sim.storm + sim.calm
     assert levels[(calm - timedelta(minutes=5)).total_seconds() / 60] is None  # fallen before the next storm
     assert levels[69.5] in ("III", "II")  # and raised again by it
+
+
+def _manual(level, at):
+    return {MANUAL: [ResponseChange(at=at, level=level, reason="区指挥部决定", trigger=MANUAL, by="ops_centre")]}
+
+
+def test_a_retroactive_level_shortens_the_deadlines_of_a_ticket_already_open_once(config):
+    opened = ticketing.step(config, None, waterlogging(config, 20, T0), "k1")
+    ticket = opened.tickets[0]
+    at = T0 + timedelta(minutes=20)
+    in_force = response.in_force(_manual("I", at), at, HOLD)
+    event = response.retroactive_event(config, ticket, in_force, at + timedelta(seconds=5))
+    assert event is not None and event.level == "I"
+    outcome = ticketing.step(config, opened.state, event, "k1")
+    [changed] = outcome.tickets
+    effect = config.rules.response.levels["I"]
+    # From the ticket's own start, not from the moment the level came: a quarter of each span.
+    assert changed.accept_due == response.shortened(T0, ticket.accept_due, effect) < ticket.accept_due
+    assert changed.resolve_due - T0 == (ticket.resolve_due - T0) * effect.deadline_factor
+    assert changed.response_level == "I" and changed.version == ticket.version + 1
+    assert changed.history[-1].action == "response" and "追溯" in changed.history[-1].note
+    # The same command again (a replay, or a lost send sent again) changes nothing.
+    again = ticketing.step(config, outcome.state, event, "k1")
+    assert again.verdict is Verdict.replayed and again.tickets == (changed,)
+    # Once under the level, the sweep has nothing more to send for it.
+    assert response.retroactive_event(config, changed, in_force, at + timedelta(minutes=1)) is None
+
+
+def test_a_level_not_marked_retroactive_leaves_open_tickets_alone_and_a_closed_ticket_is_never_hurried(config):
+    opened = ticketing.step(config, None, waterlogging(config, 20, T0), "k1")
+    ticket = opened.tickets[0]
+    at = T0 + timedelta(minutes=20)
+    assert response.retroactive_event(config, ticket, response.in_force(_manual("III", at), at, HOLD), at) is None
+    level_i = response.in_force(_manual("I", at), at, HOLD)
+    closed = ticket.model_copy(update={"status": TicketStatus.closed})
+    assert response.retroactive_event(config, closed, level_i, at) is None
+    # A command that arrives after the ticket closed is refused, not applied.
+    event = response.retroactive_event(config, ticket, level_i, at)
+    state = opened.state.model_copy(update={"tickets": {ticket.ticket_id: closed}})
+    assert ticketing.step(config, state, event, "k1").verdict is Verdict.refused
