@@ -19,7 +19,9 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 DEADLETTER_RAW_BYTES = 256 * 1024
 
 REASONS = ("too_large", "not_utf8", "not_json", "not_object", "missing_field", "wrong_type",
-           "unknown_value", "out_of_range", "invalid", "handler_error")
+           "unknown_value", "out_of_range", "invalid", "handler_error",
+           # CAP alerts (handlers/cap.py)
+           "not_xml", "forbidden_xml", "not_actual", "unknown_reference", "outside_district")
 _REASON_BY_PYDANTIC_TYPE = {
     "missing": "missing_field",
     "enum": "unknown_value",

@@ -128,6 +128,32 @@ class Duty(Strict):
         return overrides
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+
+
+class Open311Client(Strict):
+    """A calling system of the Open311 interface: its api_key is in `key_env`; its reports carry `channel`."""
+
+    key_env: EnvName
+    channel: Literal["mobile_app", "hotline_12345"] = "mobile_app"
+
+
+class CapFeed(Strict):
+    """A CAP 1.2 warning feed (a meteorological bureau): it sends `Authorization: Bearer <token_env>`."""
+
+    name: str
+    token_env: EnvName
+
+
+class Intake(Strict):
+    """The machine clients of the standard interfaces (Open311, CAP), each with its own secret."""
+
+    open311: dict[str, Open311Client] = {}
+    cap_feeds: dict[str, CapFeed] = {}
+    # The <sender> of the CAP alerts this district publishes (GET /api/tickets/{id}/cap).
+    cap_sender: Annotated[str, Field(pattern=r"^[^\s,<>&'\"]+$")] = "soc.example.gov.cn"
+
+
 class District(Strict):
     name: str
     timezone: str = "Asia/Shanghai"
@@ -137,6 +163,7 @@ class District(Strict):
     calendar: WorkCalendar = WorkCalendar()
     # Optional so that older files load; `soc check-config` still refuses a district without one.
     duty: Duty = Duty()
+    intake: Intake = Intake()
 
     @field_validator("timezone")
     @classmethod
@@ -348,6 +375,14 @@ def _check_references(district: District, rules: Rules, routing: Routing) -> lis
     for i, override in enumerate(duty.overrides):
         if override.member not in duty.members:
             errors.append(f"district.yaml: duty.overrides.{i}.member: undefined duty member {override.member!r}")
+
+    owners: dict[str, str] = {dept.token_env: f"departments.{d}.token_env" for d, dept in departments.items()}
+    secrets = [(f"intake.open311.{n}.key_env", c.key_env) for n, c in district.intake.open311.items()]
+    secrets += [(f"intake.cap_feeds.{n}.token_env", f.token_env) for n, f in district.intake.cap_feeds.items()]
+    for path, env in secrets:
+        if env in owners:
+            errors.append(f"district.yaml: {path}: {env} is already {owners[env]}")
+        owners.setdefault(env, path)
 
     for source in MEASURES:
         for kind, rule in getattr(rules, source).items():

@@ -6,6 +6,7 @@ SITES = "soc.sites"
 SILENCES = "soc.silences"
 RESPONSE = "soc.response"
 INHIBITORS = "soc.inhibitors"
+CAP = "soc.cap"
 INCIDENTS = "soc.incidents"
 TICKETS = "soc.tickets"
 TICKET_EVENTS = "soc.ticket-events"
@@ -15,7 +16,7 @@ DEADLETTER = "soc.deadletter"
 # its tables with these names and counts, and the worker creates their changelogs before it starts:
 # - dedup_key_to_tickets: a dedup key and all its tickets, in the partition of soc.incidents and
 #   soc.ticket-events that carries that key (the three are co-partitioned);
-# (soc.sites, soc.silences, soc.response and soc.inhibitors are read whole by every worker, outside
+# (soc.sites, soc.silences, soc.response, soc.inhibitors and soc.cap are read whole by every worker, outside
 # Faust: streams/topology/mirror.py.)
 TABLES: dict[str, int | None] = {"dedup_key_to_tickets": None}
 
@@ -58,6 +59,7 @@ def topic_specs(app_id: str | None = None) -> list[TopicSpec]:
         TopicSpec(SILENCES, 1, COMPACT),
         TopicSpec(RESPONSE, 1, COMPACT),
         TopicSpec(INHIBITORS, 1, COMPACT),
+        TopicSpec(CAP, 1, COMPACT),  # the CAP alerts received, by "<sender>,<identifier>"
         # Co-partitioned, both keyed by the dedup key: an incident and the commands on its tickets
         # meet in the same partition of dedup_key_to_tickets. Keep the same count on both.
         TopicSpec(INCIDENTS, None, kept(RAW_RETENTION_DAYS)),

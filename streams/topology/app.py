@@ -47,6 +47,7 @@ from streams.topology.notifier import HORIZON, Notifier
 from streams.topology.mirror import TopicMirror, aiokafka_security
 from streams.topology.silences import ModelBook, history
 from streams.topology.sites import Whitelist
+from streams.topology.warnings import Warnings
 
 log = logging.getLogger("soc.pipeline")
 
@@ -115,6 +116,7 @@ class Pipeline:
     sent_steps: SentSteps = field(default_factory=SentSteps)
     sent_responses: SentSteps = field(default_factory=SentSteps)
     notifier: Notifier | None = None
+    warnings: Warnings | None = None  # CAP alerts in (streams/topology/warnings.py)
 
     def send_command(self, event: TicketEvent, dedup_key: str) -> None:
         """A command on a ticket, keyed by its dedup key so it meets the ticket's state."""
@@ -191,8 +193,9 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     mirror = partial(TopicMirror, bootstrap_servers=settings.bootstrap_servers, security=aiokafka_security(settings),
                      on_bad_record=lambda key, exc: log.warning("bad record on a mirrored topic",
                                                                 extra={"key": key, "error": str(exc)[:200]}))
-    sites_mirror, silences_mirror, response_mirror, inhibitor_mirror = (
-        mirror(topics.SITES), mirror(topics.SILENCES), mirror(topics.RESPONSE), mirror(topics.INHIBITORS))
+    sites_mirror, silences_mirror, response_mirror, inhibitor_mirror, cap_mirror = (
+        mirror(topics.SITES), mirror(topics.SILENCES), mirror(topics.RESPONSE), mirror(topics.INHIBITORS),
+        mirror(topics.CAP))
     pipeline = Pipeline(
         app=app, settings=settings, config=config, store=store, clock=clock, metrics=metrics, registry=registry,
         health=Health(),
@@ -212,8 +215,9 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
         response=ModelBook(response_mirror.values, history),
         inhibitor_topic=raw_topic(topics.INHIBITORS, partitions=1),
         inhibitors=ModelBook(inhibitor_mirror.values, Inhibitor.model_validate),
-        mirrors=(sites_mirror, silences_mirror, response_mirror, inhibitor_mirror),
+        mirrors=(sites_mirror, silences_mirror, response_mirror, inhibitor_mirror, cap_mirror),
     )
+    pipeline.warnings = Warnings(pipeline, cap_mirror, raw_topic(topics.CAP, partitions=1), SentSteps())
     # Both inputs of the ticket step in one stream: the table write goes to the partition they share.
     decide_topic = raw_topic(topics.INCIDENTS, topics.TICKET_EVENTS)
 
@@ -230,6 +234,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     timer(settings.escalation_interval_s, "respond_open_tickets")(lambda: respond_open_tickets(pipeline))
     timer(settings.retention_interval_s, "expire_closed_tickets")(lambda: expire_closed_tickets(pipeline))
     timer(settings.gauges_interval_s, "refresh_gauges")(lambda: refresh_gauges(pipeline))
+    timer(settings.escalation_interval_s, "keep_up_cap_signals")(pipeline.warnings.keep_up)
     watchdog = faust_compat.PartitionWatchdog(app, metrics, AGENT_TOPICS)
     timer(watchdog.interval_s, "watch_partitions")(watchdog.look)
 

@@ -350,3 +350,21 @@ def test_check_config_cli_refuses_a_district_without_a_roster(copy):
     assert load_config(copy).district.duty.rotations == []  # an older file still loads
     done = subprocess.run([str(SOC), "check-config", str(copy)], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (1, "", "district.yaml: duty: no duty roster\n")
+
+
+def test_an_intake_secret_variable_is_nobody_elses(errors_after):
+    def share(data):
+        data["intake"]["cap_feeds"]["szmb"]["token_env"] = "SOC_TOKEN_OPS_CENTRE"
+        data["intake"]["open311"]["platform_12345"]["key_env"] = "SOC_OPEN311_KEY_CITIZEN_APP"
+    assert errors_after("district.yaml", share) == [
+        "district.yaml: intake.open311.platform_12345.key_env: SOC_OPEN311_KEY_CITIZEN_APP is already "
+        "intake.open311.citizen_app.key_env",
+        "district.yaml: intake.cap_feeds.szmb.token_env: SOC_TOKEN_OPS_CENTRE is already departments.ops_centre.token_env",
+    ]
+
+
+def test_an_open311_client_reports_as_the_app_or_the_hotline(errors_after):
+    def grid(data):
+        data["intake"]["open311"]["citizen_app"]["channel"] = "grid_patrol"
+    assert errors_after("district.yaml", grid) == [
+        "district.yaml: intake.open311.citizen_app.channel: Input should be 'mobile_app' or 'hotline_12345'"]

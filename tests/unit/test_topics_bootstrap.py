@@ -26,7 +26,7 @@ def test_compacted_topics_and_changelogs():
     wanted = by_name(topics.topic_specs("soc-pipeline"))
     compacted = {name for name, w in wanted.items() if w.configs.get("cleanup.policy") == "compact"}
     assert compacted == {
-        topics.SITES, topics.SILENCES, topics.RESPONSE, topics.INHIBITORS, topics.TICKETS,
+        topics.SITES, topics.SILENCES, topics.RESPONSE, topics.INHIBITORS, topics.CAP, topics.TICKETS,
         "soc-pipeline-dedup_key_to_tickets-changelog",
 
     }

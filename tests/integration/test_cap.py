@@ -1,0 +1,179 @@
+"""CAP 1.2 through the stack (its own: a CAP typhoon raises the district's response level): the samples of
+tests/data/cap posted to POST /api/ingest/cap with the feed's token, the level they move, the Exercise and the
+refused documents dead-lettered with the worker unharmed, the signal lowered when an alert expires, and a red
+ticket published as CAP that the intake reads back."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from handlers import cap
+from tests.support import poll, running_pipeline
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "cap"
+FEED_TOKEN = f"test-cap-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    config_dir = tmp_path_factory.mktemp("cap") / "config"
+    shutil.copytree(ROOT / "deploy" / "config", config_dir)
+    rules = config_dir / "rules.yaml"
+    # A short hold: the signal is read again every 10 s.
+    rules.write_text(re.sub(r"^  hold: .*$", "  hold: 20s", rules.read_text(encoding="utf-8"), flags=re.M),
+                     encoding="utf-8")
+    with running_pipeline(tmp_path_factory.mktemp("cap-stack"), config_dir=config_dir,
+                          SOC_CAP_TOKEN_SZMB=FEED_TOKEN) as running:
+        yield running
+
+
+def document(name: str, unique: str, sent: datetime, expires: datetime | None = None) -> bytes:
+    """A sample with ids of its own (the references follow) and times around now."""
+    text = (DATA / f"{name}.xml").read_text(encoding="utf-8")
+    text = re.sub(r"44030041600000_(\d+)", rf"44030041600000_\1_{unique}", text)
+    text = re.sub(r"<sent>[^<]+</sent>", f"<sent>{sent.isoformat(timespec='seconds')}</sent>", text)
+    text = re.sub(r"<effective>[^<]+</effective>", "", text)
+    if expires is not None:
+        text = re.sub(r"<expires>[^<]+</expires>", f"<expires>{expires.isoformat(timespec='seconds')}</expires>", text)
+    return text.encode()
+
+
+def post_cap(stack, body: bytes, token: str | None = FEED_TOKEN) -> tuple[int, dict]:
+    return stack.request("POST", "/api/ingest/cap", token=token, body=body, headers={"Content-Type": "application/xml"})
+
+
+def dead_letters(stack, needle: str) -> list[dict]:
+    found = [json.loads(r.value) for r in stack.read_topic("soc.deadletter")]
+    return [d for d in found if d["source_topic"] == "POST /api/ingest/cap" and needle in (d["raw_text"] or "")]
+
+
+def flood_readings(stack, station: str) -> list[dict]:
+    return [v for v in (json.loads(r.value) for r in stack.read_topic("soc.raw.flood")) if v["station_id"] == station]
+
+
+def response_changes(stack, station: str) -> list[dict]:
+    status, body = stack.get("/api/response", "ops_centre")
+    assert status == 200
+    return [c for c in body["history"] if station in c["reason"]]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def test_a_typhoon_orange_raises_the_level_its_update_to_red_and_its_cancel_lowers_it(stack):
+    unique = uuid.uuid4().hex[:6]
+    start = now()
+    status, alert = post_cap(stack, document("typhoon_orange_actual", unique, start, start + timedelta(hours=6)))
+    assert status == 201, alert
+    assert (alert["status"], alert["kind"], alert["severity"], alert["acted"]) == ("Actual", "typhoon", "orange", True)
+    station = alert["station_id"]
+    [ticket] = poll(lambda: [t for t in stack.inbox("flood_control") if t.source_ref.startswith(station)], 30,
+                    "the typhoon ticket")
+    assert (ticket.category.value, ticket.severity.value) == ("typhoon", "orange")
+    changes = poll(lambda: response_changes(stack, station), 30, "the typhoon_orange trigger")
+    assert (changes[0]["trigger"], changes[0]["level"]) == ("typhoon_orange", "II")
+
+    status, update = post_cap(stack, document("typhoon_red_update", unique, start + timedelta(seconds=1),
+                                              start + timedelta(hours=6)))
+    assert status == 201 and (update["msg_type"], update["severity"], update["station_id"]) == ("Update", "red", station)
+    poll(lambda: any(c["trigger"] == "typhoon_red" and c["level"] == "I" for c in response_changes(stack, station)),
+         30, "the typhoon_red trigger")
+    poll(lambda: stack.ticket(ticket.ticket_id).severity.value == "red", 30, "the ticket raised to red")
+
+    status, cancel = post_cap(stack, document("typhoon_cancel", unique, start + timedelta(seconds=2)))
+    assert status == 201 and cancel["msg_type"] == "Cancel"
+    readings = poll(lambda: (lambda r: r if len(r) >= 3 else None)(flood_readings(stack, station)), 30, "the lowering")
+    assert readings[-1]["signal"] == "white"
+    # A retry of the same document is taken once.
+    status, again = post_cap(stack, document("typhoon_cancel", unique, start + timedelta(seconds=2)))
+    assert status == 200 and again["duplicate"] is True
+
+
+def test_an_exercise_is_recorded_and_dead_lettered_not_ticketed(stack):
+    unique = uuid.uuid4().hex[:6]
+    status, body = post_cap(stack, document("exercise", unique, now()))
+    assert status == 202 and body == {**body, "status": "Exercise", "acted": False,
+                                      "reason": "status Exercise: only Actual alerts are acted on"}
+    [letter] = poll(lambda: dead_letters(stack, unique), 30, "the exercise's dead letter")
+    assert (letter["error_type"], letter["message"]) == ("not_actual", "status Exercise: only Actual alerts are acted on")
+    assert not [t for t in stack.tickets_where(lambda t: "CAP-" in t.source_ref) if unique in t.title]
+
+
+@pytest.mark.parametrize("name, status, reason", [
+    ("malformed", 400, "not_xml"),
+    ("entity_expansion", 400, "forbidden_xml"),
+    ("circle_outside", 422, "outside_district"),
+])
+def test_refused_documents_are_4xx_dead_lettered_and_the_worker_goes_on(stack, name, status, reason):
+    unique = uuid.uuid4().hex[:6]
+    raw = (DATA / f"{name}.xml").read_bytes().replace(b"</identifier>", f"_{unique}</identifier>".encode())
+    code, body = post_cap(stack, raw)
+    assert (code, body["reason"]) == (status, reason), body
+    [letter] = poll(lambda: dead_letters(stack, unique), 30, "the dead letter")
+    assert letter["error_type"] == reason
+    assert f'soc_events_rejected_total{{reason="{reason}",source="cap"}}' in urllib.request.urlopen(
+        f"{stack.worker.url}/metrics", timeout=10).read().decode()
+    # Unharmed: healthy, and the next alert is taken.
+    assert stack.get("/healthz")[0] == 200
+    start = now()
+    code, body = post_cap(stack, document("typhoon_orange_actual", unique, start, start + timedelta(hours=1)))
+    assert code == 201, body
+
+
+def test_feeds_need_their_token_and_updates_an_earlier_alert(stack):
+    raw = document("typhoon_orange_actual", uuid.uuid4().hex[:6], now())
+    assert post_cap(stack, raw, token=None) == (401, {"error": "missing bearer token"})
+    assert post_cap(stack, raw, token=stack.tokens["ops_centre"]) == (401, {"error": "unknown token"})
+    code, body = post_cap(stack, document("typhoon_red_update", uuid.uuid4().hex[:6], now()))
+    assert (code, body["reason"]) == (422, "unknown_reference")
+    assert body["error"].startswith("Update must reference an earlier Actual alert")
+
+
+def test_an_expired_alert_lowers_its_signal_by_itself(stack):
+    unique = uuid.uuid4().hex[:6]
+    start = now()
+    expires = start + timedelta(seconds=6)
+    status, alert = post_cap(stack, document("typhoon_orange_actual", unique, start, expires))
+    assert status == 201
+    station = alert["station_id"]
+    lowering = poll(lambda: [r for r in flood_readings(stack, station) if r["signal"] == "white"], 40, "the lowering")
+    assert [datetime.fromisoformat(r["observed_at"]) for r in lowering] == [expires]
+    records = [json.loads(r.value) for r in stack.read_topic("soc.cap") if r.key.decode() == alert["key"]]
+    assert datetime.fromisoformat(records[-1]["lowered_at"]) == expires
+
+
+def test_a_red_ticket_as_cap_is_read_back_by_the_intake(stack):
+    unique = uuid.uuid4().hex[:6]
+    start = now()
+    raw = document("typhoon_orange_actual", unique, start, start + timedelta(hours=1)).replace(
+        b"<severity>Severe</severity>", b"<severity>Extreme</severity>")
+    status, alert = post_cap(stack, raw)
+    assert status == 201 and alert["severity"] == "red"
+    [ticket] = poll(lambda: [t for t in stack.inbox("flood_control") if t.source_ref.startswith(alert["station_id"])],
+                    30, "the red ticket")
+    request = urllib.request.Request(f"{stack.worker.url}/api/tickets/{ticket.ticket_id}/cap",
+                                     headers={"Authorization": f"Bearer {stack.tokens['flood_control']}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("application/cap+xml")
+        out = cap.parse(response.read())
+    assert (out.identifier, out.status, out.info[0].severity, out.info[0].event, out.info[0].headline) == (
+        f"SOC-{ticket.ticket_id}", "Actual", "Extreme", "台风", ticket.title)
+    # Another department does not see it; an orange ticket has no CAP alert.
+    assert stack.get(f"/api/tickets/{ticket.ticket_id}/cap", "traffic_police")[0] == 404
+    status, alert = post_cap(stack, document("typhoon_orange_actual", uuid.uuid4().hex[:6], start,
+                                             start + timedelta(hours=1)))
+    [orange] = poll(lambda: [t for t in stack.inbox("flood_control") if t.source_ref.startswith(alert["station_id"])],
+                    30, "the orange ticket")
+    assert stack.get(f"/api/tickets/{orange.ticket_id}/cap", "ops_centre") == (
+        409, {"error": "CAP alerts are published for red tickets only", "severity": "orange"})

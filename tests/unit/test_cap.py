@@ -1,0 +1,177 @@
+"""CAP 1.2 in and out (handlers/cap.py): the samples under tests/data/cap, the chain Alert -> Update ->
+Cancel, what is refused and why, the signal kept up and lowered at expiry, and a red ticket round trip."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from handlers import cap, ticketing
+from handlers.base import Context
+from handlers.intake import Rejected, to_incident
+from schemas.enums import Category, Severity
+from schemas.raw import FloodKind, TyphoonSignal
+from tests.unit.conftest import DATA
+
+RECEIVED = datetime(2026, 12, 1, 2, 0, 5, tzinfo=timezone.utc)
+SZ = "szmb@weather.sz.gov.cn"
+
+
+def sample(name: str) -> bytes:
+    return (DATA / "cap" / f"{name}.xml").read_bytes()
+
+
+def decide(config, name: str, known=None) -> cap.Decision:
+    return cap.decide(cap.parse(sample(name)), "szmb", known or {}, config, RECEIVED)
+
+
+def rejected(config, raw: bytes, known=None) -> Rejected:
+    with pytest.raises(Rejected) as info:
+        cap.decide(cap.parse(raw), "szmb", known or {}, config, RECEIVED)
+    return info.value
+
+
+def chain(config):
+    """The orange Actual, its Update and its Cancel, each decided with what the earlier ones recorded."""
+    known = {}
+    decisions = []
+    for name in ("typhoon_orange_actual", "typhoon_red_update", "typhoon_cancel"):
+        decision = decide(config, name, known)
+        known.update({r.key: r for r in decision.records})
+        decisions.append(decision)
+    return decisions, known
+
+
+def test_the_orange_actual_is_an_orange_typhoon_signal_reading_over_the_whole_district(config):
+    decision = decide(config, "typhoon_orange_actual")
+    [record] = decision.records
+    [reading] = decision.readings
+    assert record.key == f"{SZ},44030041600000_20261201100000" and record.live
+    assert (record.kind, record.severity, record.chain) == ("typhoon", Severity.orange, record.key)
+    assert record.communities == sorted(config.district.communities)
+    assert record.expires == datetime(2026, 12, 2, 10, tzinfo=timezone(timedelta(hours=8)))
+    assert (reading.kind, reading.signal, reading.station_id) == (FloodKind.typhoon_signal, TyphoonSignal.orange,
+                                                                  record.station_id)
+    assert reading.observed_at == record.sent and record.station_id.startswith("CAP-typhoon-")
+    # The normal path grades it orange: the typhoon_orange response trigger's category and severity.
+    incident = to_incident("flood", reading.model_dump_json().encode(), Context(config, RECEIVED))
+    assert (incident.category, incident.severity) == (Category.typhoon, Severity.orange)
+    assert incident.community is not None
+
+
+def test_the_update_raises_the_same_station_and_the_cancel_lowers_it(config):
+    (first, update, cancel), known = chain(config)
+    station = first.records[0].station_id
+    assert [d.readings[0].station_id for d in (update, cancel)] == [station, station]
+    assert update.readings[0].signal is TyphoonSignal.red
+    assert update.records[0].communities == ["haibin", "wanghai"]  # a 1.5 km circle on the coast
+    assert cancel.readings[0].signal is TyphoonSignal.white
+    assert cancel.readings[0].observed_at == cancel.records[0].sent
+    # Each decision supersedes what it references: nothing of the chain is live after the Cancel.
+    assert not any(r.live for r in known.values())
+    assert known[first.records[0].key].superseded_by == update.records[0].key
+
+
+def test_the_update_of_the_same_signal_keys_one_dedup_key(config):
+    (first, update, _), _ = chain(config)
+    ctx = Context(config, RECEIVED)
+    keys = {to_incident("flood", d.readings[0].model_dump_json().encode(), ctx).dedup_key for d in (first, update)}
+    assert len(keys) == 1
+
+
+def test_an_exercise_is_recorded_and_not_acted_on(config):
+    decision = decide(config, "exercise")
+    assert decision.readings == [] and decision.records[0].status == "Exercise" and not decision.records[0].live
+    assert decision.ignored.reason == "not_actual"
+    assert decision.ignored.message == "status Exercise: only Actual alerts are acted on"
+
+
+def test_an_update_or_cancel_must_reference_an_earlier_alert(config):
+    for name in ("typhoon_red_update", "typhoon_cancel"):
+        why = rejected(config, sample(name))
+        assert why.reason == "unknown_reference"
+        assert why.message.startswith(f"{'Update' if 'update' in name else 'Cancel'} must reference an earlier Actual alert")
+
+
+@pytest.mark.parametrize("name, reason, message", [
+    ("malformed", "not_xml", "not well-formed XML: mismatched tag: line 6, column 2"),
+    ("entity_expansion", "forbidden_xml", "refused: DTDForbidden (no DTDs or entities)"),
+])
+def test_malformed_and_entity_expansion_documents_are_refused(name, reason, message):
+    with pytest.raises(Rejected) as info:
+        cap.parse(sample(name))
+    assert (info.value.reason, info.value.message) == (reason, message)
+
+
+def test_a_circle_outside_the_district_is_refused(config):
+    why = rejected(config, sample("circle_outside"))
+    assert (why.reason, why.message) == ("outside_district", "the area (龙岗区) meets no community of 海湾街道")
+
+
+def test_refusals_name_what_is_wrong(config):
+    text = sample("typhoon_orange_actual").decode()
+    cases = {
+        text.replace("<severity>Severe</severity>", "<severity>Unknown</severity>"):
+            "severity 'Unknown': Extreme, Severe, Moderate or Minor",
+        text.replace("<event>台风</event>", "<event>高温</event>").replace("<value>11B01</value>", "<value>11B09</value>"):
+            "event '高温' is neither a typhoon nor a rainstorm warning",
+        text.replace("2026-12-02T10:00:00+08:00", "2026-12-01T09:00:00+08:00"): "expires is not after sent",
+        text.replace("<sent>2026-12-01T10:00:00+08:00</sent>", "<sent>2026-12-01T10:00:00</sent>"):
+            "<sent> '2026-12-01T10:00:00' has no UTC offset",
+        text.replace("<identifier>44030041600000_20261201100000</identifier>", ""): "<identifier> is missing",
+        text.replace("urn:oasis:names:tc:emergency:cap:1.2", "urn:oasis:names:tc:emergency:cap:1.1"):
+            "root element '{urn:oasis:names:tc:emergency:cap:1.1}alert' is not a CAP 1.2 <alert> "
+            "(urn:oasis:names:tc:emergency:cap:1.2)",
+        text.replace("22.49,113.89 22.49,113.99", "22.49,113.89 91,113.99"): "<polygon> point '91,113.99' is not on the earth",
+    }
+    for document, message in cases.items():
+        assert rejected(config, document.encode()).message == message
+    assert rejected(config, b"<a>" * (cap.MAX_BYTES // 3 + 1)).reason == "too_large"
+
+
+def test_a_rainstorm_is_a_rainfall_reading_graded_its_colour(config):
+    text = sample("typhoon_orange_actual").decode().replace("<event>台风</event>", "<event>暴雨</event>")
+    for severity, colour in cap.SEVERITY.items():
+        document = text.replace("<value>11B01</value>", "<value>11B03</value>").replace(
+            "<severity>Severe</severity>", f"<severity>{severity}</severity>")
+        [reading] = cap.decide(cap.parse(document.encode()), "szmb", {}, config, RECEIVED).readings
+        incident = to_incident("flood", reading.model_dump_json().encode(), Context(config, RECEIVED))
+        assert (reading.kind, incident.category, incident.severity) == (FloodKind.rainfall, Category.flood_rainfall, colour)
+
+
+def test_the_signal_is_read_again_at_fixed_times_and_lowered_at_expiry(config):
+    record = decide(config, "typhoon_orange_actual").records[0]
+    every = timedelta(minutes=15)
+    first, none = cap.due(config, record, record.sent + timedelta(minutes=20), every)
+    again, _ = cap.due(config, record, record.sent + timedelta(minutes=29), every)
+    assert none is None and first == again and first.observed_at == record.sent + every
+    assert first.signal is TyphoonSignal.orange
+    lowering, lowered = cap.due(config, record, record.expires + timedelta(seconds=3), every)
+    assert (lowering.signal, lowering.observed_at) == (TyphoonSignal.white, record.expires)
+    assert lowered.lowered_at == record.expires and not lowered.live
+    # A white signal is below every threshold: it opens nothing.
+    assert to_incident("flood", lowering.model_dump_json().encode(), Context(config, RECEIVED)) is None
+
+
+def test_a_red_ticket_as_cap_reads_back_to_the_same_fields(config):
+    (first, _, _), _ = chain(config)
+    reading = first.readings[0].model_copy(update={"signal": TyphoonSignal.red})
+    incident = to_incident("flood", reading.model_dump_json().encode(), Context(config, RECEIVED))
+    [ticket] = ticketing.step(config, None, incident, incident.dedup_key).tickets
+    assert ticket.severity is Severity.red
+    alert = cap.parse(cap.to_cap(ticket, config))
+    assert (alert.identifier, alert.sender, alert.sent, alert.status, alert.msg_type, alert.scope) == (
+        f"SOC-{ticket.ticket_id}", "soc.haiwan.example.gov.cn", ticket.dispatched_at.replace(microsecond=0),
+        "Actual", "Alert", "Public")
+    [info] = alert.info
+    assert (info.categories, info.event, info.severity, info.urgency, info.certainty) == (
+        ["Met"], "台风", "Extreme", "Immediate", "Observed")
+    assert (info.headline, info.expires, info.parameters) == (
+        ticket.title, ticket.resolve_due.replace(microsecond=0), {"ticket_id": ticket.ticket_id})
+    [area] = info.areas
+    assert area.description == config.district.communities[ticket.community].name
+    assert (area.circles[0].lat, area.circles[0].lon, area.circles[0].radius_km) == (
+        round(ticket.lat, 6), round(ticket.lon, 6), 0.5)
+    # And this project's own intake takes it as the same signal: a red typhoon warning in the district.
+    decision = cap.decide(alert, "szmb", {}, config, RECEIVED)
+    assert decision.records[0].severity is Severity.red and ticket.community in decision.records[0].communities
