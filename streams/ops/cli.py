@@ -161,6 +161,12 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return run(Settings())
 
 
+def cmd_repartition(args: argparse.Namespace) -> int:
+    from streams.ops.repartition import run
+
+    return run(args.partitions, args.to_app_id)
+
+
 def demo_tokens(departments: list[str]) -> dict[str, str]:
     return {d: f"demo-{d.replace('_', '-')}-{secrets.token_hex(4)}" for d in departments}
 
@@ -264,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("topics", help="create the topics on SOC_KAFKA_BROKERS")
     p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("repartition", help="workers stopped: move the ticket table to a new app id with more "
+                                           "partitions and grow the keyed topics (deploy/README.md, Scaling)")
+    p.add_argument("--partitions", type=int, required=True, help="the new SOC_PARTITIONS")
+    p.add_argument("--to-app-id", required=True, help="the new SOC_APP_ID (its changelog and consumer group)")
+    p.set_defaults(func=cmd_repartition)
 
     from streams.settings import REPO_ROOT
 
