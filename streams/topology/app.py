@@ -531,6 +531,10 @@ async def refresh_gauges(p: Pipeline) -> None:
     p.metrics.tickets_open.clear()
     for (department, severity), count in figures.open_tickets.items():
         p.metrics.tickets_open.labels(department, severity).set(count)
+    # Cleared like the open counts: a department with no figure now (its tickets left the window, or
+    # none is due yet) must lose its series, not show its last ratio for ever. No await between the
+    # clear and the sets, so no scrape sees the gauge half written.
+    p.metrics.on_time_ratio.clear()
     for department, ratio in figures.on_time_handling.items():
         if ratio is not None:
             p.metrics.on_time_ratio.labels(department).set(ratio)

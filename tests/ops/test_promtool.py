@@ -167,6 +167,28 @@ def test_dashboard_shape():
     assert ds["datasources"][0]["uid"] == "prometheus"
 
 
+def test_variables_come_from_series_that_exist_before_any_event():
+    """A variable from label_values() of a series created on first use lists nothing on a fresh
+    deployment (no ticket yet: no department to pick). Each one reads a series the worker creates at
+    start-up for every value, so every department and source is there from the first scrape."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from schemas.config import load_config
+    from streams.metrics import Metrics
+
+    departments = tuple(load_config(DEPLOY / "config").district.departments)
+    registry = CollectorRegistry()
+    Metrics(registry, departments)
+    text = generate_latest(registry).decode()
+    dash = json.loads(DASHBOARD.read_text())
+    wanted = {"department": set(departments), "source": {"traffic", "flood", "city", "construction"}}
+    for var in dash["templating"]["list"]:
+        metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", var["query"]["query"]).groups()
+        assert var["definition"] == var["query"]["query"], var["name"]
+        present = set(re.findall(rf'^{metric}{{[^}}]*\b{label}="([^"]+)"', text, re.M))
+        assert present >= wanted[var["name"]], (var["name"], metric, wanted[var["name"]] - present)
+
+
 def test_dashboard_queries_parse(tmp_path):
     """Grafana variables replaced by values, each query must be valid PromQL."""
     subst = {"$__rate_interval": "1m", "$__range": "6h", "$__interval": "1m",
