@@ -52,6 +52,10 @@ def classify(report: CityReport, ctx: Context) -> Classification:
                "case_no": report.case_no}
     if report.reporter_phone:
         details["reporter_phone"] = mask_phone(report.reporter_phone)
+    if report.media_url:
+        details["media_url"] = report.media_url
+    if report.attributes:
+        details["attributes"] = report.attributes
     return Classification(
         category=CATEGORY[report.category],
         subcategory=report.category.value,

@@ -119,6 +119,10 @@ class CityReport(RawPayload):
     lon: Lon
     reported_at: AwareDatetime
     reporter_phone: Annotated[str, Field(max_length=40)] | None = None
+    # From the citizens' apps (Open311): a photo's address and the service's attributes.
+    media_url: Annotated[str, Field(max_length=1000)] | None = None
+    attributes: Annotated[dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=500)]],
+                          Field(max_length=20)] = {}
 
 
 class SiteEventKind(str, Enum):
