@@ -307,6 +307,22 @@ def test_alerting_is_wired_end_to_end():
                 assert name in alertnames, name
 
 
+def test_node_exporter_sees_every_kafka_and_redis_volume():
+    """The disk alerts select mountpoint=~"/volumes/.+": each broker's and Redis' named volume must be
+    mounted there, or a filling disk would page nobody."""
+    c = compose()
+    s = c["services"]
+    data = {v.split(":", 1)[0] for name, svc in s.items() if re.fullmatch(r"kafka-\d+|redis", name)
+            for v in svc.get("volumes", []) if v.split(":", 1)[0] in c["volumes"]}
+    assert {"kafka-1", "kafka-2", "kafka-3", "redis"} <= data
+    mounted = {v.split(":")[0]: v.split(":")[1] for v in s["node-exporter"]["volumes"]}
+    assert {name: f"/volumes/{name}" for name in data}.items() <= mounted.items()
+    assert all(v.endswith(":ro") for v in s["node-exporter"]["volumes"])
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: [t for sc in j["static_configs"] for t in sc["targets"]] for j in prom["scrape_configs"]}
+    assert jobs["node-exporter"] == ["node-exporter:9100"]
+
+
 def test_worker_resources_follow_the_measured_capacity():
     res = worker_container()["resources"]
     # One event loop: one core, as measured (bench/README.md); memory above the soak's 304 MiB.

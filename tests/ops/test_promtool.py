@@ -64,6 +64,8 @@ ALERTS = {
     "SocRedisDown",
     "SocRedisMemoryHigh",
     "SocExporterDown",
+    "SocVolumeSpaceLow",
+    "SocVolumeFillingUp",
 }
 
 
