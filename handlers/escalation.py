@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 
 from handlers.tickets import PIPELINE
 from schemas.config import Config
-from schemas.enums import Escalation, TicketStatus
+from schemas.enums import OPS_CENTRE, Escalation, TicketStatus
 from schemas.records import Ticket, TicketAction, TicketEvent
 
+FOLLOWUP = "followup"  # the stage of the centre's own deadline: the follow-up call after closure
 STEPS = (Escalation.reminded, Escalation.escalated, Escalation.reported)
 LEVEL = {Escalation.none: 0, Escalation.reminded: 1, Escalation.escalated: 2, Escalation.reported: 3}
 STEP_LABEL = {Escalation.reminded: "催办 reminder", Escalation.escalated: "督办 escalation",
@@ -44,25 +45,34 @@ def deadlines_set_at(ticket: Ticket) -> datetime:
 
 
 def ladder(config: Config, ticket: Ticket) -> list[Step]:
-    """Every step of the ladder for the deadlines that apply to the ticket's current state."""
-    stages = []
-    if ticket.status is TicketStatus.dispatched:
-        stages.append(("accept", ticket.accept_due))
-    if ticket.status in (TicketStatus.dispatched, TicketStatus.accepted):
-        stages.append(("resolve", ticket.resolve_due))
-    rules = config.routing.escalation
-    steps = []
+    """Every step of the ladder for the deadlines that apply to the ticket's current state: the
+    department's accept and resolve deadlines, or the centre's follow-up (回访) after closure."""
     # Measured from the current deadlines' start: after a rework or redispatch the time allowed is
     # the new span, not the span from the first dispatch (which made the reminder fire at once).
     start = deadlines_set_at(ticket)
-    for stage, due in stages:
-        allowed = max(due - start, timedelta(0))
+    stages = []
+    if ticket.status is TicketStatus.dispatched:
+        stages.append(("accept", ticket.accept_due, start))
+    if ticket.status in (TicketStatus.dispatched, TicketStatus.accepted):
+        stages.append(("resolve", ticket.resolve_due, start))
+    if ticket.status is TicketStatus.closed and ticket.followup_due is not None:
+        stages.append((FOLLOWUP, ticket.followup_due, followup_set_at(ticket)))
+    rules = config.routing.escalation
+    steps = []
+    for stage, due, begun in stages:
+        allowed = max(due - begun, timedelta(0))
         steps += [
             Step(stage, Escalation.reminded, due, due - allowed * rules.remind_before),
             Step(stage, Escalation.escalated, due, due),
             Step(stage, Escalation.reported, due, due + allowed * rules.report_after),
         ]
     return steps
+
+
+def followup_set_at(ticket: Ticket) -> datetime:
+    """When the owed follow-up's time started: the last unreachable call, else the closure."""
+    return max([ticket.closed_at, *(f.at for f in ticket.followups
+                                    if f.result == "unreachable" and f.at >= ticket.closed_at)])
 
 
 def taken(ticket: Ticket) -> set[str]:
@@ -94,12 +104,14 @@ def still_due(config: Config, ticket: Ticket, event: TicketEvent) -> Step | None
     return None
 
 
-def recipients(config: Config, ticket: Ticket, step: Escalation) -> list[str]:
-    """Who else sees the ticket after this step: supervisor and centre on 督办, leadership on 通报."""
+def recipients(config: Config, ticket: Ticket, step: Escalation, stage: str) -> list[str]:
+    """Who else sees the ticket after this step: the holder's supervisor and the centre on 督办, the
+    leadership on 通报. The follow-up is the centre's own deadline: its supervisor, then the leadership."""
+    holder = OPS_CENTRE if stage == FOLLOWUP else ticket.department
     extra: list[str] = []
     if step in (Escalation.escalated, Escalation.reported):
-        supervisor = config.district.departments[ticket.department].supervisor
-        extra += [d for d in (supervisor, "ops_centre") if d]
+        supervisor = config.district.departments[holder].supervisor
+        extra += [d for d in (supervisor, OPS_CENTRE) if d and d != holder]
     if step is Escalation.reported:
         extra.append(config.district.leadership)
     return [d for d in dict.fromkeys([*ticket.watchers, *extra]) if d != ticket.department]

@@ -4,6 +4,7 @@ dispatched -accept-> accepted -resolve-> resolved -verify(passed)-> closed
                                           resolved -verify(failed)-> dispatched (rework, 返工)
 dispatched|accepted -return-> returned -redispatch-> dispatched (another department, 改派)
 closed -reopen-> dispatched
+closed (a hotline or app case, owed a 回访) -followup(unsatisfied)-> dispatched (发回重办)
 """
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from datetime import datetime
 from enum import Enum
 
 from handlers import escalation, response
-from handlers.deadlines import due_dates
+from handlers.deadlines import due, due_dates
 from handlers.routing import red_watchers
 from handlers.tickets import PIPELINE
 from schemas.config import Config
 from schemas.enums import OPS_CENTRE, Escalation, TicketStatus
-from schemas.records import ExtensionRequest, HistoryEntry, Ticket, TicketAction, TicketEvent
+from schemas.records import ExtensionRequest, Followup, HistoryEntry, Ticket, TicketAction, TicketEvent
 
 A = TicketAction
 S = TicketStatus
@@ -34,6 +35,7 @@ TRANSITIONS: dict[TicketAction, tuple[str, frozenset[TicketStatus]]] = {
     A.redispatch: (CENTRE, frozenset({S.dispatched, S.accepted, S.returned})),
     A.reopen: (CENTRE, frozenset({S.closed})),
     A.comment: (OWNER + "|" + CENTRE, frozenset(S)),
+    A.followup: (CENTRE, frozenset({S.closed})),
 }
 NEEDS_NOTE = {A.resolve: "resolution", A.return_: "reason", A.extend: "reason"}
 
@@ -95,6 +97,10 @@ def check(config: Config, ticket: Ticket, event: TicketEvent) -> None:
         raise Conflict("no extension request is pending")
     if event.action is A.verify and event.passed is None:
         raise Conflict("verify needs 'passed'")
+    if event.action is A.followup and ticket.followup_due is None:
+        raise Conflict("no follow-up is owed on this ticket")
+    if event.action is A.followup and event.result is None:
+        raise Conflict("followup needs 'result'")
     if event.action is A.redispatch:
         if event.department not in config.district.departments:
             raise Conflict(f"unknown department {event.department!r}")
@@ -139,7 +145,8 @@ def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
             what += f" until {ticket.extension.until.isoformat()}"
     elif action is A.verify:
         if event.passed:
-            change, what = {"status": S.closed, "closed_at": now}, "verified and closed"
+            change, what = {"status": S.closed, "closed_at": now, **_owed_followup(config, ticket, now)}, \
+                "verified and closed"
         else:
             change = _redispatched(config, ticket, ticket.department, now)
             change["reworks"] = ticket.reworks + 1
@@ -147,11 +154,53 @@ def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
     elif action is A.redispatch:
         change = _redispatched(config, ticket, event.department, now)
         note = f"{ticket.department} -> {event.department}" + (f": {event.note}" if event.note else "")
+    elif action is A.followup:
+        change, what = _followed_up(config, ticket, event, now)
     elif action is A.reopen:
         change = _redispatched(config, ticket, ticket.department, now)
         change.update(reworks=ticket.reworks + 1, closed_at=None)
     return ticket.model_copy(update={**change, "version": ticket.version + 1,
                                      "history": _history(ticket, event, what, note)})
+
+
+def _owed_followup(config: Config, ticket: Ticket, closed_at: datetime) -> dict:
+    """A hotline or app case is owed a call to the citizen (回访) once verified."""
+    rules = config.routing.followup
+    if ticket.channel not in rules.channels:
+        return {}
+    return {"followup_due": due(config, closed_at, rules.within), "rating": None}
+
+
+FOLLOWUP_LABEL = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意",
+                  "unreachable": "未接通"}
+
+
+def _followed_up(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> tuple[dict, str]:
+    """satisfied / basically: rated, done. unsatisfied: 发回重办 to the same department with fresh
+    deadlines, and the nth time (config) also 提级督办 to the leadership. unreachable: try again
+    within the same time, and after the nth call (config) close unrated."""
+    rules = config.routing.followup
+    followups = [*ticket.followups, Followup(at=now, by=event.by, result=event.result, note=event.note)]
+    times = sum(f.result == event.result for f in followups)
+    what = f"回访 followup: {FOLLOWUP_LABEL[event.result]}"
+    change: dict = {"followups": followups}
+    if event.result in ("satisfied", "basically_satisfied"):
+        change.update(followup_due=None, rating=event.result)
+    elif event.result == "unsatisfied":
+        change.update(_redispatched(config, ticket, ticket.department, now), reworks=ticket.reworks + 1,
+                      closed_at=None, followup_due=None, rating="unsatisfied")
+        what += ", 发回重办 sent back"
+        if times >= rules.escalate_after_unsatisfied:
+            leadership = config.district.leadership
+            change.update(escalation=Escalation.escalated,
+                          watchers=list(dict.fromkeys([*change["watchers"], OPS_CENTRE, leadership])))
+            what += f", 提级督办 escalated to {leadership} ({times} times unsatisfied)"
+    elif times >= rules.close_after_unreachable:
+        change.update(followup_due=None, rating="unrated")
+        what += f", 不评价 closed unrated ({times} calls)"
+    else:
+        change["followup_due"] = due(config, now, rules.within)
+    return change, what
 
 
 def _escalate(config: Config, ticket: Ticket, event: TicketEvent) -> Outcome:
@@ -165,7 +214,7 @@ def _escalate(config: Config, ticket: Ticket, event: TicketEvent) -> Outcome:
     level = max(ticket.escalation, step.step, key=escalation.LEVEL.__getitem__)
     return _applied(ticket.model_copy(update={
         "escalation": level,
-        "watchers": escalation.recipients(config, ticket, step.step),
+        "watchers": escalation.recipients(config, ticket, step.step, step.stage),
         "version": ticket.version + 1,
         "history": [*ticket.history, entry],
     }))

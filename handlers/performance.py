@@ -1,17 +1,28 @@
-"""Department performance from ticket histories (GB/T 30428.4 style indicators), no I/O.
+"""Department performance from ticket histories (GB/T 30428.4 style indicators and the 12345 hotline's
+assessment figures), no I/O.
 
 A ticket counts for the department that holds it now and for the period its dispatch falls in.
 - on-time handling rate = resolved on time / due (tickets whose resolve deadline has passed by
   `now`, or that are resolved already)
 - closure rate = closed / dispatched
 - rework rate = tickets sent back at least once / tickets ever reported resolved
+- 按时签收率 accepted on time = accepted by the holder by its accept deadline / tickets whose accept
+  deadline has passed or that were accepted
+- 按期办结率 resolved on time = as on-time handling, but tickets with an approved extension (缓办) are
+  left out of both counts
+- 回访率 follow-up = tickets followed up (at least one call) / tickets owed a follow-up
+- 满意率 satisfaction = satisfied (and basically satisfied, when config counts it) / rated tickets
+  (the last rating; a case closed unrated is not rated)
+- 发回重办率 sent back = tickets sent back after an unsatisfied follow-up / tickets with a rated call
+
+Every figure is computed from one small record per ticket (`Facts`), which the store keeps beside the
+ticket: the API's table and the Prometheus gauges read the same facts and agree.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from datetime import datetime
-from typing import TypeVar
 
 import orjson
 
@@ -19,7 +30,53 @@ from schemas.enums import TicketStatus
 from schemas.records import Ticket
 
 RESOLVED = (TicketStatus.resolved, TicketStatus.closed)
-T = TypeVar("T", datetime, float)
+RATED = ("satisfied", "basically_satisfied", "unsatisfied")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the figures need of one ticket (times as POSIX seconds)."""
+
+    department: str
+    severity: str
+    status: str
+    dispatched_at: float
+    resolve_due: float
+    resolved_at: float | None
+    accept_due: float = 0.0
+    accepted_at: float | None = None
+    reworked: bool = False
+    submitted: bool = False
+    returned: bool = False
+    extended: bool = False
+    followup_owed: bool = False
+    followed_up: bool = False
+    rating: str | None = None
+    called_rated: bool = False
+    sent_back: bool = False
+
+
+def facts_of(t: Ticket) -> Facts:
+    results = [f.result for f in t.followups]
+    return Facts(
+        t.department, t.severity.value, t.status.value, t.dispatched_at.timestamp(), t.resolve_due.timestamp(),
+        t.resolved_at.timestamp() if t.resolved_at else None, t.accept_due.timestamp(),
+        t.accepted_at.timestamp() if t.accepted_at else None, t.reworks > 0,
+        any(h.action == "resolve" for h in t.history), t.returns > 0,
+        any(h.action.startswith("extension approved") for h in t.history),
+        bool(results) or t.followup_due is not None, bool(results), t.rating,
+        any(r in RATED for r in results), "unsatisfied" in results)
+
+
+def gauge_facts(ticket: Ticket) -> bytes:
+    """The ticket's facts as the store keeps them beside it: a refresh reads these few fields for
+    every ticket instead of parsing every ticket in full."""
+    return orjson.dumps(astuple(facts_of(ticket)))
+
+
+def stored_facts(raw: bytes) -> Facts:
+    # Facts written before a field was added have fewer values: the defaults fill them.
+    return Facts(*orjson.loads(raw))
 
 
 @dataclass
@@ -37,6 +94,16 @@ class Row:
     overdue: int = 0
     still_open: int = 0
     due: int = 0
+    due_to_accept: int = 0
+    # 按期办结率 without the tickets given an extension (缓办)
+    due_not_deferred: int = 0
+    resolved_on_time_not_deferred: int = 0
+    followup_owed: int = 0
+    followed_up: int = 0
+    rated: int = 0
+    satisfied: int = 0
+    called_rated: int = 0
+    sent_back: int = 0
     rates: dict[str, float | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -47,71 +114,85 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def on_time(status: TicketStatus, resolved_at: T | None, resolve_due: T, now: T) -> tuple[bool, bool]:
+def on_time(status: TicketStatus, resolved_at: float | None, resolve_due: float, now: float) -> tuple[bool, bool]:
     """One ticket's part in the on-time handling rate: (due, resolved on time)."""
     is_resolved = status in RESOLVED
     return (is_resolved or resolve_due <= now,
             is_resolved and resolved_at is not None and resolved_at <= resolve_due)
 
 
-def gauge_facts(ticket: Ticket) -> bytes:
-    """What the Prometheus gauges need of a ticket, kept beside it in the store: a refresh reads
-    these few fields for every ticket instead of parsing every ticket in full."""
-    return orjson.dumps([ticket.department, ticket.severity.value, ticket.status.value, ticket.dispatched_at.timestamp(),
-                         ticket.resolve_due.timestamp(), ticket.resolved_at.timestamp() if ticket.resolved_at else None])
+def table(facts: Iterable[Facts], start: float, end: float, now: float, basically_counts: bool = True) -> dict[str, Row]:
+    out: dict[str, Row] = {}
+    satisfied = ("satisfied", "basically_satisfied") if basically_counts else ("satisfied",)
+    for f in facts:
+        if not (start <= f.dispatched_at < end):
+            continue
+        row = out.setdefault(f.department, Row(f.department))
+        status = TicketStatus(f.status)
+        row.dispatched += 1
+        # The current holder's own acceptance (cleared on redispatch and rework), not a predecessor's.
+        accepted_on_time = f.accepted_at is not None and f.accepted_at <= f.accept_due
+        row.accepted_on_time += accepted_on_time
+        row.due_to_accept += f.accepted_at is not None or f.accept_due <= now
+        is_resolved = status in RESOLVED
+        due, resolved_on_time = on_time(status, f.resolved_at, f.resolve_due, now)
+        row.resolved += is_resolved
+        row.resolved_on_time += resolved_on_time
+        row.due += due
+        if not f.extended:
+            row.due_not_deferred += due
+            row.resolved_on_time_not_deferred += resolved_on_time
+        row.closed += status is TicketStatus.closed
+        row.reworked += f.reworked
+        row.submitted += f.submitted
+        row.returned += f.returned
+        row.extended += f.extended
+        if status is not TicketStatus.closed:
+            row.still_open += 1
+            if not is_resolved and f.resolve_due < now:
+                row.overdue += 1
+        row.followup_owed += f.followup_owed
+        row.followed_up += f.followed_up
+        row.rated += f.rating in RATED
+        row.satisfied += f.rating in satisfied
+        row.called_rated += f.called_rated
+        row.sent_back += f.sent_back
+    for row in out.values():
+        row.rates = {
+            "on_time_handling": _ratio(row.resolved_on_time, row.due),
+            "closure": _ratio(row.closed, row.dispatched),
+            "rework": _ratio(row.reworked, row.submitted),
+            "accepted_on_time": _ratio(row.accepted_on_time, row.due_to_accept),
+            "resolved_on_time": _ratio(row.resolved_on_time_not_deferred, row.due_not_deferred),
+            "followup": _ratio(row.followed_up, row.followup_owed),
+            "satisfaction": _ratio(row.satisfied, row.rated),
+            "sent_back": _ratio(row.sent_back, row.called_rated),
+        }
+    return out
+
+
+def rows(tickets: Iterable[Ticket], start: datetime, end: datetime, now: datetime,
+         basically_counts: bool = True) -> dict[str, Row]:
+    return table((facts_of(t) for t in tickets), start.timestamp(), end.timestamp(), now.timestamp(), basically_counts)
 
 
 @dataclass
 class Gauges:
     open_tickets: dict[tuple[str, str], int]  # (department, severity) -> open tickets
-    on_time_handling: dict[str, float | None]  # department -> rate, as rows() computes it
+    rows: dict[str, Row]  # department -> its counts and rates, as table() computes them
+
+    @property
+    def rates(self) -> dict[str, dict[str, float | None]]:
+        return {department: row.rates for department, row in self.rows.items()}
 
 
-def gauges(facts: Iterable[bytes], start: datetime, end: datetime, now: datetime) -> Gauges:
+def gauges(raws: Iterable[bytes], start: datetime, end: datetime, now: datetime,
+           basically_counts: bool = True) -> Gauges:
+    """The gauges' figures from the facts the store keeps."""
+    facts = [stored_facts(raw) for raw in raws]
     open_tickets: dict[tuple[str, str], int] = {}
-    due_and_on_time: dict[str, list[int]] = {}
-    start_ts, end_ts, now_ts = start.timestamp(), end.timestamp(), now.timestamp()
-    for raw in facts:
-        department, severity, status, dispatched_at, resolve_due, resolved_at = orjson.loads(raw)
-        status = TicketStatus(status)
-        if status is not TicketStatus.closed:
-            open_tickets[department, severity] = open_tickets.get((department, severity), 0) + 1
-        if start_ts <= dispatched_at < end_ts:
-            counts = due_and_on_time.setdefault(department, [0, 0])
-            due, resolved_on_time = on_time(status, resolved_at, resolve_due, now_ts)
-            counts[0] += due
-            counts[1] += resolved_on_time
-    return Gauges(open_tickets, {d: _ratio(good, due) for d, (due, good) in due_and_on_time.items()})
-
-
-def rows(tickets: Iterable[Ticket], start: datetime, end: datetime, now: datetime) -> dict[str, Row]:
-    table: dict[str, Row] = {}
-    for t in tickets:
-        if not (start <= t.dispatched_at < end):
-            continue
-        row = table.setdefault(t.department, Row(t.department))
-        row.dispatched += 1
-        # The current holder's own acceptance (cleared on redispatch and rework), not a predecessor's.
-        if t.accepted_at is not None and t.accepted_at <= t.accept_due:
-            row.accepted_on_time += 1
-        is_resolved = t.status in RESOLVED
-        due, resolved_on_time = on_time(t.status, t.resolved_at, t.resolve_due, now)
-        row.resolved += is_resolved
-        row.resolved_on_time += resolved_on_time
-        row.due += due
-        row.closed += t.status is TicketStatus.closed
-        row.reworked += t.reworks > 0
-        row.submitted += any(h.action == "resolve" for h in t.history)
-        row.returned += t.returns > 0
-        row.extended += any(h.action.startswith("extension approved") for h in t.history)
-        if t.status is not TicketStatus.closed:
-            row.still_open += 1
-            if not is_resolved and t.resolve_due < now:
-                row.overdue += 1
-    for row in table.values():
-        row.rates = {
-            "on_time_handling": _ratio(row.resolved_on_time, row.due),
-            "closure": _ratio(row.closed, row.dispatched),
-            "rework": _ratio(row.reworked, row.submitted),
-        }
-    return table
+    for f in facts:
+        if f.status != TicketStatus.closed.value:
+            open_tickets[f.department, f.severity] = open_tickets.get((f.department, f.severity), 0) + 1
+    found = table(facts, start.timestamp(), end.timestamp(), now.timestamp(), basically_counts)
+    return Gauges(open_tickets, found)

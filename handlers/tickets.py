@@ -54,6 +54,7 @@ def open_ticket(config: Config, incident: Incident, route: Route, now: datetime,
         accept_due=accept_due,
         resolve_due=resolve_due,
         previous_ticket_id=previous_ticket_id,
+        channel=incident.details.get("channel"),
         history=[HistoryEntry(at=now, by=PIPELINE, action="dispatch", note=f"{route.department} {note}".strip())],
     )
 

@@ -253,6 +253,12 @@ class Rules(Strict):
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|wh)$")
 
 
+def routing_duration(text: str) -> str:
+    if not DURATION.match(text):
+        raise ValueError(f"bad duration {text!r}: use a number and s, m, h, d or wh (working hours)")
+    return text
+
+
 class Deadline(Strict):
     accept: str
     resolve: str
@@ -260,9 +266,26 @@ class Deadline(Strict):
     @field_validator("accept", "resolve")
     @classmethod
     def _duration(cls, text: str) -> str:
-        if not DURATION.match(text):
-            raise ValueError(f"bad duration {text!r}: use a number and s, m, h, d or wh (working hours)")
-        return text
+        return routing_duration(text)
+
+
+class FollowupRules(Strict):
+    """回访: after verification, a case from these channels is owed a call to the citizen."""
+
+    channels: list[Literal["hotline_12345", "mobile_app", "grid_patrol", "camera_ai"]] = ["hotline_12345",
+                                                                                         "mobile_app"]
+    within: str = "2wh"  # from closure; the centre's escalation ladder runs on it
+    # Whether 基本满意 counts as satisfied in 满意率.
+    basically_satisfied_counts: bool = True
+    # The nth `unsatisfied` (发回重办 each time) also escalates to the leadership (提级督办).
+    escalate_after_unsatisfied: int = Field(3, ge=1)
+    # After this many `unreachable` calls the case closes unrated.
+    close_after_unreachable: int = Field(2, ge=1)
+
+    @field_validator("within")
+    @classmethod
+    def _duration(cls, text: str) -> str:
+        return routing_duration(text)
 
 
 class CategoryRoute(Strict):
@@ -283,6 +306,7 @@ class Routing(Strict):
     deadlines: dict[Severity, Deadline]
     category_deadlines: dict[Category, dict[Severity, Deadline]] = {}
     escalation: EscalationLadder = EscalationLadder()
+    followup: FollowupRules = FollowupRules()
 
     @field_validator("categories")
     @classmethod

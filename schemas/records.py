@@ -48,6 +48,18 @@ class ExtensionRequest(Record):
     requested_at: AwareDatetime
 
 
+FollowupResult = Literal["satisfied", "basically_satisfied", "unsatisfied", "unreachable"]
+
+
+class Followup(Record):
+    """One follow-up call (回访) with the citizen after the ticket closed."""
+
+    at: AwareDatetime
+    by: str
+    result: FollowupResult
+    note: str = ""
+
+
 class Ticket(Record):
     ticket_id: str
     incident_id: str
@@ -88,6 +100,13 @@ class Ticket(Record):
     # Opened under a silence (quiet, or red under suppress): not notified before quiet_until.
     silenced_by: str | None = None
     quiet_until: AwareDatetime | None = None
+    # The report's channel (city reports): hotline and app cases are followed up (回访) after closure.
+    channel: str | None = None
+    # While a follow-up is owed: when it is due (the centre's ladder runs on it); None once done.
+    followup_due: AwareDatetime | None = None
+    followups: list[Followup] = Field(default_factory=list)
+    # The citizen's verdict: the last follow-up's result, or "unrated" when the citizen could not be reached.
+    rating: Literal["satisfied", "basically_satisfied", "unsatisfied", "unrated"] | None = None
     # The emergency-response level in force when it opened (its deadlines and grading reflect it).
     response_level: Literal["I", "II", "III", "IV"] | None = None
     # Inhibition rules (rules.yaml) this ticket is the source of, with its labels those rules compare.
@@ -121,6 +140,8 @@ class TicketAction(str, Enum):
     reopen = "reopen"
     # The owner's retention sweep: a ticket closed past retention leaves the table.
     expire = "expire"
+    # The centre's follow-up call (回访) with the citizen after closure.
+    followup = "followup"
     # The owner's sweep under a `retroactive` response level: an open ticket gets the level's deadlines.
     respond = "respond"
 
@@ -142,6 +163,8 @@ class TicketEvent(Record):
     step: Escalation | None = None
     # On respond: the level that came into force.
     level: Literal["I", "II", "III", "IV"] | None = None
+    # On followup: what the citizen said.
+    result: FollowupResult | None = None
 
 
 class Seen(Record):

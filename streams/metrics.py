@@ -37,6 +37,9 @@ class Metrics:
                                    ["department", "step"], registry=registry)
         self.on_time_ratio = Gauge("soc_department_on_time_ratio", "Resolved on time / due",
                                    ["department"], registry=registry)
+        # Every rate of /api/performance (按时签收率, 按期办结率, 回访率, 满意率, 发回重办率, ...), last 30 days.
+        self.department_ratio = Gauge("soc_department_ratio", "A department's rate, as /api/performance gives it",
+                                      ["department", "rate"], registry=registry)
         self.latency = Histogram("soc_pipeline_latency_seconds", "Received -> ticket written to Redis",
                                  buckets=LATENCY_BUCKETS, registry=registry)
         self.consumer_lag = Gauge("soc_consumer_lag", "Messages behind the log end",

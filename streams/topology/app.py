@@ -522,12 +522,13 @@ async def expire_closed_tickets(p: Pipeline) -> None:
 
 
 async def refresh_gauges(p: Pipeline) -> None:
-    """Open tickets and on-time ratios from the store's gauge facts, the same figures every worker sees;
+    """Open tickets and the departments' rates from the store's gauge facts, the same figures every worker sees;
     the response level from the table every worker holds."""
     now = p.clock()
     level = response.in_force(p.response.by_key(), now, response.hold_of(p.config))
     p.metrics.response_level.set(NUMBER[level.level] if level else 0)
-    figures = performance.gauges(await p.store.gauge_facts(), now - PERFORMANCE_WINDOW, now, now)
+    figures = performance.gauges(await p.store.gauge_facts(), now - PERFORMANCE_WINDOW, now, now,
+                                 p.config.routing.followup.basically_satisfied_counts)
     p.metrics.tickets_open.clear()
     for (department, severity), count in figures.open_tickets.items():
         p.metrics.tickets_open.labels(department, severity).set(count)
@@ -535,6 +536,10 @@ async def refresh_gauges(p: Pipeline) -> None:
     # none is due yet) must lose its series, not show its last ratio for ever. No await between the
     # clear and the sets, so no scrape sees the gauge half written.
     p.metrics.on_time_ratio.clear()
-    for department, ratio in figures.on_time_handling.items():
-        if ratio is not None:
-            p.metrics.on_time_ratio.labels(department).set(ratio)
+    p.metrics.department_ratio.clear()
+    for department, rates in figures.rates.items():
+        if rates["on_time_handling"] is not None:
+            p.metrics.on_time_ratio.labels(department).set(rates["on_time_handling"])
+        for rate, value in rates.items():
+            if value is not None:
+                p.metrics.department_ratio.labels(department, rate).set(value)

@@ -196,3 +196,40 @@ def test_an_occurrence_after_closure_opens_a_new_ticket_pointing_at_the_old_one(
     new = poll(lambda: pipeline.tickets_where(lambda t: t.previous_ticket_id == old.ticket_id), 30, "the new ticket")[0]
     assert new.status.value == "dispatched" and new.source_ref == again["event_id"]
     assert poll(lambda: pipeline.ticket(old.ticket_id).successor_ticket_id, 30, "the link") == new.ticket_id
+
+
+def test_a_hotline_case_is_followed_up_sent_back_when_unsatisfied_and_rated(pipeline, build):
+    report = build.city()
+    pipeline.send("soc.raw.city", report)
+    [found] = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref == report["case_no"]), 30, "the hotline ticket")
+    ticket_id, owner = found.ticket_id, found.department
+
+    def handled_and_verified():
+        for action, department, body in [("accept", owner, {"by": "网格员"}),
+                                          ("resolve", owner, {"by": "网格员", "resolution": "已清运"}),
+                                          ("verify", "ops_centre", {"by": "值班员", "passed": True})]:
+            status, ticket = act(pipeline, ticket_id, action, department, body)
+            assert status == 200, (action, ticket)
+        return ticket
+
+    closed = handled_and_verified()
+    assert closed["status"] == "closed" and closed["followup_due"] and closed["channel"] == "hotline_12345"
+    status, body = act(pipeline, ticket_id, "followup", owner, {"by": "网格员", "result": "satisfied"})
+    assert status == 409 and "operations centre" in body["error"]
+    status, body = act(pipeline, ticket_id, "followup", "ops_centre", {"by": "值班员", "result": "angry"})
+    assert status == 422 and body["fields"][0]["loc"] == "result"
+
+    status, sent_back = act(pipeline, ticket_id, "followup", "ops_centre",
+                            {"by": "值班员", "result": "unsatisfied", "note": "市民称仍有垃圾"})
+    assert status == 200, sent_back
+    assert (sent_back["status"], sent_back["department"], sent_back["rating"]) == ("dispatched", owner, "unsatisfied")
+    handled_and_verified()
+    status, rated = act(pipeline, ticket_id, "followup", "ops_centre", {"by": "值班员", "result": "satisfied"})
+    assert status == 200 and (rated["status"], rated["rating"], rated["followup_due"]) == ("closed", "satisfied", None)
+    assert [f["result"] for f in rated["followups"]] == ["unsatisfied", "satisfied"]
+
+    status, table = pipeline.get("/api/performance", owner)
+    assert status == 200
+    [row] = table["departments"]
+    assert row["department"] == owner and row["followed_up"] >= 1 and row["sent_back"] >= 1
+    assert set(row["rates"]) >= {"followup", "satisfaction", "sent_back", "accepted_on_time", "resolved_on_time"}

@@ -80,6 +80,19 @@ def test_unknown_key(errors_after, name, change, line):
     assert errors_after(name, change) == [line]
 
 
+@pytest.mark.parametrize("change, line", [
+    (lambda d: d["followup"].update(within="2 hours"),
+     "routing.yaml: followup.within: bad duration '2 hours': use a number and s, m, h, d or wh (working hours)"),
+    (lambda d: d["followup"].update(channels=["wechat"]),
+     "routing.yaml: followup.channels.0: Input should be 'hotline_12345', 'mobile_app', 'grid_patrol' or "
+     "'camera_ai'"),
+    (lambda d: d["followup"].update(close_after_unreachable=0),
+     "routing.yaml: followup.close_after_unreachable: Input should be greater than or equal to 1"),
+])
+def test_followup_rules_are_checked(errors_after, change, line):
+    assert errors_after("routing.yaml", change) == [line]
+
+
 # ------------------------------------------------------------------ cross-references
 
 def test_undefined_department_in_routing_categories(errors_after):

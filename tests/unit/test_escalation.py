@@ -253,12 +253,12 @@ def test_recipients_never_include_the_owner(config):
     # traffic_police's supervisor is the ops centre: added once; a ticket owned by the centre
     # does not list the centre as its own watcher.
     t = make_ticket(config)
-    assert escalation.recipients(config, t, E.escalated) == [OPS_CENTRE]
-    assert escalation.recipients(config, t, E.reported) == [OPS_CENTRE, "district_leadership"]
+    assert escalation.recipients(config, t, E.escalated, "resolve") == [OPS_CENTRE]
+    assert escalation.recipients(config, t, E.reported, "resolve") == [OPS_CENTRE, "district_leadership"]
     outside = make_ticket(config, community=None)
     assert outside.department == OPS_CENTRE
-    assert escalation.recipients(config, outside, E.reported) == ["district_leadership"]
-    assert escalation.recipients(config, t, E.reminded) == t.watchers
+    assert escalation.recipients(config, outside, E.reported, "accept") == ["district_leadership"]
+    assert escalation.recipients(config, t, E.reminded, "accept") == t.watchers
 
 
 def test_a_closed_ticket_has_no_ladder(config):

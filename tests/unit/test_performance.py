@@ -146,10 +146,17 @@ def test_performance_rows(tickets):
         "overdue": 1,             # T4: unresolved, 17:30 < 19:30
         "still_open": 2,          # T2 (awaiting verification), T4
         "due": 4,                 # 3 resolved + T4 past its deadline
+        "due_to_accept": 4,       # T1 T2 T3 accepted, T4's 10:00 passed
+        "due_not_deferred": 4,    # no extension
+        "resolved_on_time_not_deferred": 2,
+        "followup_owed": 0, "followed_up": 0, "rated": 0, "satisfied": 0, "called_rated": 0, "sent_back": 0,
         "rates": {
             "on_time_handling": 0.5,   # 2 / 4
             "closure": 0.5,            # 2 / 4
             "rework": 0.3333,          # 1 / 3
+            "accepted_on_time": 0.5,   # 2 / 4
+            "resolved_on_time": 0.5,   # 2 / 4
+            "followup": None, "satisfaction": None, "sent_back": None,  # no hotline case
         },
     }
     assert got[FC] == {
@@ -165,10 +172,17 @@ def test_performance_rows(tickets):
         "overdue": 1,             # T9: 17:30 kept (refused) < 19:30
         "still_open": 2,          # T5 (awaiting verification), T9
         "due": 2,                 # T5 resolved + T9 past its deadline
+        "due_to_accept": 2,       # both accepted
+        "due_not_deferred": 1,    # T9 (T5 had an extension: 缓办, left out)
+        "resolved_on_time_not_deferred": 0,
+        "followup_owed": 0, "followed_up": 0, "rated": 0, "satisfied": 0, "called_rated": 0, "sent_back": 0,
         "rates": {
             "on_time_handling": 0.5,   # 1 / 2
             "closure": 0.0,            # 0 / 2
             "rework": 0.0,             # 0 / 1
+            "accepted_on_time": 1.0,   # 2 / 2
+            "resolved_on_time": 0.0,   # 0 / 1
+            "followup": None, "satisfaction": None, "sent_back": None,
         },
     }
     assert got[CM] == {
@@ -184,10 +198,17 @@ def test_performance_rows(tickets):
         "overdue": 1,             # T6: 18:00 < 19:30
         "still_open": 2,          # T6 T8
         "due": 2,                 # T7 resolved + T6 past its deadline; T8 is due tomorrow
+        "due_to_accept": 3,       # T7 accepted; T6's 10:30 and T8's 11:30 passed
+        "due_not_deferred": 2,
+        "resolved_on_time_not_deferred": 1,
+        "followup_owed": 0, "followed_up": 0, "rated": 0, "satisfied": 0, "called_rated": 0, "sent_back": 0,
         "rates": {
             "on_time_handling": 0.5,   # 1 / 2
             "closure": 0.3333,         # 1 / 3
             "rework": 0.0,             # 0 / 1
+            "accepted_on_time": 0.3333,  # 1 / 3
+            "resolved_on_time": 0.5,     # 1 / 2
+            "followup": None, "satisfaction": None, "sent_back": None,
         },
     }
 
@@ -212,7 +233,8 @@ def test_the_period_selects_by_dispatch_time(tickets):
 def test_rates_are_none_without_a_denominator(config):
     fresh = traffic(config, "fresh").ticket
     [row] = rows([fresh], START, END, at("09:31")).values()
-    assert row.rates == {"on_time_handling": None, "closure": 0.0, "rework": None}
+    assert row.rates == {"on_time_handling": None, "closure": 0.0, "rework": None, "accepted_on_time": None,
+                         "resolved_on_time": None, "followup": None, "satisfaction": None, "sent_back": None}
     assert (row.dispatched, row.due, row.submitted, row.still_open, row.overdue) == (1, 0, 0, 1, 0)
 
 
@@ -220,7 +242,7 @@ def test_rates_are_none_without_a_denominator(config):
 def test_gauges_from_stored_facts_agree_with_rows(tickets, now):
     figures = gauges([gauge_facts(t) for t in tickets.values()], START, END, now)
     table = rows(tickets.values(), START, END, now)
-    assert figures.on_time_handling == {d: r.rates["on_time_handling"] for d, r in table.items()}
+    assert figures.rows == table
 
 
 def test_gauges_count_open_tickets_of_every_period(tickets):
