@@ -19,10 +19,15 @@ The old app id's changelog and group are left as they were: until step 3 nothing
 """
 from __future__ import annotations
 
+import base64
 import logging
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
 
 from streams import topics
 from streams.ops.bootstrap import connect, durable, ensure_topics, partition_counts
@@ -46,8 +51,9 @@ class Plan:
     old_app_id: str
     new_app_id: str
     partitions: int
-    current: int  # the keyed topics' count now
-    grow: list[str]  # topics whose count is SOC_PARTITIONS
+    current: int  # the keyed topics' count before
+    keyed: list[str]  # the topics whose count is SOC_PARTITIONS
+    grow: list[str]  # those of them still at the old count
     recreate: bool  # the broker has no CreatePartitions: delete and create them again
     old_offsets: dict = field(default_factory=dict)  # TopicPartition -> committed offset of the old group
 
@@ -109,8 +115,6 @@ def _ends(consumer, tps: list) -> dict:
     """Each partition's end offset. Tansu 0.6 answers ListOffsets with the last batch's base offset + 1
     (5 records produced in one batch: end 1), while its fetch responses carry the true high watermark:
     so the end is the larger of the two, read by fetching each partition's last batch. On Kafka both agree."""
-    import time
-
     listed = consumer.end_offsets(tps)
     consumer.assign(tps)
     for tp in tps:
@@ -180,12 +184,14 @@ def commit(bootstrap, security: dict, group: str, offsets: dict) -> None:
 
 def supports_create_partitions(admin, topic: str, partitions: int) -> bool:
     """Whether the broker has CreatePartitions (Tansu 0.6 has not): asked with validate_only, which changes nothing."""
-    from kafka.errors import IncompatibleBrokerVersion, UnsupportedVersionError
+    from kafka.errors import IncompatibleBrokerVersion, InvalidPartitionsError, UnsupportedVersionError
 
     try:
         admin.create_partitions({topic: partitions}, validate_only=True)
     except (IncompatibleBrokerVersion, UnsupportedVersionError):
         return False
+    except InvalidPartitionsError:  # already that many (a run stopped half way): the broker has the API
+        pass
     return True
 
 
@@ -210,36 +216,41 @@ def plan(settings: Settings, admin, partitions: int, new_app_id: str, old_app_id
     if new_app_id == old_app_id:
         raise RepartitionError("--to-app-id must differ from the current app id (SOC_APP_ID): the new "
                                "changelog and consumer group are named for it")
+    if set(topics.TABLES) != {TABLE}:
+        raise RepartitionError(f"the app has tables {sorted(topics.TABLES)}: this command moves {TABLE} only")
     counts = partition_counts(admin)
     old_changelog = topics.changelog_topic(old_app_id, TABLE)
     if old_changelog not in counts:
         raise RepartitionError(f"no changelog {old_changelog}: is {old_app_id} the app id the workers ran with?")
-    grow = [s.name for s in topics.topic_specs() if s.partitions is None]
-    missing = [name for name in grow if name not in counts]
+    keyed = [s.name for s in topics.topic_specs() if s.partitions is None]
+    missing = [name for name in keyed if name not in counts]
     if missing:
         raise RepartitionError(f"topics missing: {', '.join(missing)} (run `soc topics` with the current settings)")
-    current = counts[topics.INCIDENTS]
+    # The old changelog keeps the old count whatever happens: a run stopped half way is run again,
+    # and the topics it already resized are left as they are.
+    current = counts[old_changelog]
     if partitions <= current:
         raise RepartitionError(f"--partitions {partitions}: the keyed topics have {current}; Kafka can only add partitions")
-    odd = {name: counts[name] for name in [*grow, old_changelog] if counts[name] != current}
+    odd = {name: counts[name] for name in keyed if counts[name] not in (current, partitions)}
     if odd:
-        raise RepartitionError("topics with another count than soc.incidents' "
-                               f"{current}: {', '.join(f'{n} ({c})' for n, c in odd.items())}")
+        raise RepartitionError(f"topics with neither {current} nor {partitions} partitions: "
+                               f"{', '.join(f'{n} ({c})' for n, c in odd.items())}")
+    grow = [name for name in keyed if counts[name] == current]
     new_changelog = topics.changelog_topic(new_app_id, TABLE)
     if counts.get(new_changelog, partitions) != partitions:
         raise RepartitionError(f"{new_changelog} exists with {counts[new_changelog]} partitions, not {partitions}")
     members = group_members(admin, old_app_id)
     if members:
         raise RepartitionError(f"consumer group {old_app_id} has {members} members: stop every worker first")
-    consumed = {name: counts[name] for name in grow + [topics.SITES] if name in counts}
+    consumed = {name: counts[name] for name in keyed + [topics.SITES] if name in counts}
     if committed(bootstrap, security, new_app_id, consumed):
         raise RepartitionError(f"consumer group {new_app_id} already has committed offsets: workers have run "
                                "with it, so its table may already hold newer state; choose another app id")
     old_offsets = committed(bootstrap, security, old_app_id, consumed)
-    recreate = not supports_create_partitions(admin, topics.INCIDENTS, partitions)
+    recreate = not supports_create_partitions(admin, (grow or keyed)[0], partitions)
     # The table's inputs always, and on a recreate everything recreated: what the old group has not
     # read yet would be lost with the old partitions.
-    must_drain = grow if recreate else list(TABLE_INPUTS)
+    must_drain = keyed if recreate else list(TABLE_INPUTS)
     ends = end_offsets(bootstrap, security, {name: counts[name] for name in must_drain})
     # soc.tickets is copied on a recreate: only its reader, the notifier (if the old group ran one), must be done.
     behind = [f"{tp.topic}[{tp.partition}] {old_offsets.get(tp, 0)}/{end}" for tp, end in sorted(ends.items())
@@ -248,7 +259,7 @@ def plan(settings: Settings, admin, partitions: int, new_app_id: str, old_app_id
         what = "stop the sources too: this broker cannot add partitions, so the topics are recreated" if recreate \
             else "let the workers consume them before stopping"
         raise RepartitionError(f"not fully consumed by {old_app_id} (committed/end): {', '.join(behind)}; {what}")
-    return Plan(old_app_id, new_app_id, partitions, current, grow, recreate, old_offsets)
+    return Plan(old_app_id, new_app_id, partitions, current, keyed, grow, recreate, old_offsets)
 
 
 def write_changelog(settings: Settings, p: Plan) -> int:
@@ -298,30 +309,45 @@ def produce(bootstrap, security: dict, topic: str, rows: list[tuple[int, bytes, 
 
 def resize_topics(settings: Settings, admin, p: Plan) -> None:
     """Step 3: the SOC_PARTITIONS topics to N partitions."""
+    if not p.grow:
+        return
     if not p.recreate:
         admin.create_partitions({name: p.partitions for name in p.grow})
+        _wait(lambda: all(partition_counts(admin).get(n) == p.partitions for n in p.grow), "the new partitions")
         return
+    from kafka.admin import NewTopic
+
     security = settings.kafka_client_kwargs()
     bootstrap = settings.bootstrap_servers
     # soc.tickets is what `soc rebuild` reads: its latest version of each ticket is written again
-    # (keyed by ticket id, default partitioner, as the workers write it). The other topics are drained.
-    tickets = latest(read_topic(bootstrap, security, topics.TICKETS)[0])
+    # (keyed by ticket id, default partitioner, as the workers write it), from a file kept until the
+    # copy is back, so a run stopped between the delete and the copy loses nothing when run again.
+    # The other topics were fully consumed (plan()): they come back empty.
+    backup = Path(settings.data_dir) / f"repartition-{p.new_app_id}-{topics.TICKETS}.jsonl"
+    if topics.TICKETS in p.grow:
+        tickets = list(latest(read_topic(bootstrap, security, topics.TICKETS)[0]).values())
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        backup.write_text("".join(orjson.dumps([base64.b64encode(r.key).decode(), base64.b64encode(r.value).decode(),
+                                                r.timestamp]).decode() + "\n" for r in tickets))
+        print(f"{topics.TICKETS}: {len(tickets)} tickets kept in {backup} until copied back", flush=True)
+    elif backup.exists():
+        tickets = [Record(0, 0, base64.b64decode(k), base64.b64decode(v), ts)
+                   for k, v, ts in map(orjson.loads, backup.read_text().splitlines())]
+    else:
+        tickets = []
     specs = {s.name: s for s in topics.topic_specs() if s.name in p.grow}
     admin.delete_topics(p.grow)
     _wait(lambda: not set(p.grow) & set(partition_counts(admin)), "the old topics to go")
     for name in p.grow:
-        from kafka.admin import NewTopic
-
         admin.create_topics([NewTopic(name, p.partitions, settings.replication_factor,
                                       topic_configs=durable(specs[name].configs, settings.replication_factor))])
     _wait(lambda: all(partition_counts(admin).get(n) == p.partitions for n in p.grow), "the new topics")
     produce(bootstrap, security, topics.TICKETS,
-            [(input_partition(key, p.partitions), key, r.value, r.timestamp) for key, r in tickets.items()])
+            [(input_partition(r.key, p.partitions), r.key, r.value, r.timestamp) for r in tickets])
+    backup.unlink(missing_ok=True)
 
 
 def _wait(condition, what: str, timeout: float = 30.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -340,7 +366,7 @@ def carry_offsets(settings: Settings, p: Plan) -> dict:
     if not p.recreate:
         offsets = dict(p.old_offsets)
     else:
-        offsets = {tp: o for tp, o in p.old_offsets.items() if tp.topic not in p.grow}
+        offsets = {tp: o for tp, o in p.old_offsets.items() if tp.topic not in p.keyed}
         if any(tp.topic == topics.TICKETS for tp in p.old_offsets):
             ends = end_offsets(bootstrap, security, {topics.TICKETS: p.partitions})
             offsets.update({TopicPartition(tp.topic, tp.partition): end for tp, end in ends.items()})
@@ -361,7 +387,7 @@ def run(partitions: int, new_app_id: str, old_app_id: str | None = None, setting
             keys = write_changelog(settings, p)
             print(f"wrote {keys} keys to {topics.changelog_topic(new_app_id, TABLE)} ({partitions} partitions)", flush=True)
             resize_topics(settings, admin, p)
-            print(f"{', '.join(p.grow)}: {partitions} partitions", flush=True)
+            print(f"{', '.join(p.keyed)}: {partitions} partitions", flush=True)
             offsets = carry_offsets(settings, p)
             print(f"consumer group {new_app_id}: {len(offsets)} committed offsets carried over", flush=True)
         except RepartitionError as exc:

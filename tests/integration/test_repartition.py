@@ -17,7 +17,7 @@ import redis
 from schemas.enums import TicketStatus
 from streams import topics
 from streams.ops import repartition
-from streams.ops.devstack import Stack, soc_command
+from streams.ops.devstack import Stack, existing_topics, soc_command
 from tests.integration.payloads import Builder
 from tests.support import CONFIG, Worker, poll, wait_ready
 
@@ -164,3 +164,32 @@ def api(worker: Worker, token: str, path: str, body: dict) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
+
+
+def test_repartition_refuses_while_the_tables_inputs_are_unconsumed(tmp_path: Path):
+    """An incident no worker has decided yet: moving the table now would decide it against the wrong
+    state (or not at all). The command stops before changing anything."""
+    unique = uuid.uuid4().hex[:8]
+    stack = Stack.start(tmp_path, partitions=OLD_PARTITIONS, app_id=f"soc-rp-{unique}")
+    try:
+        created = subprocess.run([*soc_command(), "topics"], env=stack.env(), capture_output=True, text=True, timeout=60)
+        assert created.returncode == 0, created.stderr  # the old app id's changelog, as a worker would leave it
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+        producer.send(topics.INCIDENTS, key=b"city:city_garbage:1:2", value=b"{}").get(timeout=30)
+        producer.close()
+        before = existing_topics(stack.bootstrap)
+
+        new_app = f"soc-rp-{unique}-p{NEW_PARTITIONS}"
+        done = subprocess.run([*soc_command(), "repartition", "--partitions", str(NEW_PARTITIONS), "--to-app-id", new_app],
+                              env=stack.env(), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "not fully consumed" in done.stderr and "soc.incidents[" in done.stderr
+        assert existing_topics(stack.bootstrap) == before  # no new changelog, no topic resized
+
+        same = subprocess.run([*soc_command(), "repartition", "--partitions", str(NEW_PARTITIONS),
+                               "--to-app-id", stack.app_id], env=stack.env(), capture_output=True, text=True, timeout=60)
+        assert same.returncode == 2 and "must differ" in same.stderr
+    finally:
+        stack.stop()
