@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, time
+from datetime import datetime, time, timedelta, tzinfo
 
 from handlers.base import Classification, Context
 from handlers.geo import distance_m, grid_cell
@@ -45,6 +45,17 @@ def find_site(event: SiteEvent, sites: Mapping[str, SiteRegistration]) -> SiteRe
     return min(covering)[3] if covering else None
 
 
+def permit_bounds(site: SiteRegistration, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The permit's first and last valid instants. A plain date is a day in the district's time zone,
+    and the until-day is included to its end."""
+    start, until = site.permit_from, site.permit_until
+    if not isinstance(start, datetime):
+        start = datetime.combine(start, time(0), tz)
+    if not isinstance(until, datetime):
+        until = datetime.combine(until + timedelta(days=1), time(0), tz) - timedelta(microseconds=1)
+    return start, until
+
+
 def in_spans(spans: str, moment: time) -> bool:
     for span in spans.split(","):
         start, end = parse_span(span)
@@ -75,12 +86,13 @@ def findings(event: SiteEvent, site: SiteRegistration | None, local: datetime,
     if site is None:
         found[Category.site_unregistered] = ("no_registration", base)
         return found
+    start, until = permit_bounds(site, local.tzinfo)
     if site.status is not SiteStatus.active:
         found[Category.site_permit_invalid] = (site.status.value, base)
-    elif local < site.permit_from or local > site.permit_until:
-        expired_days = (local - site.permit_until).total_seconds() / 86400
+    elif not start <= local <= until:
+        expired_days = (local - until).total_seconds() / 86400
         found[Category.site_permit_invalid] = (
-            "expired" if local > site.permit_until else "not_yet_valid",
+            "expired" if local > until else "not_yet_valid",
             {**base, "permit_expired_days": max(expired_days, 0.0)},
         )
     elif not in_spans(site.work_hours, local.time()):

@@ -1,11 +1,12 @@
 """The payloads source systems send, validated strictly: unknown enum values are errors."""
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime, time
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
@@ -161,6 +162,43 @@ class SiteStatus(str, Enum):
     revoked = "revoked"
 
 
+PLAIN_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SPAN = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+
+
+def _permit(value: Any) -> date | datetime:
+    """A plain date (YYYY-MM-DD: a day in the district's time zone) or an RFC 3339 time with its offset."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value) if PLAIN_DATE.match(value) else datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"bad date {value[:40]!r}: use YYYY-MM-DD or an RFC 3339 time with its offset") from None
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("needs a UTC offset (RFC 3339), or a plain date YYYY-MM-DD")
+    if not isinstance(value, date):
+        raise ValueError("use YYYY-MM-DD or an RFC 3339 time with its offset")
+    return value
+
+
+def _work_hours(value: Any) -> str:
+    """'07:00-12:00,14:00-22:00': each span HH:MM-HH:MM, real clock times, not empty (an end before its
+    start runs past midnight)."""
+    if not isinstance(value, str):
+        raise ValueError("use HH:MM-HH:MM spans separated by commas, e.g. 07:00-12:00,14:00-22:00")
+    for span in value.split(","):
+        start, _, end = span.partition("-")
+        try:
+            if not SPAN.match(span) or time.fromisoformat(start) == time.fromisoformat(end):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"bad time span {span[:20]!r}: use HH:MM-HH:MM, e.g. 07:00-12:00,14:00-22:00") from None
+    return value
+
+
+PermitTime = Annotated[date | datetime, BeforeValidator(_permit)]
+WorkHours = Annotated[str, BeforeValidator(_work_hours)]
+
+
 class SiteRegistration(RawPayload):
     site_id: ShortText
     name: ShortText
@@ -169,17 +207,11 @@ class SiteRegistration(RawPayload):
     lat: Lat
     lon: Lon
     radius_m: Annotated[float, Field(gt=0, le=5000, allow_inf_nan=False)]
-    permit_from: datetime
-    permit_until: datetime
-    work_hours: Annotated[str, Field(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}(,\d{2}:\d{2}-\d{2}:\d{2})*$")]
+    # A plain date's until-day is included (handlers/construction.py: permit_bounds).
+    permit_from: PermitTime
+    permit_until: PermitTime
+    work_hours: WorkHours
     status: SiteStatus
-
-    @field_validator("permit_from", "permit_until")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("needs a UTC offset (RFC 3339)")
-        return value
 
 
 RAW_MODELS: dict[str, type[RawPayload]] = {

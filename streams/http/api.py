@@ -354,24 +354,6 @@ class TicketAction_(JsonView):
                           "note": "queued; the ticket will change when the owning worker applies it"}, status=202)
 
 
-class SiteDetail(JsonView):
-    """The whitelist as this worker sees it (ops centre only)."""
-
-    async def get(self, request: web.Request, site_id: str) -> web.Response:
-        return await self.guarded(self._get, request, site_id)
-
-    async def _get(self, request: web.Request, site_id: str) -> web.Response:
-        if self.http.authenticate(request) != OPS_CENTRE:
-            raise ApiError(404, f"no site {site_id}")
-        site = self.http.pipeline.whitelist.get(site_id)
-        if site is None:
-            raise ApiError(404, f"no site {site_id}")
-        return self.json(site.model_dump(mode="json"))
-
-
-
-
-
 def _period(query, now: datetime) -> tuple[datetime, datetime]:
     try:
         start = datetime.fromisoformat(query["from"]) if query.get("from") else now - timedelta(days=30)
@@ -407,6 +389,5 @@ ROUTES = [
     ("/api/tickets", "tickets", TicketList),
     ("/api/tickets/{ticket_id}", "ticket", TicketDetail),
     ("/api/tickets/{ticket_id}/{action}", "ticket-action", TicketAction_),
-    ("/api/sites/{site_id}", "site", SiteDetail),
     ("/api/performance", "performance", Performance),
 ]

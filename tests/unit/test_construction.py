@@ -2,6 +2,7 @@
 GB 12523 noise limits, PM10, safety. Local time is the district's (Asia/Shanghai)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -300,3 +301,17 @@ def test_incident_from_a_night_activity(ctx, sample_bytes):
     assert incident.dedup_key == f"construction:site_out_of_hours:{MAIN_SITE}"
     assert incident.community == "xingang"
     assert incident.observed_at == datetime.fromisoformat("2026-05-12T23:30:00+08:00")
+
+
+@pytest.mark.parametrize("when, subcategory", [
+    ("2026-04-01T00:00:00+08:00", None),             # the first day, from its midnight in the district
+    ("2026-03-31T23:59:00+08:00", "not_yet_valid"),
+    ("2026-04-30T23:59:59+08:00", None),             # the until-day is included to its end
+    ("2026-04-30T16:30:00+00:00", "expired"),        # 00:30 on 1 May in the district
+])
+def test_permits_as_plain_dates_are_days_in_the_district(ctx, sample, when, subcategory):
+    site = SiteRegistration.model_validate({**ctx.sites[MAIN_SITE].model_dump(mode="json"), "permit_from": "2026-04-01",
+                                            "permit_until": "2026-04-30", "work_hours": "00:00-12:00,12:00-00:00"})
+    event = {**sample("construction", "activity_in_hours"), "site_id": MAIN_SITE, "observed_at": when}
+    found = construction.classify(construction.parse(event), replace(ctx, sites={MAIN_SITE: site}))
+    assert (found and found.subcategory) == subcategory

@@ -1,0 +1,132 @@
+"""The site whitelist over HTTP (小散工程报备 "一站通"): the construction department and the operations centre
+register sites, change their status, permit dates and work hours, and list them; every change is published
+on soc.sites, and a call returns once this worker's mirror of it shows the change. /sites is their page."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+from faust import web
+from pydantic import Field
+
+from handlers.sites import problems
+from schemas.enums import OPS_CENTRE
+from schemas.raw import Lat, Lon, PermitTime, ShortText, SiteKind, SiteRegistration, SiteStatus, WorkHours
+from streams.http.api import ApiError, Body, JsonView, only_params, validate
+from streams.http.board import _static
+
+REGISTRARS = ("construction_safety", OPS_CENTRE)
+PUBLISHED_WAIT_S = 5.0
+
+
+class SiteSpec(Body):
+    site_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] | None = None
+    name: ShortText
+    contractor: ShortText
+    kind: SiteKind
+    lat: Lat
+    lon: Lon
+    radius_m: Annotated[float, Field(gt=0, le=5000, allow_inf_nan=False)]
+    permit_from: PermitTime
+    permit_until: PermitTime
+    work_hours: WorkHours
+    status: SiteStatus = SiteStatus.active
+
+
+class SitePatch(Body):
+    status: SiteStatus | None = None
+    permit_from: PermitTime | None = None
+    permit_until: PermitTime | None = None
+    work_hours: WorkHours | None = None
+
+
+def _registrar(view: JsonView, request: web.Request) -> str:
+    department = view.http.authenticate(request)
+    if department not in REGISTRARS:
+        raise ApiError(403, "only construction_safety and the operations centre manage the site whitelist")
+    return department
+
+
+def _checked(view: JsonView, data: dict) -> SiteRegistration:
+    """data: fields the body models validated already; the district's checks on top."""
+    site = SiteRegistration.model_validate(data)
+    found = problems(site, view.http.config)
+    if found:
+        raise ApiError(422, "invalid body", fields=found)
+    return site
+
+
+async def _publish(view: JsonView, site: SiteRegistration) -> dict:
+    pipeline = view.http.pipeline
+    await pipeline.sites_topic.send(key=site.site_id.encode(), value=site.model_dump_json().encode())
+    deadline = asyncio.get_running_loop().time() + PUBLISHED_WAIT_S
+    while pipeline.whitelist.get(site.site_id) != site and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    return site.model_dump(mode="json")
+
+
+class SiteList(JsonView):
+    async def get(self, request: web.Request) -> web.Response:
+        return await self.guarded(self._get, request)
+
+    async def post(self, request: web.Request) -> web.Response:
+        return await self.guarded(self._post, request)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        _registrar(self, request)
+        only_params(request.query, {"status"})
+        wanted = request.query.get("status")
+        if wanted and wanted not in SiteStatus.__members__:
+            raise ApiError(400, f"status must be one of {', '.join(SiteStatus.__members__)}")
+        sites = sorted(self.http.pipeline.whitelist.values(), key=lambda s: s.site_id)
+        return self.json({"sites": [s.model_dump(mode="json") for s in sites if not wanted or s.status.value == wanted]})
+
+    async def _post(self, request: web.Request) -> web.Response:
+        _registrar(self, request)
+        spec = validate(SiteSpec, await self.http.read_json(request))
+        site_id = spec.site_id or f"S{self.http.clock():%Y%m%d}-{uuid.uuid4().hex[:6]}"
+        if site_id in self.http.pipeline.whitelist:
+            raise ApiError(409, f"site {site_id} is already registered: PATCH /api/sites/{site_id} changes it")
+        site = _checked(self, {**spec.model_dump(), "site_id": site_id})
+        return self.json(await _publish(self, site), status=201)
+
+
+class SiteDetail(JsonView):
+    async def get(self, request: web.Request, site_id: str) -> web.Response:
+        return await self.guarded(self._get, request, site_id)
+
+    async def patch(self, request: web.Request, site_id: str) -> web.Response:
+        return await self.guarded(self._patch, request, site_id)
+
+    def _site(self, site_id: str) -> SiteRegistration:
+        site = self.http.pipeline.whitelist.get(site_id) if len(site_id) <= 200 else None
+        if site is None:
+            raise ApiError(404, f"no site {site_id[:200]}")
+        return site
+
+    async def _get(self, request: web.Request, site_id: str) -> web.Response:
+        _registrar(self, request)
+        return self.json(self._site(site_id).model_dump(mode="json"))
+
+    async def _patch(self, request: web.Request, site_id: str) -> web.Response:
+        _registrar(self, request)
+        site = self._site(site_id)
+        patch = validate(SitePatch, await self.http.read_json(request)).model_dump(exclude_none=True)
+        if not patch:
+            raise ApiError(422, "nothing to change: status, permit_from, permit_until or work_hours")
+        changed = _checked(self, {**site.model_dump(), **patch})
+        return self.json(await _publish(self, changed))
+
+
+class SitesPage(web.View):
+    async def get(self, request: web.Request):
+        return _static("sites.html")
+
+
+# Before the ticket API's routes, which held GET /api/sites/{site_id} (now here, with PATCH).
+ROUTES = [
+    ("/sites", "sites-page", SitesPage),
+    ("/api/sites", "sites", SiteList),
+    ("/api/sites/{site_id}", "site", SiteDetail),
+]
