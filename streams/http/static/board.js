@@ -410,6 +410,14 @@
         S.el("button", { type: "button", class: "warn", dataset: { action: "redispatch" },
           on: { click: () => openRedispatch(row) } }, `${S.LABELS.zh.ui.redispatch} ${S.LABELS.en.ui.redispatch}`));
     }
+    if (t.status === "closed" && t.followup_due) {
+      // 回访: the officer's call to the citizen after a hotline or app case closed.
+      for (const [result, style] of FOLLOWUP_RESULTS) {
+        row.actions.append(S.el("button", { type: "button", class: style, dataset: { action: `followup-${result}` },
+          title: `${S.t("followupDue")} ${S.dateTime(t.followup_due)}`,
+          on: { click: () => post(row, "followup", { by: officer(), result, note: "" }) } }, S.t(`followup_${result}`)));
+      }
+    }
     if (t.status !== "closed") {
       row.actions.append(
         S.el("button", { type: "button", class: "ghost silence", dataset: { action: "silence" },
@@ -490,6 +498,9 @@
       for (const b of buttons) b.disabled = false;
     }
   }
+
+  const FOLLOWUP_RESULTS = [["satisfied", "ok"], ["basically_satisfied", "ok"], ["unsatisfied", "warn"],
+    ["unreachable", "ghost"]];
 
   function officer() { return auth.name || (S.getLang() === "en" ? "Duty officer" : "值班员"); }
 
