@@ -7,15 +7,19 @@ key bytes, as Java's) over the topic's partition count. Kafka does not move exis
 topic grows, so after `--alter` every key whose hash lands elsewhere is recovered into a partition
 its inputs no longer reach, and the memory store drops it when that partition is not assigned.
 
-So, with every worker stopped and the table's inputs fully consumed, this command:
+So, with every worker stopped (the sources may go on sending), this command:
 1. reads the latest value of every key from the old app id's changelog;
 2. writes each one, bytes unchanged, to a new changelog named for the new app id with N partitions,
    at the partition the producer's partitioner gives its input key under N, and reads it back;
-3. grows the topics whose count is SOC_PARTITIONS to N (CreatePartitions), or, on a broker without
-   CreatePartitions (the embedded Tansu), deletes and recreates them, copying soc.tickets;
-4. gives the new consumer group (the new app id) the old group's committed offsets, so the new
-   workers neither replay the raw topics nor lose what arrived while they were stopped.
-The old app id's changelog and group are left as they were: until step 3 nothing is lost by going back.
+3. keeps in a file what the resize must not lose: the records of the table's inputs that the old
+   group had not consumed (and, on a recreate, of every recreated topic, and each ticket's latest version);
+4. grows the topics whose count is SOC_PARTITIONS to N (CreatePartitions), or, on a broker without
+   CreatePartitions (the embedded Tansu), deletes and recreates them;
+5. writes the kept records again, each to its key's partition under N, in their order;
+6. gives the new consumer group (the new app id) the old group's committed offsets, moved past
+   what step 5 wrote again, so the new workers neither replay the raw topics nor skip anything.
+The old app id's changelog and group are left as they were: until step 4 nothing is lost by going
+back. A run stopped at any step can be run again.
 """
 from __future__ import annotations
 
@@ -248,17 +252,15 @@ def plan(settings: Settings, admin, partitions: int, new_app_id: str, old_app_id
                                "with it, so its table may already hold newer state; choose another app id")
     old_offsets = committed(bootstrap, security, old_app_id, consumed)
     recreate = not supports_create_partitions(admin, (grow or keyed)[0], partitions)
-    # The table's inputs always, and on a recreate everything recreated: what the old group has not
-    # read yet would be lost with the old partitions.
-    must_drain = keyed if recreate else list(TABLE_INPUTS)
-    ends = end_offsets(bootstrap, security, {name: counts[name] for name in must_drain})
-    # soc.tickets is copied on a recreate: only its reader, the notifier (if the old group ran one), must be done.
-    behind = [f"{tp.topic}[{tp.partition}] {old_offsets.get(tp, 0)}/{end}" for tp, end in sorted(ends.items())
-              if end > old_offsets.get(tp, 0) and (tp.topic != topics.TICKETS or tp in old_offsets)]
-    if behind:
-        what = "stop the sources too: this broker cannot add partitions, so the topics are recreated" if recreate \
-            else "let the workers consume them before stopping"
-        raise RepartitionError(f"not fully consumed by {old_app_id} (committed/end): {', '.join(behind)}; {what}")
+    if recreate and topics.TICKETS in grow and any(tp.topic == topics.TICKETS for tp in old_offsets):
+        # soc.tickets comes back as one record per ticket, so the notifier's position in it cannot be
+        # carried: the new group starts at its end, and must not skip what the old one had not read.
+        ends = end_offsets(bootstrap, security, {topics.TICKETS: counts[topics.TICKETS]})
+        behind = [f"{tp.topic}[{tp.partition}] {old_offsets.get(tp, 0)}/{end}" for tp, end in sorted(ends.items())
+                  if end > old_offsets.get(tp, 0)]
+        if behind:
+            raise RepartitionError(f"the notifier of {old_app_id} has not read all of soc.tickets (committed/end): "
+                                   f"{', '.join(behind)}; start one worker until it has, then stop it")
     return Plan(old_app_id, new_app_id, partitions, current, keyed, grow, recreate, old_offsets)
 
 
@@ -307,44 +309,88 @@ def produce(bootstrap, security: dict, topic: str, rows: list[tuple[int, bytes, 
         producer.close()
 
 
+def tail_topics(p: Plan) -> list[str]:
+    """The topics whose unconsumed records are moved to their partition under N: the table's inputs
+    (a key's undecided incidents and commands must reach the partition its state now lives in), and
+    on a recreate every recreated topic but soc.tickets (copied whole), as their partitions go."""
+    return [t for t in p.keyed if t != topics.TICKETS] if p.recreate else list(TABLE_INPUTS)
+
+
+def backup_path(settings: Settings, p: Plan, topic: str) -> Path:
+    return Path(settings.data_dir) / f"repartition-{p.new_app_id}-{topic}.jsonl"
+
+
+def keep(settings: Settings, p: Plan) -> dict[str, tuple[dict[int, int], list[Record]]]:
+    """Step 3: what must outlive the resize, written to a file first (data_dir), so that a run stopped
+    after the resize finds it when run again: topic -> (the old end offsets, the records to write
+    again). The unconsumed tail of each tail topic, and on a recreate the latest version of every ticket."""
+    security = settings.kafka_client_kwargs()
+    bootstrap = settings.bootstrap_servers
+    wanted = tail_topics(p) + ([topics.TICKETS] if p.recreate else [])
+    kept = {}
+    for topic in wanted:
+        path = backup_path(settings, p, topic)
+        if topic not in p.grow:  # resized by an earlier run: what it kept, if it got that far
+            if path.exists():
+                lines = path.read_text().splitlines()
+                ends = {int(k): v for k, v in orjson.loads(lines[0]).items()}
+                kept[topic] = ends, [_record(orjson.loads(line)) for line in lines[1:]]
+            continue
+        records, ends = read_topic(bootstrap, security, topic)
+        if topic == topics.TICKETS:
+            records = list(latest(records).values())
+        else:
+            start = {tp.partition: o for tp, o in p.old_offsets.items() if tp.topic == topic}
+            records = [r for r in records if r.offset >= start.get(r.partition, 0)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(orjson.dumps({str(k): v for k, v in ends.items()}) + b"\n"
+                         + b"".join(orjson.dumps(_row(r)) + b"\n" for r in records))
+        kept[topic] = ends, records
+    return kept
+
+
+def _row(r: Record) -> list:
+    b64 = lambda b: None if b is None else base64.b64encode(b).decode()  # noqa: E731
+    return [r.partition, r.offset, b64(r.key), b64(r.value), r.timestamp]
+
+
+def _record(row: list) -> Record:
+    unb64 = lambda t: None if t is None else base64.b64decode(t)  # noqa: E731
+    return Record(row[0], row[1], unb64(row[2]), unb64(row[3]), row[4])
+
+
 def resize_topics(settings: Settings, admin, p: Plan) -> None:
-    """Step 3: the SOC_PARTITIONS topics to N partitions."""
+    """Step 4: the SOC_PARTITIONS topics to N partitions, adding partitions, or where the broker
+    cannot, deleting and creating them again with the configs the code gives them."""
+    from kafka.admin import NewTopic
+
     if not p.grow:
         return
     if not p.recreate:
         admin.create_partitions({name: p.partitions for name in p.grow})
-        _wait(lambda: all(partition_counts(admin).get(n) == p.partitions for n in p.grow), "the new partitions")
-        return
-    from kafka.admin import NewTopic
-
-    security = settings.kafka_client_kwargs()
-    bootstrap = settings.bootstrap_servers
-    # soc.tickets is what `soc rebuild` reads: its latest version of each ticket is written again
-    # (keyed by ticket id, default partitioner, as the workers write it), from a file kept until the
-    # copy is back, so a run stopped between the delete and the copy loses nothing when run again.
-    # The other topics were fully consumed (plan()): they come back empty.
-    backup = Path(settings.data_dir) / f"repartition-{p.new_app_id}-{topics.TICKETS}.jsonl"
-    if topics.TICKETS in p.grow:
-        tickets = list(latest(read_topic(bootstrap, security, topics.TICKETS)[0]).values())
-        backup.parent.mkdir(parents=True, exist_ok=True)
-        backup.write_text("".join(orjson.dumps([base64.b64encode(r.key).decode(), base64.b64encode(r.value).decode(),
-                                                r.timestamp]).decode() + "\n" for r in tickets))
-        print(f"{topics.TICKETS}: {len(tickets)} tickets kept in {backup} until copied back", flush=True)
-    elif backup.exists():
-        tickets = [Record(0, 0, base64.b64decode(k), base64.b64decode(v), ts)
-                   for k, v, ts in map(orjson.loads, backup.read_text().splitlines())]
     else:
-        tickets = []
-    specs = {s.name: s for s in topics.topic_specs() if s.name in p.grow}
-    admin.delete_topics(p.grow)
-    _wait(lambda: not set(p.grow) & set(partition_counts(admin)), "the old topics to go")
-    for name in p.grow:
-        admin.create_topics([NewTopic(name, p.partitions, settings.replication_factor,
-                                      topic_configs=durable(specs[name].configs, settings.replication_factor))])
-    _wait(lambda: all(partition_counts(admin).get(n) == p.partitions for n in p.grow), "the new topics")
-    produce(bootstrap, security, topics.TICKETS,
-            [(input_partition(r.key, p.partitions), r.key, r.value, r.timestamp) for r in tickets])
-    backup.unlink(missing_ok=True)
+        specs = {s.name: s for s in topics.topic_specs() if s.name in p.grow}
+        admin.delete_topics(p.grow)
+        _wait(lambda: not set(p.grow) & set(partition_counts(admin)), "the old topics to go")
+        for name in p.grow:
+            admin.create_topics([NewTopic(name, p.partitions, settings.replication_factor,
+                                          topic_configs=durable(specs[name].configs, settings.replication_factor))])
+    _wait(lambda: all(partition_counts(admin).get(n) == p.partitions for n in p.grow), f"{p.partitions} partitions")
+
+
+def write_back(settings: Settings, p: Plan, kept: dict) -> int:
+    """Step 5: the kept records, in their order within each old partition, to the partition the
+    producer's partitioner gives their key under N (a record without a key keeps its partition).
+    Timestamps are kept: the pipeline stamps received_at from them. Written twice by a run that is
+    run again, they are replays, which the ticket step applies once (design: exact replays)."""
+    security = settings.kafka_client_kwargs()
+    count = 0
+    for topic, (_, records) in kept.items():
+        rows = [(r.partition if r.key is None else input_partition(r.key, p.partitions), r.key, r.value, r.timestamp)
+                for r in sorted(records, key=lambda r: (r.partition, r.offset))]
+        produce(settings.bootstrap_servers, security, topic, rows)
+        count += len(rows)
+    return count
 
 
 def _wait(condition, what: str, timeout: float = 30.0) -> None:
@@ -355,19 +401,22 @@ def _wait(condition, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.2)
 
 
-def carry_offsets(settings: Settings, p: Plan) -> dict:
-    """Step 4: the new group starts where the old one stopped. Grown topics keep their records, so
-    the old offsets hold; new partitions have none and start at the beginning (they are empty).
-    Recreated topics start at the beginning, except soc.tickets whose copy the old group had read."""
+def carry_offsets(settings: Settings, p: Plan, kept: dict) -> dict:
+    """Step 6: the new group starts where the old one stopped. A grown topic keeps its records and
+    offsets, except that on the table's inputs the group starts at the old end, past the tail that
+    step 5 wrote again after it; its new partitions start at the beginning. A recreated topic starts
+    at the beginning (all of it is the kept tail), except soc.tickets, whose copy the old group had read."""
     from kafka import TopicPartition
 
     security = settings.kafka_client_kwargs()
     bootstrap = settings.bootstrap_servers
     if not p.recreate:
-        offsets = dict(p.old_offsets)
+        offsets = {tp: o for tp, o in p.old_offsets.items() if tp.topic not in kept}
+        for topic, (ends, _) in kept.items():
+            offsets.update({TopicPartition(topic, partition): end for partition, end in ends.items()})
     else:
         offsets = {tp: o for tp, o in p.old_offsets.items() if tp.topic not in p.keyed}
-        if any(tp.topic == topics.TICKETS for tp in p.old_offsets):
+        if topics.TICKETS in kept and any(tp.topic == topics.TICKETS for tp in p.old_offsets):
             ends = end_offsets(bootstrap, security, {topics.TICKETS: p.partitions})
             offsets.update({TopicPartition(tp.topic, tp.partition): end for tp, end in ends.items()})
     commit(bootstrap, security, p.new_app_id, offsets)
@@ -386,10 +435,15 @@ def run(partitions: int, new_app_id: str, old_app_id: str | None = None, setting
                   flush=True)
             keys = write_changelog(settings, p)
             print(f"wrote {keys} keys to {topics.changelog_topic(new_app_id, TABLE)} ({partitions} partitions)", flush=True)
+            kept = keep(settings, p)
             resize_topics(settings, admin, p)
             print(f"{', '.join(p.keyed)}: {partitions} partitions", flush=True)
-            offsets = carry_offsets(settings, p)
+            moved = write_back(settings, p, kept)
+            print(f"wrote back {moved} records ({', '.join(f'{t} {len(r)}' for t, (_, r) in kept.items())})", flush=True)
+            offsets = carry_offsets(settings, p, kept)
             print(f"consumer group {new_app_id}: {len(offsets)} committed offsets carried over", flush=True)
+            for topic in kept:
+                backup_path(settings, p, topic).unlink(missing_ok=True)
         except RepartitionError as exc:
             print(f"soc repartition: {exc}", file=sys.stderr)
             return 2

@@ -51,11 +51,15 @@ def test_repartition_keeps_every_ticket_in_the_table(tmp_path: Path):
         poll(lambda: drained(settings), 60, "the old group to commit the end of soc.incidents and soc.ticket-events")
         worker.process.stop()
         stack.processes.remove(worker.process)
+        # An incident the parse hop wrote that the ticket step had not decided when the workers
+        # stopped: the command moves it to its key's new partition, after the state.
+        undecided = later_incident(stack, accepted.dedup_key)
 
         done = subprocess.run([*soc_command(), "repartition", "--partitions", str(NEW_PARTITIONS), "--to-app-id", new_app],
                               env=stack.env(), capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "no CreatePartitions" in done.stdout  # Tansu 0.6: the recreate path
+        assert f"{topics.INCIDENTS} 1" in done.stdout, done.stdout  # the undecided incident, kept and written back
 
         # Every key is where a worker with 5 partitions looks for it, and some did move.
         moved, _ = repartition.read_topic(stack.bootstrap, {}, topics.changelog_topic(new_app, repartition.TABLE))
@@ -74,7 +78,7 @@ def test_repartition_keeps_every_ticket_in_the_table(tmp_path: Path):
         def settled():
             # Each later report either merged (its old ticket counts 2) or, had the state been lost, opened one.
             old, opened = refs_in(client, stack, reports), refs_in(client, stack, again)
-            merged = [t for t in old.values() if t.occurrences == 2]
+            merged = [t for t in old.values() if t.occurrences == 2 + (t.ticket_id == accepted.ticket_id)]
             return (old, opened) if len(merged) + len(opened) == len(again) else None
 
         after, opened = poll(settled, 60, "every later report to merge or open a ticket")
@@ -88,13 +92,40 @@ def test_repartition_keeps_every_ticket_in_the_table(tmp_path: Path):
         rebuilt = subprocess.run([*soc_command(), "rebuild"], env=stack.env(), capture_output=True, text=True, timeout=120)
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
         final = poll(lambda: tickets_of(client, stack, reports), 30, "the rebuilt tickets")
-        assert {i: t.occurrences for i, t in final.items()} == {i: 2 for i in before}
+        assert {i: t.occurrences for i, t in final.items()} == {i: 2 + (i == accepted.ticket_id) for i in before}
+        assert undecided["incident_id"] in final[accepted.ticket_id].model_dump_json()
         assert final[accepted.ticket_id].status is TicketStatus.resolved
     finally:
         for key in client.scan_iter(f"{stack.redis_prefix}:*"):
             client.delete(key)
         client.close()
         stack.stop()
+
+
+def later_incident(stack: Stack, dedup_key: str) -> dict:
+    """A copy of the key's incident on soc.incidents, as a second report ten minutes later, written as
+    the parse hop writes it (keyed by the dedup key, the producer's default partitioner)."""
+    import json
+    from datetime import datetime, timedelta
+
+    from kafka import KafkaConsumer, KafkaProducer
+
+    consumer = KafkaConsumer(topics.INCIDENTS, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=3000)
+    try:
+        first = next(json.loads(m.value) for m in consumer if m.key == dedup_key.encode())
+    finally:
+        consumer.close()
+    later = lambda t: (datetime.fromisoformat(t) + timedelta(minutes=10)).isoformat()  # noqa: E731
+    incident = dict(first, incident_id=f"{first['incident_id']}-later", source_ref=f"{first['source_ref']}-later",
+                    observed_at=later(first["observed_at"]), received_at=later(first["received_at"]))
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    try:
+        producer.send(topics.INCIDENTS, key=dedup_key.encode(), value=json.dumps(incident, ensure_ascii=False).encode()
+                      ).get(timeout=30)
+    finally:
+        producer.close()
+    return incident
 
 
 def settings_of(stack: Stack):
@@ -166,30 +197,29 @@ def api(worker: Worker, token: str, path: str, body: dict) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"null")
 
 
-def test_repartition_refuses_while_the_tables_inputs_are_unconsumed(tmp_path: Path):
-    """An incident no worker has decided yet: moving the table now would decide it against the wrong
-    state (or not at all). The command stops before changing anything."""
+def test_repartition_refuses_what_it_cannot_do_safely_before_changing_anything(tmp_path: Path):
+    """The same app id (its changelog would be written over), fewer partitions (Kafka cannot remove
+    any), and a new app id workers have already run with (its table may hold newer state)."""
+    from kafka import TopicPartition
+
     unique = uuid.uuid4().hex[:8]
     stack = Stack.start(tmp_path, partitions=OLD_PARTITIONS, app_id=f"soc-rp-{unique}")
     try:
         created = subprocess.run([*soc_command(), "topics"], env=stack.env(), capture_output=True, text=True, timeout=60)
         assert created.returncode == 0, created.stderr  # the old app id's changelog, as a worker would leave it
-        from kafka import KafkaProducer
-
-        producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
-        producer.send(topics.INCIDENTS, key=b"city:city_garbage:1:2", value=b"{}").get(timeout=30)
-        producer.close()
+        used = f"soc-rp-{unique}-used"
+        repartition.commit(stack.bootstrap, {}, used, {TopicPartition(topics.INCIDENTS, 0): 0})
         before = existing_topics(stack.bootstrap)
 
-        new_app = f"soc-rp-{unique}-p{NEW_PARTITIONS}"
-        done = subprocess.run([*soc_command(), "repartition", "--partitions", str(NEW_PARTITIONS), "--to-app-id", new_app],
-                              env=stack.env(), capture_output=True, text=True, timeout=120)
-        assert done.returncode == 2, done.stdout + done.stderr
-        assert "not fully consumed" in done.stderr and "soc.incidents[" in done.stderr
-        assert existing_topics(stack.bootstrap) == before  # no new changelog, no topic resized
+        def refused(partitions: int, to_app_id: str) -> str:
+            done = subprocess.run([*soc_command(), "repartition", "--partitions", str(partitions), "--to-app-id", to_app_id],
+                                  env=stack.env(), capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2, done.stdout + done.stderr
+            assert existing_topics(stack.bootstrap) == before  # no new changelog, no topic resized
+            return done.stderr
 
-        same = subprocess.run([*soc_command(), "repartition", "--partitions", str(NEW_PARTITIONS),
-                               "--to-app-id", stack.app_id], env=stack.env(), capture_output=True, text=True, timeout=60)
-        assert same.returncode == 2 and "must differ" in same.stderr
+        assert "must differ" in refused(NEW_PARTITIONS, stack.app_id)
+        assert "can only add partitions" in refused(OLD_PARTITIONS, f"soc-rp-{unique}-p{OLD_PARTITIONS}")
+        assert "already has committed offsets" in refused(NEW_PARTITIONS, used)
     finally:
         stack.stop()
