@@ -264,12 +264,17 @@ def _sub(parent: ET.Element, name: str, text: str) -> ET.Element:
 
 def to_cap(ticket: Ticket, config: Config) -> bytes:
     """A CAP 1.2 alert for a red ticket: Actual, Public, Extreme, its place as a 0.5 km circle; expires at
-    the ticket's resolve deadline. Ticket text is already masked (handlers/privacy.py)."""
+    the ticket's resolve deadline; times in the district's zone. Ticket text is already masked
+    (handlers/privacy.py)."""
     district = config.district
+
+    def local(at: datetime) -> str:
+        return at.astimezone(district.tz).isoformat(timespec="seconds")
+
     ET.register_namespace("", NAMESPACE)
     alert = ET.Element(f"{{{NAMESPACE}}}alert")
     for name, text in (("identifier", f"SOC-{ticket.ticket_id}"), ("sender", district.intake.cap_sender),
-                       ("sent", ticket.dispatched_at.isoformat(timespec="seconds")), ("status", "Actual"),
+                       ("sent", local(ticket.dispatched_at)), ("status", "Actual"),
                        ("msgType", "Alert"), ("scope", "Public")):
         _sub(alert, name, text)
     info = ET.SubElement(alert, f"{{{NAMESPACE}}}info")
@@ -277,7 +282,7 @@ def to_cap(ticket: Ticket, config: Config) -> bytes:
     for name, text in (("language", "zh-CN"), ("category", OUT_CATEGORY[ticket.source]),
                        ("event", OUT_EVENT.get(ticket.category, ticket.category.value)), ("urgency", "Immediate"),
                        ("severity", CAP_SEVERITY[ticket.severity]), ("certainty", "Observed"),
-                       ("expires", ticket.resolve_due.isoformat(timespec="seconds")), ("senderName", district.name),
+                       ("expires", local(ticket.resolve_due)), ("senderName", district.name),
                        ("headline", ticket.title), ("description", ticket.description or ticket.title)):
         _sub(info, name, text)
     parameter = ET.SubElement(info, f"{{{NAMESPACE}}}parameter")

@@ -149,12 +149,18 @@ def belongs(ticket: Ticket, incident_id: str, dedup_key: str, requested: datetim
 
 
 def status(record: dict[str, Any], ticket: Ticket | None, config: Config) -> dict[str, Any]:
-    """GeoReport's fields of one request: never the reporter's data (no description, contact or ids)."""
+    """GeoReport's fields of one request, times in the district's zone: never the reporter's data (no
+    description, contact or ids)."""
     code = CityCategory(record["service_code"])
+
+    def local(at: datetime) -> str:
+        return at.astimezone(config.district.tz).isoformat(timespec="seconds")
+
+    requested = local(datetime.fromisoformat(record["requested_datetime"]))
     body = {"service_request_id": record["service_request_id"], "status": "open", "status_notes": RECEIVED_NOTE,
             "service_name": LABEL[code], "service_code": code.value, "agency_responsible": None,
-            "service_notice": None, "requested_datetime": record["requested_datetime"],
-            "updated_datetime": record["requested_datetime"], "expected_datetime": None,
+            "service_notice": None, "requested_datetime": requested,
+            "updated_datetime": requested, "expected_datetime": None,
             "lat": record["lat"], "long": record["long"]}
     if ticket is None:
         return body
@@ -163,4 +169,4 @@ def status(record: dict[str, Any], ticket: Ticket | None, config: Config) -> dic
     updated = max([ticket.dispatched_at, *(h.at for h in ticket.history)])
     return {**body, "status": "closed" if ticket.status.value == "closed" else "open",
             "status_notes": STATUS_NOTES[ticket.status.value].format(agency=agency), "agency_responsible": agency,
-            "updated_datetime": updated.isoformat(), "expected_datetime": ticket.resolve_due.isoformat()}
+            "updated_datetime": local(updated), "expected_datetime": local(ticket.resolve_due)}

@@ -191,8 +191,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop_on_term)
     tokens = {config.district.departments[d].token_env: t for d, t in demo_tokens(list(config.district.departments)).items()}
+    intake = config.district.intake
+    open311_keys = {name: f"demo-open311-{name.replace('_', '-')}-{secrets.token_hex(4)}" for name in intake.open311}
+    feed_tokens = {name: f"demo-cap-{name.replace('_', '-')}-{secrets.token_hex(4)}" for name in intake.cap_feeds}
+    secrets_env = {**{intake.open311[n].key_env: k for n, k in open311_keys.items()},
+                   **{intake.cap_feeds[n].token_env: t for n, t in feed_tokens.items()}}
     stack = Stack.start(partitions=args.partitions, config_dir=Path(args.config_dir).resolve(),
-                        redis_prefix=f"soc-dev-{os.getpid()}", extra_env=tokens)
+                        redis_prefix=f"soc-dev-{os.getpid()}", extra_env={**tokens, **secrets_env})
     try:
         worker, port = stack.start_worker(web_port=args.port)
         print(f"broker   {stack.bootstrap} (Tansu, in memory)\nredis    {stack.redis_url} (keys {stack.redis_prefix}:*)")
@@ -201,11 +206,17 @@ def cmd_dev(args: argparse.Namespace) -> int:
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz/processing"), 180, "the worker to be ready", 0.5)
         stack.processes.append(spawn("simulator", [*soc_command(), "simulate", "--rate", str(args.rate), "--scenario", args.scenario],
                                      stack.log_dir, stack.env()))
-        print(f"\nboard    http://127.0.0.1:{port}/\ninbox    http://127.0.0.1:{port}/inbox")
+        print(f"\nboard    http://127.0.0.1:{port}/\ninbox    http://127.0.0.1:{port}/inbox\nsites    http://127.0.0.1:{port}/sites")
         print(f"api      http://127.0.0.1:{port}/api/tickets\nmetrics  http://127.0.0.1:{port}/metrics\n")
         print("demo tokens (Authorization: Bearer <token>):")
         for dept_id in config.district.departments:
             print(f"  {dept_id:<22} {tokens[config.district.departments[dept_id].token_env]}")
+        print("Open311 api_key (POST /open311/v2/requests.json):")
+        for name, key in open311_keys.items():
+            print(f"  {name:<22} {key}")
+        print("CAP feed tokens (POST /api/ingest/cap, Authorization: Bearer <token>):")
+        for name, token in feed_tokens.items():
+            print(f"  {name:<22} {token}")
         print(f"\ntry: curl -H 'Authorization: Bearer {tokens[config.district.departments['flood_control'].token_env]}'"
               f" http://127.0.0.1:{port}/api/tickets\nCtrl-C stops everything.", flush=True)
         while worker.popen.poll() is None:

@@ -104,8 +104,9 @@ def test_status_is_open_until_closed_with_the_agency_and_the_resolve_deadline(co
     assert open311.belongs(ticket, incident.incident_id, incident.dedup_key, NOW)
     body = open311.status(record, ticket, config)
     assert body == {**body, "status": "open", "agency_responsible": "城管执法队",
-                    "status_notes": "已派遣至城管执法队", "expected_datetime": ticket.resolve_due.isoformat(),
-                    "requested_datetime": NOW.isoformat()}
+                    "status_notes": "已派遣至城管执法队",
+                    "expected_datetime": ticket.resolve_due.astimezone(NOW.tzinfo).isoformat(timespec="seconds"),
+                    "requested_datetime": "2026-05-12T09:30:00+08:00"}
     closed = ticket.model_copy(update={"status": TicketStatus.closed})
     assert open311.status(record, closed, config)["status"] == "closed"
     # Nothing of the reporter: no description, phone, name, email or device.
