@@ -93,7 +93,8 @@ def _area(element: ET.Element) -> CapArea:
         if not (math.isfinite(radius_km) and 0 <= radius_km <= 1000):
             raise Rejected("out_of_range", f"<circle> radius {radius_km} km is out of range")
         circles.append(CapCircle(lat=lat, lon=lon, radius_km=radius_km))
-    return CapArea(description=_text(element, "areaDesc"), polygons=polygons, circles=circles)
+    return CapArea(description=_text(element, "areaDesc"), polygons=polygons, circles=circles,
+                   geocodes=list(_pairs(element, "geocode").values()))
 
 
 def _pairs(element: ET.Element, name: str) -> dict[str, str]:
@@ -153,10 +154,19 @@ def event_kind(info: CapInfo) -> Kind | None:
     return next((kind for kind, words in EVENT_WORDS.items() if any(w in lowered for w in words)), None)
 
 
+def covers_district(geocode: str, config: Config) -> bool:
+    """Whether a division code names the district, a division containing it (440305 contains 440305007),
+    or one inside it (taken as the whole district: which community it is, the codes do not say here)."""
+    code = geocode.strip()
+    return bool(code) and any(own.startswith(code.rstrip("0") or code) or code.startswith(own)
+                              for own in config.district.intake.cap_geocodes)
+
+
 def communities_of(areas: list[CapArea], config: Config) -> list[str]:
-    """The district's communities the areas meet; no area at all is the whole district."""
+    """The district's communities the areas meet; no area at all, or a division code of the district
+    (district.yaml intake.cap_geocodes), is the whole district."""
     communities = config.district.communities
-    if not areas:
+    if not areas or any(covers_district(g, config) for area in areas for g in area.geocodes):
         return sorted(communities)
     met = set()
     for cid, community in communities.items():

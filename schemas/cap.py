@@ -27,6 +27,8 @@ class CapArea(Frozen):
     # Each polygon as CAP writes it: (lat, lon) pairs, the first repeated at the end.
     polygons: list[list[tuple[float, float]]] = []
     circles: list[CapCircle] = []
+    # Administrative division codes (GB/T 2260 and its street-level extension), as China's profile sends them.
+    geocodes: list[str] = []
 
 
 class CapInfo(Frozen):

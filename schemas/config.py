@@ -152,6 +152,9 @@ class Intake(Strict):
     cap_feeds: dict[str, CapFeed] = {}
     # The <sender> of the CAP alerts this district publishes (GET /api/tickets/{id}/cap).
     cap_sender: Annotated[str, Field(pattern=r"^[^\s,<>&'\"]+$")] = "soc.example.gov.cn"
+    # The district's administrative division codes: a CAP area naming one of them (or a division containing
+    # it) covers the whole district.
+    cap_geocodes: list[Annotated[str, Field(pattern=r"^\d{6,12}$")]] = []
 
 
 class District(Strict):

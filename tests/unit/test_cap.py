@@ -2,6 +2,7 @@
 Cancel, what is refused and why, the signal kept up and lowered at expiry, and a red ticket round trip."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -175,3 +176,22 @@ def test_a_red_ticket_as_cap_reads_back_to_the_same_fields(config):
     # And this project's own intake takes it as the same signal: a red typhoon warning in the district.
     decision = cap.decide(alert, "szmb", {}, config, RECEIVED)
     assert decision.records[0].severity is Severity.red and ticket.community in decision.records[0].communities
+
+
+@pytest.mark.parametrize("geocode, inside", [
+    ("440305007", True),      # the district itself
+    ("440305", True),         # 南山区, which contains it
+    ("440300", True),         # 深圳市
+    ("440305007003", True),   # a community's code, inside it
+    ("440305008", False),     # the next street
+    ("440306", False),        # 宝安区
+])
+def test_an_area_given_as_a_division_code(config, geocode, inside):
+    area = (f"<area><areaDesc>行政区划 {geocode}</areaDesc><geocode><valueName>GB/T 2260</valueName>"
+            f"<value>{geocode}</value></geocode></area>")
+    document = re.sub(r"<area>.*</area>", area, sample("typhoon_orange_actual").decode(), flags=re.S).encode()
+    if inside:
+        decision = cap.decide(cap.parse(document), "szmb", {}, config, RECEIVED)
+        assert decision.records[0].communities == sorted(config.district.communities)
+    else:
+        assert rejected(config, document).reason == "outside_district"
