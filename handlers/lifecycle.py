@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from handlers import escalation, response
+from handlers import correlation, escalation, response
 from handlers.deadlines import due, due_dates
 from handlers.routing import red_watchers
 from handlers.tickets import PIPELINE
@@ -227,6 +227,9 @@ def apply(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> 
         return Outcome(Verdict.replayed, ticket, "event already applied")
     if event.action is A.escalate:
         return _escalate(config, ticket, event)
+    if event.action is A.relate:
+        changed = correlation.related(config, ticket, event)
+        return _refused(ticket, changed) if isinstance(changed, str) else _applied(changed)
     if event.action is A.respond:
         changed = response.retroactively(config, ticket, event)
         return _refused(ticket, changed) if isinstance(changed, str) else _applied(changed)

@@ -8,7 +8,8 @@ partition of one table, and each input is decided and recorded in one table writ
              -> routing.route    -> silences.silencing -> suppressed (no ticket; recorded)
                                                        -> a new ticket (quiet under a quiet silence,
                                                           and a red one under any silence)
-    command  -> its ticket       -> lifecycle.apply (accept ... verify, escalate) | expire
+    command  -> its ticket       -> lifecycle.apply (accept ... verify, escalate, relate) | expire
+    sighting -> a correlation cell's key (corr:...) -> correlation.on_sighting -> relate commands
 
 Every time comes from the input (incident.received_at, stamped once at parse; command.at), never
 from a clock, so processing an input again reproduces the first run's outputs byte for byte.
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from handlers import dedup, lifecycle, response
+from handlers import correlation, dedup, lifecycle, response
 from handlers import silences as silence_rules
 from handlers.lifecycle import Verdict
 from handlers.routing import red_watchers, route
@@ -27,6 +28,7 @@ from handlers.tickets import PIPELINE, add_occurrence, open_ticket
 from schemas.config import Config
 from schemas.enums import Escalation, Severity, TicketStatus
 from schemas.records import HistoryEntry, Incident, KeyState, Ticket, TicketAction, TicketEvent
+from schemas.correlation import Sighting
 from schemas.response import ResponseChange
 from schemas.silences import Inhibitor, Silence
 
@@ -82,6 +84,8 @@ class Outcome:
     suppressed: tuple[Suppressed, ...] = ()
     # Response triggers of this key with their whole histories, for soc.response.
     response: dict[str, list[ResponseChange]] = field(default_factory=dict)
+    # Commands for other keys' tickets (a correlation cell's relate commands): (dedup key, command).
+    commands: tuple[tuple[str, TicketEvent], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,12 +98,16 @@ class Around:
     inhibitors: tuple[Inhibitor, ...] = ()
 
 
-def step(config: Config, state: KeyState | None, item: Incident | TicketEvent, key: str,
+def step(config: Config, state: KeyState | None, item: Incident | TicketEvent | Sighting, key: str,
          around: Around = Around()) -> Outcome:
     """`around`: the silences and response levels every worker holds; which apply is decided by the
     incident's own time."""
     if isinstance(item, Incident):
         return on_incident(config, state or KeyState(dedup_key=key), item, around)
+    if isinstance(item, Sighting):
+        linked = correlation.on_sighting(config, state or KeyState(dedup_key=key), item)
+        return Outcome(Verdict.replayed if linked.replayed else Verdict.applied, linked.state,
+                       commands=linked.commands, reason=linked.reason)
     return on_command(config, state, item)
 
 

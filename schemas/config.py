@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from schemas.enums import OPS_CENTRE, Category, Severity
+from schemas.correlation import CorrelationRule
 from schemas.response import Maintenance, ResponseRules
 from schemas.silences import InhibitRule
 from schemas.strict import Strict
@@ -249,6 +250,16 @@ class Rules(Strict):
     maintenance: list[Maintenance] = []
     inhibit: list[InhibitRule] = []
     response: ResponseRules = ResponseRules()
+    correlations: list[CorrelationRule] = []
+
+    @field_validator("correlations")
+    @classmethod
+    def _unique_correlations(cls, rules: list[CorrelationRule]) -> list[CorrelationRule]:
+        names = [r.name for r in rules]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"correlation names must be unique: {', '.join(doubled)}")
+        return rules
 
 
 # ---------------------------------------------------------------- routing.yaml
@@ -433,6 +444,11 @@ def _check_references(district: District, rules: Rules, routing: Routing) -> lis
         for i, dept in enumerate(effects.red_watchers):
             if dept not in departments:
                 errors.append(f"rules.yaml: response.levels.{level}.red_watchers.{i}: undefined department {dept!r}")
+    for n, rule in enumerate(rules.correlations):
+        for part in ("cause", "effect"):
+            for i, dept in enumerate(getattr(rule.add_watchers, part)):
+                if dept not in departments:
+                    errors.append(f"rules.yaml: correlations.{n}.add_watchers.{part}.{i}: undefined department {dept!r}")
 
     for category, route in routing.categories.items():
         dept_ref(f"categories.{category.value}.department", route.department)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.enums import Category, Escalation, Severity, Source, TicketStatus
+from schemas.correlation import Related, Role, Sighting
 from schemas.response import ResponseChange
 
 
@@ -74,6 +75,8 @@ class Ticket(Record):
     category: Category
     subcategory: str
     severity: Severity
+    # The severity it opened with (later reports and links may raise `severity`).
+    opened_severity: Severity | None = None
     title: str
     description: str = ""
     community: str | None = None
@@ -102,6 +105,10 @@ class Ticket(Record):
     quiet_until: AwareDatetime | None = None
     # The report's channel (city reports): hotline and app cases are followed up (回访) after closure.
     channel: str | None = None
+    # The road a traffic report names (correlation rules compare it).
+    road: str | None = None
+    # Tickets linked to this one by a correlation rule (rules.yaml `correlations`), with their part.
+    related: list[Related] = Field(default_factory=list)
     # While a follow-up is owed: when it is due (the centre's ladder runs on it); None once done.
     followup_due: AwareDatetime | None = None
     followups: list[Followup] = Field(default_factory=list)
@@ -142,6 +149,8 @@ class TicketAction(str, Enum):
     expire = "expire"
     # The centre's follow-up call (回访) with the citizen after closure.
     followup = "followup"
+    # A correlation rule linked this ticket to another (sent by the rule's cell, handlers/correlation.py).
+    relate = "relate"
     # The owner's sweep under a `retroactive` response level: an open ticket gets the level's deadlines.
     respond = "respond"
 
@@ -165,6 +174,10 @@ class TicketEvent(Record):
     level: Literal["I", "II", "III", "IV"] | None = None
     # On followup: what the citizen said.
     result: FollowupResult | None = None
+    # On relate: the other ticket, the rule, and the other ticket's part.
+    related_ticket_id: str | None = None
+    rule: str | None = None
+    role: Role | None = None
 
 
 class Seen(Record):
@@ -198,6 +211,10 @@ class KeyState(Record):
     inhibited: dict[str, str] = Field(default_factory=dict)
     # Per response rule fed by this key: its history of changes (published to soc.response).
     response: dict[str, list[ResponseChange]] = Field(default_factory=dict)
+    # A correlation cell's key (corr:<rule>:<cell>): the tickets sighted there inside the rule's window,
+    # and per sighting the relate commands it sent, so a replay sends exactly those again.
+    sightings: dict[str, Sighting] = Field(default_factory=dict)
+    linked: dict[str, list[TicketEvent]] = Field(default_factory=dict)
 
 
 class FieldError(Record):

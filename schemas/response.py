@@ -34,7 +34,7 @@ def duration_s(text: str) -> float:
     return float(number) * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
-def _duration(text: str) -> str:
+def checked_duration(text: str) -> str:
     if not _DURATION.match(text):
         raise ValueError(f"bad duration {text!r}: use a number with s, m or h, e.g. 90m")
     return text
@@ -83,7 +83,7 @@ class LevelEffects(Strict):
     @field_validator("deadline_floor")
     @classmethod
     def _floor(cls, text: str) -> str:
-        return _duration(text)
+        return checked_duration(text)
 
 
 class ResponseRules(Strict):
@@ -95,7 +95,7 @@ class ResponseRules(Strict):
     @field_validator("hold")
     @classmethod
     def _hold(cls, text: str) -> str:
-        return _duration(text)
+        return checked_duration(text)
 
     @field_validator("triggers")
     @classmethod

@@ -22,13 +22,14 @@ import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from handlers import escalation, notify, performance, response, ticketing
+from handlers import correlation, escalation, notify, performance, response, ticketing
 from handlers import silences as silence_rules
 from handlers.base import Context
 from handlers.intake import Rejected, dead_letter, to_incident
 from handlers.lifecycle import Verdict
 from handlers.tickets import PIPELINE
 from schemas.config import Config
+from schemas.correlation import Sighting
 from schemas.enums import Escalation
 from schemas.raw import SiteRegistration
 from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketEvent
@@ -58,6 +59,8 @@ BATCH = 2000
 BATCH_WITHIN_S = 0.01
 # Parsed key states kept, so a hot key (a flood station in a storm) is parsed once, not per batch.
 PARSED_STATES = 4096
+# How a sighting on soc.ticket-events tells itself from a command (schemas/correlation.py).
+SIGHTING_MARK = b'"kind":"sighting"'
 # A timer's command sent and not yet seen taken is sent again after this long (a lost send).
 RESEND_STEP_AFTER = timedelta(seconds=60)
 
@@ -333,9 +336,12 @@ class States:
         self.changed[key] = event
 
 
-def decode_input(message) -> Incident | TicketEvent:
+def decode_input(message) -> Incident | TicketEvent | Sighting:
     if message.topic == topics.INCIDENTS:
         return Incident.model_validate_json(message.value)
+    # soc.ticket-events carries the commands on tickets and the correlation cells' sightings.
+    if message.value and SIGHTING_MARK in message.value:
+        return Sighting.model_validate_json(message.value)
     return TicketEvent.model_validate_json(message.value)
 
 
@@ -357,6 +363,8 @@ def _decide_tickets(p: Pipeline):
             latencies: list[datetime] = []
             suppressed: list[ticketing.Suppressed] = []
             moved: dict[str, list[ResponseChange]] = {}
+            sightings: list[Sighting] = []
+            commands: list[tuple[str, TicketEvent]] = []
             around = ticketing.Around(p.silences.all(), p.response.by_key(), p.inhibitors.all())
             for event in events:
                 message = event.message
@@ -370,7 +378,7 @@ def _decide_tickets(p: Pipeline):
                         log.exception("ticket step failed", extra={"topic": message.topic, "offset": message.offset})
                     p.dead_letter(message.topic.removeprefix("soc."), message, Rejected(reason, f"{type(exc).__name__}: {str(exc)[:400]}"))
                     continue
-                kind = "incident" if isinstance(item, Incident) else item.action.value
+                kind = item.action.value if isinstance(item, TicketEvent) else "incident"
                 if outcome.verdict is Verdict.applied:
                     states.put(key, outcome.state, event)
                     counts += outcome.counts
@@ -382,6 +390,10 @@ def _decide_tickets(p: Pipeline):
                         refused.append((item.event_id, outcome.reason))
                 for ticket in outcome.tickets:
                     written[ticket.ticket_id] = (ticket, kind)
+                if isinstance(item, Incident):  # first run or replay: the tickets it opened, on their cells
+                    sightings += [s for t in correlation.opened_by(outcome.tickets, item.incident_id)
+                                  for s in correlation.sightings(p.config, t)]
+                commands += outcome.commands
                 evicted.update(outcome.evicted)
                 suppressed += outcome.suppressed
                 moved.update(outcome.response)
@@ -400,6 +412,11 @@ def _decide_tickets(p: Pipeline):
                                                 value=silence_rules.inhibitor_record(ticket).model_dump_json().encode())
             for ticket_id in evicted - set(written):
                 p.inhibitor_topic.send_soon(key=ticket_id.encode(), value=None)
+            # After the tickets they name are written; a lost send is sent again by the input's replay.
+            for sighting in sightings:
+                p.ticket_event_topic.send_soon(key=sighting.cell.encode(), value=sighting.model_dump_json().encode())
+            for key, command in commands:
+                p.send_command(command, key)
             for trigger, history in moved.items():
                 p.response_topic.send_soon(key=trigger.encode(), value=orjson.dumps(
                     [c.model_dump(mode="json") for c in history]))

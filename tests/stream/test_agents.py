@@ -168,7 +168,9 @@ async def test_same_dedup_key_opens_once_then_counts_an_occurrence(pipeline, sen
     assert [s.ticket_id for s in held.seen] == [ticket.ticket_id]
     # Each ticket goes to Redis and soc.tickets keyed by its id, the last version last.
     assert published(sent)[-1] == ticket and sent["ticket_topic"].calls[-1][0] == ticket.ticket_id.encode()
-    assert sent["ticket_event_topic"].calls == []
+    # Nothing but the new ticket's sightings on its correlation cells (the waterlogging rule's 3 x 3).
+    assert {c[0].split(b":")[1].decode() for c in sent["ticket_event_topic"].calls} == {"积水致拥堵"}
+    assert len(sent["ticket_event_topic"].calls) == 9
 
 
 async def test_after_the_window_a_new_ticket_points_back(pipeline, sent, store):
@@ -225,7 +227,8 @@ async def test_a_report_after_closure_opens_a_successor_in_the_same_step(pipelin
     closed, successor = tickets[ticket.ticket_id], next(t for t in tickets.values() if t.ticket_id != ticket.ticket_id)
     assert closed.status is TicketStatus.closed and closed.successor_ticket_id == successor.ticket_id
     assert successor.previous_ticket_id == ticket.ticket_id and successor.status is TicketStatus.dispatched
-    assert sent["ticket_event_topic"].calls == []  # no follow-up commands: one step did it
+    # No follow-up commands (one step did it): the successor's sightings only.
+    assert all(c[0].startswith(b"corr:") for c in sent["ticket_event_topic"].calls)
     store.record_result.assert_not_awaited()
 
 

@@ -381,3 +381,18 @@ def test_an_open311_client_reports_as_the_app_or_the_hotline(errors_after):
         data["intake"]["open311"]["citizen_app"]["channel"] = "grid_patrol"
     assert errors_after("district.yaml", grid) == [
         "district.yaml: intake.open311.citizen_app.channel: Input should be 'mobile_app' or 'hotline_12345'"]
+
+
+@pytest.mark.parametrize("change, line", [
+    (lambda d: d["correlations"][0]["add_watchers"].update(cause=["fire_brigade"]),
+     "rules.yaml: correlations.0.add_watchers.cause.0: undefined department 'fire_brigade'"),
+    (lambda d: d["correlations"][0].update(window="half an hour"),
+     "rules.yaml: correlations.0.window: bad duration 'half an hour': use a number with s, m or h, e.g. 90m"),
+    (lambda d: d["correlations"][1].update(name=d["correlations"][0]["name"]),
+     "rules.yaml: correlations: correlation names must be unique: 积水致拥堵"),
+    (lambda d: d["correlations"][0]["cause"].update(category="flood"),
+     "rules.yaml: correlations.0.cause.category: Input should be"),
+])
+def test_correlation_rules_are_checked(errors_after, change, line):
+    [error] = errors_after("rules.yaml", change)
+    assert error.startswith(line)
