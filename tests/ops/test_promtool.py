@@ -264,7 +264,7 @@ def test_k8s_workers_wiring():
     assert pod["volumes"][0]["configMap"]["name"] == docs["ConfigMap"]["metadata"]["name"]
     # Every token, duty phone number, notification URL and secret the config names is a key of the Secret.
     district = (CONFIG_DIR / "district.yaml").read_text(encoding="utf-8")
-    wanted = set(re.findall(r"(?:token_env|phone_env):\s*(SOC_[A-Z0-9_]+)", district))
+    wanted = set(re.findall(r"(?:token_env|phone_env|key_env):\s*(SOC_[A-Z0-9_]+)", district))
     wanted |= set(re.findall(r"(?:url_env|secret_env):\s*(SOC_[A-Z0-9_]+)",
                              (CONFIG_DIR / "notify.yaml").read_text(encoding="utf-8")))
     assert any(name.startswith("SOC_DUTY_") for name in wanted)
