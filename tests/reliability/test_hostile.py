@@ -4,12 +4,15 @@ has a reason from the closed set."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
+from xml.sax.saxutils import escape
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from handlers import cap
 from handlers.base import Context
 from handlers.intake import REASONS, Rejected, to_incident
 from handlers.registry import SOURCES
@@ -115,3 +118,33 @@ def test_hostile_http_requests_are_never_a_500(pipeline, route, body, role, tick
     assert isinstance(answer, dict) and "error" in answer
     status, answer = pipeline.get(f"/api/tickets?limit={quote(ticket_id)}", role)
     assert status < 500, (status, answer)
+
+
+CAP_SAMPLE = (REPO_ROOT / "tests" / "data" / "cap" / "typhoon_orange_actual.xml").read_text(encoding="utf-8")
+CAP_VALUES = st.one_of(st.text(max_size=30), st.sampled_from(
+    ["", "NaN", "91,113.9 5", "22.5,113.9 -1", "22.5,113.9 inf", "22.5,abc", "9999-12-31T23:59:59+14:00",
+     "2026-13-45T25:61:00+08:00", "Extreme", "Update", "Cancel", "Exercise", "11B03", "&amp;", "]]>"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=400))
+def test_random_bytes_are_refused_as_cap_with_a_reason(raw):
+    try:
+        cap.parse(raw)
+    except Rejected as rejected:
+        assert rejected.reason in REASONS
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_cap_alerts_with_odd_values_are_decided_or_refused_with_a_reason(data):
+    """The sample with any element's text replaced: decided, or Rejected from the closed set."""
+    names = re.findall(r"<([a-zA-Z]+)>[^<]*</\1>", CAP_SAMPLE)
+    document = CAP_SAMPLE
+    for name in data.draw(st.lists(st.sampled_from(names), max_size=4, unique=True)):
+        value = escape(data.draw(CAP_VALUES))
+        document = re.sub(rf"<{name}>[^<]*</{name}>", lambda _: f"<{name}>{value}</{name}>", document, count=1)
+    try:
+        cap.decide(cap.parse(document.encode()), "szmb", {}, CONFIG, CTX.received_at)
+    except Rejected as rejected:
+        assert rejected.reason in REASONS
