@@ -120,6 +120,25 @@ def test_hostile_http_requests_are_never_a_500(pipeline, route, body, role, tick
     assert status < 500, (status, answer)
 
 
+
+@pytest.mark.integration
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=json_values, text=st.text(max_size=200), site_id=st.text(min_size=1, max_size=40).map(
+    lambda s: s.replace("/", "_").replace("?", "_").replace("#", "_").replace("%", "_") or "x"))
+def test_hostile_requests_to_the_sites_and_open311_routes_are_never_a_500(pipeline, body, text, site_id):
+    from urllib.parse import quote  # as the ticket routes' test does
+
+    raw = json.dumps(body, allow_nan=True).encode()
+    for method, path in (("POST", "/api/sites"), ("PATCH", f"/api/sites/{quote(site_id)}")):
+        status, answer = pipeline.request(method, path, "construction_safety", raw)
+        assert status < 500 and "error" in answer, (status, answer)
+    for data, kind in ((raw, "application/json"), (text.encode(), "application/x-www-form-urlencoded")):
+        status, answer = pipeline.request("POST", "/open311/v2/requests.json", body=data, headers={"Content-Type": kind})
+        assert status < 500 and answer[0]["code"] == status, (status, answer)
+    status, answer = pipeline.get(f"/open311/v2/requests.json?start_date={quote(text)}&status={quote(site_id)}")
+    assert status < 500, (status, answer)
+
+
 CAP_SAMPLE = (REPO_ROOT / "tests" / "data" / "cap" / "typhoon_orange_actual.xml").read_text(encoding="utf-8")
 CAP_VALUES = st.one_of(st.text(max_size=30), st.sampled_from(
     ["", "NaN", "91,113.9 5", "22.5,113.9 -1", "22.5,113.9 inf", "22.5,abc", "9999-12-31T23:59:59+14:00",
