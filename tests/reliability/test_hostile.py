@@ -126,7 +126,7 @@ def test_hostile_http_requests_are_never_a_500(pipeline, route, body, role, tick
 @given(body=json_values, text=st.text(max_size=200), site_id=st.text(min_size=1, max_size=40).map(
     lambda s: s.replace("/", "_").replace("?", "_").replace("#", "_").replace("%", "_") or "x"))
 def test_hostile_requests_to_the_sites_and_open311_routes_are_never_a_500(pipeline, body, text, site_id):
-    from urllib.parse import quote  # as the ticket routes' test does
+    from urllib.parse import quote
 
     raw = json.dumps(body, allow_nan=True).encode()
     for method, path in (("POST", "/api/sites"), ("PATCH", f"/api/sites/{quote(site_id)}")):
