@@ -115,6 +115,14 @@ class Pages:
         expect(page.locator("#conn")).to_have_attribute("data-state", "connected", timeout=15_000)
         return page
 
+    def sites(self, department: str = "construction_safety"):
+        """The site registration page, signed in (or, for a department that may not use it, refused)."""
+        page = self._page(INBOX_VIEWPORT)
+        page.goto(f"{self.pipeline.worker.url}/sites")
+        page.fill("#token", self.pipeline.tokens[department])
+        page.click("#signin-form button[type=submit]")
+        return page
+
     def close(self, failed_test: str | None, artifacts: Path) -> None:
         if failed_test:
             safe = re.sub(r"[^\w.-]+", "_", failed_test)[:120]

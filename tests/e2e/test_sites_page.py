@@ -12,14 +12,9 @@ from tests.support import poll
 
 pytestmark = pytest.mark.integration
 
-SITES_VIEWPORT = {"width": 1400, "height": 1000}
 
-
-def open_sites(pages, department: str = "construction_safety"):
-    page = pages._page(SITES_VIEWPORT)
-    page.goto(f"{pages.pipeline.worker.url}/sites")
-    page.fill("#token", pages.pipeline.tokens[department])
-    page.click("#signin-form button[type=submit]")
+def open_sites(pages):
+    page = pages.sites()
     expect(page.locator("#main")).to_be_visible()
     return page
 
@@ -77,9 +72,6 @@ def test_the_page_shows_why_a_registration_is_refused(pipeline, pages, build):
 
 
 def test_other_departments_cannot_open_the_page(pipeline, pages):
-    page = pages._page(SITES_VIEWPORT)
-    page.goto(f"{pages.pipeline.worker.url}/sites")
-    page.fill("#token", pipeline.tokens["traffic_police"])
-    page.click("#signin-form button[type=submit]")
+    page = pages.sites("traffic_police")
     expect(page.locator("#error")).to_contain_text("此令牌不能管理工地报备")
     assert page.locator("#main").is_hidden()
