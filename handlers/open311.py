@@ -23,7 +23,7 @@ from handlers.geo import centroid
 from handlers.intake import digest
 from schemas.config import Config
 from schemas.raw import CityCategory, CityReport
-from schemas.records import Ticket
+from schemas.records import Incident, Ticket
 
 GROUP = "city"
 MAX_ATTRIBUTES = 20
@@ -137,6 +137,20 @@ def to_report(request: ServiceRequest, service_request_id: str, channel: str, re
                       description=request.description, address=request.address, lat=request.lat, lon=request.lon,
                       reported_at=received_at, reporter_phone=request.phone, media_url=request.media_url,
                       attributes=request.attributes)
+
+
+def record(report: CityReport, incident: Incident | None, client: str | None) -> dict[str, Any]:
+    """What is kept of a request (no personal data): its service, time and place, and the incident it became
+    (None when rules.yaml grades the category below every threshold: no ticket). `client`: None when
+    rebuilt from soc.raw.city, which does not say."""
+    return {"service_request_id": report.case_no, "service_code": report.category.value, "client": client,
+            "requested_datetime": report.reported_at.isoformat(), "lat": report.lat, "long": report.lon,
+            "incident_id": incident and incident.incident_id, "dedup_key": incident and incident.dedup_key,
+            "community": incident and incident.community}
+
+
+def is_request(report: CityReport) -> bool:
+    return report.case_no.startswith("O311-")
 
 
 def belongs(ticket: Ticket, incident_id: str, dedup_key: str, requested: datetime) -> bool:

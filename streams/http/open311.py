@@ -1,7 +1,7 @@
 """Open311 GeoReport v2 at /open311/v2/ (handlers/open311.py decides): the service list, citizens'
 requests in (a CityReport on soc.raw.city), and their status read off the tickets.
 
-Each accepted request is kept in Redis (`<prefix>:open311:req:<id>`: the service, place, time and the
+Each accepted request is kept in Redis (streams/open311_store.py: the service, place, time and the
 incident it became; no personal data) with a time index, so the status routes find its ticket. Errors
 are Open311's `[{"code", "description"}]` with the same 4xx status.
 """
@@ -23,13 +23,13 @@ from handlers.base import Context
 from handlers.intake import Rejected, to_incident
 from handlers.open311 import Invalid
 from streams.http.api import JsonView, caller_of, log
+from streams.open311_store import index_key, keep, request_key
 from streams.store import millis
 
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_REQUESTS = 1000
 # Tickets of one community read when looking for the tickets of requests not matched yet.
 MAX_CANDIDATES = 2000
-KEEP_REQUESTS = timedelta(days=400)
 
 
 class Open311View(JsonView):
@@ -48,13 +48,10 @@ class Open311View(JsonView):
             log.exception("open311 request failed")
             return self.json([{"code": 500, "description": "internal error"}], status=500)
 
-    def key(self, *parts: str) -> str:
-        return self.http.store.key("open311", *parts)
-
     async def _records(self, ids: list[str]) -> list[dict]:
         if not ids:
             return []
-        values = await self.http.store.redis.mget([self.key("req", i) for i in ids])
+        values = await self.http.store.redis.mget([request_key(self.http.store, i) for i in ids])
         return [orjson.loads(v) for v in values if v is not None]
 
     async def tickets_of(self, records: list[dict]) -> dict[str, object]:
@@ -75,7 +72,7 @@ class Open311View(JsonView):
                 if matching:
                     ticket = max(matching, key=lambda t: t.dispatched_at)
                     found[record["service_request_id"]] = ticket
-                    await store.redis.set(self.key("req", record["service_request_id"]),
+                    await store.redis.set(request_key(store, record["service_request_id"]),
                                           orjson.dumps({**record, "ticket_id": ticket.ticket_id}), keepttl=True)
         return found
 
@@ -163,7 +160,7 @@ class Requests(Open311View):
         now = self.http.clock()
         request_id = open311.request_id(client, wanted, now, config)
         store = self.http.store
-        if await store.redis.exists(self.key("req", request_id)):  # a retry: the same request, once
+        if await store.redis.exists(request_key(store, request_id)):  # a retry: the same request, once
             return self.json([{"service_request_id": request_id, "service_notice": "duplicate of an earlier request",
                                "account_id": None}])
         try:
@@ -173,16 +170,7 @@ class Requests(Open311View):
         except (ValidationError, Rejected) as exc:
             raise Invalid(400, str(exc).splitlines()[0][:300]) from None
         await self.http.pipeline.raw_topics["city"].send(key=request_id.encode(), value=raw)
-        record = {"service_request_id": request_id, "service_code": wanted.service_code.value, "client": client,
-                  "requested_datetime": now.isoformat(), "lat": wanted.lat, "long": wanted.lon,
-                  # None when rules.yaml grades the category below every threshold: it opens no ticket.
-                  "incident_id": incident and incident.incident_id, "dedup_key": incident and incident.dedup_key,
-                  "community": incident and incident.community}
-        async with store.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.key("req", request_id), orjson.dumps(record), ex=int(KEEP_REQUESTS.total_seconds()))
-            pipe.zadd(self.key("requests"), {request_id: millis(now)})
-            pipe.zremrangebyscore(self.key("requests"), "-inf", millis(now - KEEP_REQUESTS))
-            await pipe.execute()
+        await keep(store, open311.record(report, incident, client), now)
         return self.json([{"service_request_id": request_id, "service_notice": open311.RECEIVED_NOTE,
                            "account_id": None}], status=201)
 
@@ -205,7 +193,7 @@ class Requests(Open311View):
             ids = query["service_request_id"].split(",")[:MAX_REQUESTS]
         else:
             ids = [i.decode() for i in await self.http.store.redis.zrevrangebyscore(
-                self.key("requests"), millis(end), millis(start))]
+                index_key(self.http.store), millis(end), millis(start))]
         records = await self._records(ids)
         if codes:
             records = [r for r in records if r["service_code"] in codes]

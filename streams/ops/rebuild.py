@@ -1,17 +1,24 @@
 """Rebuild the Redis projection from Kafka: soc.tickets is compacted and holds every ticket's
-latest version, so Redis can always be thrown away and recomputed."""
+latest version, so Redis can always be thrown away and recomputed. Open311's request records are kept,
+and those of the requests still on soc.raw.city are written again where they are missing."""
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 from kafka import KafkaConsumer, TopicPartition
 
-from schemas.config import load_config
+from handlers import open311
+from handlers.base import Context
+from handlers.intake import to_incident
+from schemas.config import Config, load_config
+from schemas.raw import CityReport
 from schemas.records import Ticket
 from streams import topics
 from streams.clock import utc_now
+from streams.open311_store import keep, request_key
 from streams.settings import Settings
 from streams.store import TicketStore
 
@@ -19,16 +26,15 @@ log = logging.getLogger("soc.rebuild")
 BATCH = 500
 
 
-def latest_tickets(bootstrap: list[str], security: dict | None = None) -> dict[str, Ticket]:
-    """Every ticket's highest version on soc.tickets, read from the beginning to the current end."""
+def values(topic: str, bootstrap: list[str], security: dict | None = None) -> Iterator[bytes]:
+    """Every non-null value of a topic, read from the beginning to its end at the start."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                              consumer_timeout_ms=5000, **(security or {}))
     try:
-        partitions = [TopicPartition(topics.TICKETS, p) for p in sorted(consumer.partitions_for_topic(topics.TICKETS) or [])]
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
-        latest: dict[str, Ticket] = {}
         remaining = {tp for tp in partitions if end[tp] > 0}
         while remaining:
             batch = consumer.poll(timeout_ms=2000)
@@ -37,26 +43,49 @@ def latest_tickets(bootstrap: list[str], security: dict | None = None) -> dict[s
                     break
                 continue
             for tp, messages in batch.items():
-                for message in messages:
-                    if message.value is None:
-                        continue
-                    ticket = Ticket.model_validate_json(message.value)
-                    known = latest.get(ticket.ticket_id)
-                    if known is None or ticket.version > known.version:
-                        latest[ticket.ticket_id] = ticket
+                yield from (m.value for m in messages if m.value is not None)
                 if consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
-        return latest
     finally:
         consumer.close()
 
 
+def latest_tickets(bootstrap: list[str], security: dict | None = None) -> dict[str, Ticket]:
+    """Every ticket's highest version on soc.tickets."""
+    latest: dict[str, Ticket] = {}
+    for value in values(topics.TICKETS, bootstrap, security):
+        ticket = Ticket.model_validate_json(value)
+        known = latest.get(ticket.ticket_id)
+        if known is None or ticket.version > known.version:
+            latest[ticket.ticket_id] = ticket
+    return latest
+
+
+def open311_requests(config: Config, bootstrap: list[str], security: dict | None = None) -> list[dict]:
+    """The records of the Open311 requests still on soc.raw.city (its retention), as the POST kept them."""
+    found = []
+    for value in values(topics.RAW_TOPICS["city"], bootstrap, security):
+        try:
+            report = CityReport.model_validate_json(value)
+        except ValueError:  # dead-lettered when it arrived
+            continue
+        if open311.is_request(report):
+            incident = to_incident("city", value, Context(config, report.reported_at))
+            found.append(open311.record(report, incident, None))
+    return found
+
+
 async def rebuild(settings: Settings, wipe: bool = True) -> int:
+    config = load_config(settings.config_dir)
     tickets = latest_tickets(settings.bootstrap_servers, settings.kafka_client_kwargs())
-    store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, load_config(settings.config_dir))
+    requests = open311_requests(config, settings.bootstrap_servers, settings.kafka_client_kwargs())
+    store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, config)
     try:
         if wipe:
-            keys = [k async for k in store.redis.scan_iter(f"{settings.redis_prefix}:*", count=1000)]
+            # Open311's request records are kept: soc.raw.city holds only their last 7 days.
+            kept = f"{settings.redis_prefix}:open311:".encode()
+            keys = [k async for k in store.redis.scan_iter(f"{settings.redis_prefix}:*", count=1000)
+                    if not k.startswith(kept)]
             for start in range(0, len(keys), BATCH):
                 await store.redis.delete(*keys[start:start + BATCH])
         ordered = sorted(tickets.values(), key=lambda t: t.dispatched_at)
@@ -67,6 +96,10 @@ async def rebuild(settings: Settings, wipe: bool = True) -> int:
             expired = [t.ticket_id for t in batch if t.closed_at is not None and t.closed_at < cutoff]
             await store.save([(t, "rebuild") for t in batch])
             await store.save([], evicted=expired)
+        now = utc_now()
+        for record in requests:
+            if not await store.redis.exists(request_key(store, record["service_request_id"])):
+                await keep(store, record, now)
     finally:
         await store.redis.aclose()
     return len(tickets)

@@ -4,6 +4,7 @@ reporter's data), a retried POST taken once, and bad requests answered in Open31
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,6 +15,7 @@ from xml.etree.ElementTree import fromstring
 import pytest
 
 from tests.integration.payloads import Builder
+from streams.ops.devstack import soc_command
 from tests.support import CONFIG, poll, running_pipeline
 
 pytestmark = pytest.mark.integration
@@ -164,3 +166,22 @@ def test_bad_requests_get_open311_errors(stack, path, data, kind, code, descript
         status, _, body = call(stack, "POST", path, urllib.parse.urlencode(data).encode(),
                                "application/x-www-form-urlencoded")
     assert (status, json.loads(body)) == (code, [{"code": code, "description": description}])
+
+
+def test_soc_rebuild_keeps_the_requests_and_restores_a_lost_one(stack):
+    build = Builder(CONFIG, f"o311-rebuild-{uuid.uuid4().hex[:6]}")
+    ids = []
+    for community in ("liyuan", "guiwan"):
+        status, body = post_form(stack, fields(build, community, service_code="damaged_facility"))
+        assert status == 201
+        ids.append(body[0]["service_request_id"])
+    for request_id in ids:
+        poll(lambda: stack.tickets_where(lambda t: t.source_ref == request_id), 30, "the ticket")
+    stack.redis.delete(stack.key("open311", "req", ids[1]))  # lost (a Redis failover, say)
+    assert get_json(stack, f"/open311/v2/requests/{ids[1]}.json")[0] == 404
+    rebuilt = subprocess.run([*soc_command(), "rebuild"], env=stack.stack.env(), capture_output=True, text=True,
+                             timeout=120)
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    for request_id in ids:
+        status, [one] = get_json(stack, f"/open311/v2/requests/{request_id}.json")
+        assert (status, one["status"], one["agency_responsible"][-5:]) == (200, "open", "社区工作站"), one
