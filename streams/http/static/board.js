@@ -23,7 +23,9 @@
 
   // Exposed for the end-to-end tests and for curious operators in the console.
   const stats = { snapshots: 0, events: 0, ignored: 0, connects: 0, lastEventId: null };
-  window.SOC_BOARD = { stats, tickets };
+  /** Every alarm the board raised (the e2e tests read it): {kind: "red"|"escalation", ticket_id, step, sounded, at}. */
+  const alarms = [];
+  window.SOC_BOARD = { stats, tickets, alarms };
 
   // ------------------------------------------------------------------ banners and status
   const showError = S.showError;
@@ -173,7 +175,11 @@
       if (event.lastEventId) lastEventId = stats.lastEventId = event.lastEventId;
       try {
         const message = JSON.parse(event.data);
-        if (applyTicket(message.ticket)) flash(message.ticket.ticket_id);
+        const held = message.ticket && tickets.get(message.ticket.ticket_id);
+        if (applyTicket(message.ticket)) {
+          flash(message.ticket.ticket_id);
+          alarmFor(held && held.t, message.ticket);
+        }
       } catch (error) {
         showError(`event: ${error.message}`);
       }
@@ -231,7 +237,8 @@
     renderPending = false;
     const all = [...tickets.values()];
     renderCounters(all);
-    const filtered = all.filter((entry) => matches(entry.t)).sort((a, b) => b.order - a.order);
+    const filtered = grouped(all.filter((entry) => matches(entry.t)).sort((a, b) => b.order - a.order));
+    renderPinned(all);
     renderRows(filtered.slice(0, MAX_ROWS));
     renderMarkers(filtered.filter((entry) => isOpen(entry.t)).slice(0, MAX_MARKERS));
     const info = $("#list-info");
@@ -318,6 +325,7 @@
         rows.set(t.ticket_id, row);
       }
       if (row.version !== t.version || row.lang !== lang) fillRow(row, t);
+      renderLinks(row, t);
       keep.add(t.ticket_id);
       const expected = previous ? previous.nextSibling : list.firstChild;
       if (expected !== row.el) list.insertBefore(row.el, expected);
@@ -339,6 +347,7 @@
     row.side = S.el("div", { class: "side" });
     row.actions = S.el("div", { class: "actions" });
     row.formHost = S.el("div", { class: "form-host" });
+    row.links = S.el("div", { class: "links" });
     el.append(row.band, row.body, row.side, row.actions, row.formHost);
     el.addEventListener("click", (event) => {
       if (event.target.closest("button, input, form, select, textarea")) return;
@@ -381,7 +390,8 @@
       t.extension ? S.el("span", { class: "ext", text: S.t("extensionPending"),
         title: `${S.t("until")} ${S.dateTime(t.extension.until)} — ${t.extension.reason}` }) : null,
       t.silenced_by ? S.el("span", { class: "quiet", dataset: { silenceId: t.silenced_by }, text: S.t("quietTicket"),
-        title: fmt("quietUntil", { time: S.dateTime(t.quiet_until), id: t.silenced_by }) }) : null);
+        title: fmt("quietUntil", { time: S.dateTime(t.quiet_until), id: t.silenced_by }) }) : null,
+      seenMark(t));
     S.fill(row.side,
       S.el("div", { class: "when" },
         S.el("time", { class: "time", datetime: t.observed_at, title: `${S.t("observedAt")} ${S.dateTime(t.observed_at)}\n${S.t("dispatchedAt")} ${S.dateTime(t.dispatched_at)}`,
@@ -418,6 +428,7 @@
           on: { click: () => post(row, "followup", { by: officer(), result, note: "" }) } }, S.t(`followup_${result}`)));
       }
     }
+    if (t.status !== "closed" && !seenEntry(t)) row.actions.append(seenButton(t));
     if (t.status !== "closed") {
       row.actions.append(
         S.el("button", { type: "button", class: "ghost silence", dataset: { action: "silence" },
@@ -478,7 +489,8 @@
   }
 
   async function post(row, action, body, form) {
-    const buttons = [...row.el.querySelectorAll("button")];
+    const buttons = [...(row.el || row).querySelectorAll("button")];
+    if (!row.el) row = { el: row };
     for (const b of buttons) b.disabled = true;
     try {
       const { status, body: result } = await S.api(auth.token, "POST",
@@ -522,6 +534,8 @@
 
   function highlight(ticketId, scroll) {
     for (const node of document.querySelectorAll(".selected")) node.classList.remove("selected");
+    const pin = document.querySelector(`#pinned-list > li[data-ticket-id="${CSS.escape(ticketId)}"]`);
+    if (pin) pin.classList.add("selected");
     const row = rows.get(ticketId);
     const marker = markers.get(ticketId);
     if (row) {
@@ -572,7 +586,7 @@
     // One layer per severity, most severe drawn last (on top); community names above the markers.
     const layers = S.el("g", { id: "markers" });
     for (const s of [...S.SEVERITIES].reverse()) layers.append(S.el("g", { class: "layer", dataset: { severity: s } }));
-    svg.append(areas, layers, labels);
+    svg.append(areas, S.el("g", { id: "links" }), layers, labels);
   }
 
   function renderMarkers(open) {
@@ -585,7 +599,7 @@
       let marker = markers.get(t.ticket_id);
       if (!marker) {
         marker = S.el("circle", { class: "marker", r: radius, dataset: { ticketId: t.ticket_id } });
-        marker.addEventListener("click", () => highlight(t.ticket_id, true));
+        marker.addEventListener("click", () => { select(t.ticket_id, true); openDetail(t.ticket_id); });
         markers.set(t.ticket_id, marker);
       }
       if (marker.getAttribute("r") !== String(radius)) marker.setAttribute("r", radius);
@@ -608,6 +622,7 @@
         markers.delete(id);
       }
     }
+    renderMapLinks();
   }
 
   // ------------------------------------------------------------------ silences (屏蔽), silenced list, response level
@@ -1017,12 +1032,360 @@
     tickClock();
     const now = Date.now();
     for (const row of rows.values()) if (row.ticket && row.sla) S.renderSla(row.sla, row.ticket, now);
+    for (const node of document.querySelectorAll("#pinned-list .sla")) {
+      const entry = tickets.get(node.dataset.ticketId);
+      if (entry) S.renderSla(node, entry.t, now);
+    }
   }
 
   function rerenderAll() {
     for (const row of rows.values()) row.lang = null;   // force refill
     for (const marker of markers.values()) marker.dataset.lang = "";
     render();
+  }
+
+  // ------------------------------------------------------------------ wall screen: pinned strip, alarms, 已知悉,
+  // compound cards (correlation), keyboard, ticket detail
+  const WALL = {
+    zh: {
+      pinned: "红色 / 橙色在办（按时限排序）", enableSound: "启用声音", muted: "🔇 已静音", sound: "🔔 声音开",
+      muteHint: "告警声音：新红色工单、每次升级", seen: "已知悉", seenBy: "已知悉 · {by} {time}",
+      seenDone: "已记录已知悉", related: "关联", causeOf: "引发", effectOf: "由此引发", detailHistory: "处理记录",
+      acceptDue: "签收时限", resolveDue: "处置时限", noDeadline: "待核查", close: "关闭",
+    },
+    en: {
+      pinned: "Open red / orange, nearest deadline first", enableSound: "Enable sound", muted: "🔇 Muted",
+      sound: "🔔 Sound on", muteHint: "Alarm: a new red ticket, each escalation step", seen: "Seen",
+      seenBy: "Seen · {by} {time}", seenDone: "Marked as seen", related: "Linked", causeOf: "Caused",
+      effectOf: "Caused by", detailHistory: "History", acceptDue: "Accept by", resolveDue: "Resolve by",
+      noDeadline: "awaiting verification", close: "Close",
+    },
+  };
+  const w = (key, vars) => (WALL[S.getLang() === "en" ? "en" : "zh"][key] || key)
+    .replace(/\{(\w+)\}/g, (_m, name) => (vars && name in vars ? String(vars[name]) : ""));
+  const SEEN_NOTE = "已知悉";
+  const ESC_RANK = { none: 0, reminded: 1, escalated: 2, reported: 3 };
+  const PINNED_MAX = 24;
+
+  // ---- the strip: open red and orange tickets, the nearest deadline first
+  function deadlineOf(t) {
+    const sla = S.slaOf(t);
+    return sla && !Number.isNaN(sla.due) ? sla.due : Infinity;
+  }
+
+  function pinnedTickets(all) {
+    return all.map((e) => e.t)
+      .filter((t) => isOpen(t) && (t.severity === "red" || t.severity === "orange"))
+      .sort((a, b) => deadlineOf(a) - deadlineOf(b) || S.SEVERITY_RANK[b.severity] - S.SEVERITY_RANK[a.severity]
+        || String(a.ticket_id).localeCompare(b.ticket_id));
+  }
+
+  let pinnedPainted = "";
+  function renderPinned(all) {
+    const list = pinnedTickets(all).slice(0, PINNED_MAX);
+    const section = $("#pinned");
+    section.hidden = list.length === 0;
+    const signature = JSON.stringify([S.getLang(), selectedId, list.map((t) => [t.ticket_id, t.version])]);
+    if (signature === pinnedPainted) return;
+    pinnedPainted = signature;
+    S.text(section.querySelector(".pinned-title"), `${w("pinned")} · ${list.length}`);
+    const ol = S.clear($("#pinned-list"));
+    const now = Date.now();
+    for (const t of list) {
+      const sla = S.el("span", { class: "sla", dataset: { ticketId: t.ticket_id } });
+      S.renderSla(sla, t, now);
+      const deadline = deadlineOf(t);
+      const li = S.el("li", { class: "pin", tabindex: "-1", dataset: { ticketId: t.ticket_id, severity: t.severity,
+        escalation: t.escalation || "none", status: t.status, deadline: Number.isFinite(deadline) ? new Date(deadline).toISOString() : "" } },
+        S.el("span", { class: "band", text: S.label("severityShort", t.severity) }),
+        S.el("div", { class: "pin-body" },
+          S.el("div", { class: "title", text: t.title, title: t.title }),
+          S.el("div", { class: "meta", text: `${S.communityName(t.community)} · ${S.departmentName(t.department)}` }),
+          S.el("div", { class: "pin-foot" },
+            Number.isFinite(deadline) ? sla : S.el("span", { class: "sla", dataset: { state: "none" }, text: w("noDeadline") }),
+            t.escalation && t.escalation !== "none"
+              ? S.el("span", { class: "esc", dataset: { escalation: t.escalation }, text: S.label("escalation", t.escalation) })
+              : null,
+            seenMark(t),
+            seenEntry(t) ? null : seenButton(t))));
+      if (t.ticket_id === selectedId) li.classList.add("selected");
+      li.addEventListener("click", (event) => {
+        if (event.target.closest("button")) return;
+        select(t.ticket_id, true);
+      });
+      li.addEventListener("dblclick", () => openDetail(t.ticket_id));
+      ol.append(li);
+    }
+  }
+
+  // ---- 已知悉: a comment with this note, by the signed-in officer, in the ticket's history
+  function seenEntry(t) {
+    const history = t.history || [];
+    for (let i = history.length - 1; i >= 0; i -= 1) {
+      if (history[i].action === "comment" && history[i].note === SEEN_NOTE) return history[i];
+    }
+    return null;
+  }
+
+  function seenMark(t) {
+    const entry = seenEntry(t);
+    return entry ? S.el("span", { class: "seen", dataset: { seenBy: entry.by },
+      text: w("seenBy", { by: S.maskPhones(entry.by), time: shortTime(entry.at) }) }) : null;
+  }
+
+  function seenButton(t) {
+    const button = S.el("button", { type: "button", class: "ghost seen-button", dataset: { action: "seen" } }, w("seen"));
+    button.addEventListener("click", (event) => {
+      event.stopPropagation();
+      markSeen(t.ticket_id);
+    });
+    return button;
+  }
+
+  async function markSeen(ticketId) {
+    const host = rows.get(ticketId) || { el: document.querySelector(`#pinned-list > li[data-ticket-id="${CSS.escape(ticketId)}"]`) };
+    if (!host.el) return;
+    await post(host, "comment", { by: officer(), note: SEEN_NOTE });
+  }
+
+  // ---- alarms: a new red ticket (or one raised to red), and each escalation step
+  const sound = { enabled: false, muted: false };
+  try { sound.muted = localStorage.getItem("soc.board.muted") === "1"; } catch (_e) { /* private mode */ }
+
+  /** A short WAV of `beeps` tones: no sound file to serve, nothing fetched. */
+  function beepWav(freq, beeps) {
+    const rate = 8000;
+    const on = 0.18, off = 0.09;
+    const samples = Math.round(rate * beeps * (on + off));
+    const buffer = new ArrayBuffer(44 + samples * 2);
+    const v = new DataView(buffer);
+    const str = (o, text) => { for (let i = 0; i < text.length; i += 1) v.setUint8(o + i, text.charCodeAt(i)); };
+    str(0, "RIFF"); v.setUint32(4, 36 + samples * 2, true); str(8, "WAVE"); str(12, "fmt ");
+    v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true); v.setUint32(24, rate, true);
+    v.setUint32(28, rate * 2, true); v.setUint16(32, 2, true); v.setUint16(34, 16, true); str(36, "data");
+    v.setUint32(40, samples * 2, true);
+    for (let i = 0; i < samples; i += 1) {
+      const t = i / rate;
+      const inBeep = (t % (on + off)) < on;
+      v.setInt16(44 + i * 2, inBeep ? Math.round(Math.sin(2 * Math.PI * freq * t) * 12000) : 0, true);
+    }
+    return URL.createObjectURL(new Blob([buffer], { type: "audio/wav" }));
+  }
+
+  function renderSound() {
+    const enable = $("#sound-enable");
+    const mute = $("#mute");
+    enable.textContent = w("enableSound");
+    enable.hidden = sound.enabled || !signedIn();
+    mute.hidden = !signedIn();
+    mute.textContent = sound.muted ? w("muted") : w("sound");
+    mute.title = w("muteHint");
+    mute.setAttribute("aria-pressed", String(sound.muted));
+    mute.dataset.muted = sound.muted ? "1" : "0";
+    document.body.dataset.sound = sound.enabled ? (sound.muted ? "muted" : "on") : "blocked";
+  }
+
+  async function enableSound() {
+    // Called from a click: the browser lets a page play once the person has interacted with it.
+    const audio = $("#alarm-red");
+    audio.muted = true;
+    try {
+      await audio.play();
+      audio.pause();
+      audio.currentTime = 0;
+      sound.enabled = true;
+    } catch (_error) {
+      sound.enabled = false;
+    } finally {
+      audio.muted = false;
+    }
+    renderSound();
+  }
+
+  function alarmFor(before, t) {
+    if (!t || !isOpen(t)) return;
+    let kind = null;
+    if (t.severity === "red" && (!before || before.severity !== "red")) kind = "red";
+    else if (before && (ESC_RANK[t.escalation] || 0) > (ESC_RANK[before.escalation] || 0)) kind = "escalation";
+    if (kind) fireAlarm(kind, t);
+  }
+
+  function fireAlarm(kind, t) {
+    const sounded = sound.enabled && !sound.muted;
+    alarms.push({ kind, ticket_id: t.ticket_id, severity: t.severity, step: t.escalation, sounded, at: Date.now() });
+    if (alarms.length > 200) alarms.splice(0, alarms.length - 200);
+    if (!sounded) return;
+    const audio = $(kind === "red" ? "#alarm-red" : "#alarm-escalation");
+    audio.currentTime = 0;
+    audio.play().catch(() => {
+      sound.enabled = false;   // the browser refused after all: offer the control again
+      renderSound();
+    });
+  }
+
+  // ---- compound cards: a cause with its effects right under it; the map draws each link
+  function effectIds(t) {
+    return (t.related || []).filter((r) => r.role === "effect").map((r) => r.ticket_id);
+  }
+
+  /** The feed's order with each visible effect moved under its (first visible) cause. */
+  function grouped(list) {
+    const visible = new Map(list.map((e) => [e.t.ticket_id, e]));
+    const under = new Map();   // effect id -> cause id
+    for (const e of list) {
+      for (const id of effectIds(e.t)) if (visible.has(id) && !under.has(id) && id !== e.t.ticket_id) under.set(id, e.t.ticket_id);
+    }
+    for (const [effect, cause] of [...under]) if (under.has(cause)) under.delete(effect);   // one level only
+    const out = [];
+    for (const e of list) {
+      if (under.has(e.t.ticket_id)) continue;
+      out.push(e);
+      for (const other of list) if (under.get(other.t.ticket_id) === e.t.ticket_id) out.push(other);
+    }
+    groupOf = under;
+    return out;
+  }
+  let groupOf = new Map();
+
+  function renderLinks(row, t) {
+    const cause = groupOf.get(t.ticket_id) || "";
+    const effects = [...groupOf].filter(([, c]) => c === t.ticket_id).map(([e]) => e);
+    const related = (t.related || []).filter((r) => r.ticket_id !== t.ticket_id);
+    const signature = JSON.stringify([S.getLang(), cause, effects, related,
+      related.map((r) => { const o = tickets.get(r.ticket_id); return o ? [o.t.version] : null; })]);
+    row.el.classList.toggle("compound", effects.length > 0);
+    row.el.classList.toggle("effect", Boolean(cause));
+    if (effects.length) row.el.dataset.compound = "cause"; else if (cause) row.el.dataset.compound = "effect";
+    else delete row.el.dataset.compound;
+    row.el.dataset.effects = String(effects.length);
+    if (cause) row.el.dataset.causeId = cause; else delete row.el.dataset.causeId;
+    if (row.links.parentNode !== row.body) row.body.append(row.links);
+    if (row.linksSignature === signature) return;
+    row.linksSignature = signature;
+    S.clear(row.links);
+    for (const r of related) {
+      const other = tickets.get(r.ticket_id);
+      const o = other && other.t;
+      const text = o ? `${S.label("severityShort", o.severity)} ${o.title} · ${S.departmentName(o.department)} · ${S.label("status", o.status)}`
+        : r.ticket_id;
+      row.links.append(S.el("button", { type: "button", class: "link", dataset: { relatedId: r.ticket_id, role: r.role, rule: r.rule },
+        title: r.ticket_id, on: { click: () => { select(r.ticket_id, true); } } },
+        `${r.role === "effect" ? "↳ " + w("causeOf") : "↰ " + w("effectOf")} [${r.rule}] ${text}`));
+    }
+  }
+
+  function renderMapLinks() {
+    const layer = document.querySelector("#map #links");
+    if (!layer || !project) return;
+    const pairs = [];
+    for (const [id, entry] of tickets) {
+      if (!markers.has(id)) continue;
+      for (const r of entry.t.related || []) {
+        if (r.role === "effect" && markers.has(r.ticket_id)) pairs.push([id, r.ticket_id, r.rule]);
+      }
+    }
+    const signature = JSON.stringify(pairs.map(([c, e]) => [c, e, markers.get(c).getAttribute("cx"), markers.get(c).getAttribute("cy"),
+      markers.get(e).getAttribute("cx"), markers.get(e).getAttribute("cy")]));
+    if (layer.dataset.signature === signature) return;
+    layer.dataset.signature = signature;
+    S.clear(layer);
+    for (const [cause, effect, rule] of pairs) {
+      const a = markers.get(cause);
+      const b = markers.get(effect);
+      layer.append(S.el("line", { class: "link", x1: a.getAttribute("cx"), y1: a.getAttribute("cy"), x2: b.getAttribute("cx"),
+        y2: b.getAttribute("cy"), dataset: { cause, effect, rule } }, S.el("title", { text: rule })));
+    }
+  }
+
+  // ---- keyboard: arrows move through the strip and then the feed, Enter opens, Escape closes
+  let selectedId = null;
+
+  function navigable() {
+    return [...document.querySelectorAll("#pinned-list > li, #alerts > li")].map((n) => n.dataset.ticketId);
+  }
+
+  function select(ticketId, scroll) {
+    selectedId = ticketId;
+    highlight(ticketId, scroll);
+    const pin = document.querySelector(`#pinned-list > li[data-ticket-id="${CSS.escape(ticketId)}"]`);
+    if (pin && scroll) pin.scrollIntoView({ block: "nearest" });
+    document.body.dataset.selected = ticketId;
+  }
+
+  function onKey(event) {
+    if (!signedIn()) return;
+    if (event.key === "Escape" && !$("#detail").hidden) { closeDetail(); event.preventDefault(); return; }
+    if (!$("#detail").hidden) return;
+    if (event.target.closest && event.target.closest("input, select, textarea, button, form")) return;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      const ids = navigable();
+      if (!ids.length) return;
+      let at = ids.indexOf(selectedId);
+      if (at < 0) at = event.key === "ArrowDown" ? 0 : ids.length - 1;
+      else at = Math.max(0, Math.min(ids.length - 1, at + (event.key === "ArrowDown" ? 1 : -1)));
+      select(ids[at], true);
+      event.preventDefault();
+    } else if (event.key === "Enter" && selectedId) {
+      openDetail(selectedId);
+      event.preventDefault();
+    }
+  }
+
+  async function openDetail(ticketId) {
+    const entry = tickets.get(ticketId);
+    const panel = $("#detail");
+    panel.dataset.ticketId = ticketId;
+    const paint = (t) => {
+      if (panel.dataset.ticketId !== ticketId) return;
+      S.text($("#detail-title"), `${S.label("severity", t.severity)} · ${t.title}`);
+      const facts = [
+        [S.t("status"), S.label("status", t.status)], [S.t("department"), S.departmentName(t.department)],
+        [S.t("community"), S.communityName(t.community)], [S.t("dispatchedAt"), S.dateTime(t.dispatched_at)],
+        [w("acceptDue"), S.dateTime(t.accept_due)], [w("resolveDue"), S.dateTime(t.resolve_due)],
+        ["ID", t.ticket_id],
+      ];
+      const body = S.clear($("#detail-body"));
+      body.append(S.el("dl", { class: "facts" }, ...facts.flatMap(([k, v]) => [S.el("dt", { text: k }), S.el("dd", { text: v || "—" })])));
+      if (t.description) body.append(S.el("p", { class: "desc", text: S.maskPhones(t.description) }));
+      if ((t.related || []).length) {
+        body.append(S.el("h3", { text: w("related") }), S.el("ul", { class: "related" },
+          ...t.related.map((r) => S.el("li", { dataset: { relatedId: r.ticket_id, role: r.role } },
+            `${r.role === "effect" ? w("causeOf") : w("effectOf")} [${r.rule}] ${r.ticket_id}`))));
+      }
+      body.append(S.el("h3", { text: w("detailHistory") }), S.el("ol", { class: "history" },
+        ...(t.history || []).slice().reverse().map((h) => S.el("li", { dataset: { action: h.action } },
+          S.el("time", { text: S.dateTime(h.at) }), " ",
+          S.el("strong", { text: S.label("action", h.action) || h.action }), ` ${S.maskPhones(h.by)} `,
+          h.note ? S.el("span", { text: S.maskPhones(h.note) }) : null))));
+    };
+    if (entry) paint(entry.t);
+    panel.hidden = false;
+    $("#detail-close").focus();
+    try {
+      paint((await S.api(auth.token, "GET", `/api/tickets/${encodeURIComponent(ticketId)}`)).body);
+    } catch (error) {
+      failed(error, ticketId);
+    }
+  }
+
+  function closeDetail() {
+    $("#detail").hidden = true;
+    delete $("#detail").dataset.ticketId;
+  }
+
+  function initWall() {
+    $("#alarm-red").src = beepWav(1040, 3);
+    $("#alarm-escalation").src = beepWav(660, 2);
+    $("#sound-enable").addEventListener("click", enableSound);
+    $("#mute").addEventListener("click", () => {
+      sound.muted = !sound.muted;
+      try { localStorage.setItem("soc.board.muted", sound.muted ? "1" : "0"); } catch (_e) { /* private mode */ }
+      renderSound();
+    });
+    $("#detail-close").addEventListener("click", closeDetail);
+    $("#detail").addEventListener("click", (event) => { if (event.target === $("#detail")) closeDetail(); });
+    document.addEventListener("keydown", onKey);
+    renderSound();
   }
 
   // ------------------------------------------------------------------ start
@@ -1038,6 +1401,7 @@
     buildMap();
     rerenderAll();
     buildResponseForm();
+    renderSound();
     connect();
     refreshDuty();
     refreshExtras();
@@ -1061,6 +1425,7 @@
       renderSilenced();
       buildResponseForm();
       renderResponse();
+      renderSound();
       if (!$("#main").hidden) {
         buildCounters();
         buildFilters();
@@ -1085,6 +1450,7 @@
       lastEventId = null;
       rerenderAll();
       showSignIn();
+      renderSound();
     });
     document.querySelector(".filters").addEventListener("change", onFilterChange);
     $("#silences-expand").addEventListener("click", () => {
@@ -1098,6 +1464,7 @@
       if (silencedOpen) refreshSilenced();
     });
     $("#response-form").addEventListener("submit", submitResponse);
+    initWall();
     if (auth.token) signIn(auth.token, auth.name);
     else showSignIn();
   }

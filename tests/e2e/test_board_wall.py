@@ -1,0 +1,195 @@
+"""The board on the wall screen (issue 20, item 1) and the compound card of correlation (issue 18), in the
+real headless Chromium against the real stack: the pinned red/orange strip in deadline order, the alarm for
+a new red ticket (not for a blue one; muted when muted), 已知悉 recorded in the history, arrows and Enter,
+a waterlogging ticket with the congestion it caused grouped under it and linked on the map, and screenshots
+at 1920x1080 and 3840x2160 (tests/artifacts)."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support import poll
+
+pytestmark = pytest.mark.integration
+
+
+def one_ticket(pipeline, station: str):
+    found = pipeline.tickets_where(lambda t: t.source_ref.startswith(station))
+    return found[0] if found else None
+
+
+def deadline(ticket) -> datetime | None:
+    if ticket.status.value == "dispatched":
+        return ticket.accept_due
+    if ticket.status.value == "accepted":
+        return ticket.resolve_due
+    return None
+
+
+def strip_ids(board) -> list[str]:
+    return board.eval_on_selector_all("#pinned-list > li", "cards => cards.map(c => c.dataset.ticketId)")
+
+
+def alarms(board) -> list[dict]:
+    return board.evaluate("window.SOC_BOARD.alarms.slice()")
+
+
+def reading(build, station: str, above_danger: float, community: str = "haibin") -> dict:
+    # danger 4.0, warning 3.0: 4.2 is red, 3.2 orange, 2.6 blue (rules.yaml water_level)
+    return build.flood(community, station_id=station, value=4.0 + above_danger)
+
+
+def test_the_strip_pins_red_and_orange_by_nearest_deadline_with_countdown(pipeline, pages, build, artifacts):
+    board = pages.board()
+    red, orange = f"WL-R-{build.unique}", f"WL-O-{build.unique}"
+    pipeline.send("soc.raw.flood", reading(build, red, 0.2))
+    pipeline.send("soc.raw.flood", reading(build, orange, -0.8, "wanghai"))
+    tickets = poll(lambda: (a := one_ticket(pipeline, red)) and (b := one_ticket(pipeline, orange)) and (a, b), 30,
+                   "the red and orange tickets")
+    assert [t.severity.value for t in tickets] == ["red", "orange"]
+    ours = {t.ticket_id for t in tickets}
+
+    def strip_matches_deadlines() -> bool:
+        shown = [i for i in strip_ids(board) if i in ours]
+        current = [pipeline.ticket(i) for i in ours]
+        return shown == [t.ticket_id for t in sorted(current, key=deadline)]
+
+    poll(strip_matches_deadlines, 15, "the strip in deadline order")
+    # Every card of the strip is open red or orange, and their deadlines never go down.
+    cards = board.eval_on_selector_all("#pinned-list > li", "cs => cs.map(c => [c.dataset.severity, c.dataset.deadline])")
+    assert all(sev in ("red", "orange") for sev, _ in cards)
+    dues = [d for _, d in cards if d]
+    assert dues == sorted(dues, key=lambda d: datetime.fromisoformat(d.replace("Z", "+00:00")))
+    card = board.locator(f'#pinned-list > li[data-ticket-id="{tickets[0].ticket_id}"]')
+    expect(card.locator(".sla")).to_have_text(re.compile(r"^签收剩余 \d"))
+
+    # The red one accepted: its deadline becomes the resolve deadline, and the strip reorders to match.
+    red_ticket = tickets[0]
+    assert pipeline.post(f"/api/tickets/{red_ticket.ticket_id}/accept", red_ticket.department, {"by": "李工"})[0] == 200
+    poll(lambda: pipeline.ticket(red_ticket.ticket_id).status.value == "accepted", 10, "the red ticket accepted")
+    poll(strip_matches_deadlines, 15, "the strip in deadline order after the accept")
+    expect(card.locator(".sla")).to_have_text(re.compile(r"^处置剩余 \d"))
+    # Blue tickets are never pinned.
+    assert not board.locator('#pinned-list > li[data-severity="blue"]').count()
+    board.screenshot(path=str(artifacts / "board-1920x1080.png"))
+
+
+def test_a_new_red_ticket_sounds_the_alarm_and_a_blue_one_does_not(pipeline, pages, build):
+    board = pages.board()
+    enable = board.locator("#sound-enable")
+    expect(enable).to_be_visible()
+    enable.click()   # the one-time control the browser's autoplay rule needs
+    expect(enable).to_be_hidden()
+    expect(board.locator("body")).to_have_attribute("data-sound", "on")
+
+    blue, red, red2 = f"WL-B-{build.unique}", f"WL-R-{build.unique}", f"WL-R2-{build.unique}"
+    pipeline.send("soc.raw.flood", reading(build, blue, -1.4))
+    blue_ticket = poll(lambda: one_ticket(pipeline, blue), 30, "the blue ticket")
+    assert blue_ticket.severity.value == "blue"
+    expect(board.locator(f'#alerts > li[data-ticket-id="{blue_ticket.ticket_id}"]')).to_have_count(1)
+    pipeline.send("soc.raw.flood", reading(build, red, 0.3, "yugang"))
+    red_ticket = poll(lambda: one_ticket(pipeline, red), 30, "the red ticket")
+    board.wait_for_function("id => window.SOC_BOARD.alarms.some(a => a.ticket_id === id)", arg=red_ticket.ticket_id)
+    mine = [a for a in alarms(board) if a["ticket_id"] in (red_ticket.ticket_id, blue_ticket.ticket_id)]
+    assert [(a["kind"], a["ticket_id"], a["sounded"]) for a in mine] == [("red", red_ticket.ticket_id, True)]
+    # The audio element played (it is paused again once the short tone ends, or still playing).
+    assert board.evaluate("document.querySelector('#alarm-red').played.length") >= 1
+
+    # Muted: the alarm is still raised (the hook shows it) but nothing sounds.
+    board.click("#mute")
+    expect(board.locator("#mute")).to_have_attribute("aria-pressed", "true")
+    pipeline.send("soc.raw.flood", reading(build, red2, 0.4, "xingang"))
+    red2_ticket = poll(lambda: one_ticket(pipeline, red2), 30, "the second red ticket")
+    board.wait_for_function("id => window.SOC_BOARD.alarms.some(a => a.ticket_id === id)", arg=red2_ticket.ticket_id)
+    [muted] = [a for a in alarms(board) if a["ticket_id"] == red2_ticket.ticket_id]
+    assert (muted["kind"], muted["sounded"]) == ("red", False)
+    board.click("#mute")   # leave the next test's board unmuted (the choice is remembered per browser context)
+
+
+def test_seen_is_recorded_in_the_history_and_keyboard_opens_a_ticket(pipeline, pages, build):
+    board = pages.board()
+    station = f"WL-S-{build.unique}"
+    pipeline.send("soc.raw.flood", reading(build, station, -0.8, "rongshu"))
+    ticket = poll(lambda: one_ticket(pipeline, station), 30, "the orange ticket")
+    row = board.locator(f'#alerts > li[data-ticket-id="{ticket.ticket_id}"]')
+    expect(row).to_have_count(1)
+    row.locator('button[data-action="seen"]').click()
+    expect(row.locator(".seen")).to_have_text(re.compile(r"^已知悉 · 张值班 "))
+    expect(row.locator('button[data-action="seen"]')).to_have_count(0)
+    pin = board.locator(f'#pinned-list > li[data-ticket-id="{ticket.ticket_id}"]')
+    expect(pin.locator(".seen")).to_have_count(1)
+    seen = [h for h in pipeline.ticket(ticket.ticket_id).history if h.action == "comment"]
+    assert [(h.by.split(" (")[0], h.note) for h in seen] == [("张值班", "已知悉")]
+
+    # Arrows move through the strip, then the feed; Enter opens the selected ticket; Escape closes it.
+    board.locator("body").click(position={"x": 5, "y": 300})
+    ids = board.eval_on_selector_all("#pinned-list > li, #alerts > li", "ns => ns.map(n => n.dataset.ticketId)")
+    target = ids.index(ticket.ticket_id)
+    for _ in range(target + 1):
+        board.keyboard.press("ArrowDown")
+    expect(board.locator("body")).to_have_attribute("data-selected", ticket.ticket_id)
+    expect(pin).to_have_class(re.compile(r"\bselected\b"))
+    board.keyboard.press("Enter")
+    detail = board.locator("#detail")
+    expect(detail).to_be_visible()
+    expect(detail).to_have_attribute("data-ticket-id", ticket.ticket_id)
+    expect(detail.locator("#detail-title")).to_contain_text(ticket.title)
+    expect(detail.locator('.history li[data-action="comment"]')).to_contain_text("已知悉")
+    board.keyboard.press("Escape")
+    expect(detail).to_be_hidden()
+    board.keyboard.press("ArrowUp")
+    expect(board.locator("body")).to_have_attribute("data-selected", ids[max(0, target - 1)])
+
+
+def test_a_waterlogging_ticket_shows_the_congestion_it_caused_as_one_compound_card(pipeline, pages, build, artifacts):
+    board = pages.board()
+    lat, lon = build.point("liyuan", north_room=0.002)
+    station = f"JS-{build.unique}"
+    pipeline.send("soc.raw.traffic", {"event_id": build.next_id("SC"), "type": "congestion", "road": "荔园路",
+                                      "lat": lat + 0.0018, "lon": lon, "observed_at": build.at(), "speed_kmh": 35.0})
+    pipeline.send("soc.raw.flood", build.flood(station_id=station, kind="waterlogging", value=20, lat=lat, lon=lon,
+                                               warning_level=None, danger_level=None))
+
+    def linked():
+        flood = one_ticket(pipeline, station)
+        if flood is None:
+            return None
+        effects = [r.ticket_id for r in flood.related if r.role == "effect"]
+        return (flood, pipeline.ticket(effects[0])) if effects else None
+
+    flood, jam = poll(linked, 60, "the waterlogging and congestion tickets linked")
+    cause_row = board.locator(f'#alerts > li[data-ticket-id="{flood.ticket_id}"]')
+    effect_row = board.locator(f'#alerts > li[data-ticket-id="{jam.ticket_id}"]')
+    expect(cause_row).to_have_attribute("data-compound", "cause", timeout=15_000)
+    expect(cause_row).to_have_attribute("data-effects", "1")
+    expect(effect_row).to_have_attribute("data-compound", "effect")
+    expect(effect_row).to_have_attribute("data-cause-id", flood.ticket_id)
+    # The effect sits right under its cause in the feed, and each names the other and the rule.
+    following = board.evaluate("id => document.querySelector(`#alerts > li[data-ticket-id='${id}']`)"
+                               ".nextElementSibling.dataset.ticketId", flood.ticket_id)
+    assert following == jam.ticket_id
+    link = cause_row.locator(f'.links button[data-related-id="{jam.ticket_id}"]')
+    expect(link).to_have_attribute("data-role", "effect")
+    expect(link).to_contain_text("积水致拥堵")
+    expect(effect_row.locator(f'.links button[data-related-id="{flood.ticket_id}"]')).to_have_attribute("data-role", "cause")
+    # The map draws the link between the two markers.
+    line = board.locator(f'#map #links line[data-cause="{flood.ticket_id}"][data-effect="{jam.ticket_id}"]')
+    expect(line).to_have_count(1)
+    assert line.get_attribute("data-rule") == "积水致拥堵"
+    cx = board.locator(f'#map .marker[data-ticket-id="{flood.ticket_id}"]').get_attribute("cx")
+    assert line.get_attribute("x1") == cx
+
+    # The same board on a 4K wall screen: twice the type, nothing cut off.
+    wall = pages._page({"width": 3840, "height": 2160})
+    wall.goto(f"{pipeline.worker.url}/")
+    wall.fill("#token", pipeline.tokens["ops_centre"])
+    wall.fill("#by", "张值班")
+    wall.click("#signin-form button[type=submit]")
+    expect(wall.locator(f'#alerts > li[data-ticket-id="{flood.ticket_id}"]')).to_have_attribute("data-compound", "cause",
+                                                                                                timeout=15_000)
+    assert wall.evaluate("getComputedStyle(document.body).fontSize") == "46px"
+    assert wall.evaluate("document.documentElement.scrollWidth <= 3840")
+    wall.screenshot(path=str(artifacts / "board-3840x2160.png"))
