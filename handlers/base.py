@@ -33,3 +33,14 @@ class Classification:
     lon: float
     description: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A device that reports periodically (a gauge, a site sensor), seen alive: its heartbeat."""
+
+    kind: str  # "<source>.<kind>", as rules.yaml `heartbeats.kinds` names it
+    device: str
+    lat: float
+    lon: float
+    at: datetime  # when its report arrived

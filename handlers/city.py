@@ -1,7 +1,7 @@
 """City-management cases: 12345 hotline, grid patrols, camera AI, the citizens' app."""
 from __future__ import annotations
 
-from handlers.base import Classification, Context
+from handlers.base import Classification, Context, Heard
 from handlers.geo import grid_cell
 from handlers.privacy import mask_phone, mask_phones
 from handlers.severity import grade
@@ -39,6 +39,11 @@ DANGER_WORDS = ("受伤", "危险", "儿童", "老人", "坠落", "掉落", "塌
 
 def parse(data: dict) -> CityReport:
     return CityReport.model_validate(data)
+
+
+def device(report: CityReport, ctx: Context) -> Heard | None:
+    """Citizen and patrol reports: no heartbeat."""
+    return None
 
 
 def classify(report: CityReport, ctx: Context) -> Classification:

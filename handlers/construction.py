@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta, tzinfo
 
-from handlers.base import Classification, Context
+from handlers.base import Classification, Context, Heard
 from handlers.geo import distance_m, grid_cell
 from handlers.severity import grade
 from schemas.config import ConstructionLimits, parse_span
@@ -30,6 +30,13 @@ SAFETY_KINDS = {SiteEventKind.no_helmet, SiteEventKind.unsafe_scaffold}
 
 def parse(data: dict) -> SiteEvent:
     return SiteEvent.model_validate(data)
+
+
+def device(event: SiteEvent, ctx: Context) -> Heard | None:
+    """A site's noise and dust sensors report periodically, by their camera or sensor id."""
+    if event.camera_id is None:
+        return None
+    return Heard(f"construction.{event.kind.value}", event.camera_id, event.lat, event.lon, ctx.received_at)
 
 
 def find_site(event: SiteEvent, sites: Mapping[str, SiteRegistration]) -> SiteRegistration | None:

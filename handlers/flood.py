@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from handlers.base import Classification, Context
+from handlers.base import Classification, Context, Heard
 from handlers.severity import grade
 from schemas.enums import Category
 from schemas.raw import FloodKind, FloodReading, PumpStatus, TyphoonSignal
@@ -38,6 +38,13 @@ PUMP_LABEL = {PumpStatus.running: "运行", PumpStatus.standby: "待命", PumpSt
 
 def parse(data: dict) -> FloodReading:
     return FloodReading.model_validate(data)
+
+
+def device(reading: FloodReading, ctx: Context) -> Heard | None:
+    """Every gauge and pump reports periodically; a typhoon signal is an announcement, not a device."""
+    if reading.kind is FloodKind.typhoon_signal:
+        return None
+    return Heard(f"flood.{reading.kind.value}", reading.station_id, reading.lat, reading.lon, ctx.received_at)
 
 
 def _measures(r: FloodReading) -> dict[str, float | None]:

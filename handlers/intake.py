@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from handlers.base import Context
 from handlers.geo import community_at
 from handlers.privacy import mask_everywhere, mask_phones
+from handlers.base import Heard
 from handlers.registry import SOURCES
 from schemas.records import DeadLetter, FieldError, Incident
 
@@ -90,11 +91,18 @@ def digest(*parts: str, size: int = 8) -> str:
 
 def to_incident(source: str, raw: bytes | None, ctx: Context) -> Incident | None:
     """Parse and classify one raw message. None: valid, but nothing to act on."""
+    return parsed(source, raw, ctx)[0]
+
+
+def parsed(source: str, raw: bytes | None, ctx: Context) -> tuple[Incident | None, Heard | None]:
+    """One raw message: its incident (None: nothing to act on) and the device it shows alive, if the
+    source's devices report periodically (a normal reading is a heartbeat too)."""
     module = SOURCES[source]
     payload = validate(source, decode(raw))
+    heard = module.device(payload, ctx)
     found = module.classify(payload, ctx)
     if found is None or found.severity is None:
-        return None
+        return None, heard
     return Incident(
         incident_id=f"{source[:4]}-{digest(source, found.source_ref)}",
         source=source,
@@ -111,7 +119,7 @@ def to_incident(source: str, raw: bytes | None, ctx: Context) -> Incident | None
         dedup_key=f"{source}:{found.category.value}:{found.identity}",
         source_ref=found.source_ref,
         details=mask_everywhere(found.details),
-    )
+    ), heard
 
 
 def dead_letter(topic: str, partition: int | None, offset: int | None, raw: bytes | None,

@@ -227,6 +227,9 @@ def apply(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> 
         return Outcome(Verdict.replayed, ticket, "event already applied")
     if event.action is A.escalate:
         return _escalate(config, ticket, event)
+    if event.action is A.recover:
+        return _applied(ticket.model_copy(update={"version": ticket.version + 1, "history": _history(
+            ticket, event, "device_recovered")}))
     if event.action is A.relate:
         changed = correlation.related(config, ticket, event)
         return _refused(ticket, changed) if isinstance(changed, str) else _applied(changed)

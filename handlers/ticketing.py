@@ -268,6 +268,11 @@ def _record(state: KeyState, seen, incident: Incident, written: tuple[Ticket, ..
 # ------------------------------------------------------------------ commands
 
 def on_command(config: Config, state: KeyState | None, event: TicketEvent) -> Outcome:
+    if event.action is TicketAction.recover and state is not None:
+        # To the ticket the offline incident touched: its own, or the open one it became an occurrence of.
+        touched = state.counted.get(event.incident_id or "", [])
+        if touched:
+            event = event.model_copy(update={"ticket_id": touched[-1]})
     ticket = state.tickets.get(event.ticket_id) if state else None
     if ticket is None and event.action is TicketAction.expire:
         # Expired already: only the Redis side may be missing.

@@ -1,7 +1,7 @@
 """Traffic events (traffic police platform, signal controllers, camera AI)."""
 from __future__ import annotations
 
-from handlers.base import Classification, Context
+from handlers.base import Classification, Context, Heard
 from handlers.geo import grid_cell
 from handlers.severity import grade
 from schemas.enums import Category
@@ -32,6 +32,11 @@ FREE_FLOW_KMH = 60.0
 
 def parse(data: dict) -> TrafficEvent:
     return TrafficEvent.model_validate(data)
+
+
+def device(event: TrafficEvent, ctx: Context) -> Heard | None:
+    """Traffic reports are events, not readings: no heartbeat."""
+    return None
 
 
 def classify(event: TrafficEvent, ctx: Context) -> Classification:

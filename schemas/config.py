@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_v
 
 from schemas.enums import OPS_CENTRE, Category, Severity
 from schemas.correlation import CorrelationRule
-from schemas.response import Maintenance, ResponseRules
+from schemas.response import Maintenance, ResponseRules, checked_duration, duration_s
 from schemas.silences import InhibitRule
 from schemas.strict import Strict
 from schemas.measures import KINDS, MEASURES
@@ -240,6 +240,32 @@ class DedupRules(Strict):
         return windows
 
 
+class Heartbeat(Strict):
+    """A kind of device that reports every `every`: silent for `every` x `missing`, it is offline."""
+
+    every: str
+    missing: Annotated[int, Field(ge=1, le=100)] = 3
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, text: str) -> str:
+        return checked_duration(text)
+
+    @cached_property
+    def silent_after(self) -> timedelta:
+        return timedelta(seconds=duration_s(self.every) * self.missing)
+
+
+HEARTBEAT_KINDS = ("flood.water_level", "flood.rainfall", "flood.waterlogging", "flood.pump_station",
+                   "construction.noise", "construction.dust", "construction.activity_detected")
+
+
+class Heartbeats(Strict):
+    kinds: dict[Literal[HEARTBEAT_KINDS], Heartbeat] = {}
+    # Devices taken out of service: no longer tracked, never reported silent.
+    retired: list[str] = []
+
+
 class Rules(Strict):
     dedup: DedupRules
     construction_limits: ConstructionLimits = ConstructionLimits()
@@ -251,6 +277,7 @@ class Rules(Strict):
     inhibit: list[InhibitRule] = []
     response: ResponseRules = ResponseRules()
     correlations: list[CorrelationRule] = []
+    heartbeats: Heartbeats = Heartbeats()
 
     @field_validator("correlations")
     @classmethod

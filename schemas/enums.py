@@ -55,6 +55,9 @@ class Category(str, Enum):
     site_safety = "site_safety"
     site_noise = "site_noise"
     site_dust = "site_dust"
+    # A device that reports periodically has gone silent (rules.yaml heartbeats).
+    flood_device_offline = "flood_device_offline"
+    site_device_offline = "site_device_offline"
 
 
 class TicketStatus(str, Enum):

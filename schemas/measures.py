@@ -18,5 +18,7 @@ KINDS: dict[str, frozenset[str]] = {
     "traffic": frozenset(t.value for t in TrafficType),
     "flood": frozenset(k.value for k in FloodKind),
     "city": frozenset(c.value for c in CityCategory),
-    "construction": frozenset(c.value for c in Category if c.value.startswith("site_")),
+    # A silent site sensor is found by its heartbeat, not graded from a reading.
+    "construction": frozenset(c.value for c in Category if c.value.startswith("site_")
+                              and c is not Category.site_device_offline),
 }

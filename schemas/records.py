@@ -151,6 +151,8 @@ class TicketAction(str, Enum):
     followup = "followup"
     # A correlation rule linked this ticket to another (sent by the rule's cell, handlers/correlation.py).
     relate = "relate"
+    # A silent device reports again (handlers/heartbeat.py): an entry on its offline ticket.
+    recover = "recover"
     # The owner's sweep under a `retroactive` response level: an open ticket gets the level's deadlines.
     respond = "respond"
 
@@ -178,6 +180,8 @@ class TicketEvent(Record):
     related_ticket_id: str | None = None
     rule: str | None = None
     role: Role | None = None
+    # On recover: the device_offline incident; the command goes to the ticket it touched.
+    incident_id: str | None = None
 
 
 class Seen(Record):

@@ -37,6 +37,8 @@ class Metrics:
                                    ["department", "step"], registry=registry)
         self.on_time_ratio = Gauge("soc_department_on_time_ratio", "Resolved on time / due",
                                    ["department"], registry=registry)
+        self.devices_silent = Gauge("soc_devices_silent", "Devices past their heartbeat (rules.yaml heartbeats)",
+                                    ["source"], registry=registry)
         # Every rate of /api/performance (按时签收率, 按期办结率, 回访率, 满意率, 发回重办率, ...), last 30 days.
         self.department_ratio = Gauge("soc_department_ratio", "A department's rate, as /api/performance gives it",
                                       ["department", "rate"], registry=registry)

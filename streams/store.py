@@ -17,6 +17,7 @@ from redis.asyncio.sentinel import Sentinel
 from handlers import escalation, performance
 from schemas.config import Config
 from schemas.enums import SEVERITY_RANK
+from handlers.base import Heard
 from schemas.records import Incident, Ticket
 
 log = logging.getLogger("soc.store")
@@ -297,6 +298,48 @@ class TicketStore:
 
     async def forget_silenced(self, before: datetime) -> None:
         await self.redis.zremrangebyscore(self.key("silenced"), "-inf", millis(before))
+
+    # ------------------------------------------------------------------ heartbeats (handlers/heartbeat.py)
+
+    async def record_heard(self, heard: Iterable[Heard]) -> None:
+        """Each device's latest heartbeat (a replay or a late batch never moves it back) and its place."""
+        heard = list(heard)
+        if not heard:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for h in heard:
+                pipe.zadd(self.key("hb", h.kind), {h.device: h.at.timestamp()}, gt=True)
+                pipe.hset(self.key("hb", "place"), f"{h.kind}|{h.device}", orjson.dumps([h.lat, h.lon]))
+            await pipe.execute()
+
+    async def heard_before(self, kind: str, before: datetime) -> list[tuple[str, float]]:
+        """The devices of a kind whose last heartbeat is before `before`, with its time."""
+        found = await self.redis.zrangebyscore(self.key("hb", kind), "-inf", f"({before.timestamp()}", withscores=True)
+        return [(device.decode(), score) for device, score in found]
+
+    async def last_heard(self, kind: str, devices: list[str]) -> list[float | None]:
+        return await self.redis.zmscore(self.key("hb", kind), devices) if devices else []
+
+    async def place(self, kind: str, device: str) -> tuple[float, float] | None:
+        raw = await self.redis.hget(self.key("hb", "place"), f"{kind}|{device}")
+        return None if raw is None else tuple(orjson.loads(raw))
+
+    async def offline(self) -> dict[tuple[str, str], float]:
+        """The devices reported offline, with the heartbeat their silence began after."""
+        marks = await self.redis.hgetall(self.key("hb", "offline"))
+        return {tuple(k.decode().split("|", 1)): float(v) for k, v in marks.items()}
+
+    async def mark_offline(self, kind: str, device: str, last_heard: float) -> None:
+        await self.redis.hset(self.key("hb", "offline"), f"{kind}|{device}", last_heard)
+
+    async def unmark_offline(self, kind: str, device: str) -> None:
+        await self.redis.hdel(self.key("hb", "offline"), f"{kind}|{device}")
+
+    async def forget_device(self, kind: str, device: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.key("hb", kind), device)
+            pipe.hdel(self.key("hb", "offline"), f"{kind}|{device}")
+            await pipe.execute()
 
     async def ping(self) -> bool:
         try:

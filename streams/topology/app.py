@@ -12,6 +12,7 @@ Importing this module builds nothing: `build_app` does, from what it is given.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -21,11 +22,12 @@ import faust
 import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
 
-from handlers import correlation, escalation, notify, performance, response, ticketing
+from handlers import correlation, escalation, heartbeat, notify, performance, response, ticketing
 from handlers import silences as silence_rules
-from handlers.base import Context
-from handlers.intake import Rejected, dead_letter, to_incident
+from handlers.base import Context, Heard
+from handlers.intake import Rejected, dead_letter, parsed
 from handlers.lifecycle import Verdict
 from handlers.tickets import PIPELINE
 from schemas.config import Config
@@ -235,6 +237,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     timer = pipeline.health.guarded_timer(app, metrics)
     timer(settings.escalation_interval_s, "escalate_overdue_tickets")(lambda: escalate_overdue_tickets(pipeline))
     timer(settings.escalation_interval_s, "respond_open_tickets")(lambda: respond_open_tickets(pipeline))
+    timer(settings.escalation_interval_s, "watch_devices")(lambda: watch_devices(pipeline))
     timer(settings.retention_interval_s, "expire_closed_tickets")(lambda: expire_closed_tickets(pipeline))
     timer(settings.gauges_interval_s, "refresh_gauges")(lambda: refresh_gauges(pipeline))
     timer(settings.escalation_interval_s, "keep_up_cap_signals")(pipeline.warnings.keep_up)
@@ -271,11 +274,12 @@ def _parse_agent(p: Pipeline, source: str):
             await one.ready.wait()
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             p.metrics.events.labels(source).inc(len(events))
+            heard: dict[tuple[str, str], Heard] = {}
             for event in events:
                 message = event.message
                 ctx = Context(p.config, record_time(message, p.clock), p.whitelist)
                 try:
-                    incident = to_incident(source, message.value, ctx)
+                    incident, alive = parsed(source, message.value, ctx)
                 except Rejected as rejected:
                     p.dead_letter(source, message, rejected)
                     continue
@@ -283,10 +287,16 @@ def _parse_agent(p: Pipeline, source: str):
                     log.exception("handler failed", extra={"source": source, "offset": message.offset})
                     p.dead_letter(source, message, Rejected("handler_error", f"{type(exc).__name__}: {exc}"))
                     continue
+                if alive is not None and heartbeat.tracked(p.config, alive.kind, alive.device):
+                    heard[alive.kind, alive.device] = alive
                 if incident is None:
                     continue
                 p.metrics.incidents.labels(source, incident.category.value, incident.severity.value).inc()
                 p.incident_topic.send_soon(key=incident.dedup_key.encode(), value=incident.model_dump_json().encode())
+            try:
+                await p.store.record_heard(list(heard.values()))
+            except (RedisError, OSError) as exc:  # a missed heartbeat write; the device's next report makes it up
+                log.warning("heartbeats not recorded", extra={"source": source, "devices": len(heard), "error": str(exc)})
 
     parse.__name__ = parse.__qualname__ = f"parse_{source}"
     return parse
@@ -521,6 +531,41 @@ async def respond_open_tickets(p: Pipeline) -> None:
             if p.sent_responses.should_send(event.event_id + ticket.ticket_id, now):
                 p.send_command(event, ticket.dedup_key)
     p.sent_responses.keep_only(wanted)
+
+
+async def watch_devices(p: Pipeline) -> None:
+    """Devices silent past their heartbeat raise a *_device_offline incident, and devices offline that
+    reported again send `recover` (owner partitions only; each incident and command is named by the
+    silence, so any worker and any tick builds the same)."""
+    if p.app.rebalancing:
+        return
+    now = p.clock()
+    rules = p.config.rules.heartbeats
+    marks = await p.store.offline()
+    for kind, rule in rules.kinds.items():
+        for device, last in await p.store.heard_before(kind, now - rule.silent_after):
+            if device in rules.retired:
+                await p.store.forget_device(kind, device)
+            elif marks.get((kind, device)) != last and (place := await p.store.place(kind, device)):
+                incident = heartbeat.offline_incident(p.config, kind, device, *place, last)
+                if p.owns(incident.dedup_key):
+                    p.incident_topic.send_soon(key=incident.dedup_key.encode(),
+                                               value=incident.model_dump_json().encode())
+                    await p.store.mark_offline(kind, device, last)
+    for (kind, device), last in marks.items():
+        if heartbeat.tracked(p.config, kind, device) is None:
+            await p.store.forget_device(kind, device)
+            continue
+        [heard] = await p.store.last_heard(kind, [device])
+        if heard is None or heard <= last or not (place := await p.store.place(kind, device)):
+            continue
+        incident = heartbeat.offline_incident(p.config, kind, device, *place, last)
+        if p.owns(incident.dedup_key):
+            p.send_command(heartbeat.recover_event(incident, heard), incident.dedup_key)
+            await p.store.unmark_offline(kind, device)
+    silent = Counter(kind.split(".", 1)[0] for kind, _ in await p.store.offline())
+    for source in heartbeat.OFFLINE:
+        p.metrics.devices_silent.labels(source).set(silent.get(source, 0))
 
 
 async def expire_closed_tickets(p: Pipeline) -> None:

@@ -82,14 +82,14 @@ async def test_dead_letters_carry_field_errors_and_binary_values(pipeline, sent,
 
 
 async def test_a_handler_bug_is_dead_lettered_not_fatal(pipeline, sent, raw, monkeypatch):
-    real = topology.to_incident
+    real = topology.parsed
 
     def flaky(source, value, ctx):
         if b"boom" in value:
             raise ZeroDivisionError("division by zero")
         return real(source, value, ctx)
 
-    monkeypatch.setattr(topology, "to_incident", flaky)
+    monkeypatch.setattr(topology, "parsed", flaky)
     async with pipeline.agents["parse_flood"].test_context() as agent:
         await put_on(agent, RAW, b'{"boom": 1}')
         await put_on(agent, RAW, raw("flood", "waterlogging_underpass"))
@@ -107,6 +107,9 @@ async def test_a_normal_reading_sends_nothing(pipeline, sent, raw):
     [(key, _)] = sent["incident_topic"].calls
     assert key == b"flood:flood_waterlogging:JS-LY-05"
     assert sent["deadletter_topic"].calls == []
+    # Both readings are heartbeats of their stations.
+    assert {(h.kind, h.device) for call in pipeline.store.record_heard.call_args_list for h in call.args[0]} >= \
+        {("flood.water_level", "SW-XG-01"), ("flood.waterlogging", "JS-LY-05")}
 
 
 async def test_every_source_has_a_parse_agent(pipeline, sent, raw):

@@ -150,9 +150,11 @@ def test_a_late_delivery_keeps_its_span_alive(incident, clock):
     (Category.site_safety, "construction_safety"),
     (Category.site_noise, "environment"),
     (Category.site_dust, "environment"),
+    (Category.flood_device_offline, "flood_control"),
+    (Category.site_device_offline, "construction_safety"),
 ])
 def test_category_to_department(config, category, department):
-    assert len(Category) == 24  # a new category needs a line above
+    assert len(Category) == 26  # a new category needs a line above
     r = route(config, category, Severity.yellow, "haibin")
     assert (r.department, r.watchers, r.out_of_jurisdiction) == (department, (), False)
 

@@ -112,7 +112,8 @@
         city_noise: "噪声扰民", city_illegal_construction: "违法建设", city_road_damage: "道路破损",
         city_manhole: "井盖缺失", city_other: "其他城市管理",
         site_unregistered: "未报备工地", site_out_of_hours: "超时段施工", site_permit_invalid: "许可失效",
-        site_safety: "施工安全隐患", site_noise: "施工噪声", site_dust: "扬尘超标",
+        site_safety: "施工安全隐患", site_noise: "施工噪声", site_dust: "扬尘超标", flood_device_offline: "三防设备离线",
+        site_device_offline: "工地设备离线",
       },
       action: {
         open: "立案派遣", occurrence: "重复上报", escalate: "升级", accept: "签收", resolve: "处置反馈",
@@ -173,7 +174,7 @@
         city_manhole: "Manhole cover", city_other: "Other city issue",
         site_unregistered: "Unregistered site", site_out_of_hours: "Out-of-hours work",
         site_permit_invalid: "Permit invalid", site_safety: "Site safety", site_noise: "Site noise",
-        site_dust: "Dust",
+        site_dust: "Dust", flood_device_offline: "Flood device offline", site_device_offline: "Site device offline",
       },
       action: {
         open: "Opened", occurrence: "Reported again", escalate: "Escalation", accept: "Accepted",

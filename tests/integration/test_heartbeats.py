@@ -1,0 +1,51 @@
+"""Heartbeats through their own stack (a short heartbeat would make every other test's stations go
+silent): a water-level station that stops reporting opens one flood_device_offline ticket, counted in
+soc_devices_silent, and its next reading adds the recovery to that ticket."""
+from __future__ import annotations
+
+import re
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.integration.payloads import Builder
+from tests.support import CONFIG, poll, running_pipeline
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    config_dir = tmp_path_factory.mktemp("heartbeats") / "config"
+    shutil.copytree(ROOT / "deploy" / "config", config_dir)
+    rules = config_dir / "rules.yaml"
+    rules.write_text(re.sub(r"flood\.water_level: \{every: 10m, missing: 3\}", "flood.water_level: {every: 5s, missing: 3}",
+                            rules.read_text(encoding="utf-8")), encoding="utf-8")
+    with running_pipeline(tmp_path_factory.mktemp("heartbeats-stack"), config_dir=config_dir) as running:
+        yield running
+
+
+def silent_gauge(stack) -> float | None:
+    text = urllib.request.urlopen(f"{stack.worker.url}/metrics", timeout=10).read().decode()
+    found = re.search(r'^soc_devices_silent\{source="flood"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else None
+
+
+def test_a_silent_station_opens_one_ticket_and_its_next_reading_recovers_it(stack):
+    build = Builder(CONFIG, "heartbeat")
+    station = f"SW-{build.unique}"
+    stack.send("soc.raw.flood", build.flood(station_id=station, value=2.0))  # a normal reading: a heartbeat only
+    [ticket] = poll(lambda: stack.tickets_where(lambda t: t.category.value == "flood_device_offline"
+                                                and t.source_ref.startswith(station)), 60, "the offline ticket")
+    assert (ticket.department, ticket.severity.value) == ("flood_control", "blue")
+    poll(lambda: silent_gauge(stack) == 1.0, 30, "soc_devices_silent at 1")
+    stack.send("soc.raw.flood", build.flood(station_id=station, value=2.1))
+    # Recovered, and counted so, until it has been silent for 15 s again.
+    poll(lambda: silent_gauge(stack) == 0.0, 30, "soc_devices_silent back at 0")
+    poll(lambda: "device_recovered" in [h.action for h in stack.ticket(ticket.ticket_id).history], 30,
+         "the recovery in the ticket's history")
+    assert len(stack.tickets_where(lambda t: t.source_ref.startswith(station))) == 1
