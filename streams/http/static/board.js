@@ -1048,14 +1048,14 @@
   // compound cards (correlation), keyboard, ticket detail
   const WALL = {
     zh: {
-      pinned: "红色 / 橙色在办（按时限排序）", enableSound: "启用声音", muted: "🔇 已静音", sound: "🔔 声音开",
+      pinned: "红色 / 橙色在办（按时限排序）", enableSound: "启用声音", muted: "♪ 已静音", sound: "♪ 声音开",
       muteHint: "告警声音：新红色工单、每次升级", seen: "已知悉", seenBy: "已知悉 · {by} {time}",
       seenDone: "已记录已知悉", related: "关联", causeOf: "引发", effectOf: "由此引发", detailHistory: "处理记录",
       acceptDue: "签收时限", resolveDue: "处置时限", noDeadline: "待核查", close: "关闭",
     },
     en: {
-      pinned: "Open red / orange, nearest deadline first", enableSound: "Enable sound", muted: "🔇 Muted",
-      sound: "🔔 Sound on", muteHint: "Alarm: a new red ticket, each escalation step", seen: "Seen",
+      pinned: "Open red / orange, nearest deadline first", enableSound: "Enable sound", muted: "♪ Muted",
+      sound: "♪ Sound on", muteHint: "Alarm: a new red ticket, each escalation step", seen: "Seen",
       seenBy: "Seen · {by} {time}", seenDone: "Marked as seen", related: "Linked", causeOf: "Caused",
       effectOf: "Caused by", detailHistory: "History", acceptDue: "Accept by", resolveDue: "Resolve by",
       noDeadline: "awaiting verification", close: "Close",

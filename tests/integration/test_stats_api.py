@@ -1,0 +1,113 @@
+"""The leadership view's API through the real stack: GET /api/stats (the department rates the same as
+/api/performance, the hourly, hot-spot and age figures) and GET /api/stats/daily for a scripted day (its
+reports sent with Kafka timestamps on that day, so no other test's tickets fall in it), and their refusals."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+import pytest
+
+from tests.support import poll
+
+pytestmark = pytest.mark.integration
+
+CST = timezone(timedelta(hours=8))
+
+
+def send_at(pipeline, topic: str, payload: dict, when: datetime) -> None:
+    """A raw report that reached Kafka at `when` (its record timestamp is the ticket's dispatch time)."""
+    pipeline.producer.send(topic, value=json.dumps(payload, ensure_ascii=False).encode(),
+                           timestamp_ms=int(when.timestamp() * 1000))
+    pipeline.producer.flush()
+
+
+def scripted_day(pipeline, build, days_ago: int) -> tuple[str, dict]:
+    """A red and a blue flood reading and a hotline case, dispatched at 09:00-09:20 of a day `days_ago` ago."""
+    day = (datetime.now(CST) - timedelta(days=days_ago)).date()
+    at = datetime(day.year, day.month, day.day, 9, 0, tzinfo=CST)
+    red, blue = f"WL-DR-{build.unique}", f"WL-DB-{build.unique}"
+    case = build.city()
+    send_at(pipeline, "soc.raw.flood", build.flood(station_id=red, value=4.3), at)
+    send_at(pipeline, "soc.raw.flood", build.flood("wanghai", station_id=blue, value=2.6), at + timedelta(minutes=10))
+    send_at(pipeline, "soc.raw.city", case, at + timedelta(minutes=20))
+
+    def three():
+        found = {ref: pipeline.tickets_where(lambda t, ref=ref: t.source_ref.startswith(ref)) for ref in (red, blue, case["case_no"])}
+        return all(found.values()) and {ref: found[ref][0] for ref in found}
+
+    tickets = poll(three, 30, "the scripted day's three tickets")
+    return day.isoformat(), {"red": tickets[red], "blue": tickets[blue], "city": tickets[case["case_no"]]}
+
+
+def test_stats_rates_are_the_performance_figures_and_every_chart_has_its_figures(pipeline, build):
+    _, scripted = scripted_day(pipeline, build, days_ago=3)
+    status, stats = pipeline.get("/api/stats", "ops_centre")
+    assert status == 200, stats
+    for days in ("7", "30"):
+        window = stats["performance"][days]
+
+        def same() -> bool:
+            status, stats = pipeline.get("/api/stats", "ops_centre")
+            window = stats["performance"][days]
+            _, perf = pipeline.get(f"/api/performance?from={quote(window['from'])}&to={quote(window['to'])}", "ops_centre")
+            # A deadline passing between the two calls changes the due counts: try again then.
+            return perf["departments"] == window["departments"]
+
+        poll(same, 10, f"the {days}-day rates to equal /api/performance")
+        assert datetime.fromisoformat(window["to"]) - datetime.fromisoformat(window["from"]) == timedelta(days=int(days), seconds=1)
+    dept = scripted["red"].department
+    row = next(r for r in stats["performance"]["7"]["departments"] if r["department"] == dept)
+    assert row["dispatched"] >= 1 and set(row["rates"]) >= {"on_time_handling", "closure", "rework", "satisfaction"}
+    assert len(stats["daily"]["days"]) == 30 and len(stats["daily"]["closure"]) == 30
+    three_days_ago = (datetime.now(CST) - timedelta(days=3)).date().isoformat()
+    assert stats["daily"]["dispatched"][stats["daily"]["days"].index(three_days_ago)] >= 3
+    assert len(stats["hourly"]["hours"]) == 48 and set(stats["hourly"]["by_source"]) == {"traffic", "flood", "city", "construction"}
+    assert sum(stats["open_by_age"]["by_severity"]["red"]) >= 1
+    assert stats["open_by_age"]["buckets"] == ["lt1h", "1to4h", "4to24h", "1to3d", "gt3d"]
+    # The scripted red ticket is 3 days old: in the "1-3 d" or "> 3 d" bucket, not in the first hours.
+    hot = {h["dedup_key"]: h for h in stats["hotspots"]}
+    assert len(stats["hotspots"]) <= 10 and all(h["reports"] >= 1 for h in hot.values())
+
+
+def test_the_daily_report_of_a_scripted_day(pipeline, build):
+    day, scripted = scripted_day(pipeline, build, days_ago=12)
+    status, report = pipeline.get(f"/api/stats/daily?date={day}", "district_leadership")
+    assert status == 200, report
+    counts = report["counts"]
+    city_severity = scripted["city"].severity.value
+    assert counts["total"] == 3
+    assert counts["by_source"] == {"traffic": 0, "flood": 2, "city": 1, "construction": 0}
+    expected = {"red": 0, "orange": 0, "yellow": 0, "blue": 0}
+    for t in scripted.values():
+        expected[t.severity.value] += 1
+    assert counts["by_severity"] == expected
+    assert counts["matrix"]["flood"]["red"] == 1 and counts["matrix"]["city"][city_severity] == 1
+    assert [t["ticket_id"] for t in report["red"]] == [scripted["red"].ticket_id]
+    assert report["red"][0]["history"][0]["action"] in ("open", "dispatch")
+    # Nobody accepted them: twelve days on, all three missed both deadlines.
+    assert sorted((t["ticket_id"], t["missed"]) for t in report["overdue"]) == sorted(
+        (t.ticket_id, ["accept", "resolve"]) for t in scripted.values())
+    assert sum(r["dispatched"] for r in report["departments"]) == 3
+    assert report["from"] == f"{day}T00:00:00+08:00" and report["to"].startswith(
+        (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat())
+    # Personal data: the hotline case's phone number never appears.
+    assert "13800138000" not in json.dumps(report, ensure_ascii=False)
+
+
+def test_stats_refusals_are_json_4xx(pipeline):
+    assert pipeline.get("/api/stats")[0] == 401
+    status, body = pipeline.get("/api/stats", "flood_control")
+    assert (status, body["error"]) == (403, "the leadership view is for the operations centre and the leadership")
+    assert pipeline.get("/api/stats/daily", "ws_liyuan")[0] == 403
+    status, body = pipeline.get("/api/stats?days=7", "ops_centre")
+    assert (status, body["error"]) == (400, "unknown parameter(s): days")
+    for bad in ("2026-13-01", "yesterday", "2026-1-1", "2026-12-01T00:00:00%2B08:00"):
+        status, body = pipeline.get(f"/api/stats/daily?date={bad}", "ops_centre")
+        assert (status, body["error"]) == (400, "date must be a day YYYY-MM-DD, e.g. 2026-12-01"), bad
+    future = (datetime.now(CST) + timedelta(days=2)).date().isoformat()
+    status, body = pipeline.get(f"/api/stats/daily?date={future}", "ops_centre")
+    assert (status, body["error"]) == (400, f"{future} has not begun yet in Asia/Shanghai")
+    assert pipeline.get("/api/stats/daily", "ops_centre")[0] == 200
+    assert pipeline.request("POST", "/api/stats", "ops_centre", {})[0] == 405
