@@ -45,7 +45,7 @@ def pct(rate):
 
 def test_every_chart_plots_the_api_figures_and_exports_them_as_csv(pipeline, pages, build, artifacts):
     _, scripted = scripted_day(pipeline, build, days_ago=2)
-    blue = scripted["blue"]   # closed late: the closure rate moves, the on-time rate does not
+    blue = scripted["yellow"]   # closed late: the closure rate moves, the on-time rate does not
     for action, department, body in [("accept", blue.department, {"by": "李工"}),
                                       ("resolve", blue.department, {"by": "李工", "resolution": "已处置"}),
                                       ("verify", "ops_centre", {"by": "值班员", "passed": True})]:
@@ -115,8 +115,8 @@ def test_the_daily_report_page_counts_a_scripted_day_and_prints(pipeline, pages,
     for t in scripted.values():
         expected[t.severity.value] += 1
     assert cells[1:6] == [str(expected[s]) for s in ("red", "orange", "yellow", "blue")] + ["3"]
-    flood = page.locator('#counts tr[data-source="flood"] td').all_text_contents()
-    assert flood[1] == "1" and flood[5] == "2"
+    traffic = page.locator('#counts tr[data-source="traffic"] td').all_text_contents()
+    assert traffic[1:6] == ["1", "0", "1", "0", "2"]
     red_rows = page.locator("#red tbody tr")
     expect(red_rows).to_have_count(1)
     expect(red_rows.first).to_have_attribute("data-ticket-id", scripted["red"].ticket_id)

@@ -24,21 +24,25 @@ def send_at(pipeline, topic: str, payload: dict, when: datetime) -> None:
 
 
 def scripted_day(pipeline, build, days_ago: int) -> tuple[str, dict]:
-    """A red and a blue flood reading and a hotline case, dispatched at 09:00-09:20 of a day `days_ago` ago."""
+    """A red and a yellow traffic accident and a hotline case, dispatched at 09:00-09:20 of a day `days_ago`
+    ago. No station: a flood station silent since then would open device_offline tickets on that day too."""
     day = (datetime.now(CST) - timedelta(days=days_ago)).date()
     at = datetime(day.year, day.month, day.day, 9, 0, tzinfo=CST)
-    red, blue = f"WL-DR-{build.unique}", f"WL-DB-{build.unique}"
+    red = build.traffic(road="望海路", injuries=3)
+    yellow = build.traffic("yugang", road="渔港路")
     case = build.city()
-    send_at(pipeline, "soc.raw.flood", build.flood(station_id=red, value=4.3), at)
-    send_at(pipeline, "soc.raw.flood", build.flood("wanghai", station_id=blue, value=2.6), at + timedelta(minutes=10))
+    send_at(pipeline, "soc.raw.traffic", red, at)
+    send_at(pipeline, "soc.raw.traffic", yellow, at + timedelta(minutes=10))
     send_at(pipeline, "soc.raw.city", case, at + timedelta(minutes=20))
+    refs = {"red": red["event_id"], "yellow": yellow["event_id"], "city": case["case_no"]}
 
     def three():
-        found = {ref: pipeline.tickets_where(lambda t, ref=ref: t.source_ref.startswith(ref)) for ref in (red, blue, case["case_no"])}
-        return all(found.values()) and {ref: found[ref][0] for ref in found}
+        found = {name: pipeline.tickets_where(lambda t, ref=ref: t.source_ref == ref) for name, ref in refs.items()}
+        return all(found.values()) and {name: found[name][0] for name in found}
 
     tickets = poll(three, 30, "the scripted day's three tickets")
-    return day.isoformat(), {"red": tickets[red], "blue": tickets[blue], "city": tickets[case["case_no"]]}
+    assert (tickets["red"].severity.value, tickets["yellow"].severity.value) == ("red", "yellow")
+    return day.isoformat(), tickets
 
 
 def test_stats_rates_are_the_performance_figures_and_every_chart_has_its_figures(pipeline, build):
@@ -78,12 +82,13 @@ def test_the_daily_report_of_a_scripted_day(pipeline, build):
     counts = report["counts"]
     city_severity = scripted["city"].severity.value
     assert counts["total"] == 3
-    assert counts["by_source"] == {"traffic": 0, "flood": 2, "city": 1, "construction": 0}
+    assert counts["by_source"] == {"traffic": 2, "flood": 0, "city": 1, "construction": 0}
     expected = {"red": 0, "orange": 0, "yellow": 0, "blue": 0}
     for t in scripted.values():
         expected[t.severity.value] += 1
     assert counts["by_severity"] == expected
-    assert counts["matrix"]["flood"]["red"] == 1 and counts["matrix"]["city"][city_severity] == 1
+    assert counts["matrix"]["traffic"]["red"] == 1 and counts["matrix"]["traffic"]["yellow"] == 1
+    assert counts["matrix"]["city"][city_severity] == 1
     assert [t["ticket_id"] for t in report["red"]] == [scripted["red"].ticket_id]
     assert report["red"][0]["history"][0]["action"] in ("open", "dispatch")
     # Nobody accepted them: twelve days on, all three missed both deadlines.
