@@ -44,3 +44,8 @@ class Heard:
     lat: float
     lon: float
     at: datetime  # when its report arrived
+    observed_at: datetime | None = None
+    # A measured reading (rules.yaml all_clear kinds): below every threshold (calm), or not; with the
+    # dedup key of the incident an alarming one raised.
+    calm: bool | None = None
+    alarm_key: str | None = None

@@ -44,7 +44,8 @@ def device(reading: FloodReading, ctx: Context) -> Heard | None:
     """Every gauge and pump reports periodically; a typhoon signal is an announcement, not a device."""
     if reading.kind is FloodKind.typhoon_signal:
         return None
-    return Heard(f"flood.{reading.kind.value}", reading.station_id, reading.lat, reading.lon, ctx.received_at)
+    return Heard(f"flood.{reading.kind.value}", reading.station_id, reading.lat, reading.lon, ctx.received_at,
+                 reading.observed_at)
 
 
 def _measures(r: FloodReading) -> dict[str, float | None]:

@@ -46,6 +46,20 @@ def offline_incident(config: Config, kind: str, device: str, lat: float, lon: fl
                                                                   "last_heard_at": heard_at.isoformat()})
 
 
+def all_clear_event(config: Config, kind: str, dedup_key: str, alarm_at: float, calm: list[float]) -> TicketEvent | None:
+    """The hint for the ticket on `dedup_key` once the device's readings after its last alarm (at
+    `alarm_at`) are enough and span enough (rules.yaml all_clear); None until then. Times are the
+    readings' own, so every tick and worker builds the same command."""
+    rule = config.rules.all_clear.get(kind)
+    if rule is None or len(calm) < rule.readings or calm[-1] - calm[0] < rule.span.total_seconds():
+        return None
+    at = datetime.fromtimestamp(calm[-1], timezone.utc)
+    return TicketEvent(event_id=f"clear-{dedup_key}-{int(alarm_at)}", ticket_id="", action=TicketAction.clear,
+                       by=PIPELINE, actor=PIPELINE, at=at,
+                       note=f"数据恢复正常 source back to normal: {len(calm)} readings below every threshold since "
+                            f"{datetime.fromtimestamp(calm[0], timezone.utc).astimezone(config.district.tz):%H:%M}")
+
+
 def recover_event(offline: Incident, heard: float) -> TicketEvent:
     """The device reported again at `heard`: a history entry on the ticket its silence touched."""
     at = datetime.fromtimestamp(heard, timezone.utc)

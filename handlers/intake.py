@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 
 import orjson
 from pydantic import ValidationError
 
-from handlers.base import Context
+from handlers.base import Context, Heard
 from handlers.geo import community_at
 from handlers.privacy import mask_everywhere, mask_phones
-from handlers.base import Heard
 from handlers.registry import SOURCES
 from schemas.records import DeadLetter, FieldError, Incident
 
@@ -101,7 +101,11 @@ def parsed(source: str, raw: bytes | None, ctx: Context) -> tuple[Incident | Non
     payload = validate(source, decode(raw))
     heard = module.device(payload, ctx)
     found = module.classify(payload, ctx)
-    if found is None or found.severity is None:
+    calm = found is None or found.severity is None
+    key = None if calm else f"{source}:{found.category.value}:{found.identity}"
+    if heard is not None and heard.kind in ctx.config.rules.all_clear:
+        heard = replace(heard, calm=calm, alarm_key=key)
+    if calm:
         return None, heard
     return Incident(
         incident_id=f"{source[:4]}-{digest(source, found.source_ref)}",
@@ -116,7 +120,7 @@ def parsed(source: str, raw: bytes | None, ctx: Context) -> tuple[Incident | Non
         community=community_at(ctx.config.district.communities, found.lat, found.lon),
         observed_at=found.observed_at,
         received_at=ctx.received_at,
-        dedup_key=f"{source}:{found.category.value}:{found.identity}",
+        dedup_key=key,
         source_ref=found.source_ref,
         details=mask_everywhere(found.details),
     ), heard

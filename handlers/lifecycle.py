@@ -227,6 +227,11 @@ def apply(config: Config, ticket: Ticket, event: TicketEvent, now: datetime) -> 
         return Outcome(Verdict.replayed, ticket, "event already applied")
     if event.action is A.escalate:
         return _escalate(config, ticket, event)
+    if event.action is A.clear:
+        if ticket.status is S.closed:
+            return _refused(ticket, "ticket is closed")
+        return _applied(ticket.model_copy(update={"source_cleared_at": event.at, "version": ticket.version + 1,
+                                                  "history": _history(ticket, event, "source_cleared")}))
     if event.action is A.recover:
         return _applied(ticket.model_copy(update={"version": ticket.version + 1, "history": _history(
             ticket, event, "device_recovered")}))

@@ -273,6 +273,11 @@ def on_command(config: Config, state: KeyState | None, event: TicketEvent) -> Ou
         touched = state.counted.get(event.incident_id or "", [])
         if touched:
             event = event.model_copy(update={"ticket_id": touched[-1]})
+    if event.action is TicketAction.clear and state is not None and (newest := dedup.latest(state.seen)):
+        # To the key's newest ticket (the sender knows the key, not which ticket its alarms made).
+        held = state.tickets.get(newest.ticket_id)
+        if held is not None:
+            event = event.model_copy(update={"ticket_id": _newest_successor(state, held).ticket_id})
     ticket = state.tickets.get(event.ticket_id) if state else None
     if ticket is None and event.action is TicketAction.expire:
         # Expired already: only the Redis side may be missing.

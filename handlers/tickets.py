@@ -78,6 +78,9 @@ def add_occurrence(ticket: Ticket, incident: Incident, now: datetime) -> Ticket:
         "severity": severity,
         "incident_ids": [*ticket.incident_ids, incident.incident_id][-LISTED_INCIDENTS:],
         "last_seen_at": max(ticket.last_seen_at, incident.observed_at),
+        # Alarming again after its source read normal (a late copy of an older alarm changes nothing).
+        "source_cleared_at": (ticket.source_cleared_at if ticket.source_cleared_at
+                              and incident.observed_at < ticket.source_cleared_at else None),
         "version": ticket.version + 1,
         "history": history,
     })

@@ -260,6 +260,22 @@ HEARTBEAT_KINDS = ("flood.water_level", "flood.rainfall", "flood.waterlogging", 
                    "construction.noise", "construction.dust", "construction.activity_detected")
 
 
+class AllClear(Strict):
+    """An alarm's source back to normal: at least `readings` readings below every threshold, spanning `after`."""
+
+    after: str
+    readings: Annotated[int, Field(ge=3, le=100)] = 3
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, text: str) -> str:
+        return checked_duration(text)
+
+    @cached_property
+    def span(self) -> timedelta:
+        return timedelta(seconds=duration_s(self.after))
+
+
 class Heartbeats(Strict):
     kinds: dict[Literal[HEARTBEAT_KINDS], Heartbeat] = {}
     # Devices taken out of service: no longer tracked, never reported silent.
@@ -278,6 +294,7 @@ class Rules(Strict):
     response: ResponseRules = ResponseRules()
     correlations: list[CorrelationRule] = []
     heartbeats: Heartbeats = Heartbeats()
+    all_clear: dict[Literal["flood.water_level", "flood.rainfall", "flood.waterlogging"], AllClear] = {}
 
     @field_validator("correlations")
     @classmethod

@@ -107,6 +107,8 @@ class Ticket(Record):
     channel: str | None = None
     # The road a traffic report names (correlation rules compare it).
     road: str | None = None
+    # When its source's readings came back to normal (rules.yaml all_clear): a hint, never a closure.
+    source_cleared_at: AwareDatetime | None = None
     # Tickets linked to this one by a correlation rule (rules.yaml `correlations`), with their part.
     related: list[Related] = Field(default_factory=list)
     # While a follow-up is owed: when it is due (the centre's ladder runs on it); None once done.
@@ -153,6 +155,8 @@ class TicketAction(str, Enum):
     relate = "relate"
     # A silent device reports again (handlers/heartbeat.py): an entry on its offline ticket.
     recover = "recover"
+    # The alarm's source has read normal for a while (rules.yaml all_clear): a hint on its open ticket.
+    clear = "clear"
     # The owner's sweep under a `retroactive` response level: an open ticket gets the level's deadlines.
     respond = "respond"
 

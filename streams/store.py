@@ -24,6 +24,8 @@ log = logging.getLogger("soc.store")
 T = TypeVar("T")
 
 BOARD_MAXLEN = 20_000
+# Normal readings kept per device for the all-clear (rules.yaml all_clear asks for at most this many).
+CALM_KEPT = 100
 
 # The listing order of the API, as one sorted-set score: open before closed, then the more severe,
 # then the newest dispatched (milliseconds; ZREVRANGE breaks an exact tie by ticket id, descending).
@@ -310,7 +312,36 @@ class TicketStore:
             for h in heard:
                 pipe.zadd(self.key("hb", h.kind), {h.device: h.at.timestamp()}, gt=True)
                 pipe.hset(self.key("hb", "place"), f"{h.kind}|{h.device}", orjson.dumps([h.lat, h.lon]))
+                member = f"{h.kind}|{h.device}"
+                if h.calm and h.observed_at is not None:  # the device's recent normal readings, by time
+                    at = h.observed_at.timestamp()
+                    pipe.zadd(self.key("calm", member), {str(at): at})
+                    pipe.zremrangebyrank(self.key("calm", member), 0, -(CALM_KEPT + 1))
+                elif h.calm is False and h.observed_at is not None:  # its latest alarm, and the key it raised
+                    pipe.zadd(self.key("calm", "alarm"), {member: h.observed_at.timestamp()}, gt=True)
+                    pipe.hset(self.key("calm", "key"), member, h.alarm_key)
             await pipe.execute()
+
+    async def alarms(self) -> list[tuple[str, str, float, str, float | None]]:
+        """Every device's latest alarm: (kind, device, its time, the dedup key it raised, the alarm an
+        all-clear was last sent for)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(self.key("calm", "alarm"), 0, -1, withscores=True)
+            pipe.hgetall(self.key("calm", "key"))
+            pipe.hgetall(self.key("calm", "sent"))
+            found, keys, sent = await pipe.execute()
+        out = []
+        for member, at in found:
+            kind, device = member.decode().split("|", 1)
+            out.append((kind, device, at, keys.get(member, b"").decode(), float(sent[member]) if member in sent else None))
+        return out
+
+    async def calm_since(self, kind: str, device: str, after: float) -> list[float]:
+        """The device's normal readings observed after `after`, oldest first (the last CALM_KEPT)."""
+        return [float(m) for m in await self.redis.zrangebyscore(self.key("calm", f"{kind}|{device}"), f"({after}", "+inf")]
+
+    async def mark_cleared(self, kind: str, device: str, alarm_at: float) -> None:
+        await self.redis.hset(self.key("calm", "sent"), f"{kind}|{device}", alarm_at)
 
     async def heard_before(self, kind: str, before: datetime) -> list[tuple[str, float]]:
         """The devices of a kind whose last heartbeat is before `before`, with its time."""

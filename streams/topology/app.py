@@ -238,6 +238,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     timer(settings.escalation_interval_s, "escalate_overdue_tickets")(lambda: escalate_overdue_tickets(pipeline))
     timer(settings.escalation_interval_s, "respond_open_tickets")(lambda: respond_open_tickets(pipeline))
     timer(settings.escalation_interval_s, "watch_devices")(lambda: watch_devices(pipeline))
+    timer(settings.escalation_interval_s, "notice_all_clear")(lambda: notice_all_clear(pipeline))
     timer(settings.retention_interval_s, "expire_closed_tickets")(lambda: expire_closed_tickets(pipeline))
     timer(settings.gauges_interval_s, "refresh_gauges")(lambda: refresh_gauges(pipeline))
     timer(settings.escalation_interval_s, "keep_up_cap_signals")(pipeline.warnings.keep_up)
@@ -274,7 +275,7 @@ def _parse_agent(p: Pipeline, source: str):
             await one.ready.wait()
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             p.metrics.events.labels(source).inc(len(events))
-            heard: dict[tuple[str, str], Heard] = {}
+            heard: list[Heard] = []  # every one: the all-clear counts readings, not just the latest
             for event in events:
                 message = event.message
                 ctx = Context(p.config, record_time(message, p.clock), p.whitelist)
@@ -287,14 +288,15 @@ def _parse_agent(p: Pipeline, source: str):
                     log.exception("handler failed", extra={"source": source, "offset": message.offset})
                     p.dead_letter(source, message, Rejected("handler_error", f"{type(exc).__name__}: {exc}"))
                     continue
-                if alive is not None and heartbeat.tracked(p.config, alive.kind, alive.device):
-                    heard[alive.kind, alive.device] = alive
+                if alive is not None and (heartbeat.tracked(p.config, alive.kind, alive.device)
+                                          or alive.kind in p.config.rules.all_clear):
+                    heard.append(alive)
                 if incident is None:
                     continue
                 p.metrics.incidents.labels(source, incident.category.value, incident.severity.value).inc()
                 p.incident_topic.send_soon(key=incident.dedup_key.encode(), value=incident.model_dump_json().encode())
             try:
-                await p.store.record_heard(list(heard.values()))
+                await p.store.record_heard(heard)
             except (RedisError, OSError) as exc:  # a missed heartbeat write; the device's next report makes it up
                 log.warning("heartbeats not recorded", extra={"source": source, "devices": len(heard), "error": str(exc)})
 
@@ -566,6 +568,20 @@ async def watch_devices(p: Pipeline) -> None:
     silent = Counter(kind.split(".", 1)[0] for kind, _ in await p.store.offline())
     for source in heartbeat.OFFLINE:
         p.metrics.devices_silent.labels(source).set(silent.get(source, 0))
+
+
+async def notice_all_clear(p: Pipeline) -> None:
+    """A device whose readings stayed normal long enough after its last alarm sends `clear` to the
+    ticket of that alarm's key (owner partitions only), once per alarm. Never closes anything."""
+    if p.app.rebalancing or not p.config.rules.all_clear:
+        return
+    for kind, device, alarm_at, key, sent_for in await p.store.alarms():
+        if sent_for == alarm_at or not key or not p.owns(key):
+            continue
+        event = heartbeat.all_clear_event(p.config, kind, key, alarm_at, await p.store.calm_since(kind, device, alarm_at))
+        if event is not None:
+            p.send_command(event, key)
+            await p.store.mark_cleared(kind, device, alarm_at)
 
 
 async def expire_closed_tickets(p: Pipeline) -> None:

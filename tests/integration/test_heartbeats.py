@@ -49,3 +49,20 @@ def test_a_silent_station_opens_one_ticket_and_its_next_reading_recovers_it(stac
     poll(lambda: "device_recovered" in [h.action for h in stack.ticket(ticket.ticket_id).history], 30,
          "the recovery in the ticket's history")
     assert len(stack.tickets_where(lambda t: t.source_ref.startswith(station))) == 1
+
+
+def test_an_alarms_station_back_to_normal_marks_its_ticket_and_leaves_it_open(stack):
+    build = Builder(CONFIG, "all-clear")
+    station = f"JS-{build.unique}"
+
+    def waterlogging(cm: float, minutes: float) -> dict:
+        return build.flood(station_id=station, kind="waterlogging", value=cm, warning_level=None, danger_level=None,
+                           observed_at=build.at(minutes=minutes))
+
+    stack.send("soc.raw.flood", waterlogging(32, -40))
+    [ticket] = poll(lambda: stack.tickets_where(lambda t: t.source_ref.startswith(station)), 30, "the waterlogging ticket")
+    for minutes in (-30, -20, -10):  # three normal readings spanning 20 minutes (rules.yaml all_clear)
+        stack.send("soc.raw.flood", waterlogging(0.5, minutes))
+    cleared = poll(lambda: (lambda t: t if t.source_cleared_at else None)(stack.ticket(ticket.ticket_id)), 30,
+                   "source back to normal on the ticket")
+    assert cleared.status.value == "dispatched" and cleared.history[-1].action == "source_cleared"

@@ -81,3 +81,40 @@ def test_under_level_iii_a_silent_flood_station_is_graded_one_step_up(config):
     assert ticket.severity is Severity.yellow and ticket.response_level == "III"
     assert incident.received_at.tzinfo is not None and incident.observed_at == incident.received_at
     assert datetime.fromisoformat(incident.details["last_heard_at"]) == T0.astimezone(timezone.utc)
+
+
+# ------------------------------------------------------------------ all-clear hints
+
+def reading(config, cm: float, at: datetime):
+    raw = {"station_id": "JS-LY-05", "kind": "waterlogging", "value": cm, "lat": 22.5297, "lon": 113.9098,
+           "observed_at": at.isoformat()}
+    return parsed("flood", json.dumps(raw).encode(), Context(config, at, {}))
+
+
+def test_a_measured_reading_says_whether_it_is_calm_and_which_key_an_alarm_raised(config):
+    incident, heard = reading(config, 32, T0)
+    assert (heard.calm, heard.alarm_key, heard.observed_at) == (False, incident.dedup_key, T0)
+    none, calm = reading(config, 1, T0)
+    assert none is None and (calm.calm, calm.alarm_key) == (True, None)
+
+
+def test_an_all_clear_after_three_low_readings_spanning_its_time_and_none_after_two(config):
+    incident, _ = reading(config, 32, T0)
+    state = ticketing.step(config, None, incident, incident.dedup_key).state
+    calm = [(T0 + timedelta(minutes=m)).timestamp() for m in (10, 20, 30)]
+    kind, key, alarm_at = "flood.waterlogging", incident.dedup_key, T0.timestamp()
+    assert heartbeat.all_clear_event(config, kind, key, alarm_at, calm[:2]) is None
+    assert heartbeat.all_clear_event(config, kind, key, alarm_at, [calm[0], calm[0] + 60, calm[0] + 120]) is None
+    event = heartbeat.all_clear_event(config, kind, key, alarm_at, calm)
+    assert event == heartbeat.all_clear_event(config, kind, key, alarm_at, calm)  # the same from any tick
+    [ticket] = ticketing.step(config, state, event, key).tickets
+    assert ticket.status.value == "dispatched"  # a hint: nothing closes by itself
+    assert ticket.source_cleared_at == T0 + timedelta(minutes=30) and ticket.history[-1].action == "source_cleared"
+    cleared = ticketing.step(config, state, event, key).state
+    # Alarming again: the hint goes; a late copy of an older alarm leaves it.
+    late, _ = reading(config, 31, T0 + timedelta(minutes=5))
+    [kept] = ticketing.step(config, cleared, late, key).tickets
+    assert kept.source_cleared_at == ticket.source_cleared_at
+    again, _ = reading(config, 33, T0 + timedelta(minutes=40))
+    [alarming] = ticketing.step(config, cleared, again, key).tickets
+    assert alarming.source_cleared_at is None

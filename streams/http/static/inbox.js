@@ -224,7 +224,12 @@
     S.fill(card.view, head, meta,
       t.description ? S.el("div", { class: "desc", text: t.description }) : null,
       t.extension ? S.el("div", { class: "ext",
-        text: `${S.t("extensionPending")}: ${S.t("until")} ${S.dateTime(t.extension.until)} — ${t.extension.reason}` }) : null);
+        text: `${S.t("extensionPending")}: ${S.t("until")} ${S.dateTime(t.extension.until)} — ${t.extension.reason}` }) : null,
+      // A hint from the readings; closing stays the centre's verification.
+      t.source_cleared_at && t.status !== "closed" ? S.el("div", { class: "cleared",
+        text: `${S.t("sourceCleared")} ${S.dateTime(t.source_cleared_at)}` }) : null,
+      (t.related || []).length ? S.el("div", { class: "related", text: `${S.t("relatedTickets")}: ${
+        t.related.map((r) => `${S.t(r.role === "cause" ? "relatedCause" : "relatedEffect")} ${r.ticket_id} (${r.rule})`).join(", ")}` }) : null);
 
     S.clear(card.buttons);
     for (const action of actionsFor(t)) {
