@@ -23,11 +23,13 @@ def report(problems: list[str]) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from schemas.geo import load_map
     from schemas.notify import load_notify
 
     try:
         config = load_config(args.config_dir)
         load_notify(args.config_dir, config)
+        load_map(args.config_dir, config)
     except ConfigError as exc:
         return report(exc.errors)
     gaps = duty_problems(config, args.now or utc_now())
@@ -98,7 +100,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 "--web-host", settings.web_host]
     from streams.worker import assemble
 
-    assemble(settings).app.main()
+    try:
+        pipeline = assemble(settings)
+    except ConfigError as exc:  # e.g. map.geojson, read when the views are registered
+        return report(exc.errors)
+    pipeline.app.main()
     return 0
 
 
