@@ -565,6 +565,8 @@
     const width = 1000;
     const height = Math.round(width * (maxLat - minLat) / ((maxLon - minLon) * kx));
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    mapSize = { width, height, metresPerUnit: ((maxLat - minLat) * 111320) / height };
+    mapView = { z: 1, cx: width / 2, cy: height / 2 };
     const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
     project = (lon, lat) => [
       clamp((lon - minLon) / (maxLon - minLon) * width, 6, width - 6),
@@ -586,14 +588,18 @@
     // One layer per severity, most severe drawn last (on top); community names above the markers.
     const layers = S.el("g", { id: "markers" });
     for (const s of [...S.SEVERITIES].reverse()) layers.append(S.el("g", { class: "layer", dataset: { severity: s } }));
-    svg.append(areas, S.el("g", { id: "links" }), layers, labels);
+    svg.append(areas, S.el("g", { id: "geo" }), S.el("g", { id: "sites-layer" }), S.el("g", { id: "links" }), layers,
+      S.el("g", { id: "clusters" }), labels);
+    drawGeo();
+    drawSites();
+    applyView();
   }
 
   function renderMarkers(open) {
     if (!project) return;
     const keep = new Set();
-    // Big enough to see across the room, smaller when the map is crowded.
-    const radius = open.length <= 60 ? 12 : open.length <= 250 ? 9 : 7;
+    // Big enough to see across the room, smaller when the map is crowded; the same size on screen at any zoom.
+    const radius = +((open.length <= 60 ? 12 : open.length <= 250 ? 9 : 7) / mapView.z).toFixed(2);
     for (const { t } of open) {
       keep.add(t.ticket_id);
       let marker = markers.get(t.ticket_id);
@@ -623,6 +629,163 @@
       }
     }
     renderMapLinks();
+    renderClusters(open, radius);
+    shadeCommunities();
+  }
+
+  // ------------------------------------------------------------------ map: offline layers, zoom, clusters, shading
+  let mapSize = null;                  // {width, height, metresPerUnit}
+  let mapView = { z: 1, cx: 0, cy: 0 };
+  const ZOOMS = [1, 2, 4, 8];
+  let geo = null;                      // GET /api/map (GeoJSON), once
+  let sites = [];                      // GET /api/sites?status=active
+  let shading = false;
+  let clusterList = [];                // the clusters drawn now: {count, ids, x, y, severity}
+
+  async function loadGeo() {
+    try {
+      geo = (await S.api(auth.token, "GET", "/api/map")).body;
+    } catch (_error) {
+      geo = null;   // the map works without its layers
+    }
+    try {
+      sites = (await S.api(auth.token, "GET", "/api/sites?status=active")).body.sites || [];
+    } catch (_error) {
+      sites = [];
+    }
+    drawGeo();
+    drawSites();
+  }
+
+  function drawGeo() {
+    const layer = document.querySelector("#map #geo");
+    if (!layer || !project || !geo) return;
+    S.clear(layer);
+    const order = ["river", "road", "underpass", "pump_station", "flood_station"];
+    const features = [...(geo.features || [])].sort((a, b) => order.indexOf(a.properties.layer) - order.indexOf(b.properties.layer));
+    const w = 1 / mapView.z;
+    for (const f of features) {
+      const p = f.properties;
+      const title = S.el("title", { text: `${p.name} (${p.id})` });
+      if (f.geometry.type === "LineString") {
+        const d = f.geometry.coordinates.map(([lon, lat], i) => `${i ? "L" : "M"}${project(lon, lat).map((v) => v.toFixed(1)).join(",")}`).join(" ");
+        layer.append(S.el("path", { class: `geo ${p.layer}`, d, "stroke-width": ((p.layer === "river" ? 7 : 5) * w).toFixed(2),
+          dataset: { layer: p.layer, id: p.id } }, title));
+      } else {
+        const [x, y] = project(...f.geometry.coordinates);
+        layer.append(S.el("rect", { class: `geo ${p.layer}`, x: (x - 5 * w).toFixed(1), y: (y - 5 * w).toFixed(1),
+          width: (10 * w).toFixed(2), height: (10 * w).toFixed(2), dataset: { layer: p.layer, id: p.id } }, title));
+      }
+    }
+  }
+
+  function drawSites() {
+    const layer = document.querySelector("#map #sites-layer");
+    if (!layer || !project || !mapSize) return;
+    S.clear(layer);
+    for (const site of sites) {
+      const [x, y] = project(site.lon, site.lat);
+      layer.append(S.el("circle", { class: "site", cx: x.toFixed(1), cy: y.toFixed(1),
+        r: Math.max(site.radius_m / mapSize.metresPerUnit, 2 / mapView.z).toFixed(2), dataset: { siteId: site.site_id } },
+        S.el("title", { text: `${site.name} (${site.site_id}) ${site.radius_m} m` })));
+    }
+  }
+
+  function applyView() {
+    const svg = $("#map");
+    if (!mapSize) return;
+    const w = mapSize.width / mapView.z;
+    const h = mapSize.height / mapView.z;
+    mapView.cx = Math.min(mapSize.width - w / 2, Math.max(w / 2, mapView.cx));
+    mapView.cy = Math.min(mapSize.height - h / 2, Math.max(h / 2, mapView.cy));
+    svg.setAttribute("viewBox", `${(mapView.cx - w / 2).toFixed(1)} ${(mapView.cy - h / 2).toFixed(1)} ${w.toFixed(1)} ${h.toFixed(1)}`);
+    svg.dataset.zoom = String(mapView.z);
+    svg.style.setProperty("--z", String(mapView.z));
+  }
+
+  /** Zoom to one of ZOOMS, centred on an SVG point (the current centre by default). */
+  function zoomTo(z, cx, cy) {
+    if (!mapSize) return;
+    mapView.z = ZOOMS.includes(z) ? z : mapView.z;
+    if (cx !== undefined) { mapView.cx = cx; mapView.cy = cy; }
+    applyView();
+    drawGeo();
+    drawSites();
+    for (const marker of markers.values()) marker.dataset.lang = "";   // re-place at the new size
+    render();
+  }
+
+  function zoomStep(step, cx, cy) {
+    const at = ZOOMS.indexOf(mapView.z);
+    zoomTo(ZOOMS[Math.max(0, Math.min(ZOOMS.length - 1, at + step))], cx, cy);
+  }
+
+  /** Markers closer on screen than about two marker widths are drawn as one cluster with its count. */
+  function renderClusters(open, radius) {
+    const layer = document.querySelector("#map #clusters");
+    if (!layer) return;
+    const reach = radius * 2.2;
+    const seeds = [];
+    const sorted = open.map((e) => e.t).filter((t) => markers.has(t.ticket_id))
+      .sort((a, b) => S.SEVERITY_RANK[b.severity] - S.SEVERITY_RANK[a.severity] || String(a.ticket_id).localeCompare(b.ticket_id));
+    for (const t of sorted) {
+      const m = markers.get(t.ticket_id);
+      const x = Number(m.getAttribute("cx"));
+      const y = Number(m.getAttribute("cy"));
+      const seed = seeds.find((c) => Math.hypot(c.x - x, c.y - y) <= reach);
+      if (seed) seed.ids.push(t.ticket_id); else seeds.push({ x, y, ids: [t.ticket_id], severity: t.severity });
+    }
+    clusterList = seeds.filter((c) => c.ids.length > 1).map((c) => ({ ...c, count: c.ids.length }));
+    const clustered = new Set(clusterList.flatMap((c) => c.ids));
+    for (const [id, marker] of markers) marker.classList.toggle("clustered", clustered.has(id));
+    S.clear(layer);
+    for (const c of clusterList) {
+      const group = S.el("g", { class: "cluster", dataset: { count: String(c.count), severity: c.severity, ticketIds: c.ids.join(" ") } },
+        S.el("circle", { cx: c.x.toFixed(1), cy: c.y.toFixed(1), r: (radius * 1.5).toFixed(2), fill: COLOURS[c.severity] }),
+        S.el("text", { x: c.x.toFixed(1), y: c.y.toFixed(1), "text-anchor": "middle", "dominant-baseline": "central",
+          "font-size": (radius * 1.5).toFixed(2) }, String(c.count)),
+        S.el("title", { text: `${c.count}` }));
+      group.addEventListener("click", () => zoomStep(1, c.x, c.y));   // a cluster splits on zoom
+      layer.append(group);
+    }
+  }
+
+  /** Per-community view: each community shaded by its open tickets (toggle). */
+  function shadeCommunities() {
+    const counts = {};
+    for (const { t } of tickets.values()) if (isOpen(t) && t.community) counts[t.community] = (counts[t.community] || 0) + 1;
+    const max = Math.max(1, ...Object.values(counts));
+    for (const polygon of document.querySelectorAll("#map .community")) {
+      const n = counts[polygon.dataset.community] || 0;
+      polygon.dataset.open = String(n);
+      polygon.style.fill = shading ? `rgba(229, 57, 53, ${(0.12 + 0.7 * (n / max)).toFixed(3)})` : "";
+    }
+    for (const label of document.querySelectorAll("#map .community-label")) {
+      const n = counts[label.dataset.community] || 0;
+      label.textContent = shading ? `${S.communityName(label.dataset.community)} ${n}` : S.communityName(label.dataset.community);
+    }
+    const toggle = $("#map-shading");
+    if (toggle) { toggle.setAttribute("aria-pressed", String(shading)); toggle.classList.toggle("active", shading); }
+  }
+
+  function initMapControls() {
+    $("#zoom-in").addEventListener("click", () => zoomStep(1));
+    $("#zoom-out").addEventListener("click", () => zoomStep(-1));
+    $("#map-shading").addEventListener("click", () => { shading = !shading; shadeCommunities(); });
+    $("#map").addEventListener("wheel", (event) => {
+      if (!mapSize) return;
+      event.preventDefault();
+      const svg = $("#map");
+      const point = svg.createSVGPoint();
+      point.x = event.clientX; point.y = event.clientY;
+      const at = point.matrixTransform(svg.getScreenCTM().inverse());
+      zoomStep(event.deltaY < 0 ? 1 : -1, at.x, at.y);
+    }, { passive: false });
+    window.SOC_BOARD.map = {
+      zoom: (z, lon, lat) => { const [x, y] = lon === undefined ? [mapView.cx, mapView.cy] : project(lon, lat); zoomTo(z, x, y); },
+      clusters: () => clusterList.map((c) => ({ count: c.count, ids: c.ids.slice(), severity: c.severity })),
+      get z() { return mapView.z; },
+    };
   }
 
   // ------------------------------------------------------------------ silences (屏蔽), silenced list, response level
@@ -1402,6 +1565,7 @@
     rerenderAll();
     buildResponseForm();
     renderSound();
+    loadGeo();
     connect();
     refreshDuty();
     refreshExtras();
@@ -1465,6 +1629,7 @@
     });
     $("#response-form").addEventListener("submit", submitResponse);
     initWall();
+    initMapControls();
     if (auth.token) signIn(auth.token, auth.name);
     else showSignIn();
   }
