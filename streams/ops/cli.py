@@ -212,7 +212,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz/processing"), 180, "the worker to be ready", 0.5)
         stack.processes.append(spawn("simulator", [*soc_command(), "simulate", "--rate", str(args.rate), "--scenario", args.scenario],
                                      stack.log_dir, stack.env()))
-        print(f"\nboard    http://127.0.0.1:{port}/\ninbox    http://127.0.0.1:{port}/inbox\nsites    http://127.0.0.1:{port}/sites")
+        print(f"\nboard    http://127.0.0.1:{port}/\ninbox    http://127.0.0.1:{port}/inbox\nsites    http://127.0.0.1:{port}/sites\nstats    http://127.0.0.1:{port}/stats  (leadership view; daily report at /stats/daily)")
         print(f"api      http://127.0.0.1:{port}/api/tickets\nmetrics  http://127.0.0.1:{port}/metrics\n")
         print("demo tokens (Authorization: Bearer <token>):")
         for dept_id in config.district.departments:
