@@ -1,7 +1,8 @@
 """Cross-source correlation: sightings of new tickets on a rule's cells, matched into relate commands.
 No I/O; every time comes from the tickets, so a replay sends what the first run sent.
 
-    new ticket -> sightings(rule, role) on the 3 x 3 cells around it -> soc.ticket-events (by cell key)
+    ticket newly at a side's severity -> sightings(rule, role) on the 3 x 3 cells around it
+                                      -> soc.ticket-events (by cell key)
     sighting   -> the cell's state: matched with the other part's sightings inside the rule's window
                   and distance -> a relate command to each ticket of a pair (the ticket step links them)
 
@@ -18,7 +19,7 @@ from datetime import timedelta
 from handlers.geo import distance_m
 from handlers.tickets import PIPELINE
 from schemas.config import Config
-from schemas.correlation import CorrelationRule, Related, Sighting
+from schemas.correlation import CorrelationRule, Part, Related, Sighting
 from schemas.enums import SEVERITY_RANK, Severity
 from schemas.records import HistoryEntry, KeyState, Ticket, TicketAction, TicketEvent
 from schemas.response import duration_s
@@ -43,23 +44,32 @@ def cells(rule: CorrelationRule, lat: float, lon: float) -> list[str]:
 
 
 def _plays(side, ticket: Ticket) -> bool:
-    # Judged as the ticket opened (a replay, after later reports raised it, sights what the first run did).
-    opened = ticket.opened_severity or ticket.severity
-    return ticket.category is side.category and SEVERITY_RANK[opened] >= SEVERITY_RANK[side.min_severity]
+    return ticket.is_open and ticket.category is side.category and \
+        SEVERITY_RANK[ticket.severity] >= SEVERITY_RANK[side.min_severity]
 
 
-def sightings(config: Config, ticket: Ticket) -> list[Sighting]:
-    """A newly opened ticket on the cells of every rule it can play a part in."""
+def parts_due(config: Config, state: KeyState, tickets: Iterable[Ticket]) -> list[Part]:
+    """The parts these tickets play now and were never sighted in: a ticket opened at a side's
+    severity, or raised to it (a waterlogging ticket opens blue and deepens to yellow)."""
+    done = {(p.rule, p.role, p.ticket_id) for parts in state.sighted.values() for p in parts}
+    return [Part(rule=rule.name, role=role, ticket_id=t.ticket_id, severity=t.severity)
+            for t in tickets for rule in config.rules.correlations
+            for role, side in (("cause", rule.cause), ("effect", rule.effect))
+            if _plays(side, t) and (rule.name, role, t.ticket_id) not in done]
+
+
+def sightings(config: Config, parts: Iterable[Part], tickets: dict[str, Ticket]) -> list[Sighting]:
+    """Each part on its rule's cells (a part of a ticket that left by retention is dropped)."""
     found = []
-    for rule in config.rules.correlations:
-        for role, side in (("cause", rule.cause), ("effect", rule.effect)):
-            if not _plays(side, ticket):
-                continue
-            for cell in cells(rule, ticket.lat, ticket.lon):
-                found.append(Sighting(event_id=f"sight-{rule.name}-{role}-{ticket.ticket_id}", cell=cell, rule=rule.name,
-                                      role=role, ticket_id=ticket.ticket_id, dedup_key=ticket.dedup_key,
-                                      severity=ticket.opened_severity or ticket.severity, lat=ticket.lat, lon=ticket.lon, at=ticket.dispatched_at,
-                                      road=ticket.road, community=ticket.community))
+    for part in parts:
+        rule, ticket = rule_named(config, part.rule), tickets.get(part.ticket_id)
+        if rule is None or ticket is None:
+            continue
+        for cell in cells(rule, ticket.lat, ticket.lon):
+            found.append(Sighting(event_id=f"sight-{rule.name}-{part.role}-{ticket.ticket_id}", cell=cell,
+                                  rule=rule.name, role=part.role, ticket_id=ticket.ticket_id,
+                                  dedup_key=ticket.dedup_key, severity=part.severity, lat=ticket.lat, lon=ticket.lon,
+                                  at=ticket.dispatched_at, road=ticket.road, community=ticket.community))
     return found
 
 
@@ -150,8 +160,3 @@ _ORDER = (Severity.blue, Severity.yellow, Severity.orange, Severity.red)
 def _graded(rule: CorrelationRule, severity: Severity) -> Severity:
     raised = _ORDER[min(_ORDER.index(severity) + rule.effect_severity_steps, len(_ORDER) - 1)]
     return raised.raise_to(rule.effect_severity_floor) if rule.effect_severity_floor else raised
-
-
-def opened_by(tickets: Iterable[Ticket], incident_id: str) -> list[Ticket]:
-    """The tickets an incident opened, on its first run or a replay: their first incident is this one."""
-    return [t for t in tickets if t.incident_id == incident_id]

@@ -86,6 +86,8 @@ class Outcome:
     response: dict[str, list[ResponseChange]] = field(default_factory=dict)
     # Commands for other keys' tickets (a correlation cell's relate commands): (dedup key, command).
     commands: tuple[tuple[str, TicketEvent], ...] = ()
+    # Tickets newly playing a correlation part, on their rules' cells (for soc.ticket-events).
+    sightings: tuple[Sighting, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,23 @@ def on_incident(config: Config, state: KeyState, incident: Incident, around: Aro
     published = {response.trigger_key(r, state.dedup_key): state.response[r] for r in rules if r in state.response}
     levels = {**around.response, **published}
     in_force = response.in_force(levels, incident.received_at, response.hold_of(config))
-    outcome = _decide(config, state, incident, around, in_force)
+    outcome = _sighted(config, incident, _decide(config, state, incident, around, in_force))
     return replace(outcome, response=published) if published else outcome
+
+
+def _sighted(config: Config, incident: Incident, outcome: Outcome) -> Outcome:
+    """The correlation parts this incident made its tickets play: new ones recorded with it, and on a
+    replay those it recorded the first time."""
+    state = outcome.state
+    if outcome.verdict is Verdict.applied and outcome.tickets:
+        parts = correlation.parts_due(config, state, outcome.tickets)
+        if parts:
+            state = state.model_copy(update={"sighted": {**state.sighted, incident.incident_id: parts}})
+    else:
+        parts = state.sighted.get(incident.incident_id, []) if state else []
+    if not parts:
+        return outcome
+    return replace(outcome, state=state, sightings=tuple(correlation.sightings(config, parts, state.tickets)))
 
 
 def _decide(config: Config, state: KeyState, incident: Incident, around: Around,
@@ -313,7 +330,9 @@ def _expire(state: KeyState, ticket: Ticket, event: TicketEvent) -> Outcome:
     # Every report that touched only this ticket arrived before it closed: remembering the closure
     # (not the reports) keeps a replay of them exact. A forgotten key keeps only this time.
     through = max(filter(None, (state.expired_through, ticket.closed_at)))
-    new = state.model_copy(update={"tickets": tickets, "counted": counted, "seen": seen, "expired_through": through})
+    sighted = {i: parts for i, parts in state.sighted.items() if i in counted}
+    new = state.model_copy(update={"tickets": tickets, "counted": counted, "seen": seen, "expired_through": through,
+                                   "sighted": sighted})
     return Outcome(Verdict.applied, new, evicted=(ticket.ticket_id,))
 
 

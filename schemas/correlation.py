@@ -73,6 +73,17 @@ class Sighting(BaseModel):
     community: str | None = None
 
 
+class Part(BaseModel):
+    """A ticket's part in a rule, sighted once: when an incident first made it qualify (it opened at,
+    or was raised to, the side's severity). Kept per incident, so a replay sights exactly that again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rule: str
+    role: Role
+    ticket_id: str
+    severity: Severity
+
+
 class Related(BaseModel):
     """On a ticket: another ticket it is linked to by a rule, and the part that ticket plays."""
 

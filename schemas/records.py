@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.enums import Category, Escalation, Severity, Source, TicketStatus
-from schemas.correlation import Related, Role, Sighting
+from schemas.correlation import Part, Related, Role, Sighting
 from schemas.response import ResponseChange
 
 
@@ -223,6 +223,8 @@ class KeyState(Record):
     # and per sighting the relate commands it sent, so a replay sends exactly those again.
     sightings: dict[str, Sighting] = Field(default_factory=dict)
     linked: dict[str, list[TicketEvent]] = Field(default_factory=dict)
+    # A dedup key's incidents that made one of its tickets qualify for a correlation part, with the parts.
+    sighted: dict[str, list[Part]] = Field(default_factory=dict)
 
 
 class FieldError(Record):

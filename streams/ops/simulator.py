@@ -12,8 +12,9 @@ Two parts:
 Scenarios: `normal` (calm sensors, background hotline cases, rush hours by the local clock),
 `rush_hour` (traffic held at its peak whatever the time), `rainstorm` (an hourly cycle: a 20-minute
 storm in which rain, rivers, tide and waterlogging rise over the first 40%, peak, fall; pumps run and
-sometimes fail; typhoon signals; then 40 calm minutes, longer than the response level's hold, so the
-level raised by the storm ends before the next one).
+sometimes fail; typhoon signals; congestion builds above the flooded underpasses; one river gauge
+loses its link from 10 to 50 minutes in; then 40 calm minutes, longer than the response level's hold,
+so the level raised by the storm ends before the next one).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from handlers.geo import contains, distance_m
 
 SOURCES = ("traffic", "flood", "city", "construction")
 SCENARIOS = ("normal", "rainstorm", "rush_hour")
+SILENT_FROM, SILENT_UNTIL = timedelta(minutes=10), timedelta(minutes=50)
 MALFORMED_SHARE = 0.01
 OUTSIDE_SHARE = 0.02  # of traffic, city and construction points: outside every community
 REPEAT_SHARE = {"traffic": 0.08, "city": 0.12, "construction": 0.10}
@@ -530,8 +532,16 @@ class Simulator:
         road, _, _ = self._names(rng, cid)
         p: dict[str, Any] = {"event_id": self._uuid(), "type": kind, "road": road, "lat": lat, "lon": lon,
                              "observed_at": self._when(now, 20)}
+        flooded = self._flooded_spots(now) if kind == "congestion" else []
+        if flooded and rng.random() < 0.5:
+            # The road above a waterlogged underpass jams, about 200 m from it (rules.yaml 积水致拥堵): one
+            # place per spot, so its reports merge into one congestion ticket.
+            sid, name, _, _, slat, slon = rng.choice(flooded)
+            p["lat"] = round(slat + (200 + rng.uniform(-15, 15)) / 111_320.0, 6)
+            p["lon"] = round(slon + rng.uniform(-15, 15) / (111_320.0 * math.cos(math.radians(slat))), 6)
+            p["road"] = f"{name}上方道路"
         if kind == "congestion":
-            p["speed_kmh"] = round(rng.uniform(3, 22) if rush else rng.uniform(12, 38), 1)
+            p["speed_kmh"] = round(rng.uniform(3, 22) if rush or flooded else rng.uniform(12, 38), 1)
             p["camera_id"] = f"HW-CAM-T{rng.randint(1, 60):03d}"
             p["confidence"] = round(rng.uniform(0.7, 0.99), 2)
         elif kind == "accident":
@@ -561,6 +571,22 @@ class Simulator:
 
     # flood ---------------------------------------------------------------
 
+    def _flooded_spots(self, now: datetime) -> list:
+        """The waterlogging spots under water now (as _flood grades them: above the spot's threshold)."""
+        if self.scenario != "rainstorm":
+            return []
+        lagged = self.storm_intensity(now - self.storm * 0.05)
+        return [spot for spot in self._spots if lagged > spot[2]]
+
+    def silent_station(self, now: datetime) -> str | None:
+        """In the rainstorm scenario one river gauge loses its link every cycle, from 10 to 50 minutes
+        in: longer than its heartbeat's 30 minutes (rules.yaml heartbeats), so it goes offline and then
+        recovers."""
+        if self.scenario != "rainstorm":
+            return None
+        into_cycle = (now - self._start(now)) % (self.storm + self.calm)
+        return self._water[0][0] if SILENT_FROM <= into_cycle < SILENT_UNTIL else None
+
     def _flood(self, now: datetime) -> dict:
         rng = self._rng
         storm = self.scenario == "rainstorm"
@@ -584,7 +610,9 @@ class Simulator:
             return {"station_id": sid, "station_name": name, "kind": kind, "value": round(value, 1),
                     "lat": lat, "lon": lon, "observed_at": when}
         if kind == "water_level":
-            sid, name, base, warn, danger, factor, tidal, lat, lon = rng.choice(self._water)
+            silent = self.silent_station(now)
+            sid, name, base, warn, danger, factor, tidal, lat, lon = rng.choice(
+                [w for w in self._water if w[0] != silent])
             level = base + rng.uniform(-0.05, 0.05)
             if tidal:  # semi-diurnal tide, 12.42 h
                 level += 0.45 * math.sin(2 * math.pi * now.timestamp() / (12.42 * 3600))

@@ -24,7 +24,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
-from handlers import correlation, escalation, heartbeat, notify, performance, response, ticketing
+from handlers import escalation, heartbeat, notify, performance, response, ticketing
 from handlers import silences as silence_rules
 from handlers.base import Context, Heard
 from handlers.intake import Rejected, dead_letter, parsed
@@ -402,9 +402,7 @@ def _decide_tickets(p: Pipeline):
                         refused.append((item.event_id, outcome.reason))
                 for ticket in outcome.tickets:
                     written[ticket.ticket_id] = (ticket, kind)
-                if isinstance(item, Incident):  # first run or replay: the tickets it opened, on their cells
-                    sightings += [s for t in correlation.opened_by(outcome.tickets, item.incident_id)
-                                  for s in correlation.sightings(p.config, t)]
+                sightings += outcome.sightings
                 commands += outcome.commands
                 evicted.update(outcome.evicted)
                 suppressed += outcome.suppressed

@@ -57,9 +57,7 @@ class Pipeline:
             self.outcomes.append((key, item, outcome))
             if outcome.verdict is Verdict.applied:
                 self.states[key] = outcome.state
-            if isinstance(item, ticketing.Incident):
-                for ticket in correlation.opened_by(outcome.tickets, item.incident_id):
-                    self.queue.extend((s.cell, s) for s in correlation.sightings(self.config, ticket))
+            self.queue.extend((s.cell, s) for s in outcome.sightings)
             self.queue.extend(outcome.commands)
         return self
 
@@ -90,6 +88,20 @@ def test_too_far_or_too_late_is_not_linked(config, apart, minutes):
     assert run.ticket(flood).related == [] and run.ticket(jam).related == []
 
 
+def test_a_waterlogging_ticket_that_deepens_to_yellow_becomes_a_cause_then(config):
+    shallow = waterlogging(config, 8, T0)                                            # blue: no cause yet
+    jam = congestion(config, T0 + timedelta(minutes=5), north_of(UNDERPASS, 200))
+    deeper = waterlogging(config, 20, T0 + timedelta(minutes=10))                     # the same ticket, yellow
+    run = Pipeline(config).feed(shallow, jam)
+    assert run.ticket(shallow).related == []
+    run.feed(deeper)
+    ticket = run.ticket(shallow)
+    assert ticket.severity is Severity.yellow and [r.ticket_id for r in ticket.related] == [run.ticket(jam).ticket_id]
+    # Sighted once, by the report that made it qualify.
+    assert [(i, [p.role for p in parts]) for i, parts in run.states[shallow.dedup_key].sighted.items()] == \
+        [(deeper.incident_id, ["cause"])]
+
+
 def test_the_effect_first_then_the_cause_is_linked_too_and_a_blue_cause_is_not_one(config):
     jam = congestion(config, T0, east_of(UNDERPASS, 450))
     shallow = waterlogging(config, 8, T0 + timedelta(minutes=5), station="JS-LY-06")  # blue: below the rule
@@ -97,11 +109,6 @@ def test_the_effect_first_then_the_cause_is_linked_too_and_a_blue_cause_is_not_o
     run = Pipeline(config).feed(jam, shallow, flood)
     assert [r.ticket_id for r in run.ticket(jam).related] == [run.ticket(flood).ticket_id]
     assert run.ticket(shallow).related == []
-
-
-def sighted(config, outcome, incident):
-    return [s for t in correlation.opened_by(outcome.tickets, incident.incident_id)
-            for s in correlation.sightings(config, t)]
 
 
 def test_replaying_both_incidents_and_every_sighting_and_command_changes_nothing(config):
@@ -116,8 +123,7 @@ def test_replaying_both_incidents_and_every_sighting_and_command_changes_nothing
         replay = ticketing.step(config, again.states.get(key), item, key)
         assert replay.verdict is Verdict.replayed, item
         assert replay.commands == outcome.commands  # a cell sends exactly what it sent
-        if isinstance(item, ticketing.Incident):  # and an incident's tickets are sighted as the first time
-            assert sighted(config, replay, item) == sighted(config, outcome, item)
+        assert replay.sightings == outcome.sightings  # and an incident's tickets are sighted as the first time
     assert {k: s.model_dump_json() for k, s in again.states.items()} == before
 
 
@@ -125,11 +131,12 @@ def test_an_accident_links_the_congestion_on_the_same_road_only(config):
     accident = to_incident("traffic", json.dumps({
         "event_id": "TP-1", "type": "accident", "road": "荔园路", "lat": UNDERPASS[0], "lon": UNDERPASS[1],
         "observed_at": T0.isoformat(), "lanes_blocked": 2, "vehicles": 2}).encode(), Context(config, T0, {}))
-    same = congestion(config, T0 + timedelta(minutes=5), north_of(UNDERPASS, 1500), event_id="SC-2")
-    other = congestion(config, T0 + timedelta(minutes=5), north_of(UNDERPASS, 900), road="南海大道", event_id="SC-3")
+    same = congestion(config, T0 + timedelta(minutes=5), north_of(UNDERPASS, 400), event_id="SC-2", speed=25.0)
+    other = congestion(config, T0 + timedelta(minutes=5), east_of(UNDERPASS, 300), road="南海大道", event_id="SC-3",
+                       speed=25.0)
     run = Pipeline(config).feed(accident, same, other)
     assert [r.ticket_id for r in run.ticket(accident).related] == [run.ticket(same).ticket_id]
-    assert run.ticket(same).severity is Severity.yellow  # the rule's floor
+    assert run.ticket(same).severity is Severity.yellow
 
 
 def test_cells_put_any_two_points_within_the_distance_in_a_shared_cell(config):

@@ -214,3 +214,29 @@ def test_naive_now_is_rejected(config):
         Simulator(1, "normal", config.district).next_batch(datetime(2024, 5, 15, 10), 1)
     with pytest.raises(ValueError):
         Simulator(1, "typhoon", config.district)
+
+
+def test_the_rainstorm_silences_one_river_gauge_longer_than_its_heartbeat_and_brings_it_back(config):
+    sim = Simulator(5, "rainstorm", config.district, start=NOW)
+    gauge = sim.silent_station(NOW + timedelta(minutes=15))
+
+    def reports(minute: float) -> int:
+        batch = sim.generate(NOW + timedelta(minutes=minute), 1500)
+        return sum(1 for e in batch if e.source == "flood" and not e.malformed
+                   and e.payload["kind"] == "water_level" and e.payload["station_id"] == gauge)
+
+    assert gauge is not None and reports(5) > 0
+    assert reports(12) == reports(30) == reports(49) == 0      # 40 minutes: more than 10 min x 3 missed
+    assert reports(52) > 0 and sim.silent_station(NOW + timedelta(minutes=52)) is None
+    assert Simulator(5, "normal", config.district, start=NOW).silent_station(NOW + timedelta(minutes=15)) is None
+
+
+def test_at_the_storms_peak_congestion_builds_above_the_flooded_underpasses(config):
+    from handlers.geo import distance_m
+    sim = Simulator(5, "rainstorm", config.district, start=NOW)
+    peak = sim.peak_time()
+    flooded = sim._flooded_spots(peak)
+    jams = [e.payload for e in sim.generate(peak, 3000) if e.source == "traffic" and not e.malformed
+            and e.payload["type"] == "congestion"]
+    near = [j for j in jams if any(distance_m(j["lat"], j["lon"], s[4], s[5]) < 300 for s in flooded)]
+    assert flooded and len(near) >= len(jams) // 3

@@ -15,6 +15,7 @@ from handlers.routing import route
 from handlers.tickets import LISTED_INCIDENTS, PIPELINE, open_ticket, ticket_id_for
 from handlers.ticketing import Escalated, Merged, Opened
 from schemas.enums import OPS_CENTRE, Category, Escalation, Severity, Source, TicketStatus
+from schemas.correlation import Part
 from schemas.records import Incident, KeyState, Seen, TicketAction, TicketEvent
 from tests.unit.conftest import NOW
 
@@ -86,7 +87,11 @@ def test_first_incident_opens_a_ticket(config):
         dedup_key=KEY, tickets={ticket.ticket_id: ticket},
         seen=[Seen(ticket_id=ticket.ticket_id, first_seen_at=incident.observed_at,
                    last_seen_at=incident.observed_at, last_received_at=incident.received_at)],
-        counted={incident.incident_id: [ticket.ticket_id]})
+        counted={incident.incident_id: [ticket.ticket_id]},
+        # An orange waterlogging ticket is a cause in rules.yaml's 积水致拥堵: sighted by the report that opened it.
+        sighted={incident.incident_id: [Part(rule="积水致拥堵", role="cause", ticket_id=ticket.ticket_id,
+                                              severity=Severity.orange)]})
+    assert len(outcome.sightings) == 9 and {s.cell.split(":")[1] for s in outcome.sightings} == {"积水致拥堵"}
 
 
 def test_the_state_is_not_changed_in_place(config):
