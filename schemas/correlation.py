@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from schemas.enums import Category, Severity
 from schemas.response import checked_duration
+from schemas.strict import WIRE_FROZEN
 
 Role = Literal["cause", "effect"]
 
@@ -57,7 +58,7 @@ class CorrelationRule(BaseModel):
 class Sighting(BaseModel):
     """A new ticket as one rule's cell sees it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE_FROZEN
     kind: Literal["sighting"] = "sighting"
     event_id: str  # sight-<rule>-<role>-<ticket id>: the same ticket sighted again is a replay
     cell: str
@@ -77,7 +78,7 @@ class Part(BaseModel):
     """A ticket's part in a rule, sighted once: when an incident first made it qualify (it opened at,
     or was raised to, the side's severity). Kept per incident, so a replay sights exactly that again."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE_FROZEN
     rule: str
     role: Role
     ticket_id: str
@@ -87,7 +88,7 @@ class Part(BaseModel):
 class Related(BaseModel):
     """On a ticket: another ticket it is linked to by a rule, and the part that ticket plays."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE_FROZEN
     ticket_id: str
     rule: str
     role: Role

@@ -10,10 +10,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from schemas.enums import Category, Escalation, Severity, Source, TicketStatus
 from schemas.correlation import Part, Related, Role, Sighting
 from schemas.response import ResponseChange
+from schemas.strict import WIRE, WIRE_FROZEN
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = WIRE
 
 
 class Incident(Record):
@@ -191,7 +192,7 @@ class TicketEvent(Record):
 class Seen(Record):
     """One ticket on a dedup key and the span of observations it has merged."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE_FROZEN
     ticket_id: str
     first_seen_at: AwareDatetime
     last_seen_at: AwareDatetime

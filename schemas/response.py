@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from schemas.enums import Category, Severity
 from schemas.intervals import TimeInterval
 from schemas.silences import Matcher, Mode
-from schemas.strict import Strict
+from schemas.strict import WIRE_FROZEN, Strict
 
 Level = Literal["I", "II", "III", "IV"]
 LEVELS = ("I", "II", "III", "IV")
@@ -41,7 +41,7 @@ def checked_duration(text: str) -> str:
 
 
 class ResponseChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE_FROZEN
     at: AwareDatetime
     level: Level | None  # None: this trigger no longer calls for a level
     reason: str

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.strict import WIRE_FROZEN
+
 # The labels a matcher can name; `ref` is the source's own station, site, camera, intersection or road id.
 LABELS = ("source", "category", "subcategory", "severity", "community", "department", "ref")
 MAX_SPAN = timedelta(days=7)
@@ -88,7 +90,7 @@ class InhibitRule(BaseModel):
 class Inhibitor(BaseModel):
     """A ticket that inhibits others, on soc.inhibitors (keyed by ticket id; null once it has left)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = WIRE_FROZEN
     ticket_id: str
     rules: list[str]
     labels: dict[str, list[str]]
