@@ -9,7 +9,7 @@ closed (a hotline or app case, owed a 回访) -followup(unsatisfied)-> dispatche
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from handlers import correlation, escalation, response
@@ -37,6 +37,7 @@ TRANSITIONS: dict[TicketAction, tuple[str, frozenset[TicketStatus]]] = {
     A.comment: (OWNER + "|" + CENTRE, frozenset(S)),
     A.followup: (CENTRE, frozenset({S.closed})),
 }
+MAX_EXTENSION = timedelta(days=365)
 NEEDS_NOTE = {A.resolve: "resolution", A.return_: "reason", A.extend: "reason"}
 
 
@@ -91,6 +92,8 @@ def check(config: Config, ticket: Ticket, event: TicketEvent) -> None:
     if event.action is A.extend:
         if event.until is None or event.until <= ticket.resolve_due:
             raise Conflict("an extension needs 'until' later than the current resolve deadline")
+        if event.until > ticket.resolve_due + MAX_EXTENSION:
+            raise Conflict(f"an extension is at most {MAX_EXTENSION.days} days past the current resolve deadline")
         if ticket.extension is not None:
             raise Conflict("an extension request is already pending")
     if event.action is A.extend_decision and ticket.extension is None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from faust import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from redis.exceptions import RedisError
 
 from handlers import performance
@@ -51,9 +51,19 @@ class ReturnBody(Body):
     reason: Required
 
 
+def _sane_time(value: datetime) -> datetime:
+    # A person's date far from now (year 9999) overflowed the deadline arithmetic downstream.
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("must be a time between the years 2000 and 2100")
+    return value
+
+
+SaneTime = Annotated[AwareDatetime, AfterValidator(_sane_time)]
+
+
 class ExtendRequestBody(Body):
     by: Name
-    until: AwareDatetime
+    until: SaneTime
     reason: Required
 
 
@@ -134,6 +144,9 @@ def entry_json(entry) -> dict:
 class RateLimiter:
     """Token bucket per caller (bearer token, else address): a runaway script cannot starve the board."""
 
+    # Callers remembered at most; past it, the buckets that have refilled are dropped (they hold nothing).
+    MAX_CALLERS = 10_000
+
     def __init__(self, rate: float, burst: float, clock=time.monotonic):
         self.rate, self.burst, self.clock = rate, burst, clock
         self.buckets: dict[str, tuple[float, float]] = {}
@@ -141,6 +154,11 @@ class RateLimiter:
     def allow(self, caller: str) -> float:
         """0 if allowed now, else the seconds to wait."""
         now = self.clock()
+        if caller not in self.buckets and len(self.buckets) >= self.MAX_CALLERS:
+            full = (self.burst - 1) / self.rate
+            self.buckets = {c: (t, at) for c, (t, at) in self.buckets.items() if now - at < full}
+            while len(self.buckets) >= self.MAX_CALLERS:  # all busy: the oldest go
+                self.buckets.pop(next(iter(self.buckets)))
         tokens, last = self.buckets.get(caller, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens >= 1:
@@ -150,9 +168,19 @@ class RateLimiter:
         return (1 - tokens) / self.rate
 
 
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (any spelling of the scheme), or None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or not token.isascii() or not token.isprintable():
+        return None
+    return token
+
+
 def caller_of(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    return "token:" + hashlib.sha256(header.encode()).hexdigest()[:16] if header else f"addr:{request.remote}"
+    """The rate limiter's key: the token itself (not the header's spelling), else the address."""
+    token = bearer_token(request)
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16] if token else f"addr:{request.remote}"
 
 
 class Http:
@@ -179,12 +207,11 @@ class Http:
         return found
 
     def authenticate(self, request: web.Request) -> str:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(request)
+        if token is None:
             raise ApiError(401, "missing bearer token")
         for known, department in self.tokens.items():
-            if hmac.compare_digest(known.encode(), token.strip().encode()):
+            if hmac.compare_digest(known.encode(), token.encode()):
                 return department
         raise ApiError(401, "unknown token")
 

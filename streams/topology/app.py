@@ -163,6 +163,8 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
         store="memory://",
         datadir=str(settings.data_dir / settings.app_id / "faust"),
         web_host=settings.web_host,
+        # Listen where SOC_WEB_HOST says (127.0.0.1 by default), not on Faust's 0.0.0.0.
+        web_bind=settings.web_host,
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

@@ -25,6 +25,28 @@ def apply_fixes(fetch_max_wait_ms: int, gapless_topics: frozenset[str]) -> None:
     cap_fetch_wait(fetch_max_wait_ms)
     drop_acks_from_earlier_assignments()
     commit_only_what_was_processed(gapless_topics)
+    json_protocol_errors()
+
+
+def json_protocol_errors() -> None:
+    """aiohttp answers a request it cannot parse (a control character in a header, a bad request line)
+    before any middleware, with a text page that echoes the request line. Answer in JSON, echoing
+    nothing: every error of the API is a JSON body."""
+    if "json_errors" in _applied:
+        return
+    from aiohttp import web_protocol
+    from aiohttp.web_response import json_response
+
+    original = web_protocol.RequestHandler.handle_error
+
+    def handle_error(self, request, status=500, exc=None, message=None):
+        original(self, request, status, exc, message)  # logs it, and raises if a response was begun
+        error = json_response({"error": "bad request" if 400 <= status < 500 else "internal error"}, status=status)
+        error.force_close()
+        return error
+
+    web_protocol.RequestHandler.handle_error = handle_error
+    _applied.add("json_errors")
 
 
 @contextmanager

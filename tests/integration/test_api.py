@@ -233,3 +233,36 @@ def test_a_hotline_case_is_followed_up_sent_back_when_unsatisfied_and_rated(pipe
     [row] = table["departments"]
     assert row["department"] == owner and row["followed_up"] >= 1 and row["sent_back"] >= 1
     assert set(row["rates"]) >= {"followup", "satisfaction", "sent_back", "accepted_on_time", "resolved_on_time"}
+
+
+def test_an_extension_to_the_year_9999_is_422_and_one_past_a_year_409(pipeline, build):
+    ticket = open_ticket(pipeline, build)
+    status, body = act(pipeline, ticket["ticket_id"], "extend", "traffic_police",
+                       {"by": "王警官", "until": "9999-12-31T23:59:59+08:00", "reason": "无限期"})
+    assert status == 422 and body["fields"][0]["loc"] == "until"
+    status, body = act(pipeline, ticket["ticket_id"], "extend", "traffic_police",
+                       {"by": "王警官", "until": "2099-01-01T00:00:00+08:00", "reason": "很久"})
+    assert status == 409 and "at most 365 days" in body["error"]
+
+
+@pytest.mark.parametrize("path, headers, status", [
+    ("/static/board.js%00", {}, 404),
+    ("/static/" + "a" * 300, {}, 404),
+    ("/static/..%2fapi.py", {}, 404),
+    ("/api/tickets", {"Authorization": "Bearer \xff\xfe"}, 401),
+    ("/api/tickets", {"Authorization": "Bearer tok\x7fen"}, 400),  # refused by the HTTP parser, in JSON
+])
+def test_odd_paths_and_headers_are_json_4xx(pipeline, path, headers, status):
+    got, body = pipeline.request("GET", path, headers=headers)
+    assert got == status and "error" in body, body
+
+
+def test_the_pages_forbid_framing_foreign_scripts_and_sniffing(pipeline):
+    import urllib.request
+    for path in ("/", "/inbox", "/api/district"):
+        with urllib.request.urlopen(pipeline.worker.url + path, timeout=10) if path != "/api/district" else \
+                urllib.request.urlopen(urllib.request.Request(pipeline.worker.url + path, headers={
+                    "Authorization": f"Bearer {pipeline.tokens['ops_centre']}"}), timeout=10) as response:
+            csp = response.headers["Content-Security-Policy"]
+            assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
+            assert response.headers["X-Content-Type-Options"] == "nosniff"

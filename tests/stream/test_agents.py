@@ -253,3 +253,8 @@ async def test_a_command_for_an_unknown_ticket_is_refused_and_recorded(pipeline,
     await eventually(lambda: store.record_result.await_count == 1, "the refusal")
     store.record_result.assert_awaited_once_with("api-ghost", "unknown ticket T-none")
     assert pipeline.dedup_key_to_tickets.get("flood:flood_waterlogging:nowhere") is None
+
+
+def test_the_web_server_listens_where_the_settings_say_not_on_every_interface(pipeline):
+    # Faust's web_bind defaults to 0.0.0.0; the documented default is 127.0.0.1 (SOC_WEB_HOST).
+    assert pipeline.app.conf.web_bind == pipeline.settings.web_host == "127.0.0.1"
