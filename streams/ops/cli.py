@@ -234,6 +234,30 @@ def cmd_dev(args: argparse.Namespace) -> int:
     finally:
         print("stopping...", file=sys.stderr)
         stack.stop()
+        print(f"removed {forget_keys(stack.redis_url, stack.redis_prefix)} keys of {stack.redis_prefix} from Redis",
+              file=sys.stderr)
+
+
+def forget_keys(redis_url: str, prefix: str) -> int:
+    """The demo's keys (tickets with test phone numbers among them) do not outlive it in a shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    removed = 0
+    try:
+        batch = []
+        for key in client.scan_iter(f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                removed += client.unlink(*batch)
+                batch.clear()
+        if batch:
+            removed += client.unlink(*batch)
+    except redis.RedisError as exc:
+        print(f"could not remove the demo's keys ({exc}): delete {prefix}:* by hand", file=sys.stderr)
+    finally:
+        client.close()
+    return removed
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -245,12 +269,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from streams.settings import Settings
 
-    default_config = str(Settings().config_dir)
+    defaults = Settings()
+    default_config = str(defaults.config_dir)
     parser = argparse.ArgumentParser(prog="soc", description="SOC alert pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("dev", help="embedded broker + Redis + worker + simulator")
-    p.add_argument("--port", type=int, default=6066, help="worker web port")
+    p.add_argument("--port", type=int, default=defaults.web_port, help="worker web port (default SOC_WEB_PORT or 6066)")
     p.add_argument("--rate", type=float, default=5.0, help="simulated events per second")
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--config-dir", default=default_config)
