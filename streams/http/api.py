@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -191,6 +192,8 @@ class Http:
         self.config = pipeline.config
         self.settings = pipeline.settings
         self.store = pipeline.store
+        # Board streams open now, per caller (streams/http/board.py bounds them).
+        self.open_streams: Counter[str] = Counter()
         self.clock = pipeline.clock
         self.tokens = self._tokens()
         # The notification log, when the pipeline notifies (streams/notify_store.py).

@@ -14,7 +14,7 @@ from faust import web
 
 from schemas.enums import OPS_CENTRE
 from schemas.records import Ticket
-from streams.http.api import ApiError, JsonView
+from streams.http.api import ApiError, JsonView, caller_of
 
 log = logging.getLogger("soc.board")
 
@@ -22,6 +22,8 @@ STATIC = Path(__file__).parent / "static"
 CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 STATIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 KEEPALIVE_S = 15.0
+MAX_STREAMS_PER_CALLER = 8
+MAX_STREAMS = 40
 READ_BLOCK_S = 3.0
 RECENTLY_CLOSED = timedelta(hours=1)
 
@@ -95,7 +97,20 @@ class AlertStream(JsonView):
                 raise ApiError(403, "the board stream is for the operations centre")
         except ApiError as exc:
             return self.json({"error": exc.error}, status=exc.code)
-        return await self._stream(request)
+        # Each stream holds a Redis connection in a blocking read: bounded per caller and in all, so
+        # streams never take the connections the pipeline's writes need (200 of them once did).
+        caller = caller_of(request)
+        open_streams = self.http.open_streams
+        if open_streams[caller] >= MAX_STREAMS_PER_CALLER or sum(open_streams.values()) >= MAX_STREAMS:
+            return self.json({"error": "too many open board streams; close a board first"}, status=429,
+                             headers={"Retry-After": "10"})
+        open_streams[caller] += 1
+        try:
+            return await self._stream(request)
+        finally:
+            open_streams[caller] -= 1
+            if not open_streams[caller]:
+                del open_streams[caller]
 
     async def _stream(self, request):
         response = aioweb.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",

@@ -266,3 +266,37 @@ def test_the_pages_forbid_framing_foreign_scripts_and_sniffing(pipeline):
             csp = response.headers["Content-Security-Policy"]
             assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
             assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_board_streams_are_bounded_per_token_and_come_back_once_closed(pipeline):
+    import http.client
+    from urllib.parse import urlsplit
+
+    from streams.http.board import MAX_STREAMS_PER_CALLER
+
+    where = urlsplit(pipeline.worker.url)
+    token = pipeline.tokens["ops_centre"]
+
+    def open_stream() -> tuple[http.client.HTTPConnection, int]:
+        connection = http.client.HTTPConnection(where.hostname, where.port, timeout=15)
+        connection.request("GET", f"/api/alerts/stream?token={token}")
+        return connection, connection.getresponse().status
+
+    streams = []
+    try:
+        for _ in range(MAX_STREAMS_PER_CALLER):
+            connection, status = open_stream()
+            streams.append(connection)
+            assert status == 200
+        status, body = pipeline.get(f"/api/alerts/stream?token={token}")
+        assert status == 429 and "too many open board streams" in body["error"]
+    finally:
+        for connection in streams:
+            connection.close()
+
+    def accepted():
+        connection, status = open_stream()
+        connection.close()
+        return status == 200
+
+    poll(accepted, 60, "a stream accepted again once the others closed")
