@@ -53,8 +53,8 @@ def test_layers_clusters_zoom_and_community_shading(pipeline, pages, build, arti
     assert float(circle.get_attribute("r")) > 2   # 80 m at about 8 m per map unit
 
     # The district's zoom: the four are one cluster, with its count.
-    for t in ours:
-        board.wait_for_function("id => window.SOC_BOARD.tickets.has(id)", arg=t.ticket_id)
+    poll(lambda: all(board.evaluate("id => window.SOC_BOARD.tickets.has(id)", t.ticket_id) for t in ours), 15,
+         "the four on the board")
     poll(lambda: (c := cluster_of(board, ids)) and ids <= set(c["ids"]), 10, "one cluster holding the four")
     cluster = cluster_of(board, ids)
     assert cluster["count"] == len(cluster["ids"]) >= 4

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -51,7 +52,7 @@ def test_every_chart_plots_the_api_figures_and_exports_them_as_csv(pipeline, pag
                                       ("verify", "ops_centre", {"by": "值班员", "passed": True})]:
         assert pipeline.post(f"/api/tickets/{blue.ticket_id}/{action}", department, body)[0] == 200
     page = signed_in(pages, pipeline, "/stats")
-    page.wait_for_function("document.body.dataset.drawn >= 1", timeout=15_000)
+    expect(page.locator("body")).to_have_attribute("data-drawn", re.compile(r"^[1-9]"), timeout=15_000)
     data = page.evaluate("window.SOC_STATS.data")
 
     # The department rates, 7 and 30 days: exactly /api/performance for the same period.

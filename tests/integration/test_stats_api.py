@@ -116,3 +116,17 @@ def test_stats_refusals_are_json_4xx(pipeline):
     assert (status, body["error"]) == (400, f"{future} has not begun yet in Asia/Shanghai")
     assert pipeline.get("/api/stats/daily", "ops_centre")[0] == 200
     assert pipeline.request("POST", "/api/stats", "ops_centre", {})[0] == 405
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=60), name=st.sampled_from(["date", "from", "days", "x"]),
+       role=st.sampled_from(["ops_centre", "district_leadership", "flood_control", None]))
+def test_hostile_queries_to_the_stats_and_map_routes_are_never_a_500(pipeline, text, name, role):
+    for path in ("/api/stats/daily", "/api/stats", "/api/map"):
+        status, answer = pipeline.get(f"{path}?{quote(name)}={quote(text)}", role)
+        assert 400 <= status < 500 or status == 200, (path, status, answer)
+        assert isinstance(answer, dict) and (status == 200 or "error" in answer), (path, status, answer)

@@ -25,7 +25,7 @@
   const stats = { snapshots: 0, events: 0, ignored: 0, connects: 0, lastEventId: null };
   /** Every alarm the board raised (the e2e tests read it): {kind: "red"|"escalation", ticket_id, step, sounded, at}. */
   const alarms = [];
-  window.SOC_BOARD = { stats, tickets, alarms };
+  window.SOC_BOARD = { stats, tickets, alarms };   // .sound is added with the alarm below
 
   // ------------------------------------------------------------------ banners and status
   const showError = S.showError;
@@ -1315,24 +1315,38 @@
   const sound = { enabled: false, muted: false };
   try { sound.muted = localStorage.getItem("soc.board.muted") === "1"; } catch (_e) { /* private mode */ }
 
-  /** A short WAV of `beeps` tones: no sound file to serve, nothing fetched. */
-  function beepWav(freq, beeps) {
-    const rate = 8000;
-    const on = 0.18, off = 0.09;
-    const samples = Math.round(rate * beeps * (on + off));
-    const buffer = new ArrayBuffer(44 + samples * 2);
-    const v = new DataView(buffer);
-    const str = (o, text) => { for (let i = 0; i < text.length; i += 1) v.setUint8(o + i, text.charCodeAt(i)); };
-    str(0, "RIFF"); v.setUint32(4, 36 + samples * 2, true); str(8, "WAVE"); str(12, "fmt ");
-    v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true); v.setUint32(24, rate, true);
-    v.setUint32(28, rate * 2, true); v.setUint16(32, 2, true); v.setUint16(34, 16, true); str(36, "data");
-    v.setUint32(40, samples * 2, true);
-    for (let i = 0; i < samples; i += 1) {
-      const t = i / rate;
-      const inBeep = (t % (on + off)) < on;
-      v.setInt16(44 + i * 2, inBeep ? Math.round(Math.sin(2 * Math.PI * freq * t) * 12000) : 0, true);
+  // Tones made with Web Audio: no sound file to serve and nothing a media-src policy refuses. Browsers keep an
+  // AudioContext suspended until the person has clicked on the page: "enable sound" resumes it once.
+  let audioContext = null;
+  sound.played = { red: 0, escalation: 0 };
+  window.SOC_BOARD.sound = sound;
+
+  function context() {
+    if (!audioContext) {
+      const Context = window.AudioContext || window.webkitAudioContext;
+      audioContext = Context ? new Context() : null;
     }
-    return URL.createObjectURL(new Blob([buffer], { type: "audio/wav" }));
+    return audioContext;
+  }
+
+  /** `beeps` tones of `freq` Hz, 0.18 s each with 0.09 s between. */
+  function tone(freq, beeps, volume) {
+    const ctx = context();
+    const start = ctx.currentTime + 0.02;
+    for (let i = 0; i < beeps; i += 1) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = "square";
+      osc.frequency.value = freq;
+      const at = start + i * 0.27;
+      gain.gain.setValueAtTime(0, at);
+      gain.gain.linearRampToValueAtTime(volume, at + 0.01);
+      gain.gain.setValueAtTime(volume, at + 0.17);
+      gain.gain.linearRampToValueAtTime(0, at + 0.18);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(at);
+      osc.stop(at + 0.19);
+    }
   }
 
   function renderSound() {
@@ -1340,6 +1354,7 @@
     const mute = $("#mute");
     enable.textContent = w("enableSound");
     enable.hidden = sound.enabled || !signedIn();
+    enable.title = sound.error || "";
     mute.hidden = !signedIn();
     mute.textContent = sound.muted ? w("muted") : w("sound");
     mute.title = w("muteHint");
@@ -1349,18 +1364,17 @@
   }
 
   async function enableSound() {
-    // Called from a click: the browser lets a page play once the person has interacted with it.
-    const audio = $("#alarm-red");
-    audio.muted = true;
+    // Called from a click: the browser lets a page start its sound once the person has interacted with it.
+    const ctx = context();
     try {
-      await audio.play();
-      audio.pause();
-      audio.currentTime = 0;
-      sound.enabled = true;
-    } catch (_error) {
+      if (!ctx) throw new Error("this browser has no Web Audio");
+      await ctx.resume();
+      sound.enabled = ctx.state === "running";
+      if (sound.enabled) tone(880, 1, 0.05);   // a short, quiet confirmation
+      else sound.error = `audio ${ctx.state}`;
+    } catch (error) {
       sound.enabled = false;
-    } finally {
-      audio.muted = false;
+      sound.error = `${error.name}: ${error.message}`;   // shown in the enable button's title
     }
     renderSound();
   }
@@ -1378,12 +1392,14 @@
     alarms.push({ kind, ticket_id: t.ticket_id, severity: t.severity, step: t.escalation, sounded, at: Date.now() });
     if (alarms.length > 200) alarms.splice(0, alarms.length - 200);
     if (!sounded) return;
-    const audio = $(kind === "red" ? "#alarm-red" : "#alarm-escalation");
-    audio.currentTime = 0;
-    audio.play().catch(() => {
-      sound.enabled = false;   // the browser refused after all: offer the control again
+    if (context().state !== "running") {   // suspended again (the tab was in the background): offer the control
+      sound.enabled = false;
+      alarms[alarms.length - 1].sounded = false;
       renderSound();
-    });
+      return;
+    }
+    tone(kind === "red" ? 1040 : 660, kind === "red" ? 3 : 2, 0.3);
+    sound.played[kind] += 1;
   }
 
   // ---- compound cards: a cause with its effects right under it; the map draws each link
@@ -1537,8 +1553,6 @@
   }
 
   function initWall() {
-    $("#alarm-red").src = beepWav(1040, 3);
-    $("#alarm-escalation").src = beepWav(660, 2);
     $("#sound-enable").addEventListener("click", enableSound);
     $("#mute").addEventListener("click", () => {
       sound.muted = !sound.muted;
