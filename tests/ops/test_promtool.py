@@ -24,7 +24,7 @@ PROM = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "soc.json"
 CONFIG_DIR = DEPLOY / "config"
 CONFIGMAP = DEPLOY / "k8s" / "configmap.yaml"
-CONFIG_FILES = ("district.yaml", "rules.yaml", "routing.yaml", "notify.yaml")
+CONFIG_FILES = ("district.yaml", "rules.yaml", "routing.yaml", "notify.yaml", "map.geojson")
 
 # The contract's metric names (design.md, "Metrics"), without histogram suffixes.
 SOC_METRICS = {
