@@ -121,7 +121,7 @@ def parsed(source: str, raw: bytes | None, ctx: Context) -> tuple[Incident | Non
         observed_at=found.observed_at,
         received_at=ctx.received_at,
         dedup_key=key,
-        source_ref=found.source_ref,
+        source_ref=mask_phones(found.source_ref),  # a case number can carry a phone number too
         details=mask_everywhere(found.details),
     ), heard
 
