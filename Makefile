@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 # `make run SCENARIO=rainstorm`: the simulator's storms (typhoon signals raise the response level).
 SCENARIO ?= normal
 run: $(STAMP)
+	tools/vendor-echarts.sh
 	$(BIN)/soc dev --scenario $(SCENARIO)
 
 test: $(STAMP)
+	tools/vendor-echarts.sh
 	tools/ensure-promtool.sh
 	tools/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
