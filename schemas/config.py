@@ -17,9 +17,9 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_v
 
 from schemas.enums import OPS_CENTRE, Category, Severity
 from schemas.correlation import CorrelationRule
-from schemas.response import Maintenance, ResponseRules, checked_duration, duration_s
+from schemas.response import Duration, Maintenance, ResponseRules, duration_s
 from schemas.silences import InhibitRule
-from schemas.strict import Strict
+from schemas.strict import Strict, unique_names
 from schemas.measures import KINDS, MEASURES
 
 
@@ -243,13 +243,8 @@ class DedupRules(Strict):
 class Heartbeat(Strict):
     """A kind of device that reports every `every`: silent for `every` x `missing`, it is offline."""
 
-    every: str
+    every: Duration
     missing: Annotated[int, Field(ge=1, le=100)] = 3
-
-    @field_validator("every")
-    @classmethod
-    def _every(cls, text: str) -> str:
-        return checked_duration(text)
 
     @cached_property
     def silent_after(self) -> timedelta:
@@ -263,13 +258,8 @@ HEARTBEAT_KINDS = ("flood.water_level", "flood.rainfall", "flood.waterlogging", 
 class AllClear(Strict):
     """An alarm's source back to normal: at least `readings` readings below every threshold, spanning `after`."""
 
-    after: str
+    after: Duration
     readings: Annotated[int, Field(ge=3, le=100)] = 3
-
-    @field_validator("after")
-    @classmethod
-    def _after(cls, text: str) -> str:
-        return checked_duration(text)
 
     @cached_property
     def span(self) -> timedelta:
@@ -299,11 +289,7 @@ class Rules(Strict):
     @field_validator("correlations")
     @classmethod
     def _unique_correlations(cls, rules: list[CorrelationRule]) -> list[CorrelationRule]:
-        names = [r.name for r in rules]
-        doubled = sorted({n for n in names if names.count(n) > 1})
-        if doubled:
-            raise ValueError(f"correlation names must be unique: {', '.join(doubled)}")
-        return rules
+        return unique_names(rules, "correlation")
 
 
 # ---------------------------------------------------------------- routing.yaml

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.enums import Category, Severity
-from schemas.response import checked_duration
+from schemas.response import Duration
 from schemas.strict import WIRE_FROZEN
 
 Role = Literal["cause", "effect"]
@@ -41,7 +41,7 @@ class CorrelationRule(BaseModel):
     effect: CorrelationSide
     # None: district-wide.
     within_m: Annotated[float, Field(gt=0, le=20_000)] | None = None
-    window: str = "30m"
+    window: Duration = "30m"
     # Labels that must be equal on both tickets (a road: the same road's name in both reports).
     equal: list[Literal["road", "community"]] = []
     # The effect is graded to at least this, and/or this many steps up (capped at red).
@@ -49,10 +49,6 @@ class CorrelationRule(BaseModel):
     effect_severity_steps: Annotated[int, Field(ge=0, le=3)] = 0
     add_watchers: AddWatchers = AddWatchers()
 
-    @field_validator("window")
-    @classmethod
-    def _window(cls, text: str) -> str:
-        return checked_duration(text)
 
 
 class Sighting(BaseModel):

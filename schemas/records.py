@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.enums import Category, Escalation, Severity, Source, TicketStatus
 from schemas.correlation import Part, Related, Role, Sighting

@@ -12,12 +12,12 @@ import re
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator
 
 from schemas.enums import Category, Severity
 from schemas.intervals import TimeInterval
 from schemas.silences import Matcher, Mode
-from schemas.strict import WIRE_FROZEN, Strict
+from schemas.strict import WIRE_FROZEN, Strict, unique_names
 
 Level = Literal["I", "II", "III", "IV"]
 LEVELS = ("I", "II", "III", "IV")
@@ -38,6 +38,10 @@ def checked_duration(text: str) -> str:
     if not _DURATION.match(text):
         raise ValueError(f"bad duration {text!r}: use a number with s, m or h, e.g. 90m")
     return text
+
+
+# A duration in config: a number and s, m or h (e.g. 90m), checked at load.
+Duration = Annotated[str, AfterValidator(checked_duration)]
 
 
 class ResponseChange(BaseModel):
@@ -73,35 +77,23 @@ class LevelEffects(Strict):
     severity_bump: list[Category] = []
     # New tickets' accept and resolve times are this share of the usual, but never below the floor.
     deadline_factor: Annotated[float, Field(gt=0, le=1)] = 1.0
-    deadline_floor: str = "10m"
+    deadline_floor: Duration = "10m"
     # Departments added as watchers of red tickets (e.g. the leadership, a command post).
     red_watchers: list[str] = []
     # Tickets already open when the level comes into force get its deadlines too (from their own start)
     # and its red watchers, once; without it they keep the deadlines they were opened with.
     retroactive: bool = False
 
-    @field_validator("deadline_floor")
-    @classmethod
-    def _floor(cls, text: str) -> str:
-        return checked_duration(text)
 
 
 class ResponseRules(Strict):
     # How long a rule's level holds after its signal is lowered, so the level does not flap.
-    hold: str = "30m"
+    hold: Duration = "30m"
     triggers: list[ResponseTrigger] = []
     levels: dict[Level, LevelEffects] = {}
 
-    @field_validator("hold")
-    @classmethod
-    def _hold(cls, text: str) -> str:
-        return checked_duration(text)
 
     @field_validator("triggers")
     @classmethod
     def _unique(cls, triggers: list[ResponseTrigger]) -> list[ResponseTrigger]:
-        names = [t.name for t in triggers]
-        doubled = sorted({n for n in names if names.count(n) > 1})
-        if doubled:
-            raise ValueError(f"trigger names must be unique: {', '.join(doubled)}")
-        return triggers
+        return unique_names(triggers, "trigger")

@@ -11,3 +11,12 @@ class Strict(BaseModel):
 # without dead-lettering it, and passes the new fields on unchanged.
 WIRE = ConfigDict(extra="allow")
 WIRE_FROZEN = ConfigDict(extra="allow", frozen=True)
+
+
+def unique_names(items: list, what: str) -> list:
+    """A config list whose entries' `name`s must differ (a validator's body)."""
+    names = [item.name for item in items]
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise ValueError(f"{what} names must be unique: {', '.join(doubled)}")
+    return items

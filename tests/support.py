@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -127,6 +129,21 @@ def wait_ready(worker: Worker, timeout: float = 180) -> None:
         return http_ok(f"{worker.url}/readyz/processing")
 
     wait_for(ready, timeout, "the worker to join its consumer group", 0.25)
+
+
+
+def config_with_rules(tmp_path_factory, name: str, *edits: tuple[str, str]) -> Path:
+    """A copy of deploy/config whose rules.yaml has each (pattern, replacement) applied, line by line:
+    a short hold or heartbeat, so that what takes minutes in the district takes seconds in a test."""
+    config_dir = tmp_path_factory.mktemp(name) / "config"
+    shutil.copytree(REPO_ROOT / "deploy" / "config", config_dir)
+    rules = config_dir / "rules.yaml"
+    text = rules.read_text(encoding="utf-8")
+    for pattern, replacement in edits:
+        text, found = re.subn(pattern, replacement, text, flags=re.M)
+        assert found, f"rules.yaml has no line matching {pattern!r}"
+    rules.write_text(text, encoding="utf-8")
+    return config_dir
 
 
 @contextmanager

@@ -6,7 +6,7 @@ worker through these routes.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from faust import web
 

@@ -429,9 +429,9 @@ def _decide_tickets(p: Pipeline):
                 p.ticket_event_topic.send_soon(key=sighting.cell.encode(), value=sighting.model_dump_json().encode())
             for key, command in commands:
                 p.send_command(command, key)
-            for trigger, history in moved.items():
+            for trigger, changes in moved.items():
                 p.response_topic.send_soon(key=trigger.encode(), value=orjson.dumps(
-                    [c.model_dump(mode="json") for c in history]))
+                    [c.model_dump(mode="json") for c in changes]))
             for key, last_event in states.changed.items():
                 value = states.current[key].model_dump_json().encode()
                 with faust_compat.writing_for(stream, last_event):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from handlers import cap
-from tests.support import poll, running_pipeline
+from tests.support import config_with_rules, poll, running_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +25,8 @@ FEED_TOKEN = f"test-cap-{uuid.uuid4().hex[:8]}"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config_dir = tmp_path_factory.mktemp("cap") / "config"
-    shutil.copytree(ROOT / "deploy" / "config", config_dir)
-    rules = config_dir / "rules.yaml"
     # A short hold: the signal is read again every 10 s.
-    rules.write_text(re.sub(r"^  hold: .*$", "  hold: 20s", rules.read_text(encoding="utf-8"), flags=re.M),
-                     encoding="utf-8")
+    config_dir = config_with_rules(tmp_path_factory, "cap", (r"^  hold: .*$", "  hold: 20s"))
     with running_pipeline(tmp_path_factory.mktemp("cap-stack"), config_dir=config_dir,
                           SOC_CAP_TOKEN_SZMB=FEED_TOKEN) as running:
         yield running

@@ -4,27 +4,20 @@ soc_devices_silent, and its next reading adds the recovery to that ticket."""
 from __future__ import annotations
 
 import re
-import shutil
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.integration.payloads import Builder
-from tests.support import CONFIG, poll, running_pipeline
+from tests.support import CONFIG, config_with_rules, poll, running_pipeline
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config_dir = tmp_path_factory.mktemp("heartbeats") / "config"
-    shutil.copytree(ROOT / "deploy" / "config", config_dir)
-    rules = config_dir / "rules.yaml"
-    rules.write_text(re.sub(r"flood\.water_level: \{every: 10m, missing: 3\}", "flood.water_level: {every: 5s, missing: 3}",
-                            rules.read_text(encoding="utf-8")), encoding="utf-8")
+    config_dir = config_with_rules(tmp_path_factory, "heartbeats", (r"flood\.water_level: \{every: 10m, missing: 3\}",
+                                                                    "flood.water_level: {every: 5s, missing: 3}"))
     with running_pipeline(tmp_path_factory.mktemp("heartbeats-stack"), config_dir=config_dir) as running:
         yield running
 

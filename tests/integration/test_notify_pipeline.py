@@ -4,7 +4,6 @@ port nobody listens on, so its deliveries end in soc.deadletter."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import json

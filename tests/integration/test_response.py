@@ -3,30 +3,21 @@ a typhoon signal raises it, tickets opened under it are graded up with shorter d
 after its hold, the centre sets and clears it, and two workers agree on the level and the silences."""
 from __future__ import annotations
 
-import re
-import shutil
 import urllib.request
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from tests.integration.payloads import Builder
-from tests.support import CONFIG, Worker, poll, running_pipeline, wait_ready
+from tests.support import CONFIG, Worker, config_with_rules, poll, running_pipeline, wait_ready
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config_dir = tmp_path_factory.mktemp("response") / "config"
-    shutil.copytree(ROOT / "deploy" / "config", config_dir)
-    rules = config_dir / "rules.yaml"
     # A short hold, so that "ends after the hold" takes seconds here.
-    rules.write_text(re.sub(r"^  hold: .*$", "  hold: 20s", rules.read_text(encoding="utf-8"), flags=re.M),
-                     encoding="utf-8")
+    config_dir = config_with_rules(tmp_path_factory, "response", (r"^  hold: .*$", "  hold: 20s"))
     with running_pipeline(tmp_path_factory.mktemp("response-stack"), config_dir=config_dir) as running:
         yield running
 

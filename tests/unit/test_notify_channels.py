@@ -1,13 +1,12 @@
 """handlers/notify_channels: each vendor's wire format, signatures, limits and masking."""
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import re
 from datetime import datetime, timedelta
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
