@@ -12,6 +12,7 @@ Importing this module builds nothing: `build_app` does, from what it is given.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -63,6 +64,8 @@ BATCH_WITHIN_S = 0.01
 PARSED_STATES = 4096
 # How a sighting on soc.ticket-events tells itself from a command (schemas/correlation.py).
 SIGHTING_MARK = b'"kind":"sighting"'
+# After a failed heartbeat write, the parse agents go this long without them.
+HEARD_PAUSE_S = 10.0
 # A timer's command sent and not yet seen taken is sent again after this long (a lost send).
 RESEND_STEP_AFTER = timedelta(seconds=60)
 
@@ -275,6 +278,7 @@ def _parse_agent(p: Pipeline, source: str):
     async def parse(stream):
         for one in p.mirrors:  # the whitelist (and the rest) whole before the first event
             await one.ready.wait()
+        paused_until = 0.0
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             p.metrics.events.labels(source).inc(len(events))
             heard: list[Heard] = []  # every one: the all-clear counts readings, not just the latest
@@ -297,10 +301,15 @@ def _parse_agent(p: Pipeline, source: str):
                     continue
                 p.metrics.incidents.labels(source, incident.category.value, incident.severity.value).inc()
                 p.incident_topic.send_soon(key=incident.dedup_key.encode(), value=incident.model_dump_json().encode())
-            try:
-                await p.store.record_heard(heard)
-            except (RedisError, OSError) as exc:  # a missed heartbeat write; the device's next report makes it up
-                log.warning("heartbeats not recorded", extra={"source": source, "devices": len(heard), "error": str(exc)})
+            # Heartbeats are advisory: while Redis fails, parsing goes on without them rather than waiting
+            # out a socket timeout per batch (a device's next report after Redis is back makes it up).
+            if heard and time.monotonic() >= paused_until:
+                try:
+                    await p.store.record_heard(heard)
+                except (RedisError, OSError) as exc:
+                    paused_until = time.monotonic() + HEARD_PAUSE_S
+                    log.warning("heartbeats not recorded; retrying in a while",
+                                extra={"source": source, "readings": len(heard), "error": str(exc)})
 
     parse.__name__ = parse.__qualname__ = f"parse_{source}"
     return parse

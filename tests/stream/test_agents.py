@@ -112,6 +112,18 @@ async def test_a_normal_reading_sends_nothing(pipeline, sent, raw):
         {("flood.water_level", "SW-XG-01"), ("flood.waterlogging", "JS-LY-05")}
 
 
+async def test_a_redis_failure_on_heartbeats_does_not_stop_parsing(pipeline, sent, raw, store):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    store.record_heard.side_effect = RedisConnectionError("redis down")
+    async with pipeline.agents["parse_flood"].test_context() as agent:
+        await put_on(agent, RAW, raw("flood", "waterlogging_underpass"))
+        await sent["incident_topic"].wait_for(1)
+        await put_on(agent, RAW, raw("flood", "pump_fault"))
+        await sent["incident_topic"].wait_for(2)
+    # Tried once; the next batches go without heartbeats for a while instead of waiting on Redis.
+    assert store.record_heard.call_count == 1
+
+
 async def test_every_source_has_a_parse_agent(pipeline, sent, raw):
     samples = {"traffic": "accident_injury", "city": "hotline_manhole", "flood": "typhoon_orange"}
     assert {a for a in pipeline.agents if a.startswith("parse_")} == \
