@@ -100,8 +100,13 @@ class Pages:
         page.fill("#by", name)
         page.click("#signin-form button[type=submit]")
         expect(page.locator("#conn")).to_have_attribute("data-state", "connected", timeout=15_000)
-        # The first snapshot is in: the board shows the current tickets, and live events follow it.
-        page.wait_for_function("window.SOC_BOARD && window.SOC_BOARD.stats.snapshots >= 1", timeout=15_000)
+        # The first snapshot is in: the board shows the current tickets, and live events follow it. Polled with
+        # page.evaluate: wait_for_function's polling evaluates a string in the page, which the pages' CSP
+        # (no 'unsafe-eval') refuses whenever the first check is not already true.
+        from tests.support import poll
+
+        poll(lambda: page.evaluate("() => Boolean(window.SOC_BOARD && window.SOC_BOARD.stats.snapshots >= 1)"),
+             15, "the board's first snapshot", 0.1)
         return page
 
     def inbox(self, department: str, name: str = "李工"):
