@@ -257,7 +257,9 @@ class Simulator:
 
     def __init__(self, seed: int | None = None, scenario: str = "normal", district_config: Any = None, *,
                  storm: timedelta = timedelta(minutes=20), calm: timedelta = timedelta(minutes=40),
-                 start: datetime | None = None):
+                 start: datetime | None = None, places: Mapping[str, tuple[float, float]] | None = None):
+        """places: station id -> (lat, lon), from the map's layers (map.geojson), so demo and map agree;
+        a station not in it is placed at random in a community."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: use one of {', '.join(SCENARIOS)}")
         if district_config is None:
@@ -271,6 +273,7 @@ class Simulator:
         self.scenario = scenario
         self.tz = ZoneInfo(tz_name)
         self.storm, self.calm = storm, calm
+        self._places = dict(places or {})
         self.origin: datetime | None = start
         self._rng = random.Random(seed)
         layout = random.Random(self._rng.getrandbits(64))
@@ -334,18 +337,24 @@ class Simulator:
 
     # ---------------------------------------------------------------- layout (fixed per seed)
 
-    def _station_point(self, layout: random.Random, southmost: bool = False) -> tuple[float, float]:
+    def _station_point(self, layout: random.Random, southmost: bool = False, sid: str = "") -> tuple[float, float]:
+        # Drawn even for a placed station, so the rest of the layout is the same with or without the map.
+        drawn = self._drawn_point(layout, southmost)
+        return self._places.get(sid, drawn)
+
+    def _drawn_point(self, layout: random.Random, southmost: bool) -> tuple[float, float]:
         if not southmost:
             return self._point_in(layout, layout.choice(self._community_ids))
         points = [self._point_in(layout, layout.choice(self._community_ids)) for _ in range(20)]
         return min(points)
 
     def _layout_stations(self, layout: random.Random) -> None:
-        self._water = [(sid, name, base, warn, danger, factor, tidal, *self._station_point(layout, tidal))
+        self._water = [(sid, name, base, warn, danger, factor, tidal, *self._station_point(layout, tidal, sid))
                        for sid, name, base, warn, danger, factor, tidal in WATER_STATIONS]
-        self._gauges = [(sid, name, factor, *self._station_point(layout)) for sid, name, factor in RAIN_GAUGES]
-        self._spots = [(sid, name, th, depth, *self._station_point(layout)) for sid, name, th, depth in LOW_SPOTS]
-        self._pumps = [(sid, name, *self._station_point(layout)) for sid, name in PUMPS]
+        self._gauges = [(sid, name, factor, *self._station_point(layout, sid=sid)) for sid, name, factor in RAIN_GAUGES]
+        self._spots = [(sid, name, th, depth, *self._station_point(layout, sid=sid))
+                       for sid, name, th, depth in LOW_SPOTS]
+        self._pumps = [(sid, name, *self._station_point(layout, sid=sid)) for sid, name in PUMPS]
         self._typhoon = (*TYPHOON_STATION, *self._station_point(layout))
 
     def _names(self, rng: random.Random, cid: str | None) -> tuple[str, str, str]:
@@ -839,6 +848,7 @@ def run(settings: Any, rate: float = 5.0, duration: float = 0, scenario: str = "
     from kafka.errors import KafkaError
 
     from schemas.config import ConfigError, load_config
+    from schemas.geo import load_map
     from streams import topics
     from streams.ops.cli import report
 
@@ -849,7 +859,12 @@ def run(settings: Any, rate: float = 5.0, duration: float = 0, scenario: str = "
         config = load_config(settings.config_dir)
     except ConfigError as exc:
         return report(exc.errors)
-    sim = Simulator(seed, scenario, config.district)
+    try:
+        layers = load_map(settings.config_dir, config)
+    except ConfigError as exc:
+        return report(exc.errors)
+    places = {sid: (lat, lon) for sid, (_, _, lat, lon) in (layers.stations() if layers else {}).items()}
+    sim = Simulator(seed, scenario, config.district, places=places)
     try:
         producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
                                  **settings.kafka_client_kwargs())

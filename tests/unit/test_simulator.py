@@ -240,3 +240,17 @@ def test_at_the_storms_peak_congestion_builds_above_the_flooded_underpasses(conf
             and e.payload["type"] == "congestion"]
     near = [j for j in jams if any(distance_m(j["lat"], j["lon"], s[4], s[5]) < 300 for s in flooded)]
     assert flooded and len(near) >= len(jams) // 3
+
+
+def test_the_simulators_stations_stand_where_the_map_draws_them(config):
+    from schemas.geo import load_map
+    from streams.ops.simulator import LOW_SPOTS, PUMPS, RAIN_GAUGES, WATER_STATIONS
+    stations = load_map(CONFIG_DIR, load_config(CONFIG_DIR)).stations()
+    ids = [s[0] for s in (*WATER_STATIONS, *RAIN_GAUGES, *LOW_SPOTS, *PUMPS)]
+    assert set(ids) <= set(stations)  # every station the simulator reports is on the map
+    places = {sid: (lat, lon) for sid, (_, _, lat, lon) in stations.items()}
+    placed = Simulator(5, "rainstorm", config.district, start=NOW, places=places)
+    readings = [e.payload for e in placed.generate(placed.peak_time(), 800) if e.source == "flood" and not e.malformed]
+    assert readings and all((r["lat"], r["lon"]) == places[r["station_id"]] for r in readings if r["station_id"] in places)
+    # The rest of the layout (sites, the other stations) is the seed's, with or without the map.
+    assert placed.whitelist(NOW) == Simulator(5, "rainstorm", config.district, start=NOW).whitelist(NOW)
