@@ -395,6 +395,11 @@ def _decide_tickets(p: Pipeline):
                 try:
                     item = decode_input(message)
                     outcome = ticketing.step(p.config, states.get(key), item, key, around)
+                    # The store's due index needs each ticket's next escalation time: a date past what
+                    # datetime holds (an extension to the year 9999 from an older API) fails here, as this
+                    # input's fault, not later in the batch's write, which would stop the partition.
+                    for ticket in outcome.tickets:
+                        escalation.next_due(p.config, ticket)
                 except Exception as exc:  # bad input or a handler bug: dead-lettered, the partition goes on
                     reason = "invalid" if isinstance(exc, ValueError) else "handler_error"
                     if reason == "handler_error":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -270,3 +270,22 @@ async def test_a_command_for_an_unknown_ticket_is_refused_and_recorded(pipeline,
 def test_the_web_server_listens_where_the_settings_say_not_on_every_interface(pipeline):
     # Faust's web_bind defaults to 0.0.0.0; the documented default is 127.0.0.1 (SOC_WEB_HOST).
     assert pipeline.app.conf.web_bind == pipeline.settings.web_host == "127.0.0.1"
+
+
+async def test_a_ticket_whose_dates_overflow_is_dead_lettered_and_the_partition_goes_on(pipeline, sent, store,
+                                                                                      monkeypatch):
+    real = topology.escalation.next_due
+
+    def overflowing(config, ticket):  # as a deadline near the year 9999 makes the ladder overflow
+        if ticket.dedup_key.endswith("ST-OVERFLOW"):
+            raise OverflowError("date value out of range")
+        return real(config, ticket)
+
+    monkeypatch.setattr(topology.escalation, "next_due", overflowing)
+    bad, good = incident(1, 5, "ST-OVERFLOW"), incident(1, 5, "ST-AFTER")
+    await decide(pipeline, bad, good)
+    [(_, value)] = await sent["deadletter_topic"].wait_for(1)
+    letter = DeadLetter.model_validate_json(value)
+    assert letter.error_type == "handler_error" and "OverflowError" in letter.message
+    await eventually(lambda: pipeline.dedup_key_to_tickets.get(good.dedup_key) is not None, "the next input")
+    assert pipeline.dedup_key_to_tickets.get(bad.dedup_key) is None  # not applied: no half-written state
