@@ -168,6 +168,9 @@ class District(Strict):
     # Optional so that older files load; `soc check-config` still refuses a district without one.
     duty: Duty = Duty()
     intake: Intake = Intake()
+    # The variable holding the wall screens' token: it reads what the operations centre reads and may
+    # not act (the big screen signs in once; nobody at it can verify or silence anything).
+    wall_token_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -447,6 +450,8 @@ def _check_references(district: District, rules: Rules, routing: Routing) -> lis
     owners: dict[str, str] = {dept.token_env: f"departments.{d}.token_env" for d, dept in departments.items()}
     secrets = [(f"intake.open311.{n}.key_env", c.key_env) for n, c in district.intake.open311.items()]
     secrets += [(f"intake.cap_feeds.{n}.token_env", f.token_env) for n, f in district.intake.cap_feeds.items()]
+    if district.wall_token_env:
+        secrets.append(("wall_token_env", district.wall_token_env))
     for path, env in secrets:
         if env in owners:
             errors.append(f"district.yaml: {path}: {env} is already {owners[env]}")

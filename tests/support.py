@@ -57,6 +57,7 @@ class Pipeline:
     tokens: dict[str, str]
     redis: redis.Redis
     producer: KafkaProducer
+    wall_token: str | None = None  # the wall screens' read-only token
 
     def send(self, topic: str, value: bytes | dict | None, key: bytes | None = None) -> None:
         if isinstance(value, dict):
@@ -152,8 +153,10 @@ def running_pipeline(log_dir: Path, config_dir: Path | None = None, private_redi
     """Tansu + Redis + topics + one worker, torn down (Redis keys included) on exit."""
     config = load_config(config_dir) if config_dir else CONFIG
     tokens = {dept: f"test-{dept}-{uuid.uuid4().hex[:8]}" for dept in config.district.departments}
+    wall_token = f"test-wall-{uuid.uuid4().hex[:8]}" if config.district.wall_token_env else None
     env = {"SOC_GAUGES_INTERVAL_S": "1", **env,
-           **{config.district.departments[d].token_env: t for d, t in tokens.items()}}
+           **{config.district.departments[d].token_env: t for d, t in tokens.items()},
+           **({config.district.wall_token_env: wall_token} if wall_token else {})}
     stack = Stack.start(log_dir, redis_prefix=f"soc-test-{uuid.uuid4().hex[:8]}", extra_env=env,
                         config_dir=config_dir, private_redis=private_redis)
     client = producer = None
@@ -164,7 +167,7 @@ def running_pipeline(log_dir: Path, config_dir: Path | None = None, private_redi
         client = redis.Redis.from_url(stack.redis_url)
         producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=0,
                                  max_request_size=4 * 1024 * 1024)
-        yield Pipeline(stack, worker, tokens, client, producer)
+        yield Pipeline(stack, worker, tokens, client, producer, wall_token)
     finally:
         if producer:
             producer.close()

@@ -196,6 +196,8 @@ class Http:
         self.open_streams: Counter[str] = Counter()
         self.clock = pipeline.clock
         self.tokens = self._tokens()
+        wall_env = self.config.district.wall_token_env
+        self.wall_token = os.environ.get(wall_env) if wall_env else None
         # The notification log, when the pipeline notifies (streams/notify_store.py).
         self.notifications = pipeline.notifier.store if pipeline.notifier is not None else None
         self.limiter = RateLimiter(self.settings.api_rate_per_s, self.settings.api_burst)
@@ -213,10 +215,18 @@ class Http:
         token = bearer_token(request)
         if token is None:
             raise ApiError(401, "missing bearer token")
+        if self.is_wall(request):
+            if request.method not in ("GET", "HEAD"):
+                raise ApiError(403, "the wall screen is read-only: sign in as a duty officer to act")
+            return OPS_CENTRE
         for known, department in self.tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
                 return department
         raise ApiError(401, "unknown token")
+
+    def is_wall(self, request: web.Request) -> bool:
+        token = bearer_token(request)
+        return bool(self.wall_token and token and hmac.compare_digest(self.wall_token.encode(), token.encode()))
 
     async def read_json(self, request: web.Request) -> dict:
         limit = self.settings.max_body_bytes

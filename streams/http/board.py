@@ -63,6 +63,7 @@ class District(JsonView):
         district = self.http.config.district
         return self.json({
             "department": department,
+            "read_only": self.http.is_wall(request),
             "name": district.name,
             "timezone": district.timezone,
             "communities": {cid: {"name": c.name, "polygon": [list(p) for p in c.polygon]}

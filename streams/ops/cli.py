@@ -200,8 +200,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     intake = config.district.intake
     open311_keys = {name: f"demo-open311-{name.replace('_', '-')}-{secrets.token_hex(4)}" for name in intake.open311}
     feed_tokens = {name: f"demo-cap-{name.replace('_', '-')}-{secrets.token_hex(4)}" for name in intake.cap_feeds}
+    wall_token = f"demo-wall-{secrets.token_hex(4)}" if config.district.wall_token_env else None
     secrets_env = {**{intake.open311[n].key_env: k for n, k in open311_keys.items()},
-                   **{intake.cap_feeds[n].token_env: t for n, t in feed_tokens.items()}}
+                   **{intake.cap_feeds[n].token_env: t for n, t in feed_tokens.items()},
+                   **({config.district.wall_token_env: wall_token} if wall_token else {})}
     stack = Stack.start(partitions=args.partitions, config_dir=Path(args.config_dir).resolve(),
                         redis_prefix=f"soc-dev-{os.getpid()}", extra_env={**tokens, **secrets_env})
     try:
@@ -217,6 +219,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print("demo tokens (Authorization: Bearer <token>):")
         for dept_id in config.district.departments:
             print(f"  {dept_id:<22} {tokens[config.district.departments[dept_id].token_env]}")
+        if wall_token:
+            print(f"  {'wall screen (read-only)':<22} {wall_token}")
         print("Open311 api_key (POST /open311/v2/requests.json):")
         for name, key in open311_keys.items():
             print(f"  {name:<22} {key}")

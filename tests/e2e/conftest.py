@@ -91,12 +91,12 @@ class Pages:
         self.pages.append(page)
         return page
 
-    def board(self, department: str = "ops_centre", name: str = "张值班"):
+    def board(self, department: str = "ops_centre", name: str = "张值班", token: str | None = None):
         from playwright.sync_api import expect
 
         page = self._page(BOARD_VIEWPORT)
         page.goto(f"{self.pipeline.worker.url}/")
-        page.fill("#token", self.pipeline.tokens[department])
+        page.fill("#token", token or self.pipeline.tokens[department])
         page.fill("#by", name)
         page.click("#signin-form button[type=submit]")
         expect(page.locator("#conn")).to_have_attribute("data-state", "connected", timeout=15_000)

@@ -233,3 +233,25 @@ def test_a_waterlogging_ticket_shows_the_congestion_it_caused_as_one_compound_ca
     assert wall.evaluate("getComputedStyle(document.body).fontSize") == "46px"
     assert wall.evaluate("document.documentElement.scrollWidth <= 3840")
     wall.screenshot(path=str(artifacts / "board-3840x2160.png"))
+
+
+def test_the_wall_role_sees_the_board_and_cannot_act(pipeline, pages, build):
+    event = build.traffic()
+    pipeline.send("soc.raw.traffic", event)
+    [ticket] = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref == event["event_id"]), 30, "the ticket")
+    for action, department, body in [("accept", "traffic_police", {"by": "王警官"}),
+                                      ("resolve", "traffic_police", {"by": "王警官", "resolution": "已处置"})]:
+        assert pipeline.post(f"/api/tickets/{ticket.ticket_id}/{action}", department, body)[0] == 200
+    wall = pages.board(token=pipeline.wall_token, name="大屏")
+    row = wall.locator(f'#alerts > li[data-ticket-id="{ticket.ticket_id}"]')
+    expect(row).to_have_attribute("data-status", "resolved", timeout=10_000)
+    # The centre's board offers verify on a resolved ticket; the wall's offers nothing at all.
+    expect(row.locator('button[data-action="verify"]')).to_be_hidden()
+    assert wall.locator("button[data-action]:visible").count() == 0
+    assert wall.evaluate("document.body.hasAttribute('data-read-only')")
+    officer = pages.board()
+    expect(officer.locator(f'#alerts > li[data-ticket-id="{ticket.ticket_id}"] button[data-action="verify"]')).to_be_visible()
+    # And the API refuses the wall token's action whatever the page does.
+    status, body = pipeline.post(f"/api/tickets/{ticket.ticket_id}/verify", None, {"by": "大屏", "passed": True},
+                                 token=pipeline.wall_token)
+    assert status == 403 and "read-only" in body["error"]

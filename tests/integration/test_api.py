@@ -300,3 +300,17 @@ def test_board_streams_are_bounded_per_token_and_come_back_once_closed(pipeline)
         return status == 200
 
     poll(accepted, 60, "a stream accepted again once the others closed")
+
+
+def test_the_wall_token_reads_what_the_centre_reads_and_cannot_act(pipeline, shared_ticket):
+    wall = pipeline.wall_token
+    assert pipeline.get("/api/tickets", token=wall)[0] == 200
+    status, ticket = pipeline.get(f"/api/tickets/{shared_ticket['ticket_id']}", token=wall)
+    assert status == 200 and ticket["ticket_id"] == shared_ticket["ticket_id"]
+    status, district = pipeline.get("/api/district", token=wall)
+    assert (district["department"], district["read_only"]) == ("ops_centre", True)
+    assert pipeline.get("/api/district", "ops_centre")[1]["read_only"] is False
+    for path, body in [(f"/api/tickets/{shared_ticket['ticket_id']}/comment", {"by": "大屏", "note": "x"}),
+                       ("/api/response", {"level": "IV", "reason": "x"})]:
+        status, refused = pipeline.post(path, None, body, token=wall)
+        assert status == 403 and "read-only" in refused["error"], path

@@ -62,6 +62,8 @@
     // /api/district says whose token it is: the board is the operations centre's.
     const district = (await S.api(token, "GET", "/api/district")).body;
     if (district.department !== "ops_centre") throw new S.ApiError(403, S.t("notOps"), { error: S.t("notOps") });
+    // The wall screen's token reads and never acts: its board shows no action at all.
+    document.body.toggleAttribute("data-read-only", Boolean(district.read_only));
     return district;
   }
 
