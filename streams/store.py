@@ -348,6 +348,11 @@ class TicketStore:
         found = await self.redis.zrangebyscore(self.key("hb", kind), "-inf", f"({before.timestamp()}", withscores=True)
         return [(device.decode(), score) for device, score in found]
 
+    async def newest_heard(self, kind: str) -> datetime | None:
+        """The newest heartbeat of any device of a kind."""
+        found = await self.redis.zrevrange(self.key("hb", kind), 0, 0, withscores=True)
+        return datetime.fromtimestamp(found[0][1], timezone.utc) if found else None
+
     async def last_heard(self, kind: str, devices: list[str]) -> list[float | None]:
         return await self.redis.zmscore(self.key("hb", kind), devices) if devices else []
 

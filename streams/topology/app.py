@@ -552,14 +552,18 @@ async def respond_open_tickets(p: Pipeline) -> None:
 async def watch_devices(p: Pipeline) -> None:
     """Devices silent past their heartbeat raise a *_device_offline incident, and devices offline that
     reported again send `recover` (owner partitions only; each incident and command is named by the
-    silence, so any worker and any tick builds the same)."""
+    silence, so any worker and any tick builds the same). Silence is judged against the newest heartbeat
+    of the device's kind, not the clock: a worker catching up on a backlog after an outage sees its
+    devices in step, not every one of them silent (a whole source gone quiet is SocSourceSilent's)."""
     if p.app.rebalancing:
         return
-    now = p.clock()
     rules = p.config.rules.heartbeats
     marks = await p.store.offline()
     for kind, rule in rules.kinds.items():
-        for device, last in await p.store.heard_before(kind, now - rule.silent_after):
+        newest = await p.store.newest_heard(kind)
+        if newest is None:
+            continue
+        for device, last in await p.store.heard_before(kind, newest - rule.silent_after):
             if device in rules.retired:
                 await p.store.forget_device(kind, device)
             elif marks.get((kind, device)) != last and (place := await p.store.place(kind, device)):

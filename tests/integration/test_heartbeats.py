@@ -1,9 +1,11 @@
 """Heartbeats through their own stack (a short heartbeat would make every other test's stations go
-silent): a water-level station that stops reporting opens one flood_device_offline ticket, counted in
-soc_devices_silent, and its next reading adds the recovery to that ticket."""
+silent): a water-level station that stops reporting while another reports opens one flood_device_offline
+ticket, counted in soc_devices_silent, and its next reading adds the recovery to that ticket."""
 from __future__ import annotations
 
+import json
 import re
+import time
 import urllib.request
 
 import pytest
@@ -28,20 +30,30 @@ def silent_gauge(stack) -> float | None:
     return float(found.group(1)) if found else None
 
 
-def test_a_silent_station_opens_one_ticket_and_its_next_reading_recovers_it(stack):
+def send_at(stack, reading: dict, seconds_ago: float) -> None:
+    """A reading whose Kafka record time (the heartbeat's time) is `seconds_ago` in the past."""
+    stack.producer.send("soc.raw.flood", value=json.dumps(reading).encode(),
+                        timestamp_ms=int((time.time() - seconds_ago) * 1000))
+    stack.producer.flush()
+
+
+def test_a_station_silent_while_the_others_report_opens_one_ticket_and_its_next_reading_recovers_it(stack):
     build = Builder(CONFIG, "heartbeat")
-    station = f"SW-{build.unique}"
-    stack.send("soc.raw.flood", build.flood(station_id=station, value=2.0))  # a normal reading: a heartbeat only
+    silent, other = f"SW-{build.unique}", f"SW-{build.unique}-B"
+    # Silence is judged against the kind's newest heartbeat (not the clock): the other station reported
+    # 60 s after this one, four times the 15 s this stack's heartbeat allows.
+    send_at(stack, build.flood(station_id=silent, value=2.0), 60)
+    send_at(stack, build.flood(station_id=other, value=2.0), 0)
     [ticket] = poll(lambda: stack.tickets_where(lambda t: t.category.value == "flood_device_offline"
-                                                and t.source_ref.startswith(station)), 60, "the offline ticket")
+                                                and t.source_ref.startswith(silent + "@")), 60, "the offline ticket")
     assert (ticket.department, ticket.severity.value) == ("flood_control", "blue")
+    assert not stack.tickets_where(lambda t: t.source_ref.startswith(other + "@"))
     poll(lambda: silent_gauge(stack) == 1.0, 30, "soc_devices_silent at 1")
-    stack.send("soc.raw.flood", build.flood(station_id=station, value=2.1))
-    # Recovered, and counted so, until it has been silent for 15 s again.
+    send_at(stack, build.flood(station_id=silent, value=2.1), 0)
     poll(lambda: silent_gauge(stack) == 0.0, 30, "soc_devices_silent back at 0")
     poll(lambda: "device_recovered" in [h.action for h in stack.ticket(ticket.ticket_id).history], 30,
          "the recovery in the ticket's history")
-    assert len(stack.tickets_where(lambda t: t.source_ref.startswith(station))) == 1
+    assert len(stack.tickets_where(lambda t: t.source_ref.startswith(silent + "@"))) == 1
 
 
 def test_an_alarms_station_back_to_normal_marks_its_ticket_and_leaves_it_open(stack):
