@@ -1,8 +1,8 @@
 """Cross-source correlation (rules.yaml `correlations`): a cause ticket and an effect ticket of two
 sources, near in place and time, are linked, and the effect is graded up.
 
-A new ticket that can play a part in a rule is *sighted* on the rule's cells: the grid cell it lies in
-and the eight around it, cells as large as the rule's distance, so any two tickets within the distance
+A new ticket that can play a part in a rule is *sighted* on the rule's cells: the four cells around the
+grid corner nearest it, cells twice the rule's distance across, so any two tickets within the distance
 share a cell (`corr:<rule>:<cell>`; a district-wide rule has one cell). The sighting travels on
 soc.ticket-events keyed by the cell, so every sighting of a cell meets on one worker, in one state of
 dedup_key_to_tickets, beside the dedup keys (handlers/correlation.py).

@@ -183,9 +183,9 @@ async def test_same_dedup_key_opens_once_then_counts_an_occurrence(pipeline, sen
     assert [s.ticket_id for s in held.seen] == [ticket.ticket_id]
     # Each ticket goes to Redis and soc.tickets keyed by its id, the last version last.
     assert published(sent)[-1] == ticket and sent["ticket_topic"].calls[-1][0] == ticket.ticket_id.encode()
-    # Nothing but the new ticket's sightings on its correlation cells (the waterlogging rule's 3 x 3).
+    # Nothing but the new ticket's sightings on its correlation cells (the waterlogging rule's 2 x 2).
     assert {c[0].split(b":")[1].decode() for c in sent["ticket_event_topic"].calls} == {"积水致拥堵"}
-    assert len(sent["ticket_event_topic"].calls) == 9
+    assert len(sent["ticket_event_topic"].calls) == 4
 
 
 async def test_after_the_window_a_new_ticket_points_back(pipeline, sent, store):
@@ -267,7 +267,7 @@ async def test_a_command_for_an_unknown_ticket_is_refused_and_recorded(pipeline,
     assert pipeline.dedup_key_to_tickets.get("flood:flood_waterlogging:nowhere") is None
 
 
-def test_the_web_server_listens_where_the_settings_say_not_on_every_interface(pipeline):
+async def test_the_web_server_listens_where_the_settings_say_not_on_every_interface(pipeline):
     # Faust's web_bind defaults to 0.0.0.0; the documented default is 127.0.0.1 (SOC_WEB_HOST).
     assert pipeline.app.conf.web_bind == pipeline.settings.web_host == "127.0.0.1"
 
