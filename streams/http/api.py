@@ -289,14 +289,19 @@ def page_param(query, name: str, default: int, maximum: int) -> int:
     return int(raw)
 
 
+def query_time(raw: str) -> datetime:
+    """A time as a query string carries it (ValueError when it is not one; it may lack an offset):
+    an unencoded "+08:00" arrives as " 08:00". Each API words its own 400."""
+    return datetime.fromisoformat(raw.replace(" ", "+"))
+
+
 def time_param(query, name: str) -> datetime | None:
     """An RFC 3339 query parameter, or None when absent; 400 when it is not one."""
     raw = query.get(name)
     if not raw:
         return None
     try:
-        # An unencoded "+08:00" arrives as " 08:00".
-        when = datetime.fromisoformat(raw.replace(" ", "+"))
+        when = query_time(raw)
     except ValueError:
         raise ApiError(400, f"{name} must be an RFC 3339 time, e.g. 2026-12-01T08:30:00+08:00") from None
     if when.utcoffset() is None:

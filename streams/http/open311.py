@@ -22,7 +22,7 @@ from handlers import open311
 from handlers.base import Context
 from handlers.intake import Rejected, to_incident
 from handlers.open311 import Invalid
-from streams.http.api import JsonView, caller_of, log
+from streams.http.api import JsonView, caller_of, log, query_time
 from streams.open311_store import index_key, keep, request_key
 from streams.store import millis
 
@@ -221,7 +221,7 @@ def _date(query, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        when = datetime.fromisoformat(raw.replace(" ", "+"))
+        when = query_time(raw)
     except ValueError:
         raise Invalid(400, f"{name} must be a W3C date-time, e.g. 2026-12-01T08:30:00+08:00") from None
     if when.utcoffset() is None:
