@@ -308,18 +308,28 @@ class TicketStore:
         heard = list(heard)
         if not heard:
             return
+        # A batch holds many readings of one device: its heartbeat and place are written once, from the
+        # latest; every reading counts for the all-clear, and each device's normal readings are trimmed once.
+        latest = {}
+        for h in heard:
+            if (h.kind, h.device) not in latest or h.at >= latest[h.kind, h.device].at:
+                latest[h.kind, h.device] = h
         async with self.redis.pipeline(transaction=False) as pipe:
-            for h in heard:
+            for h in latest.values():
                 pipe.zadd(self.key("hb", h.kind), {h.device: h.at.timestamp()}, gt=True)
                 pipe.hset(self.key("hb", "place"), f"{h.kind}|{h.device}", orjson.dumps([h.lat, h.lon]))
+            calm_members = set()
+            for h in heard:
                 member = f"{h.kind}|{h.device}"
                 if h.calm and h.observed_at is not None:  # the device's recent normal readings, by time
                     at = h.observed_at.timestamp()
                     pipe.zadd(self.key("calm", member), {str(at): at})
-                    pipe.zremrangebyrank(self.key("calm", member), 0, -(CALM_KEPT + 1))
+                    calm_members.add(member)
                 elif h.calm is False and h.observed_at is not None:  # its latest alarm, and the key it raised
                     pipe.zadd(self.key("calm", "alarm"), {member: h.observed_at.timestamp()}, gt=True)
                     pipe.hset(self.key("calm", "key"), member, h.alarm_key)
+            for member in calm_members:
+                pipe.zremrangebyrank(self.key("calm", member), 0, -(CALM_KEPT + 1))
             await pipe.execute()
 
     async def alarms(self) -> list[tuple[str, str, float, str, float | None]]:
