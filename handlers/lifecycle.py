@@ -17,6 +17,7 @@ from handlers.deadlines import due, due_dates
 from handlers.routing import red_watchers
 from handlers.tickets import PIPELINE
 from schemas.config import Config
+from schemas.accounts import UserRole
 from schemas.enums import OPS_CENTRE, Escalation, TicketStatus
 from schemas.records import ExtensionRequest, Followup, HistoryEntry, Ticket, TicketAction, TicketEvent
 
@@ -79,7 +80,8 @@ def check(config: Config, ticket: Ticket, event: TicketEvent) -> None:
     who, states = TRANSITIONS[event.action]
     is_owner = event.actor == ticket.department
     is_centre = event.actor == OPS_CENTRE
-    allowed = (OWNER in who and is_owner) or (CENTRE in who and is_centre)
+    allowed = (OWNER in who and is_owner) or (CENTRE in who and is_centre) or (
+        event.action is A.extend_decision and is_owner and _supervisor(config, event))
     if not allowed:
         role = "the operations centre" if who == CENTRE else f"the owning department ({ticket.department})"
         if event.action is A.verify and is_owner:
@@ -98,8 +100,12 @@ def check(config: Config, ticket: Ticket, event: TicketEvent) -> None:
             raise Conflict("an extension request is already pending")
     if event.action is A.extend_decision and ticket.extension is None:
         raise Conflict("no extension request is pending")
+    if event.action is A.extend_decision and _same_person(event, ticket.extension.user_id):
+        raise Conflict("you asked for this extension: someone else decides it")
     if event.action is A.verify and event.passed is None:
         raise Conflict("verify needs 'passed'")
+    if event.action is A.verify and _same_person(event, resolver(ticket)):
+        raise Conflict("you resolved this ticket: someone else verifies it")
     if event.action is A.followup and ticket.followup_due is None:
         raise Conflict("no follow-up is owed on this ticket")
     if event.action is A.followup and event.result is None:
@@ -111,10 +117,27 @@ def check(config: Config, ticket: Ticket, event: TicketEvent) -> None:
             raise Conflict(f"ticket is already with {event.department}")
 
 
+def _supervisor(config: Config, event: TicketEvent) -> bool:
+    return (event.user is not None and event.user.role is UserRole.supervisor
+            and config.district.sign_in.supervisors_decide_extensions)
+
+
+def _same_person(event: TicketEvent, user_id: str | None) -> bool:
+    return event.user is not None and user_id is not None and event.user.user_id == user_id
+
+
+def resolver(ticket: Ticket) -> str | None:
+    """The user id behind the latest resolve: the one person who may not verify it."""
+    for entry in reversed(ticket.history):
+        if entry.action == A.resolve.value:
+            return entry.user.user_id if entry.user is not None else None
+    return None
+
+
 def _history(ticket: Ticket, event: TicketEvent, what: str | None = None, note: str | None = None) -> list[HistoryEntry]:
     who = event.by if event.actor in (PIPELINE, event.by) else f"{event.by} ({event.actor})"
     entry = HistoryEntry(at=event.at, by=who, action=what or event.action.value,
-                         note=event.note if note is None else note, event_id=event.event_id)
+                         note=event.note if note is None else note, event_id=event.event_id, user=event.user)
     return [*ticket.history, entry]
 
 
@@ -138,7 +161,8 @@ def _transition(config: Config, ticket: Ticket, event: TicketEvent, now: datetim
     elif action is A.return_:
         change = {"status": S.returned, "returns": ticket.returns + 1, "watchers": [OPS_CENTRE], "extension": None}
     elif action is A.extend:
-        change = {"extension": ExtensionRequest(by=event.by, until=event.until, reason=event.note, requested_at=now)}
+        change = {"extension": ExtensionRequest(by=event.by, until=event.until, reason=event.note, requested_at=now,
+                                                   user_id=event.user.user_id if event.user else None)}
     elif action is A.extend_decision:
         what = "extension approved" if event.approve else "extension rejected"
         change = {"extension": None}

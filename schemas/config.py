@@ -158,6 +158,26 @@ class Intake(Strict):
     cap_geocodes: list[Annotated[str, Field(pattern=r"^\d{6,12}$")]] = []
 
 
+class SignIn(Strict):
+    """How people sign in to the pages and the API (streams/accounts.py)."""
+
+    # A session nobody used this long is signed out (every request the pages make keeps it alive).
+    idle_expiry: Duration = "8h"
+    # This many failed sign-ins in a row lock the account for `lockout` (a correct password too).
+    max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    lockout: Duration = "15m"
+    # A supervisor decides the extensions of their own department's tickets; false: the centre does.
+    supervisors_decide_extensions: bool = True
+
+    @cached_property
+    def idle_expiry_s(self) -> int:
+        return int(duration_s(self.idle_expiry))
+
+    @cached_property
+    def lockout_s(self) -> int:
+        return int(duration_s(self.lockout))
+
+
 class District(Strict):
     name: str
     timezone: str = "Asia/Shanghai"
@@ -171,6 +191,7 @@ class District(Strict):
     # The variable holding the wall screens' token: it reads what the operations centre reads and may
     # not act (the big screen signs in once; nobody at it can verify or silence anything).
     wall_token_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
+    sign_in: SignIn = SignIn()
 
     @field_validator("timezone")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from schemas.accounts import Actor
 from schemas.enums import Category, Escalation, Severity, Source, TicketStatus
 from schemas.correlation import Part, Related, Role, Sighting
 from schemas.response import ResponseChange
@@ -41,6 +42,8 @@ class HistoryEntry(Record):
     action: str
     note: str = ""
     event_id: str = ""
+    # The person (or service credential) who acted, from the sign-in; None for the pipeline's own steps.
+    user: Actor | None = None
 
 
 class ExtensionRequest(Record):
@@ -48,6 +51,7 @@ class ExtensionRequest(Record):
     until: AwareDatetime
     reason: str
     requested_at: AwareDatetime
+    user_id: str | None = None  # who asked: they may not decide it themselves
 
 
 FollowupResult = Literal["satisfied", "basically_satisfied", "unsatisfied", "unreachable"]
@@ -169,6 +173,8 @@ class TicketEvent(Record):
     by: str
     actor: str = Field(description="department id of whoever acts, or 'pipeline'")
     at: AwareDatetime
+    # Who acted, from the sign-in (the HTTP API sets it; a request body cannot).
+    user: Actor | None = None
     note: str = ""
     until: AwareDatetime | None = None
     approve: bool | None = None

@@ -10,6 +10,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 SOURCES = ("traffic", "flood", "city", "construction")
 SLA_STAGES = ("accept", "resolve")
 ESCALATION_STEPS = ("reminded", "escalated", "reported")
+SIGN_IN_RESULTS = ("ok", "wrong", "locked", "disabled", "throttled")
 CHANNEL_TYPES = ("dingtalk", "wecom", "feishu", "webhook", "email", "sms")
 
 
@@ -58,6 +59,10 @@ class Metrics:
                                               ["channel_type"], buckets=NOTIFY_BUCKETS, registry=registry)
         self.notifications_pending = Gauge("soc_notifications_pending", "Deliveries queued and not yet sent",
                                            ["channel"], registry=registry)
+        self.sign_ins = Counter("soc_sign_ins", "Sign-ins by result (ok, wrong, locked, disabled, throttled)",
+                                ["result"], registry=registry)
+        self.lockouts = Counter("soc_sign_in_lockouts", "Accounts locked after repeated failed sign-ins",
+                                registry=registry)
         # Series exist from start-up at 0, so the first increment shows in rate() and a silent
         # source is visible as a flat line rather than as no data.
         for source in SOURCES:
@@ -68,6 +73,8 @@ class Metrics:
         for channel_type in CHANNEL_TYPES:
             for result in ("delivered", "failed", "dead"):
                 self.notifications.labels(channel_type, "dispatched", result)
+        for result in SIGN_IN_RESULTS:
+            self.sign_ins.labels(result)
         for department in departments:
             for stage in SLA_STAGES:
                 self.sla_breaches.labels(department, stage)

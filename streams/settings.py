@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     notify_interval_s: float = 0.5
     api_rate_per_s: float = 20.0
     api_burst: float = 100.0
+    # Sign-ins per client address (POST /api/login): a burst, then this many a second. Beside the
+    # per-account lockout of district.yaml sign_in, it slows one address trying many accounts.
+    sign_in_rate_per_s: float = 1.0
+    sign_in_burst: float = 30.0
     max_body_bytes: int = Field(16 * 1024, description="HTTP request body limit")
 
     @field_validator("kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",

@@ -40,12 +40,13 @@ _TEMP_TTL_S = 10
 CLIENT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 2, "health_check_interval": 10}
 
 
-def redis_client(url: str) -> aioredis.Redis:
+def redis_client(url: str, max_connections: int | None = None) -> aioredis.Redis:
     """A client for `redis://` / `rediss://` URLs, or for the master a Sentinel group names:
     `redis+sentinel://[:password@]host1:26379,host2:26379/<service>[/<db>]` (the password is the
     Redis password; a failover moves the client to the new master by itself)."""
+    options = {**CLIENT_OPTIONS, **({"max_connections": max_connections} if max_connections else {})}
     if not url.startswith("redis+sentinel://"):
-        return aioredis.from_url(url, **CLIENT_OPTIONS)
+        return aioredis.from_url(url, **options)
     parts = urlsplit(url)
     nodes = []
     for node in parts.netloc.rsplit("@", 1)[-1].split(","):
@@ -57,7 +58,7 @@ def redis_client(url: str) -> aioredis.Redis:
     db = int(path[1]) if len(path) > 1 else 0
     sentinel = Sentinel(nodes, socket_timeout=CLIENT_OPTIONS["socket_timeout"])
     return sentinel.master_for(path[0], db=db, password=unquote(parts.password) if parts.password else None,
-                               **CLIENT_OPTIONS)
+                               **options)
 
 
 async def until_written(write: Callable[[], Awaitable[T]], max_delay: float = 5.0) -> T:
@@ -169,8 +170,8 @@ class TicketStore:
         self._evict = client.register_script(EVICT)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str, config: Config) -> "TicketStore":
-        return cls(redis_client(url), prefix, partial(escalation.next_due, config))
+    def from_url(cls, url: str, prefix: str, config: Config, max_connections: int | None = None) -> "TicketStore":
+        return cls(redis_client(url, max_connections), prefix, partial(escalation.next_due, config))
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))

@@ -11,6 +11,7 @@ INCIDENTS = "soc.incidents"
 TICKETS = "soc.tickets"
 TICKET_EVENTS = "soc.ticket-events"
 DEADLETTER = "soc.deadletter"
+AUDIT = "soc.audit"
 
 # The Faust tables, name -> changelog partitions (None: the configured default). The app declares
 # its tables with these names and counts, and the worker creates their changelogs before it starts:
@@ -42,6 +43,8 @@ def kept(days: int) -> dict[str, str]:
 RAW_RETENTION_DAYS = 7
 COMMAND_RETENTION_DAYS = 14
 DEADLETTER_RETENTION_DAYS = 30
+# Who did what: kept a year (GET /api/audit reads the newest from Redis; the topic is the record).
+AUDIT_RETENTION_DAYS = 365
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -66,6 +69,8 @@ def topic_specs(app_id: str | None = None) -> list[TopicSpec]:
         TopicSpec(TICKETS, None, COMPACT),
         TopicSpec(TICKET_EVENTS, None, kept(COMMAND_RETENTION_DAYS)),
         TopicSpec(DEADLETTER, 3, kept(DEADLETTER_RETENTION_DAYS)),
+        # One partition: one worker records the trail in order.
+        TopicSpec(AUDIT, 1, kept(AUDIT_RETENTION_DAYS)),
     ]
     if app_id is not None:
         specs += [TopicSpec(changelog_topic(app_id, table), partitions, COMPACT) for table, partitions in TABLES.items()]

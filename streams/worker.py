@@ -16,6 +16,10 @@ from streams.store import TicketStore
 from streams.topology.app import Pipeline, build_app
 
 
+# The board's streams (at most 40, streams/http/board.py) and the requests beside them.
+WEB_CONNECTIONS = 64
+
+
 def assemble(settings: Settings) -> Pipeline:
     config = load_config(settings.config_dir)
     registry = CollectorRegistry()
@@ -23,7 +27,11 @@ def assemble(settings: Settings) -> Pipeline:
         collector(registry=registry)
     metrics = Metrics(registry, tuple(config.district.departments))
     store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, config)
-    return build_app(settings, config, store, utc_now, metrics, registry, notify_rules(settings, config))
+    # The pages and the API on connections of their own: 200 board streams once took the pipeline's.
+    # Bounded: past it a request answers 503 and the pipeline's connections are untouched.
+    web_store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, config, max_connections=WEB_CONNECTIONS)
+    return build_app(settings, config, store, utc_now, metrics, registry, notify_rules(settings, config),
+                     web_store=web_store)
 
 
 def notify_rules(settings: Settings, config):

@@ -1,6 +1,7 @@
 """Helpers for the tiers that run the real stack: Tansu broker, Redis and worker processes."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -15,14 +16,19 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from kafka import KafkaConsumer, KafkaProducer
 
-from schemas.config import load_config
+from schemas.accounts import UserRole
+from schemas.config import Config, load_config
 from schemas.records import Ticket
+from streams.accounts import AccountStore
+from streams.clock import utc_now
 from streams.ops.devstack import Process, Stack, http_ok, wait_for
 from streams.settings import REPO_ROOT
 
 CONFIG = load_config(REPO_ROOT / "deploy" / "config")
+TEST_PASSWORD = "correct horse battery staple"
 
 
 def poll(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition", interval: float = 0.05):
@@ -58,6 +64,33 @@ class Pipeline:
     redis: redis.Redis
     producer: KafkaProducer
     wall_token: str | None = None  # the wall screens' read-only token
+    config: Config = CONFIG
+
+    def accounts(self, call: Callable[[AccountStore], object]):
+        """Run `call(store)` (a coroutine) against the stack's accounts, as `soc users` would."""
+        async def run():
+            client = aioredis.from_url(self.stack.redis_url)
+            try:
+                return await call(AccountStore(client, self.stack.redis_prefix, self.config, utc_now))
+            finally:
+                await client.aclose()
+        return asyncio.run(run())
+
+    def add_user(self, user_id: str, department: str, role: UserRole | str, name: str | None = None,
+                 password: str = TEST_PASSWORD) -> str:
+        """A user (the test's own name, so tests do not meet); returns the user id."""
+        self.accounts(lambda store: store.add(user_id, name or user_id, department, UserRole(role), password))
+        return user_id
+
+    def sign_in(self, user_id: str, password: str = TEST_PASSWORD) -> dict[str, str]:
+        """Headers that act as the signed-in user: the session cookie and its CSRF token."""
+        status, body, headers = self.raw_request("POST", "/api/login", {"user": user_id, "password": password})
+        assert status == 200, (status, body)
+        cookie = headers["Set-Cookie"].split(";", 1)[0]
+        return {"Cookie": cookie, "X-CSRF-Token": body["csrf"]}
+
+    def user_token(self, user_id: str) -> str:
+        return self.accounts(lambda store: store.issue_token(user_id))
 
     def send(self, topic: str, value: bytes | dict | None, key: bytes | None = None) -> None:
         if isinstance(value, dict):
@@ -87,19 +120,26 @@ class Pipeline:
         token = token if token is not None else (self.tokens[department] if department else None)
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
+        status, payload, _ = self.raw_request(method, path, body, all_headers)
+        return status, payload
+
+    def raw_request(self, method: str, path: str, body: dict | bytes | None = None,
+                    headers: dict | None = None) -> tuple[int, dict, dict]:
+        """(status, JSON body, response headers), with exactly the headers given."""
+        all_headers = dict(headers or {})
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         if data is not None:
             all_headers.setdefault("Content-Type", "application/json")
         request = urllib.request.Request(self.worker.url + path, data=data, method=method, headers=all_headers)
         try:
             with urllib.request.urlopen(request, timeout=15) as response:
-                return response.status, json.loads(response.read() or b"null")
+                return response.status, json.loads(response.read() or b"null"), dict(response.headers)
         except urllib.error.HTTPError as error:
             payload = error.read()
             try:
-                return error.code, json.loads(payload)
+                return error.code, json.loads(payload), dict(error.headers)
             except ValueError:
-                return error.code, {"raw": payload.decode(errors="replace")}
+                return error.code, {"raw": payload.decode(errors="replace")}, dict(error.headers)
 
     def get(self, path: str, department: str | None = None, **kw) -> tuple[int, dict]:
         return self.request("GET", path, department, **kw)
@@ -154,7 +194,7 @@ def running_pipeline(log_dir: Path, config_dir: Path | None = None, private_redi
     config = load_config(config_dir) if config_dir else CONFIG
     tokens = {dept: f"test-{dept}-{uuid.uuid4().hex[:8]}" for dept in config.district.departments}
     wall_token = f"test-wall-{uuid.uuid4().hex[:8]}" if config.district.wall_token_env else None
-    env = {"SOC_GAUGES_INTERVAL_S": "1", **env,
+    env = {"SOC_GAUGES_INTERVAL_S": "1", "SOC_SIGN_IN_BURST": "100000", **env,
            **{config.district.departments[d].token_env: t for d, t in tokens.items()},
            **({config.district.wall_token_env: wall_token} if wall_token else {})}
     stack = Stack.start(log_dir, redis_prefix=f"soc-test-{uuid.uuid4().hex[:8]}", extra_env=env,
@@ -167,7 +207,7 @@ def running_pipeline(log_dir: Path, config_dir: Path | None = None, private_redi
         client = redis.Redis.from_url(stack.redis_url)
         producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=0,
                                  max_request_size=4 * 1024 * 1024)
-        yield Pipeline(stack, worker, tokens, client, producer, wall_token)
+        yield Pipeline(stack, worker, tokens, client, producer, wall_token, config)
     finally:
         if producer:
             producer.close()

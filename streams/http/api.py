@@ -21,10 +21,13 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
 from handlers import performance
-from handlers.lifecycle import Conflict, can_see, check
+from handlers.lifecycle import Conflict, check
+from handlers.permissions import Can, may, may_act
 from handlers.privacy import mask_phones
+from schemas.accounts import Actor, AuditKind, AuditRecord, UserRole
 from schemas.enums import OPS_CENTRE, Severity, Source, TicketStatus
 from schemas.records import Ticket, TicketAction, TicketEvent
+from streams.accounts import USER_TOKEN_PREFIX, AccountStore, AuditLog, service_actor
 
 log = logging.getLogger("soc.api")
 
@@ -37,18 +40,38 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class Principal:
+    """Who is asking, as their credential proves: a signed-in user (session or API token), a
+    department's service credential, or the read-only wall screen."""
+
+    def __init__(self, actor: Actor, credential: Literal["session", "token", "service", "wall"], config,
+                 csrf: str = ""):
+        self.actor, self.credential, self.csrf = actor, credential, csrf
+        district = config.district
+        self.department = actor.department
+        self.role = actor.role
+        # The centre and the leadership read the whole district; a community workstation its community.
+        self.reads_all = self.department in (OPS_CENTRE, district.leadership)
+        self.community = district.departments[self.department].community
+
+    def require(self, capability: Can) -> None:
+        if not may(self.role, capability):
+            raise ApiError(403, f"a {self.role.value} may not {capability.value}")
+
+    def can_see(self, ticket: Ticket) -> bool:
+        return (self.reads_all or self.department in ticket.inboxes
+                or (self.community is not None and ticket.community == self.community))
+
+
 class AcceptBody(Body):
-    by: Name
     note: Note = ""
 
 
 class ResolveBody(Body):
-    by: Name
     resolution: Required
 
 
 class ReturnBody(Body):
-    by: Name
     reason: Required
 
 
@@ -63,41 +86,34 @@ SaneTime = Annotated[AwareDatetime, AfterValidator(_sane_time)]
 
 
 class ExtendRequestBody(Body):
-    by: Name
     until: SaneTime
     reason: Required
 
 
 class ExtendDecisionBody(Body):
-    by: Name
     approve: StrictBool
     note: Note = ""
 
 
 class VerifyBody(Body):
-    by: Name
     passed: StrictBool
     note: Note = ""
 
 
 class RedispatchBody(Body):
-    by: Name
     department: Name
     note: Note = ""
 
 
 class CommentBody(Body):
-    by: Name
     note: Required
 
 
 class ReopenBody(Body):
-    by: Name
     reason: Required
 
 
 class FollowupBody(Body):
-    by: Name
     result: Literal["satisfied", "basically_satisfied", "unsatisfied", "unreachable"]
     note: Note = ""
 
@@ -179,9 +195,15 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 def caller_of(request: web.Request) -> str:
-    """The rate limiter's key: the token itself (not the header's spelling), else the address."""
-    token = bearer_token(request)
-    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16] if token else f"addr:{request.remote}"
+    """The rate limiter's key: the token or session itself (not the header's spelling), else the address."""
+    secret = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
+    return "key:" + hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()[:16] if secret \
+        else f"addr:{request.remote}"
+
+
+SESSION_COOKIE = "soc_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = ("GET", "HEAD")
 
 
 class Http:
@@ -191,7 +213,10 @@ class Http:
         self.pipeline = pipeline
         self.config = pipeline.config
         self.settings = pipeline.settings
-        self.store = pipeline.store
+        # The pages' and API's own Redis connections: board streams and listings never take the ones
+        # the pipeline's writes need.
+        self.store = pipeline.web_store
+        self.accounts = AccountStore(self.store.redis, self.store.prefix, self.config, pipeline.clock)
         # Board streams open now, per caller (streams/http/board.py bounds them).
         self.open_streams: Counter[str] = Counter()
         self.clock = pipeline.clock
@@ -201,6 +226,8 @@ class Http:
         # The notification log, when the pipeline notifies (streams/notify_store.py).
         self.notifications = pipeline.notifier.store if pipeline.notifier is not None else None
         self.limiter = RateLimiter(self.settings.api_rate_per_s, self.settings.api_burst)
+        self.sign_in_limiter = RateLimiter(self.settings.sign_in_rate_per_s, self.settings.sign_in_burst)
+        self.audit_log = AuditLog(self.store.redis, self.store.prefix)
 
     def _tokens(self) -> dict[str, str]:
         """token -> department, from the environment variables named in district.yaml."""
@@ -211,22 +238,47 @@ class Http:
                 found[token] = dept_id
         return found
 
-    def authenticate(self, request: web.Request) -> str:
+    async def authenticate(self, request: web.Request) -> Principal:
+        """The caller from their session cookie (state changes need its CSRF token), a user's API
+        token, a department's service token, or the wall screen's token: 401 otherwise."""
         token = bearer_token(request)
         if token is None:
-            raise ApiError(401, "missing bearer token")
+            session_id = request.cookies.get(SESSION_COOKIE)
+            if not session_id:
+                raise ApiError(401, "sign in first (POST /api/login), or send a bearer token")
+            session = await self.accounts.session(session_id) if session_id.isascii() else None
+            if session is None:
+                raise ApiError(401, "your session has ended: sign in again")
+            if request.method not in SAFE_METHODS and not hmac.compare_digest(
+                    session.csrf.encode(), request.headers.get(CSRF_HEADER, "").encode("utf-8", "replace")):
+                raise ApiError(403, f"missing or wrong {CSRF_HEADER} header")
+            return Principal(session.user.actor(), "session", self.config, session.csrf)
         if self.is_wall(request):
-            if request.method not in ("GET", "HEAD"):
+            if request.method not in SAFE_METHODS:
                 raise ApiError(403, "the wall screen is read-only: sign in as a duty officer to act")
-            return OPS_CENTRE
+            return Principal(Actor(user_id="wall", name="大屏 (wall screen)", department=OPS_CENTRE,
+                                   role=UserRole.service), "wall", self.config)
         for known, department in self.tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
-                return department
+                return Principal(service_actor(self.config, department), "service", self.config)
+        if token.startswith(USER_TOKEN_PREFIX):
+            user = await self.accounts.token_user(token)
+            if user is not None:
+                return Principal(user.actor(), "token", self.config)
         raise ApiError(401, "unknown token")
 
     def is_wall(self, request: web.Request) -> bool:
         token = bearer_token(request)
         return bool(self.wall_token and token and hmac.compare_digest(self.wall_token.encode(), token.encode()))
+
+    def audit(self, request: web.Request, kind: AuditKind, what: str, who: Principal | None = None, *,
+              target: str = "", outcome: str = "ok", detail: str = "", user_id: str = "") -> None:
+        """One line on soc.audit (never a password or token; notes masked)."""
+        record = AuditRecord(audit_id=uuid.uuid4().hex, at=self.clock(), kind=kind,
+                             actor=who.actor if who else None, user_id=user_id or (who.actor.user_id if who else ""),
+                             what=what, target=target, outcome=outcome, detail=mask_phones(detail)[:500],
+                             remote=request.remote or "")
+        self.pipeline.send_audit(record)
 
     async def read_json(self, request: web.Request) -> dict:
         limit = self.settings.max_body_bytes
@@ -244,10 +296,10 @@ class Http:
             raise ApiError(400, "body must be a JSON object")
         return data
 
-    async def visible_ticket(self, ticket_id: str, department: str) -> Ticket:
+    async def visible_ticket(self, ticket_id: str, who: Principal) -> Ticket:
         ticket = await self.store.get(ticket_id) if len(ticket_id) <= 64 else None
         # Another department's ticket looks exactly like a missing one.
-        if ticket is None or not can_see(ticket, department):
+        if ticket is None or not who.can_see(ticket):
             raise ApiError(404, f"no ticket {ticket_id}")
         return ticket
 
@@ -318,16 +370,17 @@ class TicketList(JsonView):
         return await self.guarded(self._list, request)
 
     async def _list(self, request: web.Request) -> web.Response:
-        department = self.http.authenticate(request)
+        who = await self.http.authenticate(request)
+        who.require(Can.read_tickets)
         query = request.query
         only_params(query, {"department", "status", "severity", "source", "community", "limit", "offset"})
         wanted = query.get("department")
         if wanted and wanted not in self.http.config.district.departments:
             raise ApiError(400, f"unknown department {wanted!r}")
-        if department != OPS_CENTRE:
-            if wanted and wanted != department:
+        if not who.reads_all:
+            if wanted and wanted != who.department:
                 raise ApiError(404, f"no department {wanted} for this token")
-            wanted = department
+            wanted = who.department
         for name, allowed in FILTERS.items():
             if query.get(name) and query[name] not in allowed:
                 raise ApiError(400, f"{name} must be one of {', '.join(sorted(allowed))}")
@@ -346,8 +399,9 @@ class TicketDetail(JsonView):
         return await self.guarded(self._get, request, ticket_id)
 
     async def _get(self, request: web.Request, ticket_id: str) -> web.Response:
-        department = self.http.authenticate(request)
-        body = ticket_json(await self.http.visible_ticket(ticket_id, department))
+        who = await self.http.authenticate(request)
+        who.require(Can.read_tickets)
+        body = ticket_json(await self.http.visible_ticket(ticket_id, who))
         if self.http.notifications is not None:
             # Read beside the history, not written into it: attempts make no ticket versions.
             body["notifications"] = [entry_json(e) for e in await self.http.notifications.ticket_entries(ticket_id)]
@@ -359,19 +413,31 @@ class TicketAction_(JsonView):
         return await self.guarded(self._act, request, ticket_id, action)
 
     async def _act(self, request: web.Request, ticket_id: str, action: str) -> web.Response:
-        department = self.http.authenticate(request)
+        who = await self.http.authenticate(request)
         if action not in ACTIONS:
             raise ApiError(404, f"no action {action!r}; actions: {', '.join(ACTIONS)}")
-        ticket = await self.http.visible_ticket(ticket_id, department)
+        ticket = await self.http.visible_ticket(ticket_id, who)
         data = await self.http.read_json(request)
+        if "by" in data:
+            raise ApiError(422, "'by' is not accepted: the history names whoever signed in",
+                           fields=[{"loc": "by", "msg": "not accepted"}])
         kind, dept_body, centre_body = ACTIONS[action]
-        body = validate(centre_body if department == OPS_CENTRE else dept_body, data)
-        if kind is TicketAction.extend and department == OPS_CENTRE:
+        # The centre decides extensions; so does a department's supervisor, who may also ask for one.
+        deciding = who.department == OPS_CENTRE or (who.role is UserRole.supervisor and "approve" in data)
+        body = validate(centre_body if deciding else dept_body, data)
+        if kind is TicketAction.extend and deciding:
             kind = TicketAction.extend_decision
+        def audit(outcome: str, detail: str) -> None:
+            self.http.audit(request, "action", f"ticket.{kind.value}", who, target=ticket.ticket_id,
+                            outcome=outcome, detail=detail)
+
+        if not may_act(who.role, kind):
+            audit("refused", f"role {who.role.value}")
+            raise ApiError(403, f"a {who.role.value} may not {kind.value} tickets")
         note = next((getattr(body, f) for f in ("resolution", "reason", "note") if hasattr(body, f)), "")
         event = TicketEvent(
             event_id=f"api-{uuid.uuid4().hex}", ticket_id=ticket.ticket_id, action=kind,
-            by=mask_phones(body.by), actor=department, at=self.http.clock(), note=mask_phones(note),
+            by=who.actor.name, actor=who.department, user=who.actor, at=self.http.clock(), note=mask_phones(note),
             until=getattr(body, "until", None), approve=getattr(body, "approve", None),
             passed=getattr(body, "passed", None), department=getattr(body, "department", None),
             result=getattr(body, "result", None),
@@ -379,9 +445,16 @@ class TicketAction_(JsonView):
         try:
             check(self.http.config, ticket, event)
         except Conflict as conflict:
+            audit("refused", str(conflict))
             raise ApiError(409, str(conflict), status=ticket.status.value, ticket=ticket_json(ticket)) from None
         self.http.pipeline.send_command(event, ticket.dedup_key)
-        return await self._outcome(ticket, event)
+        try:
+            response = await self._outcome(ticket, event)
+        except ApiError as refused:
+            audit("refused", refused.error)
+            raise
+        audit("queued" if response.status == 202 else "ok", event.note)
+        return response
 
     async def _outcome(self, before: Ticket, event: TicketEvent) -> web.Response:
         """Wait for the owning worker to apply the event, so the clerk sees the result."""
@@ -417,15 +490,16 @@ class Performance(JsonView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        department = self.http.authenticate(request)
+        who = await self.http.authenticate(request)
+        who.require(Can.read_tickets)
         only_params(request.query, {"from", "to"})
         now = self.http.clock()
         start, end = _period(request.query, now)
         # From the facts kept beside every ticket (the gauges read the same), not every ticket in full.
         table = performance.gauges(await self.http.store.gauge_facts(), start, end, now,
                                    self.http.config.routing.followup.basically_satisfied_counts).rows
-        if department != OPS_CENTRE:
-            table = {d: row for d, row in table.items() if d == department}
+        if not who.reads_all:
+            table = {d: row for d, row in table.items() if d == who.department}
         return self.json({"from": start.isoformat(), "to": end.isoformat(),
                           "departments": [row.as_dict() for _, row in sorted(table.items())]})
 

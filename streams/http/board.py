@@ -12,9 +12,9 @@ import orjson
 from aiohttp import web as aioweb
 from faust import web
 
-from schemas.enums import OPS_CENTRE
+from handlers.permissions import TICKET_ACTIONS, Can
 from schemas.records import Ticket
-from streams.http.api import ApiError, JsonView, caller_of
+from streams.http.api import SESSION_COOKIE, ApiError, JsonView, Principal, caller_of
 
 log = logging.getLogger("soc.board")
 
@@ -59,11 +59,17 @@ class District(JsonView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        department = self.http.authenticate(request)
+        who = await self.http.authenticate(request)
         district = self.http.config.district
         return self.json({
-            "department": department,
-            "read_only": self.http.is_wall(request),
+            "department": who.department,
+            "read_only": who.credential == "wall",
+            # Who is signed in, and what the page may offer them.
+            "user": who.actor.model_dump(mode="json"),
+            "community": who.community,
+            "reads_all": who.reads_all,
+            "actions": sorted(a.value for a in TICKET_ACTIONS[who.role]) if who.credential != "wall" else [],
+            "csrf": who.csrf,
             "name": district.name,
             "timezone": district.timezone,
             "communities": {cid: {"name": c.name, "polygon": [list(p) for p in c.polygon]}
@@ -81,11 +87,11 @@ def _sse(event: str | None, data: bytes, event_id: str | None = None) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
-async def _snapshot(http) -> list[Ticket]:
-    """Open tickets plus those closed in the last hour: what a fresh board should show."""
+async def _snapshot(http, who: Principal) -> list[Ticket]:
+    """Open tickets plus those closed in the last hour that `who` may see: what a fresh board should show."""
     since = http.clock() - RECENTLY_CLOSED
     tickets = await http.store.many(await http.store.open_or_closed_since(since))
-    return [t for t in tickets if t.is_open or (t.closed_at and t.closed_at >= since)]
+    return [t for t in tickets if (t.is_open or (t.closed_at and t.closed_at >= since)) and who.can_see(t)]
 
 
 class AlertStream(JsonView):
@@ -94,8 +100,8 @@ class AlertStream(JsonView):
         if "Authorization" not in request.headers and request.query.get("token"):
             request = request.clone(headers={**request.headers, "Authorization": f"Bearer {request.query['token']}"})
         try:
-            if self.http.authenticate(request) != OPS_CENTRE:
-                raise ApiError(403, "the board stream is for the operations centre")
+            who = await self.http.authenticate(request)
+            who.require(Can.watch_board)
         except ApiError as exc:
             return self.json({"error": exc.error}, status=exc.code)
         # Each stream holds a Redis connection in a blocking read: bounded per caller and in all, so
@@ -107,13 +113,13 @@ class AlertStream(JsonView):
                              headers={"Retry-After": "10"})
         open_streams[caller] += 1
         try:
-            return await self._stream(request)
+            return await self._stream(request, who)
         finally:
             open_streams[caller] -= 1
             if not open_streams[caller]:
                 del open_streams[caller]
 
-    async def _stream(self, request):
+    async def _stream(self, request, who: Principal):
         response = aioweb.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                   "X-Accel-Buffering": "no"})
         await response.prepare(request)
@@ -125,7 +131,7 @@ class AlertStream(JsonView):
             if not last_id:
                 newest = await self.http.store.redis.xrevrange(board, count=1)
                 last_id = newest[0][0].decode() if newest else "0-0"
-                tickets = await _snapshot(self.http)
+                tickets = await _snapshot(self.http, who)
                 payload = orjson.dumps([t.model_dump(mode="json") for t in tickets])
                 await response.write(_sse("snapshot", payload, last_id))
             quiet_since = time.monotonic()
@@ -135,12 +141,18 @@ class AlertStream(JsonView):
                 entries = await self.http.store.redis.xread({board: last_id}, count=200, block=int(READ_BLOCK_S * 1000))
                 if not entries:
                     if time.monotonic() - quiet_since >= KEEPALIVE_S:
+                        # A signed-out or expired session ends its streams (without keeping it alive).
+                        if who.credential == "session" and not await self.http.accounts.alive(
+                                request.cookies.get(SESSION_COOKIE, "")):
+                            break
                         await response.write(b": keepalive\n\n")
                         quiet_since = time.monotonic()
                     continue
                 quiet_since = time.monotonic()
                 for entry_id, fields in entries[0][1]:
                     last_id = entry_id.decode()
+                    if not who.reads_all and not who.can_see(Ticket.model_validate_json(fields[b"json"])):
+                        continue
                     data = b'{"kind":' + orjson.dumps(fields[b"kind"].decode()) + b',"ticket":' + fields[b"json"] + b"}"
                     await response.write(_sse("ticket", data, last_id))
         except (ConnectionResetError, asyncio.CancelledError):

@@ -10,6 +10,7 @@ from faust import web
 
 from handlers import cap
 from handlers.intake import Rejected
+from handlers.permissions import Can
 from schemas.enums import Severity
 from streams.http.api import ApiError, JsonView
 
@@ -68,8 +69,9 @@ class TicketCap(JsonView):
         return await self.guarded(self._get, request, ticket_id)
 
     async def _get(self, request: web.Request, ticket_id: str) -> aioweb.Response:
-        department = self.http.authenticate(request)
-        ticket = await self.http.visible_ticket(ticket_id, department)
+        who = await self.http.authenticate(request)
+        who.require(Can.read_tickets)
+        ticket = await self.http.visible_ticket(ticket_id, who)
         if ticket.severity is not Severity.red:
             raise ApiError(409, "CAP alerts are published for red tickets only", severity=ticket.severity.value)
         return aioweb.Response(body=cap.to_cap(ticket, self.http.config), content_type="application/cap+xml",

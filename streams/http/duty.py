@@ -13,6 +13,7 @@ from faust import web
 from handlers import duty
 from handlers.duty import OnDuty
 from handlers.privacy import mask_phones
+from handlers.permissions import Can
 from schemas.enums import OPS_CENTRE, Severity
 from schemas.records import Ticket
 from streams.http.api import ApiError, Body, JsonView, Note, only_params, time_param, validate
@@ -55,7 +56,7 @@ class DutyNow(JsonView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        self.http.authenticate(request)
+        await self.http.authenticate(request)
         district = self.http.config.district
         now = self.http.clock().astimezone(district.tz)
         found = duty.on_duty(district, now)
@@ -73,9 +74,9 @@ class DutyRoster(JsonView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        department = self.http.authenticate(request)
+        who = await self.http.authenticate(request)
         district = self.http.config.district
-        if department not in (OPS_CENTRE, district.leadership):
+        if who.department not in (OPS_CENTRE, district.leadership):
             raise ApiError(403, "the duty roster and its handovers are for the operations centre and the leadership")
         only_params(request.query, {"from", "to"})
         start = time_param(request.query, "from") or self.http.clock()
@@ -97,9 +98,10 @@ class DutyHandover(JsonView):
         return await self.guarded(self._post, request)
 
     async def _post(self, request: web.Request) -> web.Response:
-        department = self.http.authenticate(request)
-        if department != OPS_CENTRE:
+        who = await self.http.authenticate(request)
+        if who.department != OPS_CENTRE:
             raise ApiError(403, "only the operations centre records a shift handover")
+        who.require(Can.edit_duty)
         body = validate(HandoverBody, await self.http.read_json(request))
         district = self.http.config.district
         now = self.http.clock().astimezone(district.tz)
@@ -108,7 +110,8 @@ class DutyHandover(JsonView):
         record = {
             "handover_id": f"H{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}",
             "at": now.isoformat(),
-            "by": department,
+            "by": who.actor.name,
+            "user": who.actor.model_dump(mode="json"),
             "shift_change": change.isoformat(),
             "outgoing": on_duty_json(outgoing),
             "incoming": on_duty_json(incoming),
@@ -117,6 +120,7 @@ class DutyHandover(JsonView):
             "open_tickets": [snapshot_json(t) for t in tickets],
         }
         await self.http.store.record_handover(record, now)
+        self.http.audit(request, "action", "duty.handover", who, target=record["handover_id"], detail=body.note)
         return self.json(record, status=201)
 
 

@@ -24,7 +24,7 @@ class MapLayers(JsonView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        self.http.authenticate(request)
+        await self.http.authenticate(request)
         only_params(request.query, set())
         return self.json(layers_json(self.http))
 

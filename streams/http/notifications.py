@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from faust import web
 
+from handlers.permissions import Can
 from schemas.enums import OPS_CENTRE
 from streams.http.api import ApiError, JsonView, entry_json, only_params, page_param, time_param
 
@@ -19,7 +20,8 @@ class Notifications(JsonView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        department = self.http.authenticate(request)
+        who = await self.http.authenticate(request)
+        who.require(Can.read_tickets)
         query = request.query
         only_params(query, PARAMS)
         store = self.http.notifications
@@ -28,11 +30,11 @@ class Notifications(JsonView):
         since = time_param(query, "since") or self.http.clock() - DEFAULT_SINCE
         limit = page_param(query, "limit", 200, MAX_ENTRIES)
         if query.get("ticket_id"):
-            ticket = await self.http.visible_ticket(query["ticket_id"], department)
+            ticket = await self.http.visible_ticket(query["ticket_id"], who)
             entries = [e for e in await store.ticket_entries(ticket.ticket_id) if e.at >= since]
             entries = entries[len(entries) - limit:] if limit else []
         else:
-            entries = await store.latest(since, limit, None if department == OPS_CENTRE else department)
+            entries = await store.latest(since, limit, None if who.reads_all else who.department)
         return self.json({"since": since.isoformat(), "entries": [entry_json(e) for e in entries]})
 
 

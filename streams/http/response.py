@@ -9,6 +9,7 @@ from faust import web
 from pydantic import Field
 
 from handlers import response
+from handlers.permissions import Can
 from schemas.enums import OPS_CENTRE
 from schemas.response import COLOUR, MANUAL, NUMBER, RANK, ResponseChange
 from streams.http.api import ApiError, Body, JsonView, validate
@@ -44,20 +45,22 @@ class Response(JsonView):
         return await self.guarded(self._post, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        self.http.authenticate(request)
+        await self.http.authenticate(request)
         return self.json(state_json(self, self.http.pipeline.response.by_key()))
 
     async def _post(self, request: web.Request) -> web.Response:
-        department = self.http.authenticate(request)
-        if department not in (OPS_CENTRE, self.http.config.district.leadership):
+        who = await self.http.authenticate(request)
+        if who.department not in (OPS_CENTRE, self.http.config.district.leadership):
             raise ApiError(403, "only the operations centre or the leadership sets the response level")
+        who.require(Can.set_response)
         body = validate(LevelBody, await self.http.read_json(request))
         histories = self.http.pipeline.response.by_key()
         change = ResponseChange(at=self.http.clock(), level=None if body.level == "none" else body.level,
-                                reason=body.reason, trigger=MANUAL, by=department)
+                                reason=body.reason, trigger=MANUAL, by=who.actor.name)
         manual = [*histories.get(MANUAL, []), change]
         await self.http.pipeline.response_topic.send(
             key=MANUAL.encode(), value=orjson.dumps([c.model_dump(mode="json") for c in manual]))
+        self.http.audit(request, "action", "response.set", who, target=body.level, detail=body.reason)
         return self.json(state_json(self, {**histories, MANUAL: manual}), status=201)
 
 

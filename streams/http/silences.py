@@ -12,20 +12,22 @@ from datetime import datetime, timedelta
 from faust import web
 
 from handlers import silences
+from handlers.permissions import Can
 from schemas.enums import OPS_CENTRE
 from schemas.silences import Silence, SilenceSpec
-from streams.http.api import ApiError, JsonView, only_params, page_param, time_param, validate
+from streams.http.api import ApiError, JsonView, Principal, only_params, page_param, time_param, validate
 
 STATES = ("active", "pending", "expired")
 DEFAULT_SILENCED_SINCE = timedelta(hours=24)
 MAX_SILENCED = 1000
 
 
-def _centre_only(view: JsonView, request: web.Request) -> str:
-    department = view.http.authenticate(request)
-    if department != OPS_CENTRE:
+async def _centre_only(view: JsonView, request: web.Request) -> Principal:
+    who = await view.http.authenticate(request)
+    if who.department != OPS_CENTRE:
         raise ApiError(403, "only the operations centre manages silences")
-    return department
+    who.require(Can.manage_silences)
+    return who
 
 
 def silence_json(silence: Silence, now: datetime) -> dict:
@@ -45,7 +47,7 @@ class SilenceList(JsonView):
         return await self.guarded(self._post, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        _centre_only(self, request)
+        await _centre_only(self, request)
         only_params(request.query, {"state"})
         wanted = request.query.get("state")
         if wanted is not None and wanted not in STATES:
@@ -55,14 +57,15 @@ class SilenceList(JsonView):
         return self.json({"silences": [s for s in found if wanted is None or s["state"] == wanted]})
 
     async def _post(self, request: web.Request) -> web.Response:
-        department = _centre_only(self, request)
+        who = await _centre_only(self, request)
         spec = validate(SilenceSpec, await self.http.read_json(request))
         now = self.http.clock()
         if spec.ends_at <= now:
             raise ApiError(422, "ends_at is in the past")
         silence = Silence(**spec.model_dump(), silence_id=f"S{now:%Y%m%d}-{uuid.uuid4().hex[:10]}",
-                          created_by=department, created_at=now)
+                          created_by=who.actor.name, created_at=now)
         await publish(self, silence)
+        self.http.audit(request, "action", "silence.create", who, target=silence.silence_id, detail=silence.comment)
         return self.json(silence_json(silence, now), status=201)
 
 
@@ -71,15 +74,16 @@ class SilenceDetail(JsonView):
         return await self.guarded(self._delete, request, silence_id)
 
     async def _delete(self, request: web.Request, silence_id: str) -> web.Response:
-        department = _centre_only(self, request)
+        who = await _centre_only(self, request)
         silence = self.http.pipeline.silences.get(silence_id) if len(silence_id) <= 64 else None
         if silence is None:
             raise ApiError(404, f"no silence {silence_id}")
         now = self.http.clock()
         if silences.state(silence, now) == "expired":
             return self.json(silence_json(silence, now))
-        ended = silence.model_copy(update={"ends_at": max(now, silence.starts_at), "expired_by": department})
+        ended = silence.model_copy(update={"ends_at": max(now, silence.starts_at), "expired_by": who.actor.name})
         await publish(self, ended)
+        self.http.audit(request, "action", "silence.expire", who, target=silence_id)
         return self.json(silence_json(ended, now))
 
 
@@ -88,7 +92,7 @@ class Silenced(JsonView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        _centre_only(self, request)
+        await _centre_only(self, request)
         query = request.query
         only_params(query, {"since", "limit"})
         since = time_param(query, "since") or self.http.clock() - DEFAULT_SILENCED_SINCE

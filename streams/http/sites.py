@@ -10,10 +10,11 @@ from typing import Annotated
 from faust import web
 from pydantic import Field
 
+from handlers.permissions import Can
 from handlers.sites import problems
 from schemas.enums import OPS_CENTRE
 from schemas.raw import Lat, Lon, PermitTime, ShortText, SiteKind, SiteRegistration, SiteStatus, WorkHours
-from streams.http.api import ApiError, Body, JsonView, only_params, validate
+from streams.http.api import ApiError, Body, JsonView, Principal, only_params, validate
 from streams.http.board import _static
 
 REGISTRARS = ("construction_safety", OPS_CENTRE)
@@ -41,11 +42,12 @@ class SitePatch(Body):
     work_hours: WorkHours | None = None
 
 
-def _registrar(view: JsonView, request: web.Request) -> str:
-    department = view.http.authenticate(request)
-    if department not in REGISTRARS:
+async def _registrar(view: JsonView, request: web.Request) -> Principal:
+    who = await view.http.authenticate(request)
+    if who.department not in REGISTRARS:
         raise ApiError(403, "only construction_safety and the operations centre manage the site whitelist")
-    return department
+    who.require(Can.register_sites)
+    return who
 
 
 def _checked(view: JsonView, data: dict) -> SiteRegistration:
@@ -74,7 +76,7 @@ class SiteList(JsonView):
         return await self.guarded(self._post, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        _registrar(self, request)
+        await _registrar(self, request)
         only_params(request.query, {"status"})
         wanted = request.query.get("status")
         if wanted and wanted not in SiteStatus.__members__:
@@ -83,13 +85,15 @@ class SiteList(JsonView):
         return self.json({"sites": [s.model_dump(mode="json") for s in sites if not wanted or s.status.value == wanted]})
 
     async def _post(self, request: web.Request) -> web.Response:
-        _registrar(self, request)
+        who = await _registrar(self, request)
         spec = validate(SiteSpec, await self.http.read_json(request))
         site_id = spec.site_id or f"S{self.http.clock():%Y%m%d}-{uuid.uuid4().hex[:6]}"
         if site_id in self.http.pipeline.whitelist:
             raise ApiError(409, f"site {site_id} is already registered: PATCH /api/sites/{site_id} changes it")
         site = _checked(self, {**spec.model_dump(), "site_id": site_id})
-        return self.json(await _publish(self, site), status=201)
+        published = await _publish(self, site)
+        self.http.audit(request, "action", "site.register", who, target=site_id)
+        return self.json(published, status=201)
 
 
 class SiteDetail(JsonView):
@@ -106,17 +110,19 @@ class SiteDetail(JsonView):
         return site
 
     async def _get(self, request: web.Request, site_id: str) -> web.Response:
-        _registrar(self, request)
+        await _registrar(self, request)
         return self.json(self._site(site_id).model_dump(mode="json"))
 
     async def _patch(self, request: web.Request, site_id: str) -> web.Response:
-        _registrar(self, request)
+        who = await _registrar(self, request)
         site = self._site(site_id)
         patch = validate(SitePatch, await self.http.read_json(request)).model_dump(exclude_none=True)
         if not patch:
             raise ApiError(422, "nothing to change: status, permit_from, permit_until or work_hours")
         changed = _checked(self, {**site.model_dump(), **patch})
-        return self.json(await _publish(self, changed))
+        published = await _publish(self, changed)
+        self.http.audit(request, "action", "site.change", who, target=site_id, detail=", ".join(sorted(patch)))
+        return self.json(published)
 
 
 class SitesPage(web.View):

@@ -129,11 +129,10 @@ def daily_report(tickets: list[Ticket], rows: dict, day: date, start: datetime, 
 
 
 class StatsView(JsonView):
-    def allowed(self, request) -> str:
-        department = self.http.authenticate(request)
-        if department not in (OPS_CENTRE, self.http.config.district.leadership):
+    async def allowed(self, request) -> None:
+        who = await self.http.authenticate(request)
+        if who.department not in (OPS_CENTRE, self.http.config.district.leadership):
             raise ApiError(403, "the leadership view is for the operations centre and the leadership")
-        return department
 
     @property
     def stats(self) -> StatsStore:
@@ -145,7 +144,7 @@ class Stats(StatsView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        self.allowed(request)
+        await self.allowed(request)
         only_params(request.query, set())
         now = self.http.clock()
         zone = self.http.config.district.tz
@@ -195,7 +194,7 @@ class DailyReport(StatsView):
         return await self.guarded(self._get, request)
 
     async def _get(self, request: web.Request) -> web.Response:
-        self.allowed(request)
+        await self.allowed(request)
         only_params(request.query, {"date"})
         now = self.http.clock()
         zone = self.http.config.district.tz

@@ -31,6 +31,7 @@ from handlers.base import Context, Heard
 from handlers.intake import Rejected, dead_letter, parsed
 from handlers.lifecycle import Verdict
 from handlers.tickets import PIPELINE
+from schemas.accounts import AuditRecord
 from schemas.config import Config
 from schemas.correlation import Sighting
 from schemas.enums import Escalation
@@ -39,12 +40,13 @@ from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketEvent
 from schemas.response import NUMBER, ResponseChange
 from schemas.silences import Inhibitor, Silence
 from streams import topics
+from streams.accounts import AuditLog
 from streams.http import register as register_views
 from streams.logs import logging_config
 from streams.metrics import Metrics
 from streams.notify_store import NotificationStore
 from streams.settings import Settings
-from streams.store import TicketStore
+from streams.store import TicketStore, until_written
 from streams.topology import faust_compat
 from streams.topology.health import Health
 from streams.topology.notifier import HORIZON, Notifier
@@ -111,6 +113,9 @@ class Pipeline:
     ticket_event_topic: faust.TopicT
     ticket_topic: faust.TopicT
     deadletter_topic: faust.TopicT
+    audit_topic: faust.TopicT
+    # The pages' and API's own Redis client (its own connections), beside the pipeline's `store`.
+    web_store: TicketStore
     dedup_key_to_tickets: faust.Table
     whitelist: Whitelist
     silences_topic: faust.TopicT
@@ -146,6 +151,9 @@ class Pipeline:
     def send_dead_letter(self, record: DeadLetter) -> None:
         self.deadletter_topic.send_soon(key=record.source_topic.encode(), value=record.model_dump_json().encode())
 
+    def send_audit(self, record: AuditRecord) -> None:
+        self.audit_topic.send_soon(key=record.user_id.encode(), value=record.model_dump_json().encode())
+
 
 def record_time(message, clock: Clock) -> datetime:
     """When the record reached Kafka: its own timestamp, so a replay stamps the time the first run did."""
@@ -155,8 +163,10 @@ def record_time(message, clock: Clock) -> datetime:
 
 
 def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clock, metrics: Metrics,
-              registry: CollectorRegistry, notify_rules: notify.Rules | None = None) -> Pipeline:
-    """notify_rules: notify.yaml compiled (handlers.notify.compile_rules); None notifies nobody."""
+              registry: CollectorRegistry, notify_rules: notify.Rules | None = None,
+              web_store: TicketStore | None = None) -> Pipeline:
+    """notify_rules: notify.yaml compiled (handlers.notify.compile_rules); None notifies nobody.
+    web_store: the store the HTTP views read, on connections of its own (None: `store`'s)."""
     faust_compat.apply_fixes(settings.fetch_max_wait_ms, AGENT_TOPICS - COMPACTED_INPUTS)
     (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -215,6 +225,8 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
         ticket_event_topic=raw_topic(topics.TICKET_EVENTS),
         ticket_topic=raw_topic(topics.TICKETS),
         deadletter_topic=raw_topic(topics.DEADLETTER),
+        audit_topic=raw_topic(topics.AUDIT, partitions=1),
+        web_store=web_store or store,
         # Values are KeyState JSON bytes: the changelog sends them as they are.
         dedup_key_to_tickets=app.Table("dedup_key_to_tickets", default=None, partitions=settings.partitions,
                                        value_type=bytes),
@@ -238,6 +250,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     for one in pipeline.mirrors:
         app.task(pipeline.health.reporting_task(f"mirror {one.topic}", one.run))
     pipeline.agents["decide_tickets"] = agent(decide_topic, "decide_tickets")(_decide_tickets(pipeline))
+    pipeline.agents["record_audit"] = agent(pipeline.audit_topic, "record_audit")(_record_audit(pipeline))
 
     timer = pipeline.health.guarded_timer(app, metrics)
     timer(settings.escalation_interval_s, "escalate_overdue_tickets")(lambda: escalate_overdue_tickets(pipeline))
@@ -268,7 +281,8 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
 
 # The topics agents read. The assignment also holds the changelogs, which are read only while
 # recovering tables: they always look behind and must never be sought.
-AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.INCIDENTS, topics.TICKET_EVENTS})
+AGENT_TOPICS = frozenset({*topics.RAW_TOPICS.values(), topics.SITES, topics.INCIDENTS, topics.TICKET_EVENTS,
+                          topics.AUDIT})
 COMPACTED_INPUTS = frozenset({topics.SITES})
 
 
@@ -329,6 +343,25 @@ def _check_sites(p: Pipeline):
                 p.dead_letter("sites", message, Rejected("invalid", str(exc)[:500]))
 
     return check_sites
+
+
+def _record_audit(p: Pipeline):
+    audit_log = AuditLog(p.store.redis, p.store.prefix)
+
+    async def record_audit(stream):
+        """soc.audit into Redis for GET /api/audit, in batches; a record that is not one is dead-lettered."""
+        async for events in stream.take_events(500, within=0.5):
+            good = []
+            for event in events:
+                message = event.message
+                try:
+                    good.append((message.value, AuditRecord.model_validate_json(message.value or b"").at))
+                except ValueError as exc:
+                    p.dead_letter("audit", message, Rejected("invalid", str(exc)[:500]))
+            if good:
+                await until_written(lambda: audit_log.record(good))
+
+    return record_audit
 
 
 # ------------------------------------------------------------------ hop 2: incident | command -> tickets

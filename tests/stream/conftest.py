@@ -36,6 +36,7 @@ def pipeline(tmp_path_factory) -> Pipeline:
     config = load_config(settings.config_dir)
     registry = CollectorRegistry()
     store = AsyncMock(spec=TicketStore)
+    store.redis, store.prefix = AsyncMock(), "soc-stream-tests"
     built = build_app(settings, config, store, lambda: NOW, Metrics(registry, tuple(config.district.departments)),
                       registry)
     # No broker here: the mirrored silences and response level are empty, and caught up.

@@ -156,7 +156,7 @@ def test_repeat_inside_the_window_is_an_occurrence_of_the_same_ticket(config):
     assert (merged.occurrences, merged.version, merged.last_seen_at) == (2, 2, repeat.observed_at)
     assert merged.incident_ids == [first.incident_id, repeat.incident_id]
     assert merged.history[-1].model_dump() == {"at": repeat.received_at, "by": PIPELINE, "action": "occurrence",
-                                               "note": repeat.incident_id, "event_id": ""}
+                                               "note": repeat.incident_id, "event_id": "", "user": None}
     assert outcome.counts == (Merged("flood"),)
     [seen] = outcome.state.seen
     assert (seen.ticket_id, seen.first_seen_at, seen.last_seen_at, seen.last_received_at) == \
@@ -361,7 +361,7 @@ def test_a_report_on_a_closed_ticket_opens_a_successor_in_the_same_step(config):
     assert (old.status, old.version, old.occurrences) == (S.closed, closed.version + 1, closed.occurrences)
     assert old.history[-1].model_dump() == {
         "at": recurrence.received_at, "by": PIPELINE, "action": "recurred",
-        "note": f"new ticket {successor.ticket_id}", "event_id": recurrence.incident_id}
+        "note": f"new ticket {successor.ticket_id}", "event_id": recurrence.incident_id, "user": None}
     assert (successor.status, successor.department, successor.incident_ids) == \
         (S.dispatched, OWNER, [recurrence.incident_id])
     assert successor.dispatched_at == recurrence.received_at

@@ -130,7 +130,7 @@ def test_add_occurrence_keeps_the_latest_observation(config):
     assert later.last_seen_at == t.last_seen_at and later.occurrences == 2
     assert later.version == t.version + 1
     assert later.history[-1].model_dump() == {"at": NOW, "by": PIPELINE, "action": "occurrence",
-                                              "note": earlier.incident_id, "event_id": ""}
+                                              "note": earlier.incident_id, "event_id": "", "user": None}
     # Whether an incident was counted before is the ticket step's to know (KeyState.counted):
     # add_occurrence always counts.
     assert add_occurrence(later, earlier, NOW).occurrences == 3

@@ -34,7 +34,7 @@ def test_compacted_topics_and_changelogs():
     days = {name: int(w.configs["retention.ms"]) // topics.DAY_MS for name, w in wanted.items() if name not in compacted}
     assert all(wanted[n].configs["cleanup.policy"] == "delete" for n in days)
     assert days == {**{name: 7 for name in topics.RAW_TOPICS.values()}, topics.INCIDENTS: 7, topics.TICKET_EVENTS: 14,
-                    topics.DEADLETTER: 30}
+                    topics.DEADLETTER: 30, topics.AUDIT: 365}
 
 
 @pytest.mark.parametrize("replication, insync", [(1, None), (2, "1"), (3, "2")])
