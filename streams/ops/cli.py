@@ -1,4 +1,4 @@
-"""`soc` command: dev, worker, simulate, send, check-config, topics."""
+"""`soc` command: dev, worker, users, simulate, send, check-config, topics, rebuild, repartition, bench."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from schemas.config import Config, ConfigError, load_config
 from streams.clock import utc_now
+from streams.ops import users
 
 
 def report(problems: list[str]) -> int:
@@ -173,6 +174,10 @@ def cmd_repartition(args: argparse.Namespace) -> int:
     return run(args.partitions, args.to_app_id)
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    return users.run(args)
+
+
 def demo_tokens(departments: list[str]) -> dict[str, str]:
     return {d: f"demo-{d.replace('_', '-')}-{secrets.token_hex(4)}" for d in departments}
 
@@ -208,6 +213,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
                         redis_prefix=f"soc-dev-{os.getpid()}", extra_env={**tokens, **secrets_env})
     try:
         worker, port = stack.start_worker(web_port=args.port)
+        passwords = users.add_demo_users(stack.redis_url, stack.redis_prefix, config)
         print(f"broker   {stack.bootstrap} (Tansu, in memory)\nredis    {stack.redis_url} (keys {stack.redis_prefix}:*)")
         print(f"logs     {stack.log_dir}")
         print("waiting for the worker to join its consumer group (about 30 s on Tansu)...", flush=True)
@@ -216,7 +222,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
                                      stack.log_dir, stack.env()))
         print(f"\nboard    http://127.0.0.1:{port}/\ninbox    http://127.0.0.1:{port}/inbox\nsites    http://127.0.0.1:{port}/sites\nstats    http://127.0.0.1:{port}/stats  (leadership view; daily report at /stats/daily)")
         print(f"api      http://127.0.0.1:{port}/api/tickets\nmetrics  http://127.0.0.1:{port}/metrics\n")
-        print("demo tokens (Authorization: Bearer <token>):")
+        print("demo sign-ins for the pages (user / password):")
+        for user_id, name, department, role in users.DEMO_USERS:
+            if user_id in passwords:
+                print(f"  {user_id:<11} {passwords[user_id]:<24} {name} ({department}, {role.value})")
+        print("service tokens for machine clients (Authorization: Bearer <token>):")
         for dept_id in config.district.departments:
             print(f"  {dept_id:<22} {tokens[config.district.departments[dept_id].token_env]}")
         if wall_token:
@@ -289,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the simulator's scenario")
     p.add_argument("--demo-receiver-port", type=int, default=6070)
     p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser("users", help="accounts in SOC_REDIS_URL: add, disable, enable, reset, token, revoke, list")
+    users.add_arguments(p)
+    p.set_defaults(func=cmd_users)
 
     p = sub.add_parser("worker", help="run one worker against SOC_KAFKA_BROKERS and SOC_REDIS_URL")
     p.set_defaults(func=cmd_worker)
