@@ -81,7 +81,9 @@ def check(config: Config, ticket: Ticket, event: TicketEvent) -> None:
     is_owner = event.actor == ticket.department
     is_centre = event.actor == OPS_CENTRE
     allowed = (OWNER in who and is_owner) or (CENTRE in who and is_centre) or (
-        event.action is A.extend_decision and is_owner and _supervisor(config, event))
+        event.action is A.extend_decision and is_owner and _supervisor(config, event)) or (
+        # 批示: the leadership's instruction on any ticket (handlers/permissions.py lets a leader comment).
+        event.action is A.comment and event.actor == config.district.leadership)
     if not allowed:
         role = "the operations centre" if who == CENTRE else f"the owning department ({ticket.department})"
         if event.action is A.verify and is_owner:

@@ -191,6 +191,16 @@ def test_transition_matrix(config, status, action, role):
 
 # ------------------------------------------------------------------ rules beyond role and state
 
+@pytest.mark.parametrize("status", STATUSES)
+def test_the_leadership_comments_on_any_ticket_and_does_nothing_else(config, status):
+    t = in_status(config, status)
+    leadership = config.district.leadership
+    after = applied(config, t, event(A.comment, leadership, minutes(60), note="请加快处置"))
+    assert after.status is status and after.history[-1].note == "请加快处置"
+    for action in (A.accept, A.resolve, A.verify, A.redispatch):
+        assert rejected(config, t, valid_event(action, leadership, t)).startswith("only ")
+
+
 def test_a_department_cannot_verify_its_own_work(config):
     t = in_status(config, S.resolved)
     why = rejected(config, t, event(A.verify, OWNER, minutes(50), passed=True))
