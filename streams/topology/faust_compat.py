@@ -11,6 +11,7 @@ import logging
 from contextlib import contextmanager
 from time import monotonic
 
+from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -25,6 +26,7 @@ def apply_fixes(fetch_max_wait_ms: int, gapless_topics: frozenset[str]) -> None:
     cap_fetch_wait(fetch_max_wait_ms)
     drop_acks_from_earlier_assignments()
     commit_only_what_was_processed(gapless_topics)
+    recover_to_the_fetched_end()
     json_protocol_errors()
 
 
@@ -162,6 +164,36 @@ def commit_only_what_was_processed(gapless_topics: frozenset[str]) -> None:
     faust_consumer.Consumer._add_gap = _add_gap
     faust_consumer.Consumer._new_offset = _new_offset
     _applied.add("gapless")
+
+
+def recover_to_the_fetched_end() -> None:
+    """Faust's table recovery reads each changelog partition up to the end ListOffsets reported when it
+    started. Tansu 0.6 reports the last batch's base offset + 1 there (21 keys written in one batch: end 1),
+    so recovery ended after the first record of the last batch and the rest of it was never applied: the
+    restarted worker decided readings without those keys' state and opened second tickets (one way the
+    two-kill storm got them; tests/integration/test_table_recovery.py). Its fetch responses carry the true end: a partition
+    counts as recovered only once it is read up to the larger of the two. On Kafka they agree.
+
+    Read live on every check, never stored: a fetch that reports a lower end (a broker that lost its data)
+    lowers it again at once, so recovery cannot wait for records that are gone."""
+    if "recovery_end" in _applied:
+        return
+    active_remaining = faust_recovery.Recovery.active_remaining
+
+    def active_remaining_to_the_fetched_end(self):
+        remaining = active_remaining(self)
+        for tp in remaining:
+            try:
+                fetched_end = self.app.consumer.highwater(tp)  # from the last fetch response; None before one
+            except Exception:  # the partition left the assignment under us: the listed end stands
+                continue
+            if fetched_end is not None:
+                # Faust's highwaters are the last offset (end - 1), as its offsets are.
+                remaining[tp] = max(remaining[tp], fetched_end - 1 - self.active_offsets[tp])
+        return remaining
+
+    faust_recovery.Recovery.active_remaining = active_remaining_to_the_fetched_end
+    _applied.add("recovery_end")
 
 
 class PartitionWatchdog:

@@ -3,6 +3,7 @@ what it is for. A Faust upgrade that moves that code fails here first."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as driver
@@ -99,3 +100,22 @@ def test_table_writes_take_the_given_event_and_the_stream_gets_its_own_back(pipe
     with faust_compat.writing_for(stream, written_for):
         assert current_event() is written_for and stream.current_event is written_for
     assert stream.current_event is own and current_event() is own
+
+
+def test_table_recovery_counts_a_changelog_as_read_only_at_the_end_its_fetches_report(pipeline, monkeypatch):
+    recovery = pipeline.app.tables.recovery
+    assert type(recovery).active_remaining.__qualname__ == \
+        "recover_to_the_fetched_end.<locals>.active_remaining_to_the_fetched_end"
+    tp = TP("soc-stream-tests-dedup_key_to_tickets-changelog", 0)
+    fetched = {}
+    monkeypatch.setattr(pipeline.app.consumer, "highwater", lambda tp: fetched.get(tp))
+    monkeypatch.setattr(recovery, "active_highwaters", Counter({tp: 0}))  # Tansu's listed end 1: last offset 0
+    monkeypatch.setattr(recovery, "active_offsets", Counter({tp: 0}))  # the last batch's first record read
+    assert not recovery.need_recovery()  # before any fetch: the listed end stands
+    fetched[tp] = 21  # the fetch of that batch reports its true end
+    assert recovery.active_remaining() == Counter({tp: 20}) and recovery.need_recovery()
+    recovery.active_offsets[tp] = 20
+    assert not recovery.need_recovery()
+    fetched[tp] = 5  # a fetch reporting less (the broker lost data) never keeps recovery waiting
+    assert not recovery.need_recovery()
+
