@@ -7,7 +7,6 @@ from datetime import timedelta
 from faust import web
 
 from handlers.permissions import Can
-from schemas.enums import OPS_CENTRE
 from streams.http.api import ApiError, JsonView, entry_json, only_params, page_param, time_param
 
 DEFAULT_SINCE = timedelta(hours=24)
