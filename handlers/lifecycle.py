@@ -16,8 +16,8 @@ from handlers import correlation, escalation, response
 from handlers.deadlines import due, due_dates
 from handlers.routing import red_watchers
 from handlers.tickets import PIPELINE
-from schemas.config import Config
 from schemas.accounts import UserRole
+from schemas.config import Config
 from schemas.enums import OPS_CENTRE, Escalation, TicketStatus
 from schemas.records import ExtensionRequest, Followup, HistoryEntry, Ticket, TicketAction, TicketEvent
 
@@ -69,10 +69,6 @@ def _refused(ticket: Ticket, why: str) -> Outcome:
 
 class Conflict(Exception):
     """The action is not allowed for this actor or from the ticket's current state (HTTP 409)."""
-
-
-def can_see(ticket: Ticket, department: str) -> bool:
-    return department == OPS_CENTRE or department in ticket.inboxes
 
 
 def check(config: Config, ticket: Ticket, event: TicketEvent) -> None:

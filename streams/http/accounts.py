@@ -12,6 +12,7 @@ from faust import web
 from pydantic import Field
 
 from handlers.permissions import Can
+from handlers.privacy import mask_phones
 from schemas.accounts import UserId, UserRole
 from streams.accounts import SignIn
 from streams.http.api import SESSION_COOKIE, ApiError, Body, JsonView, Principal, only_params, page_param, validate
@@ -53,10 +54,12 @@ class Login(JsonView):
     async def _post(self, request: web.Request) -> web.Response:
         http = self.http
         body = validate(LoginBody, await http.read_json(request))
+        # What was typed as the name goes into the trail: someone may type a phone number there.
+        named = mask_phones(body.user[:64])
         wait = http.sign_in_limiter.allow(f"addr:{request.remote}")
         if wait:
             http.pipeline.metrics.sign_ins.labels("throttled").inc()
-            http.audit(request, "sign_in_failed", "sign_in", user_id=body.user[:64], outcome="throttled")
+            http.audit(request, "sign_in_failed", "sign_in", user_id=named, outcome="throttled")
             raise ApiError(429, "too many sign-ins from this address: wait a little", retry_after_s=round(wait, 1))
         result = await http.accounts.sign_in(body.user, body.password)
         http.pipeline.metrics.sign_ins.labels(result.outcome.value).inc()
@@ -65,7 +68,7 @@ class Login(JsonView):
             if result.outcome is SignIn.locked and result.failures:
                 http.pipeline.metrics.lockouts.inc()
             who = Principal(actor, "session", http.config) if actor else None
-            http.audit(request, "sign_in_failed", "sign_in", who, user_id=body.user[:64], outcome=result.outcome.value)
+            http.audit(request, "sign_in_failed", "sign_in", who, user_id=named, outcome=result.outcome.value)
             if result.outcome is SignIn.locked:
                 minutes = max(1, http.config.district.sign_in.lockout_s // 60)
                 raise ApiError(429, f"too many failed sign-ins: this account is locked for {minutes} minutes")
@@ -134,6 +137,8 @@ class UserAction(JsonView):
         accounts = self.http.accounts
         if len(user_id) > 32 or await accounts.get(user_id) is None:
             raise ApiError(404, f"no user {user_id[:32]}")
+        if user_id == who.actor.user_id and action == "disable":
+            raise ApiError(409, "you cannot disable your own account: another admin can")
         answer: dict
         if action == "reset":
             body = validate(ResetBody, await self.http.read_json(request))

@@ -52,7 +52,10 @@ class Principal:
         self.role = actor.role
         # The centre and the leadership read the whole district; a community workstation its community.
         self.reads_all = self.department in (OPS_CENTRE, district.leadership)
-        self.community = district.departments[self.department].community
+        department = district.departments.get(self.department)
+        if department is None:  # a user of a department since taken out of district.yaml
+            raise ApiError(403, f"department {self.department} is no longer configured: ask an administrator")
+        self.community = department.community
 
     def require(self, capability: Can) -> None:
         if not may(self.role, capability):
