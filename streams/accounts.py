@@ -264,10 +264,8 @@ class AuditLog:
         self.redis, self.key = client, f"{prefix}:audit"
 
     async def record(self, raws: list[tuple[bytes, datetime]]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.key, {raw: at.timestamp() for raw, at in raws})
-            pipe.zremrangebyrank(self.key, 0, -AUDIT_KEPT - 1)
-            await pipe.execute()
+        await self.redis.zadd(self.key, {raw: at.timestamp() for raw, at in raws})
+        await self.redis.zremrangebyrank(self.key, 0, -AUDIT_KEPT - 1)
 
     async def page(self, offset: int, limit: int, user_id: str | None = None, what: str | None = None) -> list[AuditRecord]:
         """Newest first; with filters, among the newest 5,000 only (an admin narrows by time soon enough)."""

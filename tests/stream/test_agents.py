@@ -11,6 +11,7 @@ import pytest
 
 from streams.topology import app as topology
 
+from schemas.accounts import AuditRecord
 from schemas.enums import Category, Severity, TicketStatus
 from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketAction, TicketEvent
 from tests.stream.conftest import NOW, eventually, metric, put_on
@@ -289,3 +290,15 @@ async def test_a_ticket_whose_dates_overflow_is_dead_lettered_and_the_partition_
     assert letter.error_type == "handler_error" and "OverflowError" in letter.message
     await eventually(lambda: pipeline.dedup_key_to_tickets.get(good.dedup_key) is not None, "the next input")
     assert pipeline.dedup_key_to_tickets.get(bad.dedup_key) is None  # not applied: no half-written state
+
+
+async def test_the_audit_trail_is_recorded_as_sent_and_a_bad_record_is_dead_lettered(pipeline, sent, store):
+    good = AuditRecord(audit_id="a1", at=NOW, kind="sign_in", user_id="duty", what="sign_in").model_dump_json()
+    async with pipeline.agents["record_audit"].test_context() as agent:
+        await put_on(agent, "soc.audit", b"not json", key=b"duty")
+        await put_on(agent, "soc.audit", good.encode(), key=b"duty")
+    [(key, value)] = await sent["deadletter_topic"].wait_for(1)
+    assert key == b"soc.audit" and DeadLetter.model_validate_json(value).error_type == "invalid"
+    await eventually(lambda: store.redis.zadd.await_count == 1, "the good record in Redis")
+    # The member is the record's own bytes: a replay adds the same member, not a second one.
+    assert store.redis.zadd.await_args.args[1] == {good.encode(): NOW.timestamp()}
