@@ -59,7 +59,7 @@ class Principal:
 
     def require(self, capability: Can) -> None:
         if not may(self.role, capability):
-            raise ApiError(403, f"a {self.role.value} may not {capability.value}")
+            raise ApiError(403, f"the {self.role.value} role may not {capability.value}")
 
     def can_see(self, ticket: Ticket) -> bool:
         return (self.reads_all or self.department in ticket.inboxes
@@ -436,7 +436,7 @@ class TicketAction_(JsonView):
 
         if not may_act(who.role, kind):
             audit("refused", f"role {who.role.value}")
-            raise ApiError(403, f"a {who.role.value} may not {kind.value} tickets")
+            raise ApiError(403, f"the {who.role.value} role may not {kind.value} tickets")
         note = next((getattr(body, f) for f in ("resolution", "reason", "note") if hasattr(body, f)), "")
         event = TicketEvent(
             event_id=f"api-{uuid.uuid4().hex}", ticket_id=ticket.ticket_id, action=kind,
