@@ -19,6 +19,7 @@ from schemas.records import Ticket
 from streams import topics
 from streams.clock import utc_now
 from streams.open311_store import keep, request_key
+from streams.ops.repartition import end_offsets
 from streams.settings import Settings
 from streams.store import TicketStore
 
@@ -32,9 +33,11 @@ def values(topic: str, bootstrap: list[str], security: dict | None = None) -> It
                              consumer_timeout_ms=5000, **(security or {}))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        # Not ListOffsets' end: Tansu 0.6 answers it with the last batch's base offset + 1, and a poll that
+        # ended inside that batch (500 records at most) took the partition as read to its end.
+        end = end_offsets(bootstrap, security or {}, {topic: len(partitions)})
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
         remaining = {tp for tp in partitions if end[tp] > 0}
         while remaining:
             batch = consumer.poll(timeout_ms=2000)
