@@ -12,8 +12,9 @@ import orjson
 from aiohttp import web as aioweb
 from faust import web
 
-from handlers.permissions import TICKET_ACTIONS, Can
-from schemas.records import Ticket
+from handlers.permissions import TICKET_ACTIONS, Can, may
+from schemas.accounts import UserRole
+from schemas.records import Ticket, TicketAction
 from streams.http.api import SESSION_COOKIE, ApiError, JsonView, Principal, caller_of
 
 log = logging.getLogger("soc.board")
@@ -68,7 +69,9 @@ class District(JsonView):
             "user": who.actor.model_dump(mode="json"),
             "community": who.community,
             "reads_all": who.reads_all,
-            "actions": sorted(a.value for a in TICKET_ACTIONS[who.role]) if who.credential != "wall" else [],
+            "actions": sorted(a.value for a in _actions(who, district)) if who.credential != "wall" else [],
+            # The page's other controls (silences, the response level, sites): handlers/permissions.py's names.
+            "capabilities": sorted(c.name for c in Can if may(who.role, c)) if who.credential != "wall" else [],
             "csrf": who.csrf,
             "name": district.name,
             "timezone": district.timezone,
@@ -76,6 +79,13 @@ class District(JsonView):
                             for cid, c in district.communities.items()},
             "departments": {did: {"name": d.name, "name_en": d.name_en} for did, d in district.departments.items()},
         })
+
+
+def _actions(who: Principal, district) -> frozenset[TicketAction]:
+    actions = TICKET_ACTIONS[who.role]
+    if who.role is UserRole.supervisor and not district.sign_in.supervisors_decide_extensions:
+        actions = actions - {TicketAction.extend_decision}
+    return actions
 
 
 def _sse(event: str | None, data: bytes, event_id: str | None = None) -> bytes:
