@@ -5,7 +5,8 @@
 (function () {
   const S = window.SOC;
   const $ = (selector) => document.querySelector(selector);
-  const auth = S.session("board");
+  // A person's session (cookie), or the wall screen's read-only token: see SOC.account() in common.js.
+  const auth = S.account("board");
 
   const MAX_ROWS = 200;          // rows in the DOM; counters and the map cover everything
   const MAX_MARKERS = 2000;
@@ -43,50 +44,73 @@
   function tickClock() { $("#clock").textContent = S.clock(new Date()); }
 
   // ------------------------------------------------------------------ sign-in
-  function showSignIn(message) {
+  function showSignIn(message, wallForm) {
     stopStream();
     setConn("offline");
     $("#main").hidden = true;
     $("#signout").hidden = true;
+    S.paintWho($("#who"), null);
     $("#signin").hidden = false;
-    $("#by").value = auth.name;
+    showForm(Boolean(wallForm));
+    $("#password").value = "";
+    $("#token").value = "";
     $("#silences").hidden = true;
     $("#response-banner").hidden = true;
     silencesPainted = "";
     if (message) showError(message);
-    $("#token").focus();
+    if (wallForm) $("#token").focus();
+    else ($("#user").value ? $("#password") : $("#user")).focus();
   }
 
-  /** Check a token: the board needs the operations centre's. Returns district JSON or throws. */
-  async function checkToken(token) {
-    // /api/district says whose token it is: the board is the operations centre's.
-    const district = (await S.api(token, "GET", "/api/district")).body;
-    if (district.department !== "ops_centre") throw new S.ApiError(403, S.t("notOps"), { error: S.t("notOps") });
-    // The wall screen's token reads and never acts: its board shows no action at all.
+  /** The person's form (user name, password) or the wall screen's (its read-only token). */
+  function showForm(wall) {
+    $("#signin-form").hidden = wall;
+    $("#wall-form").hidden = !wall;
+  }
+
+  /** Who may use this board: anyone whose role watches it (the centre and the leadership the whole district,
+   * a community workstation its community); through a token, only the wall screen's read-only one. */
+  function checkBoard(district) {
+    if (auth.token && !district.read_only) throw new S.ApiError(403, S.t("notWall"), { error: S.t("notWall") });
+    if (!district.read_only && !(district.capabilities || []).includes("watch_board")) {
+      throw new S.ApiError(403, S.t("noBoard"), { error: S.t("noBoard") });
+    }
+    // The wall screen reads and never acts: its board shows no action at all.
     document.body.toggleAttribute("data-read-only", Boolean(district.read_only));
     return district;
   }
 
-  async function signIn(token, name) {
+  /** `how` gives the district JSON: a sign-in, the wall's token, or (on load) whoever the cookie names;
+   * `failed` the message for its error; `wallForm`: show the token's form again on failure. */
+  async function signIn(how, failed, wallForm) {
     try {
-      const district = await checkToken(token);
-      auth.token = token;
-      auth.name = name;
+      const district = checkBoard(await how());
       hideError();
       start(district);
     } catch (error) {
       const transient = error instanceof S.ApiError && (error.status === 0 || error.status >= 500);
-      if (transient && token === auth.token) {
+      if (transient && how === resume) {
         // The server is restarting: a remembered sign-in waits for it instead of asking again.
         showError(S.describeError(error));
         setConn("reconnecting");
-        setTimeout(() => signIn(token, name), 3000);
+        setTimeout(() => signIn(resume, failed, wallForm), 3000);
         return;
       }
-      if (token === auth.token) auth.token = "";
-      if (error instanceof S.ApiError && error.status === 401) showSignIn(`${S.t("badToken")} (${S.describeError(error)})`);
-      else showSignIn(S.describeError(error));
+      // Just signed in, but not for this board: sign out again (a session from another page stays).
+      if (auth.active && how !== resume) await auth.logout().catch(() => {});
+      auth.forget();
+      showSignIn(failed(error), wallForm);
     }
+  }
+
+  const resume = () => auth.resume();
+
+  /** A 401 while working: the session ended (idle expiry, signed out elsewhere, disabled). */
+  function sessionEnded(error) {
+    const wall = Boolean(auth.token);   // the wall's token was refused (changed): its own form again
+    auth.forget();
+    resetBoard();
+    showSignIn(wall ? `${S.t("badToken")} (${S.describeError(error)})` : S.sessionEnded(error), wall);
   }
 
   // ------------------------------------------------------------------ state
@@ -149,7 +173,8 @@
 
   function connect() {
     stopStream();
-    const params = new URLSearchParams({ token: auth.token });
+    // A person's stream is their session cookie (EventSource sends it, same origin); the wall's is its token.
+    const params = new URLSearchParams(auth.token ? { token: auth.token } : {});
     // A new EventSource does not send Last-Event-ID: pass it so the server resumes instead of a snapshot.
     if (lastEventId) params.set("last_event_id", lastEventId);
     setConn(stats.connects ? "reconnecting" : "connecting");
@@ -206,11 +231,10 @@
     backoff = Math.min(backoff * 2, 10000);
     retryTimer = setTimeout(async () => {
       try {
-        await S.api(auth.token, "GET", "/api/district");
+        await auth.resume();
       } catch (error) {
         if (error instanceof S.ApiError && error.status === 401) {
-          auth.token = "";
-          showSignIn(S.t("badToken"));
+          sessionEnded(error);
           return;
         }
         scheduleReconnect();   // server still down: keep trying
@@ -402,36 +426,38 @@
       badges,
       row.sla);
 
+    // Only what the signed-in role may do (GET /api/district's actions and capabilities): a leader's board has
+    // no verify, a community workstation's no redispatch; and no one verifies what they resolved themselves.
     S.clear(row.actions);
-    if (t.status === "resolved") {
+    if (t.status === "resolved" && auth.can("verify") && !isMine(resolverOf(t))) {
       row.actions.append(
         S.el("button", { type: "button", class: "ok", dataset: { action: "verify" },
           on: { click: () => verify(row, true, "") } }, `${S.LABELS.zh.ui.verify} ${S.LABELS.en.ui.verify}`),
         S.el("button", { type: "button", class: "warn", dataset: { action: "rework" },
           on: { click: () => openRework(row) } }, `${S.LABELS.zh.ui.rework} ${S.LABELS.en.ui.rework}`));
     }
-    if (t.extension && (t.status === "dispatched" || t.status === "accepted")) {
+    if (t.extension && (t.status === "dispatched" || t.status === "accepted") && mayDecideExtension(t)) {
       row.actions.append(
         S.el("button", { type: "button", class: "ok", dataset: { action: "approve-extension" },
           on: { click: () => decideExtension(row, true) } }, S.t("approve")),
         S.el("button", { type: "button", class: "warn", dataset: { action: "reject-extension" },
           on: { click: () => decideExtension(row, false) } }, S.t("reject")));
     }
-    if (t.status === "returned") {
+    if (t.status === "returned" && auth.can("redispatch")) {
       row.actions.append(
         S.el("button", { type: "button", class: "warn", dataset: { action: "redispatch" },
           on: { click: () => openRedispatch(row) } }, `${S.LABELS.zh.ui.redispatch} ${S.LABELS.en.ui.redispatch}`));
     }
-    if (t.status === "closed" && t.followup_due) {
+    if (t.status === "closed" && t.followup_due && auth.can("followup")) {
       // 回访: the officer's call to the citizen after a hotline or app case closed.
       for (const [result, style] of FOLLOWUP_RESULTS) {
         row.actions.append(S.el("button", { type: "button", class: style, dataset: { action: `followup-${result}` },
           title: `${S.t("followupDue")} ${S.dateTime(t.followup_due)}`,
-          on: { click: () => post(row, "followup", { by: officer(), result, note: "" }) } }, S.t(`followup_${result}`)));
+          on: { click: () => post(row, "followup", { result, note: "" }) } }, S.t(`followup_${result}`)));
       }
     }
-    if (t.status !== "closed" && !seenEntry(t)) row.actions.append(seenButton(t));
-    if (t.status !== "closed") {
+    if (t.status !== "closed" && !seenEntry(t) && auth.can("comment")) row.actions.append(seenButton(t));
+    if (t.status !== "closed" && auth.may("manage_silences")) {
       row.actions.append(
         S.el("button", { type: "button", class: "ghost silence", dataset: { action: "silence" },
           on: { click: () => openSilence(row) } }, S.t("silenceSimilar")));
@@ -441,6 +467,24 @@
     const stillValid = open && ((open.dataset.action === "rework" && t.status === "resolved")
       || (open.dataset.action === "redispatch" && t.status === "returned") || open.dataset.action === "silence");
     if (open && !stillValid) S.clear(row.formHost);
+  }
+
+  /** The user id behind the ticket's latest resolve (the one person who may not verify it). */
+  function resolverOf(t) {
+    const history = t.history || [];
+    for (let i = history.length - 1; i >= 0; i -= 1) {
+      if (history[i].action === "resolve") return history[i].user ? history[i].user.user_id : null;
+    }
+    return null;
+  }
+
+  function isMine(userId) { return Boolean(userId) && Boolean(auth.user) && auth.user.user_id === userId; }
+
+  /** The centre decides any extension; a supervisor their own department's; nobody the one they asked for. */
+  function mayDecideExtension(t) {
+    const me = auth.district;
+    return auth.can("extend_decision") && (me.department === "ops_centre" || me.department === t.department)
+      && !isMine(t.extension.user_id);
   }
 
   function openRedispatch(row) {
@@ -463,7 +507,7 @@
         on: { click: () => S.clear(row.formHost) } }, S.t("cancel")));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      post(row, "redispatch", { by: officer(), department: select.value, note: note.value.trim() }, form);
+      post(row, "redispatch", { department: select.value, note: note.value.trim() }, form);
     });
     S.clear(row.formHost).append(form);
     select.focus();
@@ -503,7 +547,7 @@
       if (form) form.remove();
     } catch (error) {
       if (error instanceof S.ApiError && error.status === 401) {
-        showSignIn(S.describeError(error));
+        sessionEnded(error);
         return;
       }
       showError(`${row.el.dataset.ticketId}: ${S.describeError(error)}`);
@@ -516,14 +560,12 @@
   const FOLLOWUP_RESULTS = [["satisfied", "ok"], ["basically_satisfied", "ok"], ["unsatisfied", "warn"],
     ["unreachable", "ghost"]];
 
-  function officer() { return auth.name || (S.getLang() === "en" ? "Duty officer" : "值班员"); }
-
   function verify(row, passed, note, form) {
-    return post(row, "verify", { by: officer(), passed, note: note || "" }, form);
+    return post(row, "verify", { passed, note: note || "" }, form);
   }
 
   function decideExtension(row, approve) {
-    return post(row, "extend", { by: officer(), approve, note: "" });
+    return post(row, "extend", { approve, note: "" });
   }
 
   function flash(ticketId) {
@@ -818,7 +860,9 @@
   let responseShownLevel = null;  // the level the select was last set to from the server
   let postedResponse = null;      // {state, at, change}: this page's POST, until a GET has its change
 
-  const signedIn = () => Boolean(auth.token) && !$("#main").hidden;
+  const signedIn = () => auth.active && !$("#main").hidden;
+  // The silences are the centre's: its duty officers manage them, the wall screen shows them.
+  const readsSilences = () => auth.wall || (auth.may("manage_silences") && auth.district.department === "ops_centre");
 
   function fmt(key, vars) {
     return S.t(key).replace(/\{(\w+)\}/g, (_m, name) => (vars && name in vars ? String(vars[name]) : ""));
@@ -840,7 +884,7 @@
   /** A failed call from one of these controls: sign in again on 401, otherwise the error banner. */
   function failed(error, what) {
     if (error instanceof S.ApiError && error.status === 401) {
-      showSignIn(S.describeError(error));
+      sessionEnded(error);
       return;
     }
     showError(what ? `${what}: ${S.describeError(error)}` : S.describeError(error));
@@ -908,7 +952,7 @@
   }
 
   async function refreshSilences() {
-    if (!auth.token) return;
+    if (!readsSilences()) { renderSilences(); return; }
     try {
       listedSilences = (await S.api(auth.token, "GET", "/api/silences?state=active")).body.silences || [];
       const now = Date.now();
@@ -1014,6 +1058,7 @@
 
   function renderSilenced() {
     const toggle = $("#silenced-toggle");
+    toggle.hidden = !readsSilences();
     const all = [...silencedById.values()].sort((a, b) =>
       (Date.parse(b.received_at) - Date.parse(a.received_at)) || String(b.incident_id).localeCompare(a.incident_id));
     S.text(toggle.querySelector(".n"), String(all.length));
@@ -1043,7 +1088,7 @@
 
   /** New silenced incidents since the newest we hold (the API lists oldest first from `since`). */
   async function refreshSilenced() {
-    if (!auth.token) return;
+    if (!readsSilences()) { renderSilenced(); return; }
     const cutoff = Date.now() - SILENCED_WINDOW_MS;
     try {
       let since = silencedCursor || new Date(cutoff).toISOString();
@@ -1073,7 +1118,7 @@
   }
 
   function renderResponse() {
-    $("#response-form").hidden = !signedIn() || !responseAvailable;
+    $("#response-form").hidden = !signedIn() || !responseAvailable || !auth.may("set_response");
     const level = response && response.level && response.level !== "none" ? response.level : null;
     if (responseAvailable && (level || "none") !== responseShownLevel) {
       responseShownLevel = level || "none";
@@ -1096,7 +1141,7 @@
   }
 
   async function refreshResponse() {
-    if (!auth.token) return;
+    if (!auth.active) return;
     try {
       const state = (await S.api(auth.token, "GET", "/api/response")).body;
       responseAvailable = true;
@@ -1143,7 +1188,7 @@
 
   let extrasBusy = false;
   async function refreshExtras() {
-    if (extrasBusy || !auth.token) return;
+    if (extrasBusy || !auth.active) return;
     extrasBusy = true;
     try {
       await Promise.all([refreshSilences(), refreshSilenced(), refreshResponse()]);
@@ -1183,7 +1228,7 @@
   }
 
   async function refreshDuty() {
-    if (!auth.token) return;
+    if (!auth.active) return;
     try {
       duty = (await S.api(auth.token, "GET", "/api/duty/now")).body;
     } catch (_error) {
@@ -1272,7 +1317,7 @@
               ? S.el("span", { class: "esc", dataset: { escalation: t.escalation }, text: S.label("escalation", t.escalation) })
               : null,
             seenMark(t),
-            seenEntry(t) ? null : seenButton(t))));
+            seenEntry(t) || !auth.can("comment") ? null : seenButton(t))));
       if (t.ticket_id === selectedId) li.classList.add("selected");
       li.addEventListener("click", (event) => {
         if (event.target.closest("button")) return;
@@ -1310,7 +1355,7 @@
   async function markSeen(ticketId) {
     const host = rows.get(ticketId) || { el: document.querySelector(`#pinned-list > li[data-ticket-id="${CSS.escape(ticketId)}"]`) };
     if (!host.el) return;
-    await post(host, "comment", { by: officer(), note: SEEN_NOTE });
+    await post(host, "comment", { note: SEEN_NOTE });
   }
 
   // ---- alarms: a new red ticket (or one raised to red), and each escalation step
@@ -1575,6 +1620,7 @@
     $("#signin").hidden = true;
     $("#main").hidden = false;
     $("#signout").hidden = false;
+    S.paintWho($("#who"), district);
     buildCounters();
     buildFilters();
     buildMap();
@@ -1598,6 +1644,7 @@
     S.bindLangToggle($("#lang"));
     S.onLangChange(() => {
       setConn(connState);
+      if (auth.active) S.paintWho($("#who"), auth.district);
       renderDuty();
       silencesPainted = "";
       silencedPainted = "";
@@ -1619,18 +1666,29 @@
     $("#error .close").addEventListener("click", hideError);
     $("#signin-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      signIn($("#token").value.trim(), $("#by").value.trim());
+      const user = $("#user").value.trim();
+      const password = $("#password").value;
+      S.submitting(event.target, () => signIn(() => auth.login(user, password), S.signInFailed));
     });
-    $("#signout").addEventListener("click", () => {
-      auth.token = "";
-      tickets.clear();
-      duty = null;
-      renderDuty();
-      resetExtras();
-      lastEventId = null;
-      rerenderAll();
-      showSignIn();
-      renderSound();
+    $("#wall-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const token = $("#token").value.trim();
+      S.submitting(event.target, () => signIn(() => auth.useToken(token), (error) => (
+        error instanceof S.ApiError && error.status === 401 ? `${S.t("badToken")} (${S.describeError(error)})`
+          : S.describeError(error)), true));
+    });
+    $("#wall-link").addEventListener("click", () => { hideError(); showForm(true); $("#token").focus(); });
+    $("#user-link").addEventListener("click", () => { hideError(); showForm(false); $("#user").focus(); });
+    $("#signout").addEventListener("click", async () => {
+      const wall = auth.wall;
+      const out = auth.logout();
+      resetBoard();
+      showSignIn("", wall);
+      try {
+        await out;
+      } catch (error) {
+        showError(S.describeError(error));   // the server is unreachable: the form is back all the same
+      }
     });
     document.querySelector(".filters").addEventListener("change", onFilterChange);
     $("#silences-expand").addEventListener("click", () => {
@@ -1646,8 +1704,25 @@
     $("#response-form").addEventListener("submit", submitResponse);
     initWall();
     initMapControls();
-    if (auth.token) signIn(auth.token, auth.name);
-    else showSignIn();
+    // A reload: the session cookie (or the wall's remembered token) still signs in; nobody: the form.
+    const remembered = Boolean(auth.token);
+    signIn(resume, (error) => {
+      if (!(error instanceof S.ApiError) || error.status !== 401) return S.describeError(error);
+      return remembered ? `${S.t("badToken")} (${S.describeError(error)})` : "";
+    }, remembered);
+  }
+
+  /** Forget everything the last sign-in showed (its tickets, silences, duty) before the next one. */
+  function resetBoard() {
+    tickets.clear();
+    duty = null;
+    renderDuty();
+    resetExtras();
+    lastEventId = null;
+    stats.lastEventId = null;
+    closeDetail();
+    rerenderAll();
+    renderSound();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

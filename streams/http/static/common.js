@@ -127,8 +127,11 @@
         connected: "已连接", reconnecting: "重连中…", connecting: "连接中…", offline: "未连接",
         all: "全部", source: "来源", severity: "等级", department: "部门", community: "社区",
         status: "状态", open: "在办", map: "辖区地图", alerts: "告警列表",
-        signIn: "登录", signOut: "退出", token: "令牌", yourName: "姓名", signInHint: "请输入运行中心令牌",
-        inboxSignInHint: "请输入本部门令牌", badToken: "令牌无效", notOps: "该令牌不是运行中心令牌",
+        signIn: "登录", signOut: "退出", token: "令牌", userName: "用户名", password: "密码",
+        signInHint: "运行中心登录", inboxSignInHint: "部门工单登录", wallSignIn: "大屏令牌",
+        wallHint: "大屏只读令牌", userSignIn: "用户登录", badToken: "令牌无效", notWall: "该令牌不是大屏的只读令牌",
+        sessionEnded: "登录已失效，请重新登录", signInFailed: "登录失败", noBoard: "该账号不能查看实时告警",
+        wallUser: "大屏（只读）",
         overdue: "超时", acceptIn: "签收剩余", resolveIn: "处置剩余", due: "时限",
         verify: "核查通过", rework: "返工", redispatch: "改派", reworkNote: "返工原因", submit: "提交", cancel: "取消",
         followup_satisfied: "回访：满意", followup_basically_satisfied: "回访：基本满意",
@@ -154,6 +157,8 @@
         responseControl: "应急响应", setLevel: "发布", responseSince: "自 {time}",
         responseSet: "应急响应已调整：{level}", responseAuto: "自动：{rule}", responseManual: "人工",
       },
+      role: { clerk: "经办人", supervisor: "科室负责人", duty_officer: "值班员", leader: "街道领导", admin: "管理员",
+        service: "服务凭据" },
       matcher: { source: "来源", category: "类别", subcategory: "子类", severity: "等级", community: "社区",
         department: "部门", ref: "站点/设施" },
       silenceMode: { suppress: "屏蔽（不立案）", quiet: "静默（立案不通知）" },
@@ -193,9 +198,12 @@
         connected: "Connected", reconnecting: "Reconnecting…", connecting: "Connecting…", offline: "Offline",
         all: "All", source: "Source", severity: "Severity", department: "Department", community: "Community",
         status: "Status", open: "open", map: "District map", alerts: "Alerts",
-        signIn: "Sign in", signOut: "Sign out", token: "Token", yourName: "Your name",
-        signInHint: "Operations centre token", inboxSignInHint: "Your department's token",
-        badToken: "Unknown token", notOps: "This token is not the operations centre's",
+        signIn: "Sign in", signOut: "Sign out", token: "Token", userName: "User name", password: "Password",
+        signInHint: "Operations centre sign-in", inboxSignInHint: "Department inbox sign-in",
+        wallSignIn: "Wall screen token", wallHint: "The wall screen's read-only token", userSignIn: "Sign in as a user",
+        badToken: "Unknown token", notWall: "This is not the wall screen's read-only token",
+        sessionEnded: "Your session has ended: sign in again", signInFailed: "Sign-in failed",
+        noBoard: "This account may not watch the board", wallUser: "Wall screen (read-only)",
         overdue: "Overdue", acceptIn: "Accept in", resolveIn: "Resolve in", due: "Due",
         verify: "Verify", rework: "Rework", redispatch: "Redispatch", reworkNote: "Reason for rework", submit: "Submit", cancel: "Cancel",
         followup_satisfied: "Follow-up: satisfied", followup_basically_satisfied: "Follow-up: basically satisfied",
@@ -222,6 +230,8 @@
         responseControl: "Emergency response", setLevel: "Set", responseSince: "since {time}",
         responseSet: "Response level set: {level}", responseAuto: "auto: {rule}", responseManual: "manual",
       },
+      role: { clerk: "Clerk", supervisor: "Supervisor", duty_officer: "Duty officer", leader: "Leader", admin: "Administrator",
+        service: "Service credential" },
       matcher: { source: "Source", category: "Category", subcategory: "Subcategory", severity: "Severity",
         community: "Community", department: "Department", ref: "Station/site" },
       silenceMode: { suppress: "Suppress (no ticket)", quiet: "Quiet (ticket, no notification)" },
@@ -357,7 +367,9 @@
 
   // ---------------------------------------------------------------- API
   const TOKEN_KEY = "soc.token";
-  const NAME_KEY = "soc.name";
+  const SAFE_METHODS = ["GET", "HEAD"];
+  const CSRF_HEADER = "X-CSRF-Token";
+  let csrf = "";   // the signed-in session's CSRF token (see account() below)
 
   function session(kind) {
     const get = (key) => { try { return sessionStorage.getItem(`${key}.${kind}`) || ""; } catch (_e) { return ""; } };
@@ -369,8 +381,6 @@
     return {
       get token() { return get(TOKEN_KEY); },
       set token(value) { set(TOKEN_KEY, value); },
-      get name() { return get(NAME_KEY); },
-      set name(value) { set(NAME_KEY, value); },
     };
   }
 
@@ -395,11 +405,13 @@
     return message;
   }
 
-  /** fetch() with the bearer token; resolves to {status, body}; rejects with ApiError on non-2xx. */
+  /** fetch() as the signed-in person (the session cookie, and the CSRF token on a state change) or with a
+   * bearer token (the wall screen's); resolves to {status, body}; rejects with ApiError on non-2xx. */
   async function api(token, method, path, body) {
     const headers = { Accept: "application/json" };
     if (token) headers.Authorization = `Bearer ${token}`;
-    const init = { method, headers, cache: "no-store" };
+    else if (csrf && !SAFE_METHODS.includes(method)) headers[CSRF_HEADER] = csrf;
+    const init = { method, headers, cache: "no-store", credentials: "same-origin" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -419,6 +431,107 @@
       throw new ApiError(response.status, (payload && payload.error) || response.statusText || "request failed", payload);
     }
     return { status: response.status, body: payload };
+  }
+
+  // ---------------------------------------------------------------- signing in
+  // A person signs in with a user name and password (POST /api/login): the session is an HttpOnly cookie
+  // the page never sees, and every POST/PATCH/DELETE carries the session's CSRF token, held here in memory
+  // only and read again from GET /api/district after a reload (the cookie outlives the page, so a reload
+  // does not ask again). The board's wall screen signs in with its read-only token instead (sessionStorage).
+  function account(kind) {
+    const store = session(kind);
+    let district = null;   // the last GET /api/district: who is signed in, and what they may do
+    return {
+      /** The wall screen's token; "" when a person is signed in (their cookie speaks for them). */
+      get token() { return store.token; },
+      get district() { return district; },
+      get user() { return district ? district.user : null; },
+      get active() { return district !== null; },
+      get wall() { return Boolean(district && district.read_only); },
+      /** May the signed-in person take this ticket action ("verify", "extend_decision", ...)? */
+      can(action) { return Boolean(district && (district.actions || []).includes(action)); },
+      /** ... or use this control ("manage_silences", "set_response", ...)? (handlers/permissions.py) */
+      may(capability) { return Boolean(district && (district.capabilities || []).includes(capability)); },
+      /** Whoever the cookie (or the wall token) names: the district JSON; ApiError 401 when nobody. */
+      async resume() {
+        const found = (await api(store.token, "GET", "/api/district")).body;
+        csrf = store.token ? "" : (found.csrf || "");
+        district = found;
+        return found;
+      },
+      async login(user, password) {
+        store.token = "";
+        district = null;
+        await api("", "POST", "/api/login", { user, password });
+        return this.resume();
+      },
+      async useToken(token) {
+        store.token = token;
+        district = null;
+        try {
+          return await this.resume();
+        } catch (error) {
+          if (!(error instanceof ApiError) || (error.status !== 0 && error.status < 500)) store.token = "";
+          throw error;
+        }
+      },
+      /** Sign out: the server ends a person's session; a wall token is just forgotten. The page is signed
+       * out at once (the request carries the CSRF token it had); the promise settles with the server's answer. */
+      async logout() {
+        const request = district !== null && !store.token ? api("", "POST", "/api/logout") : null;
+        district = null;
+        store.token = "";
+        csrf = "";
+        if (request) await request;
+      },
+      /** The server said 401: nobody is signed in any more. */
+      forget() {
+        district = null;
+        store.token = "";
+        csrf = "";
+      },
+    };
+  }
+
+  /** Run a sign-in from `form` with its submit button disabled until it settles (no second request racing
+   * the first, whose answer clears the password field). */
+  function submitting(form, run) {
+    const button = form.querySelector("button[type=submit]");
+    if (button.disabled) return Promise.resolve();
+    button.disabled = true;
+    return Promise.resolve().then(run).finally(() => { button.disabled = false; });
+  }
+
+  /** The message for a 401 in the middle of work: the session ended (expired, signed out elsewhere). */
+  function sessionEnded(error) {
+    return `${t("sessionEnded")} (${describeError(error)})`;
+  }
+
+  /** The message for a refused sign-in: the server's own words (wrong password, locked, disabled). */
+  function signInFailed(error) {
+    if (error instanceof ApiError && error.status !== 0 && error.body && error.body.error) {
+      const wait = error.body.retry_after_s ? ` (${error.body.retry_after_s} s)` : "";
+      return `${t("signInFailed")}: ${error.body.error}${wait}`;
+    }
+    return `${t("signInFailed")}: ${describeError(error)}`;
+  }
+
+  /** "张三 · 街道三防办 · 经办人" in `node`, or the wall screen's label; its data-* name the user. */
+  function paintWho(node, district) {
+    if (!node) return;
+    const user = district && district.user;
+    if (!user) {
+      node.textContent = "";
+      node.hidden = true;
+      for (const key of ["userId", "role", "department"]) delete node.dataset[key];
+      return;
+    }
+    node.textContent = district.read_only ? t("wallUser")
+      : `${user.name} · ${departmentName(user.department)} · ${label("role", user.role)}`;
+    node.title = district.read_only ? "" : user.user_id;
+    Object.assign(node.dataset, { userId: user.user_id, role: district.read_only ? "wall" : user.role,
+      department: user.department });
+    node.hidden = false;
   }
 
   // ---------------------------------------------------------------- tickets
@@ -483,7 +596,7 @@
     LABELS, label, t, historyAction, getLang, setLang, onLangChange, applyI18n, bindLangToggle,
     setDistrict, getDistrict, departmentName, communityName,
     clock, dateTime, duration, slaOf, renderSla,
-    session, api, ApiError, describeError, showError, hideError, showNotice,
+    session, account, submitting, api, ApiError, describeError, sessionEnded, signInFailed, paintWho, showError, hideError, showNotice,
     SEVERITY_RANK, SEVERITIES, SOURCES, STATUSES, isNewer, localToRfc3339, districtOffset,
   };
   document.documentElement.lang = lang === "en" ? "en" : "zh-CN";

@@ -7,7 +7,7 @@
   const $ = (s) => document.querySelector(s);
   const RATES = ["accepted_on_time", "resolved_on_time", "on_time_handling", "closure", "rework", "followup", "satisfaction", "sent_back"];
   let report = null;
-  let token = "";
+  let gate = null;   // SOC_REPORTS.gate: the signed-in person
 
   const pct = (rate) => (rate === null || rate === undefined ? "—" : `${(Math.round(rate * 1000) / 10).toFixed(1)}%`);
   const time = (iso) => (iso ? S.dateTime(iso).slice(5, 16) : "—");
@@ -55,7 +55,7 @@
   async function load() {
     const day = $("#date").value;
     try {
-      report = (await S.api(token, "GET", `/api/stats/daily${day ? `?date=${encodeURIComponent(day)}` : ""}`)).body;
+      report = (await S.api("", "GET", `/api/stats/daily${day ? `?date=${encodeURIComponent(day)}` : ""}`)).body;
       $("#date").value = report.date;
       const url = new URL(window.location.href);
       url.searchParams.set("date", report.date);
@@ -63,16 +63,16 @@
       S.hideError();
       render();
     } catch (error) {
-      S.showError(S.describeError(error));
+      gate.failed(error);
     }
   }
 
   function init() {
     const wanted = new URLSearchParams(window.location.search).get("date");
     if (wanted) $("#date").value = wanted;
-    R.gate("stats", async (t) => { token = t; await load(); });
-    $("#date").addEventListener("change", () => token && load());
-    $("#date-form").addEventListener("submit", (event) => { event.preventDefault(); if (token) load(); });
+    gate = R.gate("stats", async () => { await load(); });
+    $("#date").addEventListener("change", () => gate.auth.active && load());
+    $("#date-form").addEventListener("submit", (event) => { event.preventDefault(); if (gate.auth.active) load(); });
     $("#print").addEventListener("click", () => window.print());
     S.onLangChange(render);
   }

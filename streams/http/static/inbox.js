@@ -1,12 +1,13 @@
 /* A department's inbox: polls GET /api/tickets every 3 s (departments have no SSE); accept, resolve,
  * return, ask for an extension, each with a note; the operations centre can also verify and decide
- * extensions here. Every API error is shown in #error. */
+ * extensions here (a supervisor their department's). Signed in as a person (user name and password); only
+ * the actions their role may take are offered, and the history names them. Every API error is in #error. */
 "use strict";
 
 (function () {
   const S = window.SOC;
   const $ = (selector) => document.querySelector(selector);
-  const auth = S.session("inbox");
+  const auth = S.account("inbox");
 
   const POLL_MS = 3000;
   const PAGE = 200;
@@ -46,48 +47,59 @@
     setConn("offline");
     $("#main").hidden = true;
     $("#signout").hidden = true;
+    S.paintWho($("#who"), null);
     $("#signin").hidden = false;
-    $("#by").value = auth.name;
+    $("#password").value = "";
     if (message) showError(message);
-    $("#token").focus();
+    ($("#user").value ? $("#password") : $("#user")).focus();
   }
 
-  /** Which department a token belongs to: the one whose inbox it may list (all of them: the centre). */
+  /** The signed-in person's department: the inbox it lists (all of them: the centre). */
   function whoAmI(district) {
-    // /api/district says whose token it is.
     if (district.department in district.departments) return district.department;
     throw new S.ApiError(403, S.t("badToken"), { error: S.t("badToken") });
   }
 
-
-  async function signIn(token, name) {
+  /** `how` gives the district JSON (a sign-in, or on load whoever the cookie names); `failed` the message. */
+  async function signIn(how, failed) {
     try {
-      const district = (await S.api(token, "GET", "/api/district")).body;
+      const district = await how();
       S.setDistrict(district);
       me = whoAmI(district);
-      auth.token = token;
-      auth.name = name;
       hideError();
       start();
     } catch (error) {
       const transient = error instanceof S.ApiError && (error.status === 0 || error.status >= 500);
-      if (transient && token === auth.token) {
+      if (transient && how === resume) {
         // The server is restarting: a remembered sign-in waits for it instead of asking again.
         showError(S.describeError(error));
         setConn("reconnecting");
-        setTimeout(() => signIn(token, name), 3000);
+        setTimeout(() => signIn(resume, failed), 3000);
         return;
       }
-      if (token === auth.token) auth.token = "";
-      if (error instanceof S.ApiError && error.status === 401) showSignIn(`${S.t("badToken")} (${S.describeError(error)})`);
-      else showSignIn(S.describeError(error));
+      auth.forget();
+      showSignIn(failed(error));
     }
+  }
+
+  const resume = () => auth.resume();
+
+  /** A 401 while working: the session ended (idle expiry, signed out elsewhere, disabled). */
+  function sessionEnded(error) {
+    auth.forget();
+    me = "";
+    tickets.clear();
+    render();
+    paintHeader();
+    showSignIn(S.sessionEnded(error));
   }
 
   function start() {
     $("#signin").hidden = true;
     $("#main").hidden = false;
     $("#signout").hidden = false;
+    S.paintWho($("#who"), auth.district);
+    for (const card of cards.values()) card.version = null;   // another person: other buttons
     paintHeader();
     setConn("connecting");
     poll().then(showLinked);
@@ -101,7 +113,7 @@
   // ------------------------------------------------------------------ polling
   async function poll() {
     clearTimeout(pollTimer);
-    if (polling || !auth.token) return;
+    if (polling || !auth.active) return;
     polling = true;
     try {
       const { body } = await S.api(auth.token, "GET", `/api/tickets?department=${encodeURIComponent(me)}&limit=${PAGE}`);
@@ -124,8 +136,7 @@
     } catch (error) {
       if (error instanceof S.ApiError && error.status === 401) {
         polling = false;
-        auth.token = "";
-        showSignIn(S.describeError(error));
+        sessionEnded(error);
         return;
       }
       pollError = true;
@@ -134,7 +145,7 @@
     } finally {
       polling = false;
     }
-    if (auth.token) pollTimer = setTimeout(poll, POLL_MS);
+    if (auth.active) pollTimer = setTimeout(poll, POLL_MS);
   }
 
   function summary(total) {
@@ -270,7 +281,7 @@
 
   async function showLinked() {
     const id = linkedId();
-    if (!id || !auth.token) return;
+    if (!id || !auth.active) return;
     try {
       const { body } = await S.api(auth.token, "GET", `/api/tickets/${encodeURIComponent(id)}`);
       linked = { id, ticket: body, notifications: body.notifications || [] };
@@ -301,17 +312,33 @@
     reject: { id: "reject-extension", path: "extend", label: "reject", style: "warn", field: "note", fieldLabel: "note", extra: { approve: false } },
   };
 
+  /** The user id behind the ticket's latest resolve: they may not verify it themselves. */
+  function resolverOf(t) {
+    const history = t.history || [];
+    for (let i = history.length - 1; i >= 0; i -= 1) {
+      if (history[i].action === "resolve") return history[i].user ? history[i].user.user_id : null;
+    }
+    return null;
+  }
+
+  /** What this person may do to `t`: the owner's steps for their department's tickets, the centre's checks,
+   * each only if their role may take it (GET /api/district's actions: a clerk decides no extension). */
   function actionsFor(t) {
     const list = [];
+    const can = (action) => auth.can(action);
+    const self = auth.user ? auth.user.user_id : null;
     if (t.department === me) {
-      if (t.status === "dispatched") list.push(ACTIONS.accept);
-      if (t.status === "accepted") list.push(ACTIONS.resolve);
-      if (OWNER_OPEN.includes(t.status)) list.push(ACTIONS.return);
-      if (OWNER_OPEN.includes(t.status) && !t.extension) list.push(ACTIONS.extend);
+      if (t.status === "dispatched" && can("accept")) list.push(ACTIONS.accept);
+      if (t.status === "accepted" && can("resolve")) list.push(ACTIONS.resolve);
+      if (OWNER_OPEN.includes(t.status) && can("return")) list.push(ACTIONS.return);
+      if (OWNER_OPEN.includes(t.status) && !t.extension && can("extend")) list.push(ACTIONS.extend);
     }
-    if (me === "ops_centre") {
-      if (t.status === "resolved") list.push(ACTIONS.verify, ACTIONS.rework);
-      if (t.extension && OWNER_OPEN.includes(t.status)) list.push(ACTIONS.approve, ACTIONS.reject);
+    if (me === "ops_centre" && t.status === "resolved" && can("verify") && resolverOf(t) !== self) {
+      list.push(ACTIONS.verify, ACTIONS.rework);
+    }
+    if (t.extension && OWNER_OPEN.includes(t.status) && can("extend_decision") && t.extension.user_id !== self
+        && (me === "ops_centre" || t.department === me)) {
+      list.push(ACTIONS.approve, ACTIONS.reject);
     }
     return list;
   }
@@ -330,13 +357,10 @@
     }
     S.clear(card.formHost);
     const t = card.ticket;
-    const by = S.el("input", { type: "text", name: "by", maxlength: "100", required: true,
-      value: auth.name || S.departmentName(me) });
     const note = S.el("textarea", { name: action.field, maxlength: "4000", rows: "3" });
     const until = action.until ? S.el("input", { type: "datetime-local", name: "until", required: true, value: defaultUntil(t) }) : null;
     const form = S.el("form", { class: "action-form", dataset: { action: action.id } },
       S.el("strong", { text: S.t(action.label) }),
-      S.el("label", {}, S.el("span", { text: S.t("by") }), by),
       until ? S.el("label", {}, S.el("span", { text: `${S.t("until")} (${S.districtOffset()})` }), until) : null,
       S.el("label", {}, S.el("span", { text: S.t(action.fieldLabel) }), note),
       S.el("div", { class: "row-buttons" },
@@ -345,7 +369,8 @@
           on: { click: () => S.clear(card.formHost) } }, S.t("cancel"))));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const body = { by: by.value.trim(), [action.field]: note.value.trim(), ...(action.extra || {}) };
+      // No `by`: the server names the signed-in person in the history.
+      const body = { [action.field]: note.value.trim(), ...(action.extra || {}) };
       if (until) body.until = S.localToRfc3339(until.value, S.districtOffset());
       submit(card, action, body, form);
     });
@@ -368,10 +393,9 @@
         showNotice(`${ticketId}: ${S.t(action.label)} — ${S.t("done")}`);
         if (result && result.ticket_id) upsert(result);
       }
-      if (auth.name !== body.by) auth.name = body.by;
     } catch (error) {
       if (error instanceof S.ApiError && error.status === 401) {
-        showSignIn(S.describeError(error));
+        sessionEnded(error);
         return;
       }
       showError(`${ticketId} · ${S.t(action.label)}: ${S.describeError(error)}`);
@@ -400,6 +424,7 @@
     S.bindLangToggle($("#lang"));
     S.onLangChange(() => {
       setConn(connState);
+      if (auth.active) S.paintWho($("#who"), auth.district);
       paintHeader();
       $("#summary").textContent = me ? summary(lastTotal) : "";
       for (const card of cards.values()) card.lang = null;
@@ -411,20 +436,28 @@
     $("#error .close").addEventListener("click", hideError);
     $("#signin-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      signIn($("#token").value.trim(), $("#by").value.trim());
+      const user = $("#user").value.trim();
+      const password = $("#password").value;
+      S.submitting(event.target, () => signIn(() => auth.login(user, password), S.signInFailed));
     });
-    $("#signout").addEventListener("click", () => {
-      auth.token = "";
+    $("#signout").addEventListener("click", async () => {
+      const out = auth.logout();
       me = "";
+      linked = null;
       tickets.clear();
       render();
       paintHeader();
       showSignIn();
+      try {
+        await out;
+      } catch (error) {
+        showError(S.describeError(error));
+      }
     });
     window.addEventListener("hashchange", showLinked);
-    document.addEventListener("visibilitychange", () => { if (!document.hidden && auth.token && me) poll(); });
-    if (auth.token) signIn(auth.token, auth.name);
-    else showSignIn();
+    document.addEventListener("visibilitychange", () => { if (!document.hidden && auth.active && me) poll(); });
+    // A reload: the session cookie still signs in; nobody signed in: the form, without an error.
+    signIn(resume, (error) => (error instanceof S.ApiError && error.status === 401 ? "" : S.describeError(error)));
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

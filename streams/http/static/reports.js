@@ -7,7 +7,7 @@
   const LABELS = {
     zh: {
       title: "领导视图 · 部门考核", daily: "值班日报", dailyTitle: "值班日报", refresh: "刷新", print: "打印",
-      signInHint: "请输入运行中心或领导令牌", notAllowed: "该令牌不是运行中心或领导的令牌",
+      signInHint: "运行中心或街道领导登录", notAllowed: "该账号不是运行中心或街道领导的账号",
       generated: "数据时间 {time}",
       "rates-7": "近 7 天部门指标（%）", "rates-30": "近 30 天部门指标（%）", trend: "近 30 天每日趋势（全街道）",
       "hourly-source": "近 48 小时每小时新开工单（按来源）", "hourly-severity": "近 48 小时每小时新开工单（按等级）",
@@ -24,8 +24,8 @@
     },
     en: {
       title: "Leadership view · department rates", daily: "Daily duty report", dailyTitle: "Daily duty report",
-      refresh: "Refresh", print: "Print", signInHint: "Operations centre or leadership token",
-      notAllowed: "This token is not the operations centre's or the leadership's", generated: "As of {time}",
+      refresh: "Refresh", print: "Print", signInHint: "Operations centre or leadership sign-in",
+      notAllowed: "This account is not the operations centre's or the leadership's", generated: "As of {time}",
       "rates-7": "Department rates, last 7 days (%)", "rates-30": "Department rates, last 30 days (%)",
       trend: "Daily trend, last 30 days (whole district)", "hourly-source": "Tickets opened per hour, last 48 h (by source)",
       "hourly-severity": "Tickets opened per hour, last 48 h (by severity)", hotspots: "Hot spots (last 30 days, by reports)",
@@ -70,47 +70,75 @@
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
 
-  /** Sign-in for these pages: the token must be the operations centre's or the leadership's. */
+  /** Sign-in for these pages: a person of the operations centre or the leadership (user name and password;
+   * a reload keeps the session). `onStart(district)` draws the page; `gate(...).failed(error)` handles an
+   * API error (a 401: the session ended, back to the form). */
   function gate(kind, onStart) {
-    const auth = S.session(kind);
+    const auth = S.account(kind);
     const $ = (s) => document.querySelector(s);
     function showSignIn(message) {
       $("#main").hidden = true;
       $("#signout").hidden = true;
+      S.paintWho($("#who"), null);
       $("#signin").hidden = false;
+      $("#password").value = "";
       if (message) S.showError(message);
-      $("#token").focus();
+      ($("#user").value ? $("#password") : $("#user")).focus();
     }
-    async function signIn(token) {
+    const resume = () => auth.resume();
+    async function signIn(how, failed) {
       try {
-        const district = (await S.api(token, "GET", "/api/district")).body;
+        const district = await how();
+        S.setDistrict(district);
         if (district.department !== "ops_centre" && district.department !== "district_leadership") {
+          if (how !== resume) await auth.logout().catch(() => {});   // just signed in, not for this page
           throw new S.ApiError(403, tr("notAllowed"), { error: tr("notAllowed") });
         }
-        auth.token = token;
-        S.setDistrict(district);
+        S.paintWho($("#who"), district);
         S.hideError();
         $("#signin").hidden = true;
         $("#main").hidden = false;
         $("#signout").hidden = false;
-        await onStart(token, district);
+        await onStart(district);
       } catch (error) {
-        if (token === auth.token) auth.token = "";
-        showSignIn(S.describeError(error));
+        auth.forget();
+        showSignIn(failed(error));
       }
+    }
+    function apiFailed(error) {
+      if (error instanceof S.ApiError && error.status === 401) {
+        auth.forget();
+        showSignIn(S.sessionEnded(error));
+        return;
+      }
+      S.showError(S.describeError(error));
     }
     $("#signin-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      signIn($("#token").value.trim());
+      const user = $("#user").value.trim();
+      const password = $("#password").value;
+      S.submitting(event.target, () => signIn(() => auth.login(user, password), S.signInFailed));
     });
-    $("#signout").addEventListener("click", () => { auth.token = ""; showSignIn(); });
+    $("#signout").addEventListener("click", async () => {
+      const out = auth.logout();
+      showSignIn();
+      try {
+        await out;
+      } catch (error) {
+        S.showError(S.describeError(error));
+      }
+    });
     $("#error .close").addEventListener("click", S.hideError);
     S.applyI18n(document);
     applyLabels(document);
     S.bindLangToggle($("#lang"));
-    S.onLangChange(() => { S.applyI18n(document); applyLabels(document); });
-    if (auth.token) signIn(auth.token); else showSignIn();
-    return { auth, showSignIn };
+    S.onLangChange(() => {
+      S.applyI18n(document);
+      applyLabels(document);
+      if (auth.active) S.paintWho($("#who"), auth.district);
+    });
+    signIn(resume, (error) => (error instanceof S.ApiError && error.status === 401 ? "" : S.describeError(error)));
+    return { auth, showSignIn, failed: apiFailed };
   }
 
   window.SOC_REPORTS = { tr, applyLabels, csv, download, gate };

@@ -6,8 +6,9 @@
 (function () {
   const S = window.SOC;
   const $ = (selector) => document.querySelector(selector);
-  const auth = S.session("sites");
+  const auth = S.account("sites");
   const REGISTRARS = ["construction_safety", "ops_centre"];
+  const NOT_HERE = "此账号不能管理工地报备（建设工程安全部门或运行中心）";
   const STATUS = { active: "有效", suspended: "暂停", revoked: "撤销" };
   const ACTIONS = { active: [["suspended", "暂停"], ["revoked", "撤销"]], suspended: [["active", "恢复"], ["revoked", "撤销"]],
     revoked: [["active", "恢复"]] };
@@ -17,27 +18,45 @@
   function showSignIn(message) {
     $("#main").hidden = true;
     $("#signout").hidden = true;
+    S.paintWho($("#who"), null);
     $("#signin").hidden = false;
+    $("#password").value = "";
     if (message) S.showError(message);
-    $("#token").focus();
+    ($("#user").value ? $("#password") : $("#user")).focus();
   }
 
-  async function signIn(token) {
+  /** `how` gives the district JSON (a sign-in, or on load whoever the cookie names); `failed` the message. */
+  async function signIn(how, failed) {
     try {
-      const district = (await S.api(token, "GET", "/api/district")).body;
-      if (!REGISTRARS.includes(district.department)) throw new S.ApiError(403, "此令牌不能管理工地报备", { error: "此令牌不能管理工地报备" });
+      const district = await how();
       S.setDistrict(district);
-      auth.token = token;
-      S.text($("#who"), S.departmentName(district.department));
+      if (!REGISTRARS.includes(district.department) || !auth.may("register_sites")) {
+        // Just signed in with an account that has no business here: sign it out again.
+        if (how !== resume) await auth.logout().catch(() => {});
+        throw new S.ApiError(403, NOT_HERE, { error: NOT_HERE });
+      }
+      S.paintWho($("#who"), district);
       S.hideError();
       $("#signin").hidden = true;
       $("#main").hidden = false;
       $("#signout").hidden = false;
       await refresh();
     } catch (error) {
-      auth.token = "";
-      showSignIn(S.describeError(error));
+      auth.forget();
+      showSignIn(failed(error));
     }
+  }
+
+  const resume = () => auth.resume();
+
+  /** An API error while working: a 401 means the session ended, so back to the form. */
+  function failed(error) {
+    if (error instanceof S.ApiError && error.status === 401) {
+      auth.forget();
+      showSignIn(S.sessionEnded(error));
+      return;
+    }
+    S.showError(S.describeError(error));
   }
 
   function permit(site) {
@@ -66,7 +85,7 @@
       S.fill($("#sites tbody"), ...sites.map(row));
       S.text($("#summary"), `${sites.length} 个`);
     } catch (error) {
-      S.showError(S.describeError(error));
+      failed(error);
     }
   }
 
@@ -77,7 +96,7 @@
       S.showNotice(`${siteId}：${STATUS[status]}`, 4000);
       await refresh();
     } catch (error) {
-      S.showError(S.describeError(error));
+      failed(error);
     }
   }
 
@@ -97,14 +116,28 @@
       event.target.reset();
       await refresh();
     } catch (error) {
-      S.showError(S.describeError(error));
+      failed(error);
     }
   }
 
-  $("#signin-form").addEventListener("submit", (event) => { event.preventDefault(); signIn($("#token").value.trim()); });
-  $("#signout").addEventListener("click", () => { auth.token = ""; showSignIn(); });
+  $("#signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const user = $("#user").value.trim();
+    const password = $("#password").value;
+    S.submitting(event.target, () => signIn(() => auth.login(user, password), S.signInFailed));
+  });
+  $("#signout").addEventListener("click", async () => {
+    const out = auth.logout();
+    showSignIn();
+    try {
+      await out;
+    } catch (error) {
+      S.showError(S.describeError(error));
+    }
+  });
   $("#register").addEventListener("submit", register);
   $("#status-filter").addEventListener("change", refresh);
   $("#error .close").addEventListener("click", S.hideError);
-  if (auth.token) signIn(auth.token); else showSignIn();
+  // A reload: the session cookie still signs in; nobody signed in: the form, without an error.
+  signIn(resume, (error) => (error instanceof S.ApiError && error.status === 401 ? "" : S.describeError(error)));
 })();

@@ -94,25 +94,25 @@
     document.body.dataset.drawn = String((Number(document.body.dataset.drawn) || 0) + 1);
   }
 
-  async function load(token) {
+  let gate = null;
+
+  async function load() {
     try {
-      data = (await S.api(token, "GET", "/api/stats")).body;
+      data = (await S.api("", "GET", "/api/stats")).body;
       S.hideError();
       draw();
     } catch (error) {
-      S.showError(S.describeError(error));
+      gate.failed(error);
     }
   }
 
   function init() {
-    let token = "";
-    R.gate("stats", async (t, district) => {
-      token = t;
+    gate = R.gate("stats", async (district) => {
       S.text($("#district-name"), district.name || "");
-      await load(token);
+      await load();
     });
     if (!window.echarts) S.showError("echarts.min.js is missing: run tools/vendor-echarts.sh");
-    $("#refresh").addEventListener("click", () => token && load(token));
+    $("#refresh").addEventListener("click", () => gate.auth.active && load());
     for (const card of document.querySelectorAll(".chart-card")) {
       card.querySelector(".csv").addEventListener("click", () => {
         const table = charts[card.dataset.chart];
