@@ -9,7 +9,9 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -65,8 +67,16 @@ def browser(chromium_path):
 
 
 
+def off_loop(call, *args, **kwargs):
+    """`call` on a thread of its own: Playwright's sync API runs an asyncio loop in the test's thread, and the
+    accounts helpers of tests/support.py (asyncio.run) cannot start another one there."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call, *args, **kwargs).result()
+
+
 class Pages:
-    """Opens signed-in board and inbox pages; records console errors, page errors and dialogs."""
+    """Opens board, inbox and sites pages signed in as users (tests/support.py Pipeline.add_user); records
+    console errors, page errors and dialogs."""
 
     def __init__(self, browser, pipeline):
         self.browser = browser
@@ -91,15 +101,43 @@ class Pages:
         self.pages.append(page)
         return page
 
-    def board(self, department: str = "ops_centre", name: str = "张值班", token: str | None = None):
+    def user(self, department: str, role: str | None = None, name: str | None = None) -> str:
+        """A new user of this test's own (unique id), in `department` with `role` (by default the centre's duty
+        officer, the leadership's leader, a department's clerk); returns the user id."""
+        from tests.support import CONFIG
+
+        default = {"ops_centre": "duty_officer", CONFIG.district.leadership: "leader"}.get(department, "clerk")
+        user_id = f"e2e-{uuid.uuid4().hex[:12]}"
+        return off_loop(self.pipeline.add_user, user_id, department, role or default, name=name)
+
+    def sign_in(self, page, user_id: str, password: str | None = None) -> None:
+        """Sign in on the page's form with a user name and password."""
+        from tests.support import TEST_PASSWORD
+
+        page.fill("#user", user_id)
+        page.fill("#password", TEST_PASSWORD if password is None else password)
+        page.click("#signin-form button[type=submit]")
+
+    def board(self, department: str = "ops_centre", name: str = "张值班", token: str | None = None,
+              user: str | None = None, role: str | None = None):
+        """The board signed in as a new user of `department` (or as `user`), or with the wall screen's `token`;
+        connected, with its first snapshot in."""
         from playwright.sync_api import expect
 
         page = self._page(BOARD_VIEWPORT)
         page.goto(f"{self.pipeline.worker.url}/")
-        page.fill("#token", token or self.pipeline.tokens[department])
-        page.fill("#by", name)
-        page.click("#signin-form button[type=submit]")
+        if token:
+            page.click("#wall-link")
+            page.fill("#token", token)
+            page.click("#wall-form button[type=submit]")
+        else:
+            self.sign_in(page, user or self.user(department, role, name))
         expect(page.locator("#conn")).to_have_attribute("data-state", "connected", timeout=15_000)
+        self.wait_snapshot(page)
+        return page
+
+    @staticmethod
+    def wait_snapshot(page) -> None:
         # The first snapshot is in: the board shows the current tickets, and live events follow it. Polled with
         # page.evaluate: wait_for_function's polling evaluates a string in the page, which the pages' CSP
         # (no 'unsafe-eval') refuses whenever the first check is not already true.
@@ -107,25 +145,22 @@ class Pages:
 
         poll(lambda: page.evaluate("() => Boolean(window.SOC_BOARD && window.SOC_BOARD.stats.snapshots >= 1)"),
              15, "the board's first snapshot", 0.1)
-        return page
 
-    def inbox(self, department: str, name: str = "李工"):
+    def inbox(self, department: str, name: str = "李工", user: str | None = None, role: str | None = None):
+        """The inbox signed in as a new user of `department` (or as `user`), its first poll in."""
         from playwright.sync_api import expect
 
         page = self._page(INBOX_VIEWPORT)
         page.goto(f"{self.pipeline.worker.url}/inbox")
-        page.fill("#token", self.pipeline.tokens[department])
-        page.fill("#by", name)
-        page.click("#signin-form button[type=submit]")
+        self.sign_in(page, user or self.user(department, role, name))
         expect(page.locator("#conn")).to_have_attribute("data-state", "connected", timeout=15_000)
         return page
 
-    def sites(self, department: str = "construction_safety"):
+    def sites(self, department: str = "construction_safety", user: str | None = None):
         """The site registration page, signed in (or, for a department that may not use it, refused)."""
         page = self._page(INBOX_VIEWPORT)
         page.goto(f"{self.pipeline.worker.url}/sites")
-        page.fill("#token", self.pipeline.tokens[department])
-        page.click("#signin-form button[type=submit]")
+        self.sign_in(page, user or self.user(department))
         return page
 
     def close(self, failed_test: str | None, artifacts: Path) -> None:

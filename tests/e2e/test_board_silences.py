@@ -93,7 +93,7 @@ def test_a_silence_from_a_ticket_keeps_the_station_quiet_until_it_is_ended_from_
     try:
         assert sorted((m["name"], m["value"], m["is_regex"], m["is_equal"]) for m in silence["matchers"]) == [
             ("ref", station, False, True), ("source", "flood", False, True)]
-        assert silence["mode"] == "suppress" and silence["created_by"] == "ops_centre"
+        assert silence["mode"] == "suppress" and silence["created_by"] == "张值班"
         span = datetime.fromisoformat(silence["ends_at"]) - datetime.fromisoformat(silence["starts_at"])
         assert span == timedelta(hours=2)
 
@@ -140,7 +140,7 @@ def test_a_silence_from_a_ticket_keeps_the_station_quiet_until_it_is_ended_from_
         expect(banner.locator(".message")).not_to_contain_text(comment)
         ended = poll(lambda: next((s for s in silences(pipeline, "expired") if s["silence_id"] == silence_id), None),
                      30, "the silence expired on the worker")
-        assert ended["expired_by"] == "ops_centre"
+        assert ended["expired_by"] == "张值班"
         pipeline.send("soc.raw.flood", build.flood(value=3.5, observed_at=build.at(minutes=2 * LATER)))
         expect(station_rows).to_have_count(2, timeout=30_000)
         reopened = poll(lambda: [t for t in pipeline.tickets_where(lambda t: t.source_ref.startswith(station))

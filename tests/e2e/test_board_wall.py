@@ -74,7 +74,7 @@ def test_the_strip_pins_red_and_orange_by_nearest_deadline_with_countdown(pipeli
 
     # The red one accepted: its deadline becomes the resolve deadline, and the strip reorders to match.
     red_ticket = tickets[0]
-    assert pipeline.post(f"/api/tickets/{red_ticket.ticket_id}/accept", red_ticket.department, {"by": "李工"})[0] == 200
+    assert pipeline.post(f"/api/tickets/{red_ticket.ticket_id}/accept", red_ticket.department, {})[0] == 200
     poll(lambda: pipeline.ticket(red_ticket.ticket_id).status.value == "accepted", 10, "the red ticket accepted")
     poll(strip_matches_deadlines, 15, "the strip in deadline order after the accept")
     expect(card.locator(".sla")).to_have_text(re.compile(r"^处置剩余 \d"))
@@ -225,9 +225,7 @@ def test_a_waterlogging_ticket_shows_the_congestion_it_caused_as_one_compound_ca
     # The same board on a 4K wall screen: twice the type, nothing cut off.
     wall = pages._page({"width": 3840, "height": 2160})
     wall.goto(f"{pipeline.worker.url}/")
-    wall.fill("#token", pipeline.tokens["ops_centre"])
-    wall.fill("#by", "张值班")
-    wall.click("#signin-form button[type=submit]")
+    pages.sign_in(wall, pages.user("ops_centre", name="张值班"))
     expect(wall.locator(f'#alerts > li[data-ticket-id="{flood.ticket_id}"]')).to_have_attribute("data-compound", "cause",
                                                                                                 timeout=15_000)
     assert wall.evaluate("getComputedStyle(document.body).fontSize") == "46px"
@@ -239,8 +237,8 @@ def test_the_wall_role_sees_the_board_and_cannot_act(pipeline, pages, build):
     event = build.traffic()
     pipeline.send("soc.raw.traffic", event)
     [ticket] = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref == event["event_id"]), 30, "the ticket")
-    for action, department, body in [("accept", "traffic_police", {"by": "王警官"}),
-                                      ("resolve", "traffic_police", {"by": "王警官", "resolution": "已处置"})]:
+    for action, department, body in [("accept", "traffic_police", {}),
+                                      ("resolve", "traffic_police", {"resolution": "已处置"})]:
         assert pipeline.post(f"/api/tickets/{ticket.ticket_id}/{action}", department, body)[0] == 200
     wall = pages.board(token=pipeline.wall_token, name="大屏")
     row = wall.locator(f'#alerts > li[data-ticket-id="{ticket.ticket_id}"]')
@@ -252,6 +250,6 @@ def test_the_wall_role_sees_the_board_and_cannot_act(pipeline, pages, build):
     officer = pages.board()
     expect(officer.locator(f'#alerts > li[data-ticket-id="{ticket.ticket_id}"] button[data-action="verify"]')).to_be_visible()
     # And the API refuses the wall token's action whatever the page does.
-    status, body = pipeline.post(f"/api/tickets/{ticket.ticket_id}/verify", None, {"by": "大屏", "passed": True},
+    status, body = pipeline.post(f"/api/tickets/{ticket.ticket_id}/verify", None, {"passed": True},
                                  token=pipeline.wall_token)
     assert status == 403 and "read-only" in body["error"]

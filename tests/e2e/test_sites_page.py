@@ -73,5 +73,5 @@ def test_the_page_shows_why_a_registration_is_refused(pipeline, pages, build):
 
 def test_other_departments_cannot_open_the_page(pipeline, pages):
     page = pages.sites("traffic_police")
-    expect(page.locator("#error")).to_contain_text("此令牌不能管理工地报备")
+    expect(page.locator("#error")).to_contain_text("此账号不能管理工地报备")
     assert page.locator("#main").is_hidden()

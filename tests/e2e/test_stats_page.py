@@ -24,10 +24,10 @@ CHARTS = ["rates-7", "rates-30", "trend", "hourly-source", "hourly-severity", "h
 
 
 def signed_in(pages, pipeline, path: str, department: str = "district_leadership"):
+    """The page signed in as a new user of `department` (a leader of the leadership, a clerk elsewhere)."""
     page = pages._page({"width": 1920, "height": 1080})
     page.goto(f"{pipeline.worker.url}{path}")
-    page.fill("#token", pipeline.tokens[department])
-    page.click("#signin-form button[type=submit]")
+    pages.sign_in(page, pages.user(department))
     return page
 
 
@@ -47,9 +47,9 @@ def pct(rate):
 def test_every_chart_plots_the_api_figures_and_exports_them_as_csv(pipeline, pages, build, artifacts):
     _, scripted = scripted_day(pipeline, build, days_ago=2)
     blue = scripted["yellow"]   # closed late: the closure rate moves, the on-time rate does not
-    for action, department, body in [("accept", blue.department, {"by": "李工"}),
-                                      ("resolve", blue.department, {"by": "李工", "resolution": "已处置"}),
-                                      ("verify", "ops_centre", {"by": "值班员", "passed": True})]:
+    for action, department, body in [("accept", blue.department, {}),
+                                      ("resolve", blue.department, {"resolution": "已处置"}),
+                                      ("verify", "ops_centre", {"passed": True})]:
         assert pipeline.post(f"/api/tickets/{blue.ticket_id}/{action}", department, body)[0] == 200
     page = signed_in(pages, pipeline, "/stats")
     expect(page.locator("body")).to_have_attribute("data-drawn", re.compile(r"^[1-9]"), timeout=15_000)
@@ -137,9 +137,9 @@ def test_the_daily_report_page_counts_a_scripted_day_and_prints(pipeline, pages,
     assert f"date={other}" in page.url
 
 
-def test_a_department_token_is_refused_by_the_leadership_view(pipeline, pages):
+def test_a_department_user_is_refused_by_the_leadership_view(pipeline, pages):
     page = signed_in(pages, pipeline, "/stats", "flood_control")
     expect(page.locator("#error")).to_be_visible()
-    expect(page.locator("#error .message")).to_contain_text("该令牌不是运行中心或领导的令牌")
+    expect(page.locator("#error .message")).to_contain_text("该账号不是运行中心或街道领导的账号")
     expect(page.locator("#main")).to_be_hidden()
     poll(lambda: pipeline.get("/api/stats", "flood_control")[0] == 403, 5, "the API refusing it too")
