@@ -28,12 +28,12 @@ def act(pipeline, ticket_id: str, action: str, department: str | None, body: dic
 
 
 ACTION_BODIES = {
-    "accept": {"by": "王警官", "note": "已签收"},
-    "resolve": {"by": "王警官", "resolution": "事故车辆已拖离"},
-    "return": {"by": "王警官", "reason": "不属于本单位职责"},
-    "extend": {"by": "王警官", "until": "2099-01-01T00:00:00+08:00", "reason": "需协调拖车"},
-    "verify": {"by": "值班员", "passed": True},
-    "redispatch": {"by": "值班员", "department": "city_management"},
+    "accept": {"note": "已签收"},
+    "resolve": {"resolution": "事故车辆已拖离"},
+    "return": {"reason": "不属于本单位职责"},
+    "extend": {"until": "2099-01-01T00:00:00+08:00", "reason": "需协调拖车"},
+    "verify": {"passed": True},
+    "redispatch": {"department": "city_management"},
 }
 
 
@@ -93,12 +93,12 @@ def test_owner_and_centre_can_read_and_list(pipeline, shared_ticket):
 
 
 @pytest.mark.parametrize("body,status", [
-    ({"by": "王警官", "note": "ok", "sneaky": 1}, 422),   # unknown field
-    ({"note": "no author"}, 422),                         # missing field
-    ({"by": 42}, 422),                                    # wrong type
+    ({"note": "ok", "sneaky": 1}, 422),                   # unknown field
+    ({"by": "王警官", "note": "ok"}, 422),                # the history names whoever signed in
+    ({"note": 42}, 422),                                  # wrong type
     (b"{not json", 400),
     (b"[1, 2]", 400),
-    (json.dumps({"by": "x", "note": "y" * 20_000}).encode(), 413),
+    (json.dumps({"note": "y" * 20_000}).encode(), 413),
 ])
 def test_bad_bodies_are_4xx_with_a_json_error(pipeline, shared_ticket, body, status):
     got, payload = act(pipeline, shared_ticket["ticket_id"], "accept", "traffic_police", body)
@@ -110,10 +110,10 @@ def test_bad_query_and_unknown_routes_are_json_4xx(pipeline):
     assert pipeline.get("/api/tickets?severity=purple", "ops_centre")[0] == 400
     assert pipeline.get("/api/tickets?bogus=1", "ops_centre")[0] == 400
     assert pipeline.get("/api/tickets/T-does-not-exist", "ops_centre")[0] == 404
-    status, body = pipeline.post("/api/tickets/T-does-not-exist/accept", "traffic_police", {"by": "x"})
+    status, body = pipeline.post("/api/tickets/T-does-not-exist/accept", "traffic_police", {})
     assert status == 404 and "error" in body
     # A path no route matches answers in JSON as well.
-    status, body = pipeline.post("/api/tickets/%7B/accept", "ops_centre", {"by": "x"})
+    status, body = pipeline.post("/api/tickets/%7B/accept", "ops_centre", {})
     assert status == 404 and "error" in body
 
 
@@ -124,12 +124,12 @@ def history_actions(ticket: dict) -> list[str]:
 def test_full_loop_with_rework_is_visible_in_redis_and_on_the_tickets_topic(pipeline, build):
     ticket_id = open_ticket(pipeline, build)["ticket_id"]
     steps = [
-        ("accept", "traffic_police", {"by": "王警官"}, "accepted"),
-        ("resolve", "traffic_police", {"by": "王警官", "resolution": "已处置"}, "resolved"),
-        ("verify", "ops_centre", {"by": "值班员", "passed": False, "note": "现场仍有散落物"}, "dispatched"),
-        ("accept", "traffic_police", {"by": "王警官"}, "accepted"),
-        ("resolve", "traffic_police", {"by": "王警官", "resolution": "已清理干净"}, "resolved"),
-        ("verify", "ops_centre", {"by": "值班员", "passed": True}, "closed"),
+        ("accept", "traffic_police", {}, "accepted"),
+        ("resolve", "traffic_police", {"resolution": "已处置"}, "resolved"),
+        ("verify", "ops_centre", {"passed": False, "note": "现场仍有散落物"}, "dispatched"),
+        ("accept", "traffic_police", {}, "accepted"),
+        ("resolve", "traffic_police", {"resolution": "已清理干净"}, "resolved"),
+        ("verify", "ops_centre", {"passed": True}, "closed"),
     ]
     for action, department, body, expected in steps:
         status, ticket = act(pipeline, ticket_id, action, department, body)
@@ -147,18 +147,18 @@ def test_full_loop_with_rework_is_visible_in_redis_and_on_the_tickets_topic(pipe
 
     assert poll(last_on_topic, 30, "the closed ticket on soc.tickets")["reworks"] == 1
     # Closed means closed: accepting it again is a conflict.
-    status, body = act(pipeline, ticket_id, "accept", "traffic_police", {"by": "王警官"})
+    status, body = act(pipeline, ticket_id, "accept", "traffic_police", {})
     assert status == 409 and body["status"] == "closed"
 
 
 def test_return_and_redispatch_moves_the_ticket_between_inboxes(pipeline, build):
     ticket_id = open_ticket(pipeline, build)["ticket_id"]
-    status, body = act(pipeline, ticket_id, "return", "traffic_police", {"by": "王警官", "reason": ""})
+    status, body = act(pipeline, ticket_id, "return", "traffic_police", {"reason": ""})
     assert status == 422 or status == 409, body  # a reason is required
-    status, ticket = act(pipeline, ticket_id, "return", "traffic_police", {"by": "王警官", "reason": "属于城管职责"})
+    status, ticket = act(pipeline, ticket_id, "return", "traffic_police", {"reason": "属于城管职责"})
     assert status == 200 and ticket["status"] == "returned" and ticket["returns"] == 1
     status, ticket = act(pipeline, ticket_id, "redispatch", "ops_centre",
-                         {"by": "值班员", "department": "city_management"})
+                         {"department": "city_management"})
     assert status == 200 and ticket["status"] == "dispatched" and ticket["department"] == "city_management"
     assert pipeline.get(f"/api/tickets/{ticket_id}", "city_management")[0] == 200
     assert pipeline.get(f"/api/tickets/{ticket_id}", "traffic_police")[0] == 404
@@ -171,12 +171,12 @@ def test_extension_approved_moves_the_deadline_and_rejected_does_not(pipeline, b
         ticket = open_ticket(pipeline, build)
         until = (datetime.fromisoformat(ticket["resolve_due"]) + timedelta(hours=6)).isoformat()
         status, asked = act(pipeline, ticket["ticket_id"], "extend", "traffic_police",
-                            {"by": "王警官", "until": until, "reason": "等待配件"})
+                            {"until": until, "reason": "等待配件"})
         assert status == 200 and asked["extension"]["reason"] == "等待配件"
         status, again = act(pipeline, ticket["ticket_id"], "extend", "traffic_police",
-                            {"by": "王警官", "until": until, "reason": "再次申请"})
+                            {"until": until, "reason": "再次申请"})
         assert status == 409  # one pending request at a time
-        status, decided = act(pipeline, ticket["ticket_id"], "extend", "ops_centre", {"by": "值班员", "approve": approve})
+        status, decided = act(pipeline, ticket["ticket_id"], "extend", "ops_centre", {"approve": approve})
         assert status == 200 and decided["extension"] is None
         expected_due = until if approve else ticket["resolve_due"]
         assert datetime.fromisoformat(decided["resolve_due"]) == datetime.fromisoformat(expected_due)
@@ -187,9 +187,9 @@ def test_an_occurrence_after_closure_opens_a_new_ticket_pointing_at_the_old_one(
     first = build.traffic(type="signal_fault")
     pipeline.send("soc.raw.traffic", first)
     old = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref == first["event_id"]), 30, "the ticket")[0]
-    for action, department, body in [("accept", "traffic_police", {"by": "a"}),
-                                     ("resolve", "traffic_police", {"by": "a", "resolution": "修复"}),
-                                     ("verify", "ops_centre", {"by": "b", "passed": True})]:
+    for action, department, body in [("accept", "traffic_police", {}),
+                                     ("resolve", "traffic_police", {"resolution": "修复"}),
+                                     ("verify", "ops_centre", {"passed": True})]:
         assert act(pipeline, old.ticket_id, action, department, body)[0] == 200
     again = dict(first, event_id=build.next_id("TR"), observed_at=build.at(minutes=20))
     pipeline.send("soc.raw.traffic", again)
@@ -205,26 +205,26 @@ def test_a_hotline_case_is_followed_up_sent_back_when_unsatisfied_and_rated(pipe
     ticket_id, owner = found.ticket_id, found.department
 
     def handled_and_verified():
-        for action, department, body in [("accept", owner, {"by": "网格员"}),
-                                          ("resolve", owner, {"by": "网格员", "resolution": "已清运"}),
-                                          ("verify", "ops_centre", {"by": "值班员", "passed": True})]:
+        for action, department, body in [("accept", owner, {}),
+                                          ("resolve", owner, {"resolution": "已清运"}),
+                                          ("verify", "ops_centre", {"passed": True})]:
             status, ticket = act(pipeline, ticket_id, action, department, body)
             assert status == 200, (action, ticket)
         return ticket
 
     closed = handled_and_verified()
     assert closed["status"] == "closed" and closed["followup_due"] and closed["channel"] == "hotline_12345"
-    status, body = act(pipeline, ticket_id, "followup", owner, {"by": "网格员", "result": "satisfied"})
+    status, body = act(pipeline, ticket_id, "followup", owner, {"result": "satisfied"})
     assert status == 409 and "operations centre" in body["error"]
-    status, body = act(pipeline, ticket_id, "followup", "ops_centre", {"by": "值班员", "result": "angry"})
+    status, body = act(pipeline, ticket_id, "followup", "ops_centre", {"result": "angry"})
     assert status == 422 and body["fields"][0]["loc"] == "result"
 
     status, sent_back = act(pipeline, ticket_id, "followup", "ops_centre",
-                            {"by": "值班员", "result": "unsatisfied", "note": "市民称仍有垃圾"})
+                            {"result": "unsatisfied", "note": "市民称仍有垃圾"})
     assert status == 200, sent_back
     assert (sent_back["status"], sent_back["department"], sent_back["rating"]) == ("dispatched", owner, "unsatisfied")
     handled_and_verified()
-    status, rated = act(pipeline, ticket_id, "followup", "ops_centre", {"by": "值班员", "result": "satisfied"})
+    status, rated = act(pipeline, ticket_id, "followup", "ops_centre", {"result": "satisfied"})
     assert status == 200 and (rated["status"], rated["rating"], rated["followup_due"]) == ("closed", "satisfied", None)
     assert [f["result"] for f in rated["followups"]] == ["unsatisfied", "satisfied"]
 
@@ -238,10 +238,10 @@ def test_a_hotline_case_is_followed_up_sent_back_when_unsatisfied_and_rated(pipe
 def test_an_extension_to_the_year_9999_is_422_and_one_past_a_year_409(pipeline, build):
     ticket = open_ticket(pipeline, build)
     status, body = act(pipeline, ticket["ticket_id"], "extend", "traffic_police",
-                       {"by": "王警官", "until": "9999-12-31T23:59:59+08:00", "reason": "无限期"})
+                       {"until": "9999-12-31T23:59:59+08:00", "reason": "无限期"})
     assert status == 422 and body["fields"][0]["loc"] == "until"
     status, body = act(pipeline, ticket["ticket_id"], "extend", "traffic_police",
-                       {"by": "王警官", "until": "2099-01-01T00:00:00+08:00", "reason": "很久"})
+                       {"until": "2099-01-01T00:00:00+08:00", "reason": "很久"})
     assert status == 409 and "at most 365 days" in body["error"]
 
 
@@ -310,7 +310,7 @@ def test_the_wall_token_reads_what_the_centre_reads_and_cannot_act(pipeline, sha
     status, district = pipeline.get("/api/district", token=wall)
     assert (district["department"], district["read_only"]) == ("ops_centre", True)
     assert pipeline.get("/api/district", "ops_centre")[1]["read_only"] is False
-    for path, body in [(f"/api/tickets/{shared_ticket['ticket_id']}/comment", {"by": "大屏", "note": "x"}),
+    for path, body in [(f"/api/tickets/{shared_ticket['ticket_id']}/comment", {"note": "x"}),
                        ("/api/response", {"level": "IV", "reason": "x"})]:
         status, refused = pipeline.post(path, None, body, token=wall)
         assert status == 403 and "read-only" in refused["error"], path

@@ -71,8 +71,8 @@ def busy_worker(pipeline):
     # The two copies are parsed on different partitions: either may be the one that opens the ticket.
     refs = {event["event_id"], duplicate["event_id"]}
     ticket = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref in refs), 30, "the ticket")[0]
-    for action, department, body in [("accept", "traffic_police", {"by": "a"}),
-                                     ("resolve", "traffic_police", {"by": "a", "resolution": "done"})]:
+    for action, department, body in [("accept", "traffic_police", {}),
+                                     ("resolve", "traffic_police", {"resolution": "done"})]:
         assert pipeline.post(f"/api/tickets/{ticket.ticket_id}/{action}", department, body)[0] == 200
     poll(lambda: "soc_department_on_time_ratio{" in metrics_text(pipeline.worker.url), 30, "the on-time gauge")
     return pipeline
