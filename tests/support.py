@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,14 +68,16 @@ class Pipeline:
     config: Config = CONFIG
 
     def accounts(self, call: Callable[[AccountStore], object]):
-        """Run `call(store)` (a coroutine) against the stack's accounts, as `soc users` would."""
+        """Run `call(store)` (a coroutine) against the stack's accounts, as `soc users` would: on a thread
+        of its own, so that it works under a running loop too (Playwright's sync API keeps one)."""
         async def run():
             client = aioredis.from_url(self.stack.redis_url)
             try:
                 return await call(AccountStore(client, self.stack.redis_prefix, self.config, utc_now))
             finally:
                 await client.aclose()
-        return asyncio.run(run())
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
 
     def add_user(self, user_id: str, department: str, role: UserRole | str, name: str | None = None,
                  password: str = TEST_PASSWORD) -> str:

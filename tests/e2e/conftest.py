@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -67,13 +66,6 @@ def browser(chromium_path):
 
 
 
-def off_loop(call, *args, **kwargs):
-    """`call` on a thread of its own: Playwright's sync API runs an asyncio loop in the test's thread, and the
-    accounts helpers of tests/support.py (asyncio.run) cannot start another one there."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(call, *args, **kwargs).result()
-
-
 class Pages:
     """Opens board, inbox and sites pages signed in as users (tests/support.py Pipeline.add_user); records
     console errors, page errors and dialogs."""
@@ -108,7 +100,7 @@ class Pages:
 
         default = {"ops_centre": "duty_officer", CONFIG.district.leadership: "leader"}.get(department, "clerk")
         user_id = f"e2e-{uuid.uuid4().hex[:12]}"
-        return off_loop(self.pipeline.add_user, user_id, department, role or default, name=name)
+        return self.pipeline.add_user(user_id, department, role or default, name=name)
 
     def sign_in(self, page, user_id: str, password: str | None = None) -> None:
         """Sign in on the page's form with a user name and password."""

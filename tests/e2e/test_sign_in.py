@@ -11,7 +11,6 @@ from datetime import timedelta, timezone
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import off_loop
 from tests.support import TEST_PASSWORD, poll
 
 pytestmark = pytest.mark.integration
@@ -108,7 +107,7 @@ def test_a_wrong_password_a_locked_and_a_disabled_account_are_refused_with_the_s
 
     # A disabled account (403).
     disabled = pages.user("traffic_police")
-    off_loop(pipeline.accounts, lambda store: store.disable(disabled))
+    pipeline.accounts(lambda store: store.disable(disabled))
     refused(disabled, None, "this account is disabled")
 
 
@@ -251,7 +250,7 @@ def test_a_clerk_accepts_on_the_inbox_and_decides_no_extension_a_supervisor_does
 def test_a_session_ended_on_the_server_brings_the_form_back_with_a_clear_message(pipeline, pages):
     clerk = pages.user("flood_control", name="陈工")
     inbox = pages.inbox("flood_control", user=clerk)
-    off_loop(pipeline.accounts, lambda store: store.sign_out_everywhere(clerk))
+    pipeline.accounts(lambda store: store.sign_out_everywhere(clerk))
     # The inbox polls every 3 s: its next request is refused, and the form comes back.
     expect(inbox.locator("#signin-form")).to_be_visible(timeout=10_000)
     expect(inbox.locator("#error")).to_contain_text("登录已失效，请重新登录")
