@@ -208,6 +208,10 @@ class PartitionWatchdog:
 
     def __init__(self, app, metrics, agent_topics: frozenset[str], clock=monotonic):
         self.app, self.metrics, self.agent_topics, self.clock = app, metrics, agent_topics, clock
+        # Each watched topic's stall count exists from start-up at 0: the alert and the dashboard name
+        # it, and a worker that never stalls must still show it (a flat line, not no data).
+        for topic in sorted(agent_topics):
+            metrics.partition_stalls.labels(topic)
         self.stalls = StallDetector(self.stall_after_s)
         # Partitions whose log end was below the consumer's position at the last look: a highwater
         # read just before a fetch lands looks the same for a moment, so it must hold twice.
