@@ -383,7 +383,9 @@ class TicketList(JsonView):
         if not who.reads_all:
             if wanted and wanted != who.department:
                 raise ApiError(404, f"no department {wanted} for this token")
-            wanted = who.department
+            # A community workstation lists its community's tickets when it asks for them; else its inbox.
+            community_wide = not wanted and who.community is not None and query.get("community") == who.community
+            wanted = None if community_wide else who.department
         for name, allowed in FILTERS.items():
             if query.get(name) and query[name] not in allowed:
                 raise ApiError(400, f"{name} must be one of {', '.join(sorted(allowed))}")
@@ -417,6 +419,7 @@ class TicketAction_(JsonView):
 
     async def _act(self, request: web.Request, ticket_id: str, action: str) -> web.Response:
         who = await self.http.authenticate(request)
+        who.require(Can.read_tickets)  # before the ticket is looked up: an admin learns nothing of it
         if action not in ACTIONS:
             raise ApiError(404, f"no action {action!r}; actions: {', '.join(ACTIONS)}")
         ticket = await self.http.visible_ticket(ticket_id, who)

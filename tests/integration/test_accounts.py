@@ -337,6 +337,20 @@ def test_the_board_shows_each_their_department_or_community(pipeline, people, co
         assert all(t["community"] == community or department in (t["department"], *t["watchers"]) for t in snapshot)
 
 
+@pytest.mark.parametrize("key, community, expected", [
+    ("community", "haibin", {"haibin"}),          # its own community's tickets, whoever owns them
+    ("community", "wanghai", set()),              # another community: its inbox only, filtered
+    ("community_other", "wanghai", {"wanghai"}),
+    ("clerk_other", "haibin", set()),             # a department without a community: its inbox
+])
+def test_a_workstation_lists_its_communitys_tickets(people, community_tickets, key, community, expected):
+    status, listing = people.call(key, "GET", f"/api/tickets?community={community}&limit=200")
+    assert status == 200, listing
+    listed = {item["ticket_id"] for item in listing["items"]}
+    assert {c for c, ticket_id in community_tickets.items() if ticket_id in listed} == expected
+    assert all(item["community"] == community for item in listing["items"])
+
+
 # ------------------------------------------------------------------ sign-in, cookie, CSRF, sessions
 
 def test_signing_in_sets_an_http_only_strict_cookie_and_answers_the_csrf_token(pipeline, people):
