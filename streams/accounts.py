@@ -247,7 +247,7 @@ def _matches(hashed: str, password: str) -> bool:
 def service_actor(config: Config, department: str) -> Actor:
     """A department's machine credential, named as such in the history."""
     name = config.district.departments[department].name
-    return Actor(user_id=f"service:{department}", name=f"{name} 接口凭据 (service)", department=department,
+    return Actor(user_id=f"service:{department}", name=f"{name}·接口凭据", department=department,
                  role=UserRole.service)
 
 

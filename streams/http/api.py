@@ -433,6 +433,7 @@ class TicketAction_(JsonView):
         body = validate(centre_body if deciding else dept_body, data)
         if kind is TicketAction.extend and deciding:
             kind = TicketAction.extend_decision
+
         def audit(outcome: str, detail: str) -> None:
             self.http.audit(request, "action", f"ticket.{kind.value}", who, target=ticket.ticket_id,
                             outcome=outcome, detail=detail)
