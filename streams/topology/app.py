@@ -293,7 +293,10 @@ def _parse_agent(p: Pipeline, source: str):
         for one in p.mirrors:  # the whitelist (and the rest) whole before the first event
             await one.ready.wait()
         paused_until = 0.0
+        in_order = faust_compat.InOrder(p.app, p.metrics)
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            # In offset order: incidents reach the ticket step in the order their readings came.
+            events = await in_order.admitted(events)
             p.metrics.events.labels(source).inc(len(events))
             heard: list[Heard] = []  # every one: the all-clear counts readings, not just the latest
             for event in events:
@@ -403,6 +406,7 @@ def decode_input(message) -> Incident | TicketEvent | Sighting:
 
 def _decide_tickets(p: Pipeline):
     cache: dict[str, tuple[bytes, KeyState]] = {}
+    in_order = faust_compat.InOrder(p.app, p.metrics)
 
     async def decide_tickets(stream):
         """Per batch: each input decided against its key's state in order; then one Redis round trip,
@@ -411,6 +415,8 @@ def _decide_tickets(p: Pipeline):
         for one in p.mirrors:  # never decide with half the silences or response levels
             await one.ready.wait()
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            # Each partition in offset order: the first ticket of a key is the first reading's (on a replay too).
+            events = await in_order.admitted(events)
             states = States(p.dedup_key_to_tickets, cache)
             written: dict[str, tuple[Ticket, str]] = {}
             evicted: set[str] = set()

@@ -196,6 +196,76 @@ def recover_to_the_fetched_end() -> None:
     _applied.add("recovery_end")
 
 
+class InOrder:
+    """An agent's guard against a hole at the head of what it is given. After a rebalance Faust can
+    deliver a partition's records past some it never delivered (fetched in the earlier assignment and
+    dropped as another generation's, while the fetch position moved on); the watchdog read them again
+    later, so a later reading was decided before an earlier one. After two kills in a storm a station
+    then got a second ticket: the earlier reading's ticket, written before the kill, was left aside.
+
+    A record past the next expected offset of its partition is held back, unacked (the commit stays
+    before it), and the partition is read again from the expected offset at once; records at or below
+    it are in order or replays. A hole that reading again does not fill within `give_up_s` (records
+    deleted by retention before anyone read them) is passed over with a warning."""
+
+    def __init__(self, app, metrics, give_up_s: float = 30.0, clock=monotonic):
+        self.app, self.metrics, self.give_up_s, self.clock = app, metrics, give_up_s, clock
+        self.generation = None
+        self.expected: dict[TP, int] = {}
+        self.sought: dict[TP, tuple[int, float]] = {}  # partition -> (offset read again from, when)
+
+    async def admitted(self, events: list) -> list:
+        """The events to process, in order; the rest are held back and will come again."""
+        generation = self.app.consumer_generation_id
+        if generation != self.generation:
+            self.generation, self.expected, self.sought = generation, {}, {}
+        kept = []
+        for event in events:
+            message = event.message
+            tp = message.tp
+            expected = self.expected.get(tp)
+            if expected is None:
+                # Nothing committed (or 0, which Faust records as None): no hole to see at the head;
+                # the commit waits for the watchdog there (commit_only_what_was_processed).
+                committed = self.app.consumer._committed_offset.get(tp)
+                expected = message.offset if committed is None else committed
+            if message.offset <= expected or await self._passed_over(tp, expected, message.offset):
+                self.expected[tp] = max(expected, message.offset + 1)
+                kept.append(event)
+            else:
+                self.expected[tp] = expected
+                message.acked = True  # as if processed, but never recorded as acked: nothing commits past it
+                self.app.consumer._unacked_messages.discard(message)
+        return kept
+
+    async def _passed_over(self, tp, expected: int, offset: int) -> bool:
+        now = self.clock()
+        sought = self.sought.get(tp)
+        if sought is None or sought[0] != expected:
+            log.warning("records missing before this one: reading again from the next expected offset",
+                        extra={"topic": tp.topic, "partition": tp.partition, "restart_at": expected, "offset": offset})
+            self.metrics.partition_stalls.labels(tp.topic).inc()
+            self.sought[tp] = (expected, now)
+            await self.app.consumer.seek(tp, expected)
+            return False
+        if now - sought[1] < self.give_up_s:
+            return False  # fetched before the seek took effect: it comes again after the missing ones
+        log.warning("records missing and not found again: going on without them",
+                    extra={"topic": tp.topic, "partition": tp.partition, "expected": expected, "offset": offset})
+        return True
+
+
+async def committed_on_broker(app, tp) -> int:
+    """The group's committed offset as the broker has it, else the earliest one (auto.offset.reset).
+    Not Faust's own record of it, which a broker that lost its state (Tansu restarted) leaves stale."""
+    thread = app.consumer._thread  # Faust exposes the aiokafka consumer only through its thread
+    client = thread._ensure_consumer()
+    committed = await thread.call_thread(client.committed, tp)
+    if committed is not None and committed >= 0:
+        return committed
+    return (await thread.call_thread(client.beginning_offsets, [tp]))[tp]
+
+
 class PartitionWatchdog:
     """Consumer lag per assigned partition. A partition that stopped delivering, or whose commit is
     held at a record Faust skipped, is read again from its committed offset: the records Faust
@@ -229,7 +299,7 @@ class PartitionWatchdog:
         for tp in assigned:
             if consumer._committed_offset.get(tp) is None:
                 # Nothing committed yet: where reading started, so the commit can check for holes from there.
-                consumer._committed_offset[tp] = await self._committed_on_broker(tp)
+                consumer._committed_offset[tp] = await committed_on_broker(self.app, tp)
             read = consumer._read_offset.get(tp)
             # Faust leaves the read offset unset after an assignment until a record arrives; the
             # committed offset is then the next one due.
@@ -248,7 +318,7 @@ class PartitionWatchdog:
             if end < next_offset:
                 # The log ends before where this consumer stands: the broker lost it (Tansu restarted
                 # empty; on Kafka, a topic recreated). Faust's offsets for it are stale: start over.
-                restart_at = await self._committed_on_broker(tp)
+                restart_at = await committed_on_broker(self.app, tp)
                 for offsets in (consumer._acked, consumer._acked_index, consumer._gap):
                     offsets.pop(tp, None)
                 consumer._committed_offset[tp] = restart_at
@@ -272,7 +342,7 @@ class PartitionWatchdog:
                                        "committed offset", next_offset=next_offset)
                 continue
             if self.stalls.stalled(tp, next_offset, end, tp in in_flight, now) and self.stalls.idle(now):
-                await self._read_again(tp, await self._committed_on_broker(tp),
+                await self._read_again(tp, await committed_on_broker(self.app, tp),
                                        "partition stalled: reading again from the committed offset",
                                        next_offset=next_offset, end=end)
         self._behind = behind
@@ -284,12 +354,3 @@ class PartitionWatchdog:
         self.metrics.partition_stalls.labels(tp.topic).inc()
         await self.app.consumer.seek(tp, offset)
 
-    async def _committed_on_broker(self, tp) -> int:
-        """The group's committed offset as the broker has it, else the earliest one (auto.offset.reset).
-        Not Faust's own record of it, which a broker that lost its state (Tansu restarted) leaves stale."""
-        thread = self.app.consumer._thread  # Faust exposes the aiokafka consumer only through its thread
-        client = thread._ensure_consumer()
-        committed = await thread.call_thread(client.committed, tp)
-        if committed is not None and committed >= 0:
-            return committed
-        return (await thread.call_thread(client.beginning_offsets, [tp]))[tp]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from types import SimpleNamespace
 
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
+
+from streams.topology.faust_compat import InOrder
 
 TOPIC = "soc.incidents"
 
@@ -119,3 +122,44 @@ def test_table_recovery_counts_a_changelog_as_read_only_at_the_end_its_fetches_r
     fetched[tp] = 5  # a fetch reporting less (the broker lost data) never keeps recovery waiting
     assert not recovery.need_recovery()
 
+
+
+def test_a_record_past_a_hole_is_held_back_unacked_and_the_partition_read_again_from_the_hole(pipeline,
+                                                                                             monkeypatch):
+    consumer, tp = pipeline.app.consumer, TP(TOPIC, 5)
+    monkeypatch.setattr(pipeline.app, "consumer_generation_id", 11)
+    consumer._committed_offset[tp] = 60
+    sought = []
+
+    async def seek(partition, offset):
+        sought.append((partition, offset))
+
+    monkeypatch.setattr(consumer, "seek", seek)
+    now = [0.0]
+    guard = InOrder(pipeline.app, pipeline.metrics, give_up_s=30, clock=lambda: now[0])
+
+    def events(*offsets):
+        return [SimpleNamespace(message=ConsumerMessage(TOPIC, 5, o, 0.0, 0, [], b"k", b"v", b"k", b"v",
+                                                        generation_id=11)) for o in offsets]
+
+    def offsets(kept):
+        return [e.message.offset for e in kept]
+
+    # 60..68 were dropped by the consumer: 69 and 70 come first.
+    early = events(69, 70)
+    consumer._unacked_messages.update(e.message for e in early)
+    assert asyncio.run(guard.admitted(early)) == []
+    assert sought == [(tp, 60)]  # once, for the whole hole
+    assert all(e.message.acked and e.message not in consumer._unacked_messages for e in early)
+    assert consumer._acked.get(tp, []) == []  # nothing recorded: the commit stays at 60
+    # Read again from 60: everything in order, the held-back ones included; a replay below is let through.
+    assert offsets(asyncio.run(guard.admitted(events(*range(60, 72))))) == list(range(60, 72))
+    assert offsets(asyncio.run(guard.admitted(events(65, 72)))) == [65, 72]
+    # A hole that reading again never fills (deleted before it was read) is passed over after give_up_s.
+    assert asyncio.run(guard.admitted(events(80))) == [] and sought[-1] == (tp, 73)
+    now[0] = 31.0
+    assert offsets(asyncio.run(guard.admitted(events(81)))) == [81]
+    # A new assignment starts from its committed offset again.
+    monkeypatch.setattr(pipeline.app, "consumer_generation_id", 12)
+    consumer._committed_offset[tp] = 90
+    assert offsets(asyncio.run(guard.admitted(events(90, 91)))) == [90, 91]
