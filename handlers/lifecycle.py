@@ -104,6 +104,11 @@ def check(config: Config, ticket: Ticket, event: TicketEvent) -> None:
         raise Conflict("verify needs 'passed'")
     if event.action is A.verify and _same_person(event, resolver(ticket)):
         raise Conflict("you resolved this ticket: someone else verifies it")
+    # A department's shared machine token names no one: it may not stand in for the second person.
+    if event.action is A.verify and _service(event) and _person(resolver(ticket)):
+        raise Conflict("a person resolved this ticket: a duty officer verifies it, not a service credential")
+    if event.action is A.extend_decision and _service(event) and _person(ticket.extension.user_id):
+        raise Conflict("a person asked for this extension: a person decides it, not a service credential")
     if event.action is A.followup and ticket.followup_due is None:
         raise Conflict("no follow-up is owed on this ticket")
     if event.action is A.followup and event.result is None:
@@ -122,6 +127,14 @@ def _supervisor(config: Config, event: TicketEvent) -> bool:
 
 def _same_person(event: TicketEvent, user_id: str | None) -> bool:
     return event.user is not None and user_id is not None and event.user.user_id == user_id
+
+
+def _service(event: TicketEvent) -> bool:
+    return event.user is not None and event.user.role is UserRole.service
+
+
+def _person(user_id: str | None) -> bool:
+    return user_id is not None and not user_id.startswith("service:")
 
 
 def resolver(ticket: Ticket) -> str | None:

@@ -15,7 +15,6 @@ class Can(str, Enum):
     set_response = "set the response level"
     edit_duty = "edit the duty roster"
     register_sites = "manage the site whitelist"
-    send_cap = "send CAP alerts in"
     read_audit = "read the audit trail"
     manage_users = "manage users"
 
@@ -41,7 +40,6 @@ CAPABILITIES: dict[Can, frozenset[R]] = {
     Can.set_response: frozenset({R.duty_officer, R.leader, R.service}),
     Can.edit_duty: frozenset({R.duty_officer, R.service}),
     Can.register_sites: frozenset({R.clerk, R.supervisor, R.duty_officer, R.service}),
-    Can.send_cap: frozenset({R.duty_officer, R.service}),
     Can.read_audit: frozenset({R.admin}),
     Can.manage_users: frozenset({R.admin}),
 }

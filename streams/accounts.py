@@ -176,13 +176,14 @@ class AccountStore:
 
     # ---------------------------------------------------------------- sign-in and sessions
     async def sign_in(self, user_id: str, password: str) -> SignInResult:
-        user = await self.get(user_id) if USER_ID.fullmatch(user_id) else None
-        ok = await asyncio.to_thread(_matches, user.password_hash if user else _DUMMY_HASH, password)
-        if user is None:
+        if not USER_ID.fullmatch(user_id):
             return SignInResult(SignIn.wrong)
+        user = await self.get(user_id)
+        ok = await asyncio.to_thread(_matches, user.password_hash if user else _DUMMY_HASH, password)
+        # An unknown name is counted and locked like a known one: the answers do not tell them apart.
         if await self.redis.exists(self.key("signin-locked", user_id)):
             return SignInResult(SignIn.locked, user)
-        if not ok:
+        if user is None or not ok:
             failures = await self._failed(user_id)
             if failures >= self.sign_in_rules.max_failures:
                 await self.redis.set(self.key("signin-locked", user_id), 1, ex=self.sign_in_rules.lockout_s)
@@ -196,8 +197,19 @@ class AccountStore:
         hashed = digest(session_id)
         await self.redis.set(self.key("session", hashed), orjson.dumps({"user_id": user_id, "csrf": csrf}),
                              ex=self.sign_in_rules.idle_expiry_s)
+        await self._forget_ended_sessions(user_id)
         await self.redis.sadd(self.key("user-sessions", user_id), hashed)
         return SignInResult(SignIn.ok, user, session_id, csrf)
+
+    async def _forget_ended_sessions(self, user_id: str) -> None:
+        """Drop the hashes of sessions that expired from the user's set (it would grow by one a day)."""
+        key = self.key("user-sessions", user_id)
+        hashes = [h.decode() for h in await self.redis.smembers(key)]
+        if hashes:
+            alive = await self.redis.mget([self.key("session", h) for h in hashes])
+            ended = [h for h, value in zip(hashes, alive) if value is None]
+            if ended:
+                await self.redis.srem(key, *ended)
 
     async def _failed(self, user_id: str) -> int:
         key = self.key("signin-failures", user_id)

@@ -241,7 +241,7 @@ class Http:
                 found[token] = dept_id
         return found
 
-    async def authenticate(self, request: web.Request) -> Principal:
+    async def identify(self, request: web.Request) -> Principal:
         """The caller from their session cookie (state changes need its CSRF token), a user's API
         token, a department's service token, or the wall screen's token: 401 otherwise."""
         token = bearer_token(request)
@@ -270,15 +270,33 @@ class Http:
                 return Principal(user.actor(), "token", self.config)
         raise ApiError(401, "unknown token")
 
+    async def authenticate(self, request: web.Request) -> Principal:
+        """The caller (see identify), rate-limited as that identity however it signed in; a refused
+        credential counts against the client's address like a failed sign-in, so guessing tokens or
+        session ids is throttled as guessing passwords is."""
+        try:
+            who = await self.identify(request)
+        except ApiError as refused:
+            if refused.code == 401 and self.sign_in_limiter.allow(f"addr:{request.remote}"):
+                raise ApiError(429, "too many refused credentials from this address: wait a little") from None
+            raise
+        wait = self.limiter.allow(f"id:{who.actor.user_id}")
+        if wait:
+            raise ApiError(429, "too many requests", retry_after_s=round(wait, 2))
+        return who
+
     def is_wall(self, request: web.Request) -> bool:
         token = bearer_token(request)
         return bool(self.wall_token and token and hmac.compare_digest(self.wall_token.encode(), token.encode()))
 
     def audit(self, request: web.Request, kind: AuditKind, what: str, who: Principal | None = None, *,
-              target: str = "", outcome: str = "ok", detail: str = "", user_id: str = "") -> None:
-        """One line on soc.audit (never a password or token; notes masked)."""
+              actor: Actor | None = None, target: str = "", outcome: str = "ok", detail: str = "",
+              user_id: str = "") -> None:
+        """One line on soc.audit, by `who` (or an `actor` not signed in): never a password or token,
+        notes masked."""
+        actor = who.actor if who else actor
         record = AuditRecord(audit_id=uuid.uuid4().hex, at=self.clock(), kind=kind,
-                             actor=who.actor if who else None, user_id=user_id or (who.actor.user_id if who else ""),
+                             actor=actor, user_id=user_id or (actor.user_id if actor else ""),
                              what=what, target=target, outcome=outcome, detail=mask_phones(detail)[:500],
                              remote=request.remote or "")
         self.pipeline.send_audit(record)
@@ -335,12 +353,12 @@ def only_params(query, allowed: set[str]) -> None:
         raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(unknown))}")
 
 
-def page_param(query, name: str, default: int, maximum: int) -> int:
+def page_param(query, name: str, default: int, maximum: int, minimum: int = 0) -> int:
     raw = query.get(name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > maximum:
-        raise ApiError(400, f"{name} must be an integer from 0 to {maximum}")
+    if not (raw.isascii() and raw.isdigit()) or not minimum <= int(raw) <= maximum:
+        raise ApiError(400, f"{name} must be an integer from {minimum} to {maximum}")
     return int(raw)
 
 
@@ -389,7 +407,7 @@ class TicketList(JsonView):
         for name, allowed in FILTERS.items():
             if query.get(name) and query[name] not in allowed:
                 raise ApiError(400, f"{name} must be one of {', '.join(sorted(allowed))}")
-        limit = page_param(query, "limit", 50, MAX_PAGE)
+        limit = page_param(query, "limit", 50, MAX_PAGE, minimum=1)  # 0 would read the range 0..-1: all
         offset = page_param(query, "offset", 0, 10_000_000)
         # Paged in Redis: the listing sets are kept in this order (open first, most severe, newest
         # dispatched), so only the page's tickets are read.
@@ -424,7 +442,9 @@ class TicketAction_(JsonView):
             raise ApiError(404, f"no action {action!r}; actions: {', '.join(ACTIONS)}")
         ticket = await self.http.visible_ticket(ticket_id, who)
         data = await self.http.read_json(request)
-        if "by" in data:
+        if "by" in data:  # someone naming another person: worth a line in the trail
+            self.http.audit(request, "action", f"ticket.{action}", who, target=ticket.ticket_id, outcome="refused",
+                            detail="a 'by' in the body")
             raise ApiError(422, "'by' is not accepted: the history names whoever signed in",
                            fields=[{"loc": "by", "msg": "not accepted"}])
         kind, dept_body, centre_body = ACTIONS[action]

@@ -15,7 +15,7 @@ from faust import web
 from handlers.permissions import TICKET_ACTIONS, Can, may
 from schemas.accounts import UserRole
 from schemas.records import Ticket, TicketAction
-from streams.http.api import SESSION_COOKIE, ApiError, JsonView, Principal, caller_of
+from streams.http.api import SESSION_COOKIE, ApiError, JsonView, Principal, bearer_token, caller_of
 
 log = logging.getLogger("soc.board")
 
@@ -151,9 +151,9 @@ class AlertStream(JsonView):
                 entries = await self.http.store.redis.xread({board: last_id}, count=200, block=int(READ_BLOCK_S * 1000))
                 if not entries:
                     if time.monotonic() - quiet_since >= KEEPALIVE_S:
-                        # A signed-out or expired session ends its streams (without keeping it alive).
-                        if who.credential == "session" and not await self.http.accounts.alive(
-                                request.cookies.get(SESSION_COOKIE, "")):
+                        # A signed-out or expired session, a revoked token or a disabled user ends its
+                        # streams (a session's idle clock is not restarted by it).
+                        if not await self._still_signed_in(request, who):
                             break
                         await response.write(b": keepalive\n\n")
                         quiet_since = time.monotonic()
@@ -170,6 +170,13 @@ class AlertStream(JsonView):
         except Exception:
             log.exception("board stream failed")
         return response
+
+    async def _still_signed_in(self, request, who: Principal) -> bool:
+        if who.credential == "session":
+            return await self.http.accounts.alive(request.cookies.get(SESSION_COOKIE, ""))
+        if who.credential == "token":
+            return await self.http.accounts.token_user(bearer_token(request) or "") is not None
+        return True  # the environment's tokens last as long as the worker
 
     async def _still_there(self, board: str, last_id: str) -> bool:
         try:

@@ -78,6 +78,7 @@ class DutyRoster(JsonView):
         district = self.http.config.district
         if who.department not in (OPS_CENTRE, district.leadership):
             raise ApiError(403, "the duty roster and its handovers are for the operations centre and the leadership")
+        who.require(Can.read_tickets)  # the handovers list open tickets
         only_params(request.query, {"from", "to"})
         start = time_param(request.query, "from") or self.http.clock()
         end = time_param(request.query, "to") or start + DEFAULT_SPAN

@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from faust import web
 
 from handlers import performance
+from handlers.permissions import Can
 from handlers.privacy import mask_phones
 from schemas.enums import OPS_CENTRE, Severity, Source
 from schemas.records import Ticket
@@ -133,6 +134,7 @@ class StatsView(JsonView):
         who = await self.http.authenticate(request)
         if who.department not in (OPS_CENTRE, self.http.config.district.leadership):
             raise ApiError(403, "the leadership view is for the operations centre and the leadership")
+        who.require(Can.read_tickets)  # an admin of the centre manages users, not tickets
 
     @property
     def stats(self) -> StatsStore:

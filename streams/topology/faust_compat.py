@@ -206,7 +206,8 @@ class InOrder:
     A record past the next expected offset of its partition is held back, unacked (the commit stays
     before it), and the partition is read again from the expected offset at once; records at or below
     it are in order or replays. A hole that reading again does not fill within `give_up_s` (records
-    deleted by retention before anyone read them) is passed over with a warning."""
+    deleted by retention before anyone read them) is passed over with a warning at the next record
+    past it (on a partition that has gone quiet, once the watchdog has read it again)."""
 
     def __init__(self, app, metrics, give_up_s: float = 30.0, clock=monotonic):
         self.app, self.metrics, self.give_up_s, self.clock = app, metrics, give_up_s, clock

@@ -113,3 +113,22 @@ def test_passwords_have_a_length():
     assert password_problem("short") == "a password has at least 10 characters"
     assert password_problem("x" * 257) == "a password has at most 256 characters"
     assert password_problem("a sensible passphrase") is None
+
+
+def test_a_service_credential_is_not_the_second_person_of_the_closed_loop(config):
+    service = person("service:ops_centre", OPS_CENTRE, R.service)
+    ticket = outcome(config, new_ticket(config), by(CLERK, A.accept, 2)).ticket
+    resolved = outcome(config, ticket, by(CLERK, A.resolve, 5, note="cleared")).ticket
+    refused = outcome(config, resolved, by(service, A.verify, 6, passed=True))
+    assert refused.verdict is Verdict.refused
+    assert refused.reason == "a person resolved this ticket: a duty officer verifies it, not a service credential"
+    assert outcome(config, resolved, by(DUTY_A, A.verify, 6, passed=True)).verdict is Verdict.applied
+    # Machine to machine: what a department's service credential resolved, the centre's may verify.
+    machine = person("service:traffic_police", OWNER, R.service)
+    ticket = outcome(config, new_ticket(config), by(machine, A.accept, 2)).ticket
+    resolved = outcome(config, ticket, by(machine, A.resolve, 5, note="cleared")).ticket
+    assert outcome(config, resolved, by(service, A.verify, 6, passed=True)).verdict is Verdict.applied
+    # A person's extension request is decided by a person.
+    asked = outcome(config, in_status(config, S.accepted), by(CLERK, A.extend, 10, until=resolved.resolve_due
+                                                                + timedelta(days=1), note="parts")).ticket
+    assert outcome(config, asked, by(service, A.extend_decision, 11, approve=True)).verdict is Verdict.refused
