@@ -10,7 +10,6 @@ from pydantic import Field
 
 from handlers import response
 from handlers.permissions import Can
-from schemas.enums import OPS_CENTRE
 from schemas.response import COLOUR, MANUAL, NUMBER, RANK, ResponseChange
 from streams.http.api import ApiError, Body, JsonView, validate
 
@@ -50,7 +49,7 @@ class Response(JsonView):
 
     async def _post(self, request: web.Request) -> web.Response:
         who = await self.http.authenticate(request)
-        if who.department not in (OPS_CENTRE, self.http.config.district.leadership):
+        if not who.reads_all:
             raise ApiError(403, "only the operations centre or the leadership sets the response level")
         who.require(Can.set_response)
         body = validate(LevelBody, await self.http.read_json(request))
