@@ -6,17 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test unit faults bench check-config clean
 
-$(STAMP): pyproject.toml
+# Installed from deploy/constraints.txt (the lock's versions and the test extras'), so a release upstream
+# never changes what the tests run on; deploy/lock.sh refreshes both files in a commit of its own.
+$(STAMP): pyproject.toml deploy/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c deploy/constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 # `make run SCENARIO=rainstorm`: the simulator's storms (typhoon signals raise the response level).
+# INTENSITY multiplies the sub-district's report rates (docs/simulator.md), e.g. INTENSITY=10 for a busy demo.
 SCENARIO ?= normal
+INTENSITY ?= 1
 run: $(STAMP)
 	tools/vendor-echarts.sh
-	$(BIN)/soc dev --scenario $(SCENARIO)
+	$(BIN)/soc dev --scenario $(SCENARIO) --intensity $(INTENSITY)
 
 test: $(STAMP)
 	tools/vendor-echarts.sh
@@ -37,7 +41,7 @@ check-config: $(STAMP)
 	$(BIN)/soc check-config deploy/config
 
 bench: $(STAMP)
-	$(BIN)/soc bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results/*.tmp

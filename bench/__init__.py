@@ -1,1 +1,1 @@
-"""Benchmark harness for the SOC pipeline (issue 7): `soc bench` / `make bench`."""
+"""Benchmark harness for the SOC pipeline: `python -m bench` / `make bench` (bench/README.md)."""

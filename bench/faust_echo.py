@@ -47,17 +47,17 @@ kwargs = {k: SETTINGS[k] for k in PASSED if SETTINGS.get(k) is not None}
 if SETTINGS.get("producer_linger") is not None:
     kwargs["producer_linger_ms"] = int(round(float(SETTINGS["producer_linger"]) * 1000))
 
-if FETCH_MAX_WAIT_MS:
-    from streams.topology.faust_compat import cap_fetch_wait
-
-    cap_fetch_wait(int(FETCH_MAX_WAIT_MS))  # as the worker does
-
 app = faust.App(os.environ["BENCH_APP_ID"], broker=f"kafka://{os.environ['BENCH_BROKER']}", store="memory://",
                 web_enabled=False, topic_allow_declare=True, datadir=str(RESULT.parent / "faust-echo-data"),
                 logging_config=logging_config("warning"), **kwargs)
 source = app.topic(*topics.RAW_TOPICS.values(), key_serializer="raw", value_serializer="raw")
 out = app.topic(OUT_TOPIC, key_serializer="raw", value_serializer="raw", partitions=8)
 state = {"n": 0, "bad": 0, "t0": 0.0, "cpu0": 0.0}
+
+if FETCH_MAX_WAIT_MS:
+    from streams.topology.faust_compat import cap_fetch_wait
+
+    cap_fetch_wait(app, int(FETCH_MAX_WAIT_MS))  # as the worker does
 
 
 def _echo_value(message) -> bytes:

@@ -7,7 +7,7 @@ builds the same output as the raw loop and the Faust echo, and `to_topic` onto b
 quixstreams is the optional `bench` extra (`pip install -e '.[bench]'`); without it this exits
 with code 3 and a one-line JSON reason, which the harness records as a skip.
 
-At-least-once (Tansu has no transactions, so exactly-once cannot run here: design.md). The clock
+At-least-once (Tansu has no transactions, so exactly-once cannot run here: docs/architecture.md). The clock
 starts at the first record processed and stops when the application has stopped after the N-th
 (its producer flushed and offsets committed), as the Faust echo stops after its producer's flush.
 """

@@ -27,4 +27,23 @@ cp deploy/requirements-build.in "$work/build.in"
   echo "# plus setuptools to build the project. Do not edit by hand; rerun deploy/lock.sh."
   sed -e 's#-c tested.txt#tested versions (.venv)#' -e 's#-r build.in#deploy/requirements-build.in#' "$work/requirements.lock"
 } > deploy/requirements.lock
+# The constraints make installs the tests with: the lock without hashes (pip refuses hashes in a constraints
+# file beside an editable install), plus the dev and test extras at the versions in .venv.
+{
+  echo "# What \`make\` installs the tests on: deploy/requirements.lock's versions without hashes (pip refuses"
+  echo "# hashes in a constraints file beside an editable install), plus the dev and test extras. Generated"
+  echo "# by deploy/lock.sh with the lock; a release upstream changes nothing here until the lock is refreshed."
+  echo "# production (deploy/requirements.lock)"
+  grep -oE '^[A-Za-z0-9_.-]+==[^ \\]+' deploy/requirements.lock | sort -f
+  echo "# dev and test extras"
+  python3 - "$work/tested.txt" <<'PY'
+import re, sys
+canon = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+locked = {canon(m) for m in re.findall(r"^([A-Za-z0-9_.-]+)==", open("deploy/requirements.lock").read(), re.M)}
+for line in sorted(open(sys.argv[1]), key=str.lower):
+    m = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)", line)
+    if m and canon(m.group(1)) not in locked:
+        print(f"{canon(m.group(1))}=={m.group(2)}")
+PY
+} > deploy/constraints.txt
 echo "wrote deploy/requirements.lock ($(grep -c '==' deploy/requirements.lock) packages)"

@@ -12,7 +12,9 @@ Out: a red ticket as a CAP 1.2 alert, for public warning systems; `parse` reads 
 """
 from __future__ import annotations
 
+import codecs
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,8 +23,9 @@ from datetime import datetime, timedelta
 import defusedxml
 from defusedxml.ElementTree import fromstring
 
+from handlers import instants
 from handlers.geo import centroid, circle_meets, community_at, polygons_meet
-from handlers.intake import Rejected, digest
+from handlers.intake import R, Rejected, digest
 from schemas.cap import NAMESPACE, CapAlert, CapArea, CapCircle, CapInfo, CapRecord, Kind
 from schemas.config import Config
 from schemas.enums import Category, Severity, Source
@@ -30,6 +33,8 @@ from schemas.raw import FloodKind, FloodReading, TyphoonSignal
 from schemas.records import Ticket
 
 MAX_BYTES = 256 * 1024
+# The encoding an XML declaration names (only an ASCII-compatible document can match it).
+XML_ENCODING = re.compile(rb"""<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]{0,39})["']""")
 NS = {"cap": NAMESPACE}
 SEVERITY = {"Extreme": Severity.red, "Severe": Severity.orange, "Moderate": Severity.yellow, "Minor": Severity.blue}
 CAP_SEVERITY = {v: k for k, v in SEVERITY.items()}
@@ -37,6 +42,7 @@ CAP_SEVERITY = {v: k for k, v in SEVERITY.items()}
 EVENT_WORDS: dict[Kind, tuple[str, ...]] = {"typhoon": ("台风", "typhoon"), "rainstorm": ("暴雨", "rainstorm")}
 EVENT_CODES: dict[str, Kind] = {"11B01": "typhoon", "11B03": "rainstorm"}
 CATEGORY: dict[Kind, Category] = {"typhoon": Category.typhoon, "rainstorm": Category.flood_rainfall}
+WARNING_NAME: dict[Kind, str] = {"typhoon": "台风预警", "rainstorm": "暴雨预警"}
 # CAP's <category> and <event> of the alerts this district publishes.
 OUT_CATEGORY = {Source.flood: "Met", Source.traffic: "Transport", Source.city: "Infra", Source.construction: "Safety"}
 OUT_EVENT = {Category.typhoon: "台风", Category.flood_rainfall: "暴雨"}
@@ -48,7 +54,7 @@ def _text(element: ET.Element, name: str, required: bool = True) -> str:
     found = element.find(f"cap:{name}", NS)
     value = (found.text or "").strip() if found is not None else ""
     if required and not value:
-        raise Rejected("missing_field", f"<{name}> is missing")
+        raise Rejected(R.missing_field, f"<{name}> is missing")
     return value
 
 
@@ -56,22 +62,38 @@ def _time(element: ET.Element, name: str, required: bool = True) -> datetime | N
     value = _text(element, name, required)
     if not value:
         return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise Rejected("wrong_type", f"<{name}> {value[:40]!r} is not a CAP date-time") from None
-    if when.utcoffset() is None:
-        raise Rejected("wrong_type", f"<{name}> {value[:40]!r} has no UTC offset")
+    when = instants.instant(value)
+    if isinstance(when, instants.BadTime):
+        raise Rejected(*{
+            instants.TimeProblem.not_a_time: (R.wrong_type, f"<{name}> {value[:40]!r} is not a CAP date-time"),
+            instants.TimeProblem.no_offset: (R.wrong_type, f"<{name}> {value[:40]!r} has no UTC offset"),
+            instants.TimeProblem.out_of_range: (R.out_of_range, f"<{name}> {value[:40]!r} is not {when.range_text}"),
+        }[when.problem])
     return when
+
+
+def _decoded(raw: bytes) -> bytes | str:
+    """expat reads UTF-8 and UTF-16 itself but refuses the multi-byte encodings Chinese feeds declare (GBK,
+    GB18030) with a ValueError: a document declaring an encoding is decoded here, and expat reads the text."""
+    declared = XML_ENCODING.match(raw)
+    if declared is None:
+        return raw
+    name = declared.group(1).decode("ascii")
+    try:
+        return raw.decode(codecs.lookup(name).name)
+    except LookupError:
+        raise Rejected(R.not_xml, f"unknown encoding {name!r}") from None
+    except UnicodeDecodeError as exc:
+        raise Rejected(R.not_xml, f"not {name} text at byte {exc.start}") from None
 
 
 def _point(text: str, where: str) -> tuple[float, float]:
     try:
         lat, lon = (float(part) for part in text.split(","))
     except ValueError:
-        raise Rejected("wrong_type", f"<{where}> point {text[:40]!r} is not 'lat,lon'") from None
+        raise Rejected(R.wrong_type, f"<{where}> point {text[:40]!r} is not 'lat,lon'") from None
     if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        raise Rejected("out_of_range", f"<{where}> point {text[:40]!r} is not on the earth")
+        raise Rejected(R.out_of_range, f"<{where}> point {text[:40]!r} is not on the earth")
     return lat, lon
 
 
@@ -80,7 +102,7 @@ def _area(element: ET.Element) -> CapArea:
     for polygon in element.findall("cap:polygon", NS):
         points = [_point(p, "polygon") for p in (polygon.text or "").split()]
         if len(points) < 4 or points[0] != points[-1]:
-            raise Rejected("invalid", "<polygon> needs at least 4 points, the first repeated at the end")
+            raise Rejected(R.invalid, "<polygon> needs at least 4 points, the first repeated at the end")
         polygons.append(points)
     circles = []
     for circle in element.findall("cap:circle", NS):
@@ -89,9 +111,9 @@ def _area(element: ET.Element) -> CapArea:
         try:
             radius_km = float(radius)
         except ValueError:
-            raise Rejected("wrong_type", f"<circle> radius {radius[:20]!r} is not a number (km)") from None
+            raise Rejected(R.wrong_type, f"<circle> radius {radius[:20]!r} is not a number (km)") from None
         if not (math.isfinite(radius_km) and 0 <= radius_km <= 1000):
-            raise Rejected("out_of_range", f"<circle> radius {radius_km} km is out of range")
+            raise Rejected(R.out_of_range, f"<circle> radius {radius_km} km is out of range")
         circles.append(CapCircle(lat=lat, lon=lon, radius_km=radius_km))
     return CapArea(description=_text(element, "areaDesc"), polygons=polygons, circles=circles,
                    geocodes=list(_pairs(element, "geocode").values()))
@@ -116,15 +138,15 @@ def _info(element: ET.Element) -> CapInfo:
 def parse(raw: bytes) -> CapAlert:
     """A CAP 1.2 document, or Rejected. Entities and DTDs are refused before anything is expanded."""
     if len(raw) > MAX_BYTES:
-        raise Rejected("too_large", f"{len(raw)} bytes, limit {MAX_BYTES}")
+        raise Rejected(R.too_large, f"{len(raw)} bytes, limit {MAX_BYTES}")
     try:
-        root = fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root = fromstring(_decoded(raw), forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except defusedxml.DefusedXmlException as exc:
-        raise Rejected("forbidden_xml", f"refused: {type(exc).__name__} (no DTDs or entities)") from None
+        raise Rejected(R.forbidden_xml, f"refused: {type(exc).__name__} (no DTDs or entities)") from None
     except ET.ParseError as exc:
-        raise Rejected("not_xml", f"not well-formed XML: {exc}") from None
+        raise Rejected(R.not_xml, f"not well-formed XML: {exc}") from None
     if root.tag != f"{{{NAMESPACE}}}alert":
-        raise Rejected("invalid", f"root element {root.tag[:120]!r} is not a CAP 1.2 <alert> ({NAMESPACE})")
+        raise Rejected(R.invalid, f"root element {root.tag[:120]!r} is not a CAP 1.2 <alert> ({NAMESPACE})")
     references = []
     for triple in _text(root, "references", False).split():
         sender, identifier, *_ = [*triple.split(","), ""]
@@ -193,13 +215,15 @@ def rainfall_for(config: Config, severity: Severity) -> float:
     values = [t.at_least for t in config.rules.flood["rainfall"].thresholds
               if t.measure == "value" and t.severity is severity]
     if not values:
-        raise Rejected("invalid", f"rules.yaml grades no rainfall reading {severity.value}")
+        raise Rejected(R.invalid, f"rules.yaml grades no rainfall reading {severity.value}")
     return min(values)
 
 
 def reading(config: Config, record: CapRecord, at: datetime, lowered: bool = False) -> FloodReading:
     """The signal of a record at `at`, or (lowered) its withdrawal."""
-    common = {"station_id": record.station_id, "lat": record.lat, "lon": record.lon, "observed_at": at}
+    # Named as people say it: the ticket reads 台风预警 台风信号 橙色, not the chain's CAP-typhoon-<hash>.
+    common = {"station_id": record.station_id, "station_name": WARNING_NAME[record.kind], "lat": record.lat,
+              "lon": record.lon, "observed_at": at}
     if record.kind == "typhoon":
         signal = TyphoonSignal.white if lowered else TyphoonSignal(record.severity.value)
         return FloodReading(kind=FloodKind.typhoon_signal, signal=signal, **common)
@@ -209,20 +233,25 @@ def reading(config: Config, record: CapRecord, at: datetime, lowered: bool = Fal
 
 def decide(alert: CapAlert, feed: str, known: Mapping[str, CapRecord], config: Config,
            received_at: datetime) -> Decision:
-    """Raises Rejected for an alert that is not recorded at all (the feed gets a 4xx)."""
+    """Raises Rejected for an alert that is not recorded at all (the feed gets a 4xx). `received_at` is the
+    receiving worker's clock at intake, kept in the record: whether an alert had expired, or was sent from
+    the future, is decided against it, so a replay decides the same way."""
+    if alert.sent - received_at > config.district.intake.cap_skew:
+        raise Rejected(R.in_future, f"sent {alert.sent.isoformat()} is more than "
+                                    f"{config.district.intake.cap_clock_skew} ahead of this worker's clock")
     base = {"key": alert.key, "identifier": alert.identifier, "sender": alert.sender, "sent": alert.sent,
             "status": alert.status, "msg_type": alert.msg_type, "feed": feed, "received_at": received_at}
     info = alert.info[0] if alert.info else None
     headline = {"headline": info.headline if info else ""}
     if alert.status != "Actual":
         return Decision([CapRecord(**base, **headline, chain=alert.key)],
-                        ignored=Rejected("not_actual", f"status {alert.status}: only Actual alerts are acted on"))
+                        ignored=Rejected(R.not_actual, f"status {alert.status}: only Actual alerts are acted on"))
     earlier = [known[r] for r in alert.references if r in known and known[r].status == "Actual" and known[r].kind]
     if alert.msg_type in ("Update", "Cancel") and not earlier:
         refs = " ".join(alert.references) or "(none)"
-        raise Rejected("unknown_reference", f"{alert.msg_type} must reference an earlier Actual alert; references: {refs[:300]}")
+        raise Rejected(R.unknown_reference, f"{alert.msg_type} must reference an earlier Actual alert; references: {refs[:300]}")
     if alert.msg_type not in ("Alert", "Update", "Cancel"):
-        raise Rejected("unknown_value", f"msgType {alert.msg_type!r}: Alert, Update or Cancel")
+        raise Rejected(R.unknown_value, f"msgType {alert.msg_type!r}: Alert, Update or Cancel")
     superseded = [e.model_copy(update={"superseded_by": alert.key}) for e in earlier]
     chain = earlier[0] if earlier else None
     if alert.msg_type == "Cancel":
@@ -230,25 +259,30 @@ def decide(alert: CapAlert, feed: str, known: Mapping[str, CapRecord], config: C
                                           "superseded_by": None, "supersedes": [e.key for e in earlier]})
         return Decision([record, *superseded], [reading(config, chain, alert.sent, lowered=True)])
     if info is None:
-        raise Rejected("missing_field", f"<info> is missing: a {alert.msg_type} needs one")
+        raise Rejected(R.missing_field, f"<info> is missing: a {alert.msg_type} needs one")
     kind = event_kind(info)
     if kind is None:
-        raise Rejected("unknown_value", f"event {info.event[:100]!r} is neither a typhoon nor a rainstorm warning")
+        raise Rejected(R.unknown_value, f"event {info.event[:100]!r} is neither a typhoon nor a rainstorm warning")
     if chain is not None and chain.kind != kind:
-        raise Rejected("invalid", f"an Update of a {chain.kind} warning cannot be a {kind} warning")
+        raise Rejected(R.invalid, f"an Update of a {chain.kind} warning cannot be a {kind} warning")
     if info.severity not in SEVERITY:
-        raise Rejected("unknown_value", f"severity {info.severity!r}: Extreme, Severe, Moderate or Minor")
+        raise Rejected(R.unknown_value, f"severity {info.severity!r}: Extreme, Severe, Moderate or Minor")
     if info.expires is not None and info.expires <= alert.sent:
-        raise Rejected("out_of_range", "expires is not after sent")
+        raise Rejected(R.out_of_range, "expires is not after sent")
     communities = communities_of(info.areas, config)
     if not communities:
         names = "; ".join(a.description for a in info.areas)
-        raise Rejected("outside_district", f"the area ({names[:200]}) meets no community of {config.district.name}")
+        raise Rejected(R.outside_district, f"the area ({names[:200]}) meets no community of {config.district.name}")
     lat, lon = _place(info.areas, communities, config)
     record = CapRecord(**base, headline=info.headline, chain=chain.chain if chain else alert.key, kind=kind,
                        severity=SEVERITY[info.severity], expires=info.expires,
                        station_id=chain.station_id if chain else f"CAP-{kind}-{digest(alert.key, size=4)}",
                        lat=lat, lon=lon, communities=communities, supersedes=[e.key for e in earlier])
+    if info.expires is not None and info.expires <= received_at:
+        # Kept so a later Update can reference it, as lowered: it raises nothing and supersedes nothing.
+        late = record.model_copy(update={"supersedes": [], "lowered_at": info.expires})
+        return Decision([late], ignored=Rejected(
+            R.expired, f"expired {info.expires.isoformat()}, before it was received: recorded, not acted on"))
     return Decision([record, *superseded], [reading(config, record, alert.sent)])
 
 

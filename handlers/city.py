@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from handlers.base import Classification, Context, Heard
 from handlers.geo import grid_cell
-from handlers.privacy import mask_phone, mask_phones
+from handlers.privacy import mask_phone, mask_personal
 from handlers.severity import grade
 from schemas.enums import Category
 from schemas.raw import CityCategory, CityChannel, CityReport
@@ -47,13 +47,13 @@ def device(report: CityReport, ctx: Context) -> Heard | None:
 
 
 def classify(report: CityReport, ctx: Context) -> Classification:
-    description = mask_phones(report.description)
+    description = mask_personal(report.description)
     lowered = report.description.lower()
     measures = {
         "danger_mentioned": float(any(word in lowered for word in DANGER_WORDS)),
         "hotline": float(report.channel is CityChannel.hotline_12345),
     }
-    details = {"channel": report.channel.value, "address": mask_phones(report.address),
+    details = {"channel": report.channel.value, "address": mask_personal(report.address),
                "case_no": report.case_no}
     if report.reporter_phone:
         details["reporter_phone"] = mask_phone(report.reporter_phone)
@@ -65,7 +65,7 @@ def classify(report: CityReport, ctx: Context) -> Classification:
         category=CATEGORY[report.category],
         subcategory=report.category.value,
         severity=grade(ctx.config.rules.city[report.category.value], measures),
-        title=f"{LABEL[report.category]} · {mask_phones(report.address)}",
+        title=f"{LABEL[report.category]} · {mask_personal(report.address)}",
         source_ref=report.case_no,
         identity=grid_cell(report.lat, report.lon, ctx.config.rules.dedup.grid_m),
         observed_at=report.reported_at,

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from datetime import datetime, time, timedelta, tzinfo
 
 from handlers.base import Classification, Context, Heard
-from handlers.geo import distance_m, grid_cell
+from handlers.geo import distance_m, grid_cell, place_name
 from handlers.severity import grade
 from schemas.config import ConstructionLimits, parse_span
 from schemas.enums import SEVERITY_RANK, Category
@@ -128,7 +128,8 @@ def classify(event: SiteEvent, ctx: Context) -> Classification | None:
     if site is not None:
         details.update(site_id=site.site_id, site_name=site.name, contractor=site.contractor,
                        site_status=site.status.value, work_hours=site.work_hours)
-    place = site.name if site else f"{event.lat:.5f},{event.lon:.5f}"
+    # A site is named by its registration; a spot off the whitelist as a person would say it.
+    place = site.name if site else place_name(config, event.lat, event.lon)
     return Classification(
         category=category,
         subcategory=subcategory,

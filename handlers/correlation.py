@@ -19,17 +19,17 @@ from datetime import timedelta
 from handlers.geo import distance_m
 from handlers.tickets import PIPELINE
 from schemas.config import Config
-from schemas.correlation import CorrelationRule, Part, Related, Sighting
+from schemas.correlation import CorrelationRule, Part, Partner, Related, Sighting
 from schemas.enums import SEVERITY_RANK, Severity
-from schemas.records import HistoryEntry, KeyState, Ticket, TicketAction, TicketEvent
+from schemas.records import HistoryEntry, HistoryKind, KeyState, Ticket, TicketAction, TicketEvent
 from schemas.response import duration_s
 
 PREFIX = "corr:"
+# A cell keeps the latest this many sightings of each part (besides the rule's window): a jam beside a
+# flooded underpass in a storm sights a ticket every few seconds, and the cell's state is read and
+# written per batch. An older one of a denser part is no longer paired with new sightings.
+CELL_SIGHTINGS = 64
 _LAT_STEP_M = 111_320.0
-
-
-def is_cell(key: str) -> bool:
-    return key.startswith(PREFIX)
 
 
 def cells(rule: CorrelationRule, lat: float, lon: float) -> list[str]:
@@ -91,30 +91,42 @@ def rule_named(config: Config, name: str | None) -> CorrelationRule | None:
 
 
 def on_sighting(config: Config, state: KeyState, sighting: Sighting) -> Linked:
-    known = state.linked.get(sighting.event_id)
-    if known is not None:
-        return Linked(True, state, _addressed(known, state, sighting), "sighting already matched")
     rule = rule_named(config, sighting.rule)
     if rule is None:  # a rule removed from config since the sighting was sent
         return Linked(True, state, reason=f"no correlation rule {sighting.rule!r}")
+    known = state.linked.get(sighting.event_id)
+    if known is not None:
+        return Linked(True, state, _commands(rule, sighting, known), "sighting already matched")
     window = timedelta(seconds=duration_s(rule.window))
     newest = max([sighting.at, *(s.at for s in state.sightings.values())])
     # Kept two windows behind the newest, so a replay of a recent sighting still finds its own entry.
     kept = {k: s for k, s in state.sightings.items() if s.at >= newest - 2 * window}
     matches = sorted((s for s in kept.values() if _pair(rule, s, sighting, window)), key=lambda s: s.ticket_id)
-    commands = [c for other in matches for c in relate_commands(rule, *((other, sighting) if other.role == "cause"
-                                                                       else (sighting, other)))]
+    partners = [Partner(ticket_id=s.ticket_id, dedup_key=s.dedup_key, at=s.at) for s in matches]
+    sightings = _latest_of_part({**kept, sighting.event_id: sighting}, sighting.role)
     new = state.model_copy(update={
-        "sightings": {**kept, sighting.event_id: sighting},
-        "linked": {**{k: v for k, v in state.linked.items() if k in kept}, sighting.event_id: [e for _, e in commands]},
+        "sightings": sightings,
+        "linked": {**{k: v for k, v in state.linked.items() if k in sightings}, sighting.event_id: partners},
     })
-    return Linked(False, new, tuple(commands))
+    return Linked(False, new, _commands(rule, sighting, partners))
 
 
-def _addressed(events: list[TicketEvent], state: KeyState, sighting: Sighting) -> tuple[tuple[str, TicketEvent], ...]:
-    """A replay's commands with their dedup keys, from the sightings the cell still holds."""
-    keys = {s.ticket_id: s.dedup_key for s in (*state.sightings.values(), sighting)}
-    return tuple((keys[e.ticket_id], e) for e in events if e.ticket_id in keys)
+def _latest_of_part(sightings: dict[str, Sighting], role: str) -> dict[str, Sighting]:
+    """The sightings with only the latest CELL_SIGHTINGS of one part (in the order they came)."""
+    same = [k for k, s in sightings.items() if s.role == role]
+    if len(same) <= CELL_SIGHTINGS:
+        return sightings
+    dropped = set(same[:-CELL_SIGHTINGS])
+    return {k: s for k, s in sightings.items() if k not in dropped}
+
+
+def _commands(rule: CorrelationRule, sighting: Sighting, partners: list[Partner]) -> tuple[tuple[str, TicketEvent], ...]:
+    """The relate commands of a sighting's pairs, each with the dedup key it goes to."""
+    other = "effect" if sighting.role == "cause" else "cause"
+    mine = (sighting.ticket_id, sighting.dedup_key, sighting.at, sighting.role)
+    return tuple(c for p in partners
+                 for c in relate_commands(rule, *((mine, (p.ticket_id, p.dedup_key, p.at, other)) if sighting.role == "cause"
+                                                  else ((p.ticket_id, p.dedup_key, p.at, other), mine))))
 
 
 def _pair(rule: CorrelationRule, one: Sighting, other: Sighting, window: timedelta) -> bool:
@@ -125,13 +137,13 @@ def _pair(rule: CorrelationRule, one: Sighting, other: Sighting, window: timedel
     return all(getattr(one, label) is not None and getattr(one, label) == getattr(other, label) for label in rule.equal)
 
 
-def relate_commands(rule: CorrelationRule, cause: Sighting, effect: Sighting) -> list[tuple[str, TicketEvent]]:
-    """One command to each ticket, naming the other and its part; one id for the pair."""
-    event_id = f"relate-{rule.name}-{cause.ticket_id}-{effect.ticket_id}"
-    at = max(cause.at, effect.at)
-    return [(mine.dedup_key, TicketEvent(event_id=event_id, ticket_id=mine.ticket_id, action=TicketAction.relate,
-                                         by=PIPELINE, actor=PIPELINE, at=at, related_ticket_id=other.ticket_id,
-                                         rule=rule.name, role=other.role))
+def relate_commands(rule: CorrelationRule, cause: tuple, effect: tuple) -> list[tuple[str, TicketEvent]]:
+    """One command to each ticket, naming the other and its part; one id for the pair. Each side is
+    (ticket id, dedup key, dispatch time, part)."""
+    event_id = f"relate-{rule.name}-{cause[0]}-{effect[0]}"
+    at = max(cause[2], effect[2])
+    return [(mine[1], TicketEvent(event_id=event_id, ticket_id=mine[0], action=TicketAction.relate, by=PIPELINE,
+                                  actor=PIPELINE, at=at, related_ticket_id=other[0], rule=rule.name, role=other[3]))
             for mine, other in ((cause, effect), (effect, cause))]
 
 
@@ -148,11 +160,15 @@ def related(config: Config, ticket: Ticket, event: TicketEvent) -> Ticket | str:
     links = [*ticket.related, Related(ticket_id=event.related_ticket_id, rule=rule.name, role=event.role)]
     watchers = [d for d in dict.fromkeys([*ticket.watchers, *getattr(rule.add_watchers, mine)]) if d != ticket.department]
     history = [*ticket.history, HistoryEntry(at=event.at, by=PIPELINE, action="related", event_id=event.event_id,
-                                             note=f"{rule.name}: {_ROLE_LABEL[event.role]} {event.related_ticket_id}")]
+                                             note=f"{rule.name}: {_ROLE_LABEL[event.role]} {event.related_ticket_id}",
+                                             kind=HistoryKind.related, related_ticket_id=event.related_ticket_id,
+                                             rule=rule.name, role=event.role)]
     severity = _graded(rule, ticket.severity) if mine == "effect" and ticket.is_open else ticket.severity
     if severity is not ticket.severity:
         history.append(HistoryEntry(at=event.at, by=PIPELINE, action="severity_raised", event_id=event.event_id,
-                                    note=f"{ticket.severity.value} -> {severity.value} ({rule.name})"))
+                                    note=f"{ticket.severity.value} -> {severity.value} ({rule.name})",
+                                    kind=HistoryKind.severity_raised, from_severity=ticket.severity,
+                                    to_severity=severity, rule=rule.name))
     return ticket.model_copy(update={"related": links, "watchers": watchers, "severity": severity,
                                      "history": history, "version": ticket.version + 1})
 

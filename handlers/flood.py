@@ -70,6 +70,12 @@ def _reading_text(r: FloodReading) -> str:
     return f"{r.value:g} {UNIT[r.kind]}"
 
 
+def station_name(reading: FloodReading, ctx: Context) -> str:
+    """The station as people call it: its name in the feed, else on the district map, else its id."""
+    on_map = next((p.name for p in ctx.config.places if p.id == reading.station_id), None)
+    return reading.station_name or on_map or reading.station_id
+
+
 def classify(reading: FloodReading, ctx: Context) -> Classification:
     details = {k: v for k, v in reading.model_dump(mode="json").items()
                if k in ("station_id", "value", "status", "signal", "warning_level", "danger_level")
@@ -78,7 +84,7 @@ def classify(reading: FloodReading, ctx: Context) -> Classification:
         category=CATEGORY[reading.kind],
         subcategory=reading.kind.value,
         severity=grade(ctx.config.rules.flood[reading.kind.value], _measures(reading)),
-        title=f"{reading.station_id} {LABEL[reading.kind]} {_reading_text(reading)}",
+        title=f"{station_name(reading, ctx)} {LABEL[reading.kind]} {_reading_text(reading)}",
         # In UTC, so one reading re-sent with another offset is the same reading.
         source_ref=f"{reading.station_id}@{reading.observed_at.astimezone(timezone.utc).isoformat()}",
         # One station, one ongoing problem: a rising river is one ticket, not one per reading.

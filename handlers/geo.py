@@ -1,10 +1,11 @@
-"""Point-in-polygon for communities, distance for site radii, a grid cell for dedup keys."""
+"""Point-in-polygon for communities, distance for site radii, a grid cell for dedup keys, and the words
+a person names a spot by (the nearest named feature of the district map)."""
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 
-from schemas.config import Community
+from schemas.config import Community, Config, Place
 
 EARTH_RADIUS_M = 6_371_000.0
 
@@ -85,3 +86,42 @@ def circle_meets(polygon: Sequence[tuple[float, float]], lat: float, lon: float,
 def centroid(polygon: Sequence[tuple[float, float]]) -> tuple[float, float]:
     """The vertices' mean as (lat, lon): inside the convex communities of district.yaml."""
     return (sum(p[1] for p in polygon) / len(polygon), sum(p[0] for p in polygon) / len(polygon))
+
+
+# Within this distance a spot is "on" the road or at the place; farther, it is near it (附近).
+ON_PLACE_M = 60.0
+# Past this distance the map's nearest feature says little: the community names the spot instead.
+NEAR_PLACE_M = 800.0
+
+
+def place_distance_m(place: Place, lat: float, lon: float) -> float:
+    """From (lat, lon) to a point feature, or to the nearest stretch of a line feature."""
+    if len(place.points) == 1:
+        (plon, plat), = place.points
+        return distance_m(lat, lon, plat, plon)
+    return min(_segment_distance_m(lat, lon, a, b) for a, b in zip(place.points, place.points[1:]))
+
+
+def nearest_place(places: Sequence[Place], lat: float, lon: float) -> tuple[Place, float] | None:
+    """The named feature closest to (lat, lon) and its distance in metres; None on a map without features."""
+    return min(((p, place_distance_m(p, lat, lon)) for p in places), key=lambda found: (found[1], found[0].id),
+               default=None)
+
+
+def place_name(config: Config, lat: float, lon: float) -> str:
+    """How a person names the spot: a place of the map it is at ("望海路下穿通道"), else the nearest road
+    or river ("学府路", "学府路附近"), else a place nearby, else the community it lies in ("荔园社区"),
+    else the district ("海湾街道附近"). Never coordinates."""
+    points = [p for p in config.places if len(p.points) == 1]
+    lines = [p for p in config.places if len(p.points) > 1]
+    at = nearest_place(points, lat, lon)
+    if at is not None and at[1] <= ON_PLACE_M:
+        return at[0].name
+    for found in (nearest_place(lines, lat, lon), at):
+        if found is not None and found[1] <= NEAR_PLACE_M:
+            place, metres = found
+            return place.name if metres <= ON_PLACE_M else f"{place.name}附近"
+    community = community_at(config.district.communities, lat, lon)
+    if community is not None:
+        return config.district.communities[community].name
+    return f"{config.district.name}附近"

@@ -1,6 +1,6 @@
 """Who is told of a ticket change, on which channel, and how one channel's queue goes out. No I/O, no clock.
 
-``deliveries`` reads a ticket's history: each entry that is a notifiable change (``EVENT_OF_ACTION``) is
+``deliveries`` reads a ticket's history: each entry that is a notifiable change (``EVENT_OF_KIND``) is
 matched against the subscriptions of notify.yaml, giving one ``Delivery`` per (channel, change). Its id is
 built from the change's own identity (the command's event id, or the incident that raised the severity),
 never from the ticket's version or the history's length, so every replay of any version of the ticket
@@ -19,26 +19,31 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from handlers import duty, escalation
+from handlers import chat_cards as cc
+from handlers import duty, wording
 from handlers import notify_channels as nc
 from handlers.intervals import CompiledInterval
 from schemas.config import Config, District
-from schemas.enums import SEVERITY_RANK, Escalation, Severity
+from schemas.enums import SEVERITY_RANK, Severity
 from schemas.notify import Delivery, DeliveryPolicy, Grouping, NotifyConfig
-from schemas.records import Ticket
+from schemas.records import HistoryEntry, HistoryKind, Ticket
 
-# The history actions that are notifiable changes (handlers/lifecycle.py, tickets.py, escalation.py).
-EVENT_OF_ACTION = {
-    "dispatch": "dispatched",
-    "severity_raised": "severity_raised",
-    escalation.STEP_LABEL[Escalation.reminded]: "reminded",
-    escalation.STEP_LABEL[Escalation.escalated]: "escalated",
-    escalation.STEP_LABEL[Escalation.reported]: "reported",
-    "return": "returned",
-    "redispatch": "redispatched",
-    "rework": "rework",
-    "reopen": "rework",
-    "verified and closed": "closed",
+# The history entries that are notifiable changes (handlers/lifecycle.py, tickets.py, escalation.py).
+EVENT_OF_KIND = {
+    HistoryKind.dispatch: "dispatched",
+    HistoryKind.severity_raised: "severity_raised",
+    HistoryKind.reminded: "reminded",
+    HistoryKind.escalated: "escalated",
+    HistoryKind.reported: "reported",
+    HistoryKind.return_: "returned",
+    HistoryKind.redispatch: "redispatched",
+    HistoryKind.rework: "rework",
+    HistoryKind.reopen: "rework",
+    HistoryKind.closed: "closed",
+    # 派单异议: the centre is told of a dispute as of a return, and the department of the ruling as of a redispatch.
+    HistoryKind.disputed: "returned",
+    HistoryKind.dispute_upheld: "redispatched",
+    HistoryKind.dispute_reassigned: "redispatched",
 }
 # Who on the duty roster is mentioned: 催办 and a red ticket the officer (值班员), 督办 and 通报 the leader (带班领导).
 MENTION_ROLES = {"reminded": ("officer",), "escalated": ("leader",), "reported": ("leader",)}
@@ -60,14 +65,15 @@ class Change:
     event: str
     at: datetime
     key: str  # what makes this change unique on its ticket
+    entry: HistoryEntry  # the history entry that records it: the message says it in words
 
 
 def changes(ticket: Ticket) -> list[Change]:
     found = []
     for entry in ticket.history:
-        event = EVENT_OF_ACTION.get(entry.action)
+        event = EVENT_OF_KIND.get(entry.kind)
         if event is not None:
-            found.append(Change(event, entry.at, entry.event_id or entry.action))
+            found.append(Change(event, entry.at, entry.event_id or entry.action, entry))
     return found
 
 
@@ -99,6 +105,7 @@ class Channel:
     sender: str | None = None
     recipients: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
+    card_template: str | None = None
 
     @property
     def robot(self) -> str:
@@ -128,7 +135,8 @@ def compile_rules(notify: NotifyConfig, config: Config, environ: Mapping[str, st
             unconfigured.append(channel_id)
             continue
         phones = tuple(p for p in (environ.get(name, "").strip() for name in spec.phones_env) if p)
-        channels[channel_id] = Channel(channel_id, spec.type, url, secret, spec.sender, tuple(spec.recipients), phones)
+        channels[channel_id] = Channel(channel_id, spec.type, url, secret, spec.sender, tuple(spec.recipients), phones,
+                                       spec.card_template)
     intervals = {name: tuple(CompiledInterval.of(i) for i in group) for name, group in notify.time_intervals.items()}
     subscriptions = tuple(
         Subscription(frozenset(s.departments), s.watchers, SEVERITY_RANK[s.min_severity], frozenset(s.events),
@@ -176,7 +184,8 @@ def deliveries(rules: Rules, ticket: Ticket, not_before: datetime) -> list[Deliv
                 if record is None:
                     record = nc.ticket_record(ticket)
                 if message is None:
-                    message = nc.render(ticket, change.event, rules.district, rules.inbox_url, change.key)
+                    message = nc.render(ticket, change.event, rules.district, rules.inbox_url, change.key,
+                                        said=wording.history_text(rules.district, change.entry))
                 found[delivery_id] = Delivery(
                     id=delivery_id, notification_id=notification_id, channel=channel_id, ticket_id=ticket.ticket_id,
                     event=change.event, severity=ticket.severity, at=change.at, departments=ticket.inboxes,
@@ -320,3 +329,33 @@ def outgoing(channel: Channel, batch: list[Delivery], rules: Rules, now: datetim
                                                            recipients=list(channel.recipients), at=now))
     return Outgoing(message.id, http=requests)
 
+
+
+# A card channel sends one card per ticket change: its buttons act on that ticket, so there is no digest.
+CARD_CHANNELS = frozenset({"dingtalk_card", "wecom_card", "feishu_card"})
+CARD_ROUTE_KEY = "soc"
+
+
+def card_request(channel: Channel, delivery: Delivery, *, api_url: str, robot_code: str,
+                 access_token: str) -> nc.HttpRequest:
+    """The DingTalk interactive card for one delivery (handlers/chat_cards.py): its id from the delivery's,
+    so a resend after a lost answer is the same card."""
+    return cc.send_card_request(api_url, access_token, template_id=channel.card_template,
+                                conversation_id=channel.url, robot_code=robot_code, route_key=CARD_ROUTE_KEY,
+                                track_id=cc.out_track_id(delivery.id),
+                                params=cc.card_params(as_message(delivery), delivery.ticket_id))
+
+
+def wecom_card_request(channel: Channel, delivery: Delivery, *, api_url: str, agent_id: int,
+                       access_token: str) -> nc.HttpRequest:
+    """The WeCom template card for one delivery, to the userids of the channel's url_env."""
+    return cc.wecom_card_request(api_url, access_token, agent_id=agent_id, to_users=channel.url,
+                                 task_id=cc.out_track_id(delivery.id), message=as_message(delivery),
+                                 ticket_id=delivery.ticket_id)
+
+
+def feishu_card_request(channel: Channel, delivery: Delivery, *, api_url: str, access_token: str) -> nc.HttpRequest:
+    """The Feishu message card for one delivery, to the chat of the channel's url_env."""
+    return cc.feishu_send_request(api_url, access_token, channel.url,
+                                  cc.feishu_card(as_message(delivery), delivery.ticket_id),
+                                  uuid=cc.out_track_id(delivery.id))

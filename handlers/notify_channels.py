@@ -29,7 +29,7 @@ Formats, as the vendors document them:
 - **Email**: plain-text UTF-8 ``EmailMessage`` with Subject, From, To and a Message-ID derived from the
   notification id.
 
-Every piece of ticket free text passes through ``mask_phones``; mentioned mobiles (from the duty roster) are
+Every piece of ticket free text passes through ``mask_personal``; mentioned mobiles (from the duty roster) are
 added afterwards, deliberately unmasked.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from handlers.privacy import mask_everywhere, mask_phones
+from handlers.privacy import mask_everywhere, mask_personal
 from schemas.config import District
 from schemas.enums import Escalation, Severity
 from schemas.records import Ticket
@@ -113,19 +113,21 @@ def _local(at: datetime | None, district: District) -> str:
     return at.astimezone(district.tz).strftime("%Y-%m-%d %H:%M") if at else "—"
 
 
-def render(ticket: Ticket, event: str, district: District, inbox_base_url: str, key: str) -> Message:
-    """The Chinese text of one notification: colour and level, title, community, department, deadlines in the
-    district's time zone, occurrences, escalation step, and the ticket's link in the inbox. `key` names the
-    change among the ticket's changes of that event (handlers/notify.py)."""
+def render(ticket: Ticket, event: str, district: District, inbox_base_url: str, key: str, said: str = "") -> Message:
+    """The Chinese text of one notification: colour and level, title, the change as the history says it
+    (`said`, handlers/wording.py), community, department, deadlines in the district's time zone,
+    occurrences, escalation step, and the ticket's link in the inbox. `key` names the change among the
+    ticket's changes of that event (handlers/notify.py)."""
     if event not in EVENT_TEXT:
         raise ValueError(f"unknown notification event {event!r}")
     community = district.communities.get(ticket.community) if ticket.community else None
     department = district.departments.get(ticket.department)
-    title = mask_phones(ticket.title)
+    title = mask_personal(ticket.title)
     fields = [
         ("事件", EVENT_TEXT[event]),
+        *([("经过", said)] if said else []),
         ("等级", SEVERITY_TEXT[ticket.severity]),
-        ("社区", community.name if community else (mask_phones(ticket.community or "") or "辖区外/未定位")),
+        ("社区", community.name if community else (mask_personal(ticket.community or "") or "辖区外/未定位")),
         ("责任部门", department.name if department else ticket.department),
         ("状态", STATUS_TEXT.get(ticket.status.value, ticket.status.value)),
         ("签收期限", _local(ticket.accept_due, district)),
@@ -142,7 +144,7 @@ def render(ticket: Ticket, event: str, district: District, inbox_base_url: str, 
         title=f"【{SEVERITY_SHORT[ticket.severity]}·{EVENT_TEXT[event]}】{title}",
         fields=fields,
         link=link,
-        description=mask_phones(ticket.description),
+        description=mask_personal(ticket.description),
     )
 
 
@@ -331,7 +333,14 @@ def delivery_failed(channel_type: str, status: int, body: bytes) -> str | None:
     """None when the vendor accepted the message, else why not (one line, for the notification log)."""
     if not 200 <= status < 300:
         return f"HTTP {status}"
-    if channel_type not in ("dingtalk", "wecom", "feishu"):
+    if channel_type == "dingtalk_card":
+        # DingTalk's app API answers {"success": true, "result": {...}}, or an HTTP error with {"code", "message"}.
+        try:
+            answer = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return "answer is not JSON"
+        return None if isinstance(answer, dict) and answer.get("success") is True else "dingtalk card not sent"
+    if channel_type not in ("dingtalk", "wecom", "wecom_card", "feishu", "feishu_card"):
         return None
     try:
         answer = json.loads(body)
@@ -339,7 +348,7 @@ def delivery_failed(channel_type: str, status: int, body: bytes) -> str | None:
         return "answer is not JSON"
     if not isinstance(answer, dict):
         return "answer is not a JSON object"
-    if channel_type in ("dingtalk", "wecom"):
+    if channel_type in ("dingtalk", "wecom", "wecom_card"):
         code, text = answer.get("errcode"), answer.get("errmsg", "")
     else:
         # Feishu answers {"code", "msg"}; older bot endpoints {"StatusCode", "StatusMessage"}.

@@ -21,6 +21,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 from handlers.city import LABEL
 from handlers.geo import centroid
 from handlers.intake import digest
+from handlers.privacy import mask_everywhere, mask_personal, mask_phone
 from schemas.config import Config
 from schemas.raw import CityCategory, CityReport
 from schemas.records import Incident, Ticket
@@ -133,10 +134,14 @@ def request_id(client: str, request: ServiceRequest, received_at: datetime, conf
 
 
 def to_report(request: ServiceRequest, service_request_id: str, channel: str, received_at: datetime) -> CityReport:
+    """The report as it goes on soc.raw.city: a citizen's personal data is masked before it is stored there
+    (the request id, made from the unmasked request, still tells a retry)."""
     return CityReport(case_no=service_request_id, channel=channel, category=request.service_code,
-                      description=request.description, address=request.address, lat=request.lat, lon=request.lon,
-                      reported_at=received_at, reporter_phone=request.phone, media_url=request.media_url,
-                      attributes=request.attributes)
+                      description=mask_personal(request.description), address=mask_personal(request.address),
+                      lat=request.lat, lon=request.lon, reported_at=received_at,
+                      reporter_phone=mask_phone(request.phone) if request.phone else None,
+                      media_url=request.media_url,  # a link, shown as one: masking digits would break it
+                      attributes=mask_everywhere(request.attributes))
 
 
 def record(report: CityReport, incident: Incident | None, client: str | None) -> dict[str, Any]:

@@ -14,6 +14,17 @@ A ticket counts for the department that holds it now and for the period its disp
 - 满意率 satisfaction = satisfied (and basically satisfied, when config counts it) / rated tickets
   (the last rating; a case closed unrated is not rated)
 - 发回重办率 sent back = tickets sent back after an unsatisfied follow-up / tickets with a rated call
+- 派单异议 disputes: counted for the department that disputed (whoever holds the ticket now); upheld share =
+  disputes the centre upheld (the dispatch stood) / disputes ruled
+- 协办按时反馈率 support on time = supporting parts fed back by their own deadline / parts whose deadline has
+  passed or that are fed back, counted for the supporting department
+- times (`Row.times`): from the reading (the incident's observation) to the ticket, to its holder's acceptance
+  and to its closure, in seconds: how many tickets have each, their mean, median and longest
+- escalations: tickets that reached 催办, 督办 or 通报 (the highest rung each reached); preventive tickets opened
+
+The rows are per department by default; `by="severity"` groups the same figures by the ticket's severity and
+`by="district"` counts every ticket in one row (`ALL`), so a review (handlers/review.py) reads its tables from
+here too.
 
 Every figure is computed from one small record per ticket (`Facts`), which the store keeps beside the
 ticket: the API's table and the Prometheus gauges read the same facts and agree.
@@ -23,14 +34,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, astuple, dataclass, field
 from datetime import datetime
+from statistics import median
+from typing import Literal
 
 import orjson
 
-from schemas.enums import TicketStatus
-from schemas.records import Ticket
+from schemas.enums import Escalation, TicketKind, TicketStatus
+from schemas.records import HistoryKind, Ticket
 
 RESOLVED = (TicketStatus.resolved, TicketStatus.closed)
 RATED = ("satisfied", "basically_satisfied", "unsatisfied")
+# The rungs of the escalation ladder, lowest first: a ticket at a rung has passed the ones before it.
+LADDER = (Escalation.reminded.value, Escalation.escalated.value, Escalation.reported.value)
+TIMES = ("to_ticket", "to_accept", "to_close")
+ALL = "*"
+Grouping = Literal["department", "severity", "district"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,33 @@ class Facts:
     rating: str | None = None
     called_rated: bool = False
     sent_back: bool = False
+    # Where and what, for the recurring places (handlers/hotspots.py); facts stored before these were
+    # added have none and are left out there.
+    category: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    # A pre-plan's task (handlers/plans.py) or a preventive ticket (handlers/preventive.py): work the centre
+    # sent, not a report of a problem at its place.
+    task: bool = False
+    # 派单异议: per dispute, [the disputing department, upheld (True), reassigned (False) or not ruled (None)].
+    disputes: tuple = ()
+    # 协办: per supporting part, [its department, its feedback deadline, when fed back (None: not yet)].
+    support: tuple = ()
+    # For the review's times and counts; facts stored before these were added have none and count in neither.
+    observed_at: float | None = None
+    closed_at: float | None = None
+    escalation: str = Escalation.none.value
+    kind: str = TicketKind.incident.value
+
+
+def disputes_of(t: Ticket) -> list[list]:
+    found: list[list] = []
+    for h in t.history:
+        if h.kind is HistoryKind.disputed:
+            found.append([h.actor, None])
+        elif h.kind in (HistoryKind.dispute_upheld, HistoryKind.dispute_reassigned) and found:
+            found[-1][1] = h.kind is HistoryKind.dispute_upheld
+    return found
 
 
 def facts_of(t: Ticket) -> Facts:
@@ -62,10 +107,14 @@ def facts_of(t: Ticket) -> Facts:
         t.department, t.severity.value, t.status.value, t.dispatched_at.timestamp(), t.resolve_due.timestamp(),
         t.resolved_at.timestamp() if t.resolved_at else None, t.accept_due.timestamp(),
         t.accepted_at.timestamp() if t.accepted_at else None, t.reworks > 0,
-        any(h.action == "resolve" for h in t.history), t.returns > 0,
-        any(h.action.startswith("extension approved") for h in t.history),
+        any(h.kind is HistoryKind.resolve for h in t.history), t.returns > 0,
+        any(h.kind is HistoryKind.extension_approved for h in t.history),
         bool(results) or t.followup_due is not None, bool(results), t.rating,
-        any(r in RATED for r in results), "unsatisfied" in results)
+        any(r in RATED for r in results), "unsatisfied" in results, t.category.value, t.lat, t.lon,
+        t.kind is not TicketKind.incident, tuple(disputes_of(t)),
+        tuple([p.department, p.due.timestamp(), p.fed_back_at.timestamp() if p.fed_back_at else None]
+              for p in t.support),
+        t.observed_at.timestamp(), t.closed_at.timestamp() if t.closed_at else None, t.escalation.value, t.kind.value)
 
 
 def gauge_facts(ticket: Ticket) -> bytes:
@@ -104,7 +153,22 @@ class Row:
     satisfied: int = 0
     called_rated: int = 0
     sent_back: int = 0
+    disputes: int = 0
+    disputes_ruled: int = 0
+    disputes_upheld: int = 0
+    support_parts: int = 0
+    support_due: int = 0
+    support_on_time: int = 0
+    # accepted after the accept deadline, or not accepted by it yet
+    accepted_late: int = 0
+    # the escalation rung each ticket reached: reminded counts every ticket reminded or more, and so on
+    reminded: int = 0
+    escalated: int = 0
+    reported: int = 0
+    preventive: int = 0
     rates: dict[str, float | None] = field(default_factory=dict)
+    # TIMES -> {"count", "mean_s", "median_s", "max_s"} (None when no ticket has that time yet)
+    times: dict[str, dict] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -121,19 +185,52 @@ def on_time(status: TicketStatus, resolved_at: float | None, resolve_due: float,
             is_resolved and resolved_at is not None and resolved_at <= resolve_due)
 
 
-def table(facts: Iterable[Facts], start: float, end: float, now: float, basically_counts: bool = True) -> dict[str, Row]:
+def _times(samples: list[float]) -> dict:
+    """How many, their mean, median and longest, in seconds (None when there are none)."""
+    if not samples:
+        return {"count": 0, "mean_s": None, "median_s": None, "max_s": None}
+    return {"count": len(samples), "mean_s": round(sum(samples) / len(samples), 1),
+            "median_s": round(median(samples), 1), "max_s": round(max(samples), 1)}
+
+
+spread = _times
+
+
+def _group(f: Facts, by: Grouping) -> str:
+    return f.department if by == "department" else f.severity if by == "severity" else ALL
+
+
+def table(facts: Iterable[Facts], start: float, end: float, now: float, basically_counts: bool = True,
+          by: Grouping = "department") -> dict[str, Row]:
     out: dict[str, Row] = {}
+    samples: dict[str, dict[str, list[float]]] = {}
     satisfied = ("satisfied", "basically_satisfied") if basically_counts else ("satisfied",)
     for f in facts:
         if not (start <= f.dispatched_at < end):
             continue
-        row = out.setdefault(f.department, Row(f.department))
+        key = _group(f, by)
+        row = out.setdefault(key, Row(key))
         status = TicketStatus(f.status)
         row.dispatched += 1
         # The current holder's own acceptance (cleared on redispatch and rework), not a predecessor's.
         accepted_on_time = f.accepted_at is not None and f.accepted_at <= f.accept_due
         row.accepted_on_time += accepted_on_time
-        row.due_to_accept += f.accepted_at is not None or f.accept_due <= now
+        due_to_accept = f.accepted_at is not None or f.accept_due <= now
+        row.due_to_accept += due_to_accept
+        row.accepted_late += due_to_accept and not accepted_on_time
+        if f.escalation in LADDER:
+            rung = LADDER.index(f.escalation)
+            row.reminded += 1
+            row.escalated += rung >= 1
+            row.reported += rung >= 2
+        row.preventive += f.kind == TicketKind.preventive.value
+        if f.observed_at is not None:
+            times = samples.setdefault(key, {name: [] for name in TIMES})
+            times["to_ticket"].append(f.dispatched_at - f.observed_at)
+            if f.accepted_at is not None:
+                times["to_accept"].append(f.accepted_at - f.observed_at)
+            if f.closed_at is not None:
+                times["to_close"].append(f.closed_at - f.observed_at)
         is_resolved = status in RESOLVED
         due, resolved_on_time = on_time(status, f.resolved_at, f.resolve_due, now)
         row.resolved += is_resolved
@@ -157,6 +254,20 @@ def table(facts: Iterable[Facts], start: float, end: float, now: float, basicall
         row.satisfied += f.rating in satisfied
         row.called_rated += f.called_rated
         row.sent_back += f.sent_back
+        # A dispute and a supporting part count for their own department in a table of departments, else
+        # in the ticket's own row.
+        for department, upheld in f.disputes:
+            department = department if by == "department" else key
+            disputing = out.setdefault(department, Row(department))
+            disputing.disputes += 1
+            disputing.disputes_ruled += upheld is not None
+            disputing.disputes_upheld += upheld is True
+        for department, part_due, fed_back_at in f.support:
+            department = department if by == "department" else key
+            supporting = out.setdefault(department, Row(department))
+            supporting.support_parts += 1
+            supporting.support_due += fed_back_at is not None or part_due <= now
+            supporting.support_on_time += fed_back_at is not None and fed_back_at <= part_due
     for row in out.values():
         row.rates = {
             "on_time_handling": _ratio(row.resolved_on_time, row.due),
@@ -167,7 +278,11 @@ def table(facts: Iterable[Facts], start: float, end: float, now: float, basicall
             "followup": _ratio(row.followed_up, row.followup_owed),
             "satisfaction": _ratio(row.satisfied, row.rated),
             "sent_back": _ratio(row.sent_back, row.called_rated),
+            "disputes_upheld": _ratio(row.disputes_upheld, row.disputes_ruled),
+            "support_on_time": _ratio(row.support_on_time, row.support_due),
         }
+        found = samples.get(row.department, {})
+        row.times = {name: _times(found.get(name, [])) for name in TIMES}
     return out
 
 

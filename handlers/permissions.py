@@ -17,16 +17,18 @@ class Can(str, Enum):
     register_sites = "manage the site whitelist"
     read_audit = "read the audit trail"
     manage_users = "manage users"
+    write_reviews = "write a review's findings and actions"
 
 
-_WORK = {A.accept, A.resolve, A.return_, A.extend, A.comment}
-_CENTRE = {*_WORK, A.extend_decision, A.verify, A.redispatch, A.reopen, A.followup}
+_WORK = {A.accept, A.resolve, A.return_, A.extend, A.comment, A.acknowledge, A.evidence, A.dispute, A.support_accept,
+         A.support_feedback}
+_CENTRE = {*_WORK, A.extend_decision, A.verify, A.redispatch, A.reopen, A.followup, A.add_support, A.rule}
 TICKET_ACTIONS: dict[R, frozenset[A]] = {
     R.clerk: frozenset(_WORK),
     # Deciding extensions also needs district.yaml sign_in.supervisors_decide_extensions.
     R.supervisor: frozenset({*_WORK, A.extend_decision}),
     R.duty_officer: frozenset(_CENTRE),
-    R.leader: frozenset({A.comment}),  # 批示: the leadership's instruction on a ticket
+    R.leader: frozenset({A.comment, A.acknowledge}),  # 批示: the leadership's instruction on a ticket
     R.admin: frozenset(),
     R.service: frozenset(_CENTRE),
 }
@@ -42,6 +44,9 @@ CAPABILITIES: dict[Can, frozenset[R]] = {
     Can.register_sites: frozenset({R.clerk, R.supervisor, R.duty_officer, R.service}),
     Can.read_audit: frozenset({R.admin}),
     Can.manage_users: frozenset({R.admin}),
+    # A review's findings and actions are a person's judgement: a duty officer of the centre (the view checks the
+    # department), never a service credential.
+    Can.write_reviews: frozenset({R.duty_officer}),
 }
 
 

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from handlers import joint
 from handlers.deadlines import due_dates
 from handlers.intake import digest
 from handlers.routing import Route
 from schemas.config import Config
 from schemas.enums import TicketStatus
-from schemas.records import HistoryEntry, Incident, Ticket
+from schemas.records import HistoryEntry, HistoryKind, Incident, Ticket
 
 PIPELINE = "pipeline"
 # The latest incident ids listed on the ticket, for people. Whether an incident was already
-# counted is decided by the key's state (KeyState.counted), never by this list.
+# counted is decided by the key's state (KeyState's marks and recent ids), never by this list.
 LISTED_INCIDENTS = 20
 # Occurrence entries kept in the history (the count is in `occurrences`): a flood station's ticket
-# in a storm took 300 of them, and every write re-serializes the whole ticket (bench/README.md).
+# in a storm took 300 of them, and every write re-serializes the whole ticket (docs/performance.md).
 MAX_OCCURRENCE_ENTRIES = 20
 
 
@@ -57,21 +58,26 @@ def open_ticket(config: Config, incident: Incident, route: Route, now: datetime,
         previous_ticket_id=previous_ticket_id,
         channel=incident.details.get("channel"),
         road=incident.details.get("road"),
-        history=[HistoryEntry(at=now, by=PIPELINE, action="dispatch", note=f"{route.department} {note}".strip())],
+        media_url=incident.details.get("media_url"),
+        support=joint.routed(config, incident.category, incident.severity, route.department, now),
+        history=[HistoryEntry(at=now, by=PIPELINE, action="dispatch", note=f"{route.department} {note}".strip(),
+                             kind=HistoryKind.dispatch, department=route.department)],
     )
 
 
 def add_occurrence(ticket: Ticket, incident: Incident, now: datetime) -> Ticket:
     """The ticket with one more occurrence (the caller knows the incident was not counted yet)."""
     severity = ticket.severity.raise_to(incident.severity)
-    history = [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="occurrence", note=incident.incident_id)]
+    history = [*ticket.history, HistoryEntry(at=now, by=PIPELINE, action="occurrence", note=incident.incident_id,
+                                                 kind=HistoryKind.occurrence)]
     if severity is not ticket.severity:
         # Its own entry, outside the occurrence cap: the notifier reads it (handlers/notify.py).
         history.append(HistoryEntry(at=now, by=PIPELINE, action="severity_raised",
                                     note=f"{ticket.severity.value} -> {severity.value}",
-                                    event_id=incident.incident_id))
+                                    event_id=incident.incident_id, kind=HistoryKind.severity_raised,
+                                    from_severity=ticket.severity, to_severity=severity))
     # All but the latest: a ticket written before the cap sheds its surplus on its next occurrence.
-    dropped = set([i for i, h in enumerate(history) if h.action == "occurrence"][:-MAX_OCCURRENCE_ENTRIES])
+    dropped = set([i for i, h in enumerate(history) if h.kind is HistoryKind.occurrence][:-MAX_OCCURRENCE_ENTRIES])
     history = [h for i, h in enumerate(history) if i not in dropped]
     return ticket.model_copy(update={
         "occurrences": ticket.occurrences + 1,

@@ -5,7 +5,8 @@ import re
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from schemas.strict import WIRE
 
@@ -19,8 +20,20 @@ class UserRole(str, Enum):
     service = "service"            # a department's machine credential (feeds, scripts), not a person
 
 
+# Matched whole (fullmatch): a name that merely contains such a run ("Bad Name", "x:session:abc") is none.
 USER_ID = re.compile(r"[a-z][a-z0-9_.-]{1,31}")
-UserId = Annotated[str, StringConstraints(pattern=USER_ID.pattern)]
+USER_ID_RULE = ("a user id is 2 to 32 characters: a lowercase letter, then lowercase letters (a-z), digits, "
+                "'.', '_' or '-'")
+
+
+def _user_id(value: str) -> str:
+    if not USER_ID.fullmatch(value):
+        raise PydanticCustomError("user_id", USER_ID_RULE)
+    return value
+
+
+# A new user's id, over HTTP and at the shell alike (streams/accounts.py AccountStore.add says the same).
+UserId = Annotated[str, StringConstraints(strip_whitespace=False), AfterValidator(_user_id)]
 
 
 class Actor(BaseModel):
@@ -37,7 +50,8 @@ class User(BaseModel):
     """A stored account. The password only as its argon2id hash; API tokens only as their SHA-256."""
 
     model_config = ConfigDict(extra="forbid")
-    user_id: UserId
+    # Not UserId: an account made before ids were matched whole must still load, to be disabled.
+    user_id: str
     name: Annotated[str, Field(min_length=1, max_length=60)]
     department: str
     role: UserRole
@@ -45,6 +59,9 @@ class User(BaseModel):
     password_hash: str
     created_at: AwareDatetime
     password_changed_at: AwareDatetime
+    # The departments whose service credential (SOC_TOKEN_<DEPT>) this person holds, as an admin recorded
+    # it: what that credential resolved, they do not verify.
+    holds: list[str] = []
 
     def actor(self) -> Actor:
         return Actor(user_id=self.user_id, name=self.name, department=self.department, role=self.role)

@@ -90,6 +90,7 @@ class CapRecord(Frozen):
     supersedes: list[str] = []
     superseded_by: str | None = None
     # When the signal was lowered because the alert expired (the lowering reading's time).
+    # An alert already expired when received is recorded lowered at its expiry: it never raised anything.
     lowered_at: AwareDatetime | None = None
 
     @property

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,11 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_v
 
 from schemas.enums import OPS_CENTRE, Category, Severity
 from schemas.correlation import CorrelationRule
+from schemas.evidence import EvidenceRules
+from schemas.geo import load_map
+from schemas.plans import Plans
+from schemas.problems import ConfigError, error_path
+from schemas.resources import Resources
 from schemas.response import Duration, Maintenance, ResponseRules, duration_s
 from schemas.silences import InhibitRule
 from schemas.strict import Strict, unique_names
@@ -156,26 +162,109 @@ class Intake(Strict):
     # The district's administrative division codes: a CAP area naming one of them (or a division containing
     # it) covers the whole district.
     cap_geocodes: list[Annotated[str, Field(pattern=r"^\d{6,12}$")]] = []
+    # A CAP alert `sent` further ahead of the receiving worker's clock than this is refused: a feed's
+    # clock gone wrong or a forged date, which would otherwise hold a signal up until then.
+    cap_clock_skew: Duration = "10m"
+
+    @cached_property
+    def cap_skew(self) -> timedelta:
+        return timedelta(seconds=duration_s(self.cap_clock_skew))
+
+
+class StreamsPerRole(Strict):
+    """Live-board streams (SSE) open at once on one worker by all the people of a role together."""
+
+    clerk: Annotated[int, Field(ge=0)] = 300
+    supervisor: Annotated[int, Field(ge=0)] = 100
+    duty_officer: Annotated[int, Field(ge=0)] = 100
+    leader: Annotated[int, Field(ge=0)] = 50
+    admin: Annotated[int, Field(ge=0)] = 20
+    # The departments' machine credentials (scripts, feeds): one each, shared by whatever holds it.
+    service: Annotated[int, Field(ge=0)] = 40
+
+
+class BoardStreams(Strict):
+    """How many live-board streams one worker serves, and to whom (streams/http/board_hub.py): one
+    person or one role cannot take the board from the duty officers and the wall screens."""
+
+    total: Annotated[int, Field(ge=1, le=10_000)] = 500
+    # Of `total`, the last ones: only the centre's duty officers and the wall screens may take them.
+    reserved: Annotated[int, Field(ge=0)] = 50
+    # One person's streams, every session and token of theirs together (a board in a few tabs).
+    per_person: Annotated[int, Field(ge=1)] = 8
+    # The wall screens (大屏), which all show the board with the one wall token.
+    wall_screens: Annotated[int, Field(ge=1)] = 16
+    per_role: StreamsPerRole = StreamsPerRole()
+
+    @model_validator(mode="after")
+    def _reserve_within_total(self) -> "BoardStreams":
+        if self.reserved >= self.total:
+            raise ValueError(f"reserved ({self.reserved}) must be less than total ({self.total})")
+        return self
 
 
 class SignIn(Strict):
-    """How people sign in to the pages and the API (streams/accounts.py)."""
+    """How people sign in to the pages and the API (streams/accounts.py, handlers/sign_in.py).
+
+    Failed sign-ins slow down whoever makes them, never lock an account: failures from one address
+    against one account delay that address's next tries on that account (OWASP's progressive delay),
+    so a guesser elsewhere cannot keep the owner out."""
 
     # A session nobody used this long is signed out (every request the pages make keeps it alive).
     idle_expiry: Duration = "8h"
-    # This many failed sign-ins in a row lock the account for `lockout` (a correct password too).
-    max_failures: Annotated[int, Field(ge=1, le=100)] = 5
-    lockout: Duration = "15m"
+    # Failures from one address against one account that cost nothing (typing mistakes) ...
+    free_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    # ... then the next try from there waits this long after the last failure, doubling with each
+    # further failure up to max_delay.
+    first_delay: Duration = "30s"
+    max_delay: Duration = "15m"
+    # Failures are forgotten this long after the last one (at least max_delay).
+    failure_memory: Duration = "1h"
+    # An address with a successful sign-in to the account this recent is the owner's usual one: the
+    # account's ceiling below never slows it.
+    known_address_for: Duration = "720h"
+    # Failures against one account from all addresses together (within failure_memory) past which
+    # addresses not known for the account are slowed on the same schedule, counted from the ceiling.
+    account_ceiling: Annotated[int, Field(ge=1, le=100_000)] = 100
     # A supervisor decides the extensions of their own department's tickets; false: the centre does.
     supervisors_decide_extensions: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_lockout(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"max_failures", "lockout"} & set(data):
+            raise ValueError("max_failures and lockout are gone: accounts are no longer locked; failures slow "
+                             "the address that makes them (free_failures, first_delay, max_delay)")
+        return data
+
+    @model_validator(mode="after")
+    def _memory_outlasts_the_delay(self) -> "SignIn":
+        if self.failure_memory_s < self.max_delay_s:
+            raise ValueError(f"failure_memory ({self.failure_memory}) must be at least max_delay "
+                             f"({self.max_delay}): else a guesser who waits out the delay starts afresh")
+        if self.first_delay_s > self.max_delay_s:
+            raise ValueError(f"first_delay ({self.first_delay}) must be at most max_delay ({self.max_delay})")
+        return self
 
     @cached_property
     def idle_expiry_s(self) -> int:
         return int(duration_s(self.idle_expiry))
 
     @cached_property
-    def lockout_s(self) -> int:
-        return int(duration_s(self.lockout))
+    def first_delay_s(self) -> float:
+        return duration_s(self.first_delay)
+
+    @cached_property
+    def max_delay_s(self) -> float:
+        return duration_s(self.max_delay)
+
+    @cached_property
+    def failure_memory_s(self) -> int:
+        return int(duration_s(self.failure_memory))
+
+    @cached_property
+    def known_address_for_s(self) -> int:
+        return int(duration_s(self.known_address_for))
 
 
 class District(Strict):
@@ -191,6 +280,7 @@ class District(Strict):
     # The variable holding the wall screens' token: it reads what the operations centre reads and may
     # not act (the big screen signs in once; nobody at it can verify or silence anything).
     wall_token_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
+    board_streams: BoardStreams = BoardStreams()
     sign_in: SignIn = SignIn()
 
     @field_validator("timezone")
@@ -296,6 +386,37 @@ class Heartbeats(Strict):
     retired: list[str] = []
 
 
+class HotspotRules(Strict):
+    """高发点位 (handlers/hotspots.py): a place where tickets of one category came back at least
+    `min_count` times within `radius_m` metres over the last `days` days, or in each of the last `storms`
+    storms (0 turns that rule off). `categories` narrows both to these kinds; empty means every kind."""
+
+    radius_m: Annotated[float, Field(gt=0, le=2000)] = 100.0
+    min_count: Annotated[int, Field(ge=2, le=1000)] = 3
+    days: Annotated[int, Field(ge=1, le=366)] = 30
+    storms: Annotated[int, Field(ge=0, le=20)] = 3
+    categories: list[Category] = []
+
+    @field_validator("categories")
+    @classmethod
+    def _once_each(cls, categories: list[Category]) -> list[Category]:
+        doubled = sorted({c.value for c in categories if categories.count(c) > 1})
+        if doubled:
+            raise ValueError(f"categories listed twice: {', '.join(doubled)}")
+        return categories
+
+
+class PreventiveRule(Strict):
+    """未诉先办 (handlers/preventive.py): when a `warning` (a CAP warning of that kind, or the response level
+    of its hazard raised) comes, each recurring place of these `categories` gets one ticket of `severity`
+    for its department. Each category names the problem in the words of the ticket's description
+    ("此处近30天积水4次")."""
+
+    warning: Literal["rainstorm", "typhoon"]
+    categories: Annotated[dict[Category, Annotated[str, Field(min_length=1, max_length=20)]], Field(min_length=1)]
+    severity: Severity = Severity.blue
+
+
 class Rules(Strict):
     dedup: DedupRules
     construction_limits: ConstructionLimits = ConstructionLimits()
@@ -309,6 +430,25 @@ class Rules(Strict):
     correlations: list[CorrelationRule] = []
     heartbeats: Heartbeats = Heartbeats()
     all_clear: dict[Literal["flood.water_level", "flood.rainfall", "flood.waterlogging"], AllClear] = {}
+    hotspots: HotspotRules = HotspotRules()
+    preventive: list[PreventiveRule] = []
+
+    @field_validator("preventive")
+    @classmethod
+    def _preventive_places_are_looked_for(cls, rules: list[PreventiveRule], info) -> list[PreventiveRule]:
+        """One rule per warning, and only categories the recurring places are found for (`hotspots` is
+        validated first: it is declared first)."""
+        warnings = [r.warning for r in rules]
+        doubled = sorted({w for w in warnings if warnings.count(w) > 1})
+        if doubled:
+            raise ValueError(f"warnings listed twice: {', '.join(doubled)}")
+        hotspots = info.data.get("hotspots")
+        looked_for = set(hotspots.categories) if hotspots is not None else set()
+        for n, rule in enumerate(rules):
+            unknown = [c.value for c in rule.categories if looked_for and c not in looked_for]
+            if unknown:
+                raise ValueError(f"rule {n} ({rule.warning}): not among hotspots.categories: {', '.join(unknown)}")
+        return rules
 
     @field_validator("correlations")
     @classmethod
@@ -359,6 +499,19 @@ class FollowupRules(Strict):
 class CategoryRoute(Strict):
     department: str
     to_workstation: bool = False
+    # 协办: departments that always support the lead on this category (each with its own part of the ticket).
+    support: list[str] = []
+
+
+class DisputeRules(Strict):
+    """派单异议: a disputed ticket waits for the centre's ruling at most `rule_within`."""
+
+    rule_within: str = "2h"
+
+    @field_validator("rule_within")
+    @classmethod
+    def _duration(cls, text: str) -> str:
+        return routing_duration(text)
 
 
 class EscalationLadder(Strict):
@@ -375,6 +528,8 @@ class Routing(Strict):
     category_deadlines: dict[Category, dict[Severity, Deadline]] = {}
     escalation: EscalationLadder = EscalationLadder()
     followup: FollowupRules = FollowupRules()
+    evidence: EvidenceRules = EvidenceRules()
+    disputes: DisputeRules = DisputeRules()
 
     @field_validator("categories")
     @classmethod
@@ -393,22 +548,145 @@ class Routing(Strict):
         return deadlines
 
 
+# ---------------------------------------------------------------- board.yaml (optional)
+
+class AlarmKind(str, Enum):
+    """The changes on the board that may sound. Anything else (a merge, an accept, a 催办) never does."""
+
+    new_red = "new_red"                        # a new red ticket, or one raised to red
+    unacknowledged_red = "unacknowledged_red"  # a red ticket nobody has marked 已知悉 for `repeat_after`
+    escalated = "escalated"                    # 督办
+    reported = "reported"                      # 通报
+    response_raised = "response_raised"        # the emergency-response level went up
+
+
+class Tone(Strict):
+    """One alarm's sound: `beeps` short square-wave tones of `frequency_hz`."""
+
+    frequency_hz: Annotated[int, Field(ge=200, le=2000)]
+    beeps: Annotated[int, Field(ge=1, le=5)] = 2
+
+
+class Alarms(Strict):
+    """Which board changes sound, how, and how often (docs/board.md, the alarm policy)."""
+
+    # At most one sound in this long: what comes meanwhile waits and is announced with the next one.
+    interval: Duration = "30s"
+    # A red ticket without 已知悉 sounds again after this long (and again after as long, until seen).
+    repeat_after: Duration = "5m"
+    # The kinds that sound, each with its own tone; a kind left out is shown but never sounds.
+    tones: dict[AlarmKind, Tone] = {
+        AlarmKind.new_red: Tone(frequency_hz=1040, beeps=3),
+        AlarmKind.unacknowledged_red: Tone(frequency_hz=880, beeps=1),
+        AlarmKind.escalated: Tone(frequency_hz=660, beeps=2),
+        AlarmKind.reported: Tone(frequency_hz=520, beeps=3),
+        AlarmKind.response_raised: Tone(frequency_hz=440, beeps=4),
+    }
+
+    @field_validator("interval")
+    @classmethod
+    def _calm(cls, text: str) -> str:
+        # The point of the policy: a wall that sounds more than twice a minute gets muted.
+        if duration_s(text) < 30:
+            raise ValueError(f"{text!r} is under 30s: the board sounds at most twice a minute")
+        return text
+
+    @field_validator("repeat_after")
+    @classmethod
+    def _repeat(cls, text: str) -> str:
+        if duration_s(text) < 60:
+            raise ValueError(f"{text!r} is under 1m")
+        return text
+
+    @field_validator("tones")
+    @classmethod
+    def _distinct(cls, tones: dict[AlarmKind, Tone]) -> dict[AlarmKind, Tone]:
+        # A tone is how a person tells the kinds apart without looking: two kinds may not share one.
+        seen: dict[tuple[int, int], AlarmKind] = {}
+        for kind, tone in tones.items():
+            key = (tone.frequency_hz, tone.beeps)
+            if key in seen:
+                raise ValueError(f"{kind.value} sounds like {seen[key].value} "
+                                 f"({tone.frequency_hz} Hz x {tone.beeps}): give each kind its own tone")
+            seen[key] = kind
+        return tones
+
+    @property
+    def interval_s(self) -> float:
+        return duration_s(self.interval)
+
+    @property
+    def repeat_after_s(self) -> float:
+        return duration_s(self.repeat_after)
+
+
+TILE_URL = re.compile(r"^https?://[^/\s{}]*(\{s\})?[^/\s{}]*(:\d+)?/\S*$")
+
+
+class Basemap(Strict):
+    """Tiles under the board's map: an XYZ template such as an offline tile server's or 天地图's
+    (`{z}`, `{x}`, `{y}`, and `{s}` for one of `subdomains`), in Web Mercator (EPSG:3857)."""
+
+    url: str
+    attribution: Annotated[str, Field(min_length=1, max_length=200)]
+    subdomains: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,20}$")]] = []
+    min_zoom: Annotated[int, Field(ge=0, le=22)] = 10
+    max_zoom: Annotated[int, Field(ge=0, le=22)] = 18
+
+    @field_validator("url")
+    @classmethod
+    def _template(cls, url: str) -> str:
+        if not TILE_URL.match(url):
+            raise ValueError(f"{url!r} is not an http(s) address ({{s}} may only stand in the host)")
+        missing = [p for p in ("{z}", "{x}", "{y}") if p not in url]
+        if missing:
+            raise ValueError(f"{url!r} lacks {', '.join(missing)}")
+        return url
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Basemap:
+        if ("{s}" in self.url) != bool(self.subdomains):
+            raise ValueError("subdomains and {s} in url go together: give both or neither")
+        if self.min_zoom > self.max_zoom:
+            raise ValueError(f"min_zoom {self.min_zoom} is above max_zoom {self.max_zoom}")
+        return self
+
+    @property
+    def origins(self) -> list[str]:
+        """Where the page fetches tiles from (its CSP allows these and no other)."""
+        root = re.match(r"^(https?://[^/]+)", self.url).group(1)
+        return sorted({root.replace("{s}", s) for s in self.subdomains} if self.subdomains else {root})
+
+
+class Board(Strict):
+    alarms: Alarms = Alarms()
+    # None: the map draws map.geojson's sketch only, offline.
+    basemap: Basemap | None = None
+
+
 # ---------------------------------------------------------------- loading
 
-class ConfigError(Exception):
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("\n".join(errors))
+class Place(Strict):
+    """A named feature of the district map (map.geojson): what a ticket's title names a spot by."""
+    id: str
+    name: str
+    layer: str
+    # (lon, lat) vertices: one for a point, two or more for a road or a river.
+    points: tuple[tuple[float, float], ...]
 
 
 class Config(Strict):
     district: District
     rules: Rules
     routing: Routing
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top)"
+    # board.yaml: the board's alarm policy and basemap; the defaults when the file is absent.
+    board: Board = Board()
+    # The map's named features; none when the deployment ships no map.geojson.
+    places: tuple[Place, ...] = ()
+    # The emergency pre-plans (plans.yaml); none when the deployment ships no plans.yaml.
+    plans: Plans = Plans()
+    # The emergency resources (resources.yaml); none when the deployment ships no resources.yaml.
+    resources: Resources = Resources()
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -443,7 +721,7 @@ def _read(path: Path, model: type[BaseModel], errors: list[str]) -> Any:
     except ValidationError as exc:
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
-            errors.append(f"{path.name}: {_loc(err['loc'])}: {msg}")
+            errors.append(f"{path.name}: {error_path(err['loc'])}: {msg}")
         return None
 
 
@@ -508,6 +786,10 @@ def _check_references(district: District, rules: Rules, routing: Routing) -> lis
 
     for category, route in routing.categories.items():
         dept_ref(f"categories.{category.value}.department", route.department)
+        for i, dept in enumerate(route.support):
+            dept_ref(f"categories.{category.value}.support.{i}", dept)
+            if dept == route.department:
+                errors.append(f"routing.yaml: categories.{category.value}.support.{i}: {dept!r} is the lead department")
     for community, overrides in routing.community_overrides.items():
         if community not in district.communities:
             errors.append(f"routing.yaml: community_overrides.{community}: undefined community {community!r}")
@@ -523,18 +805,66 @@ def _check_references(district: District, rules: Rules, routing: Routing) -> lis
     return errors
 
 
+def _plans_of(root: Path, config: Config) -> Plans:
+    """plans.yaml (optional) checked against the loaded files: its departments and correlation rules."""
+    if not (root / "plans.yaml").exists():
+        return Plans()
+    errors: list[str] = []
+    plans = _read(root / "plans.yaml", Plans, errors)
+    if errors:
+        raise ConfigError(errors)
+    correlations = {rule.name for rule in config.rules.correlations}
+    for n, plan in enumerate(plans.plans):
+        if plan.trigger.by == "correlation" and plan.trigger.rule not in correlations:
+            errors.append(f"plans.yaml: plans.{n}.trigger.rule: undefined correlation rule {plan.trigger.rule!r}")
+        for i, task in enumerate(plan.tasks):
+            if task.department not in config.district.departments:
+                errors.append(f"plans.yaml: plans.{n}.tasks.{i}.department: undefined department {task.department!r}")
+            if duration_s(task.accept) > duration_s(task.due):
+                errors.append(f"plans.yaml: plans.{n}.tasks.{i}.accept: {task.accept} is later than due {task.due}")
+    if errors:
+        raise ConfigError(errors)
+    return plans
+
+
+def _resources_of(root: Path, config: Config) -> Resources:
+    """resources.yaml (optional) checked against the loaded files: its departments."""
+    if not (root / "resources.yaml").exists():
+        return Resources()
+    errors: list[str] = []
+    resources = _read(root / "resources.yaml", Resources, errors)
+    if errors:
+        raise ConfigError(errors)
+    for n, resource in enumerate(resources.resources):
+        if resource.department not in config.district.departments:
+            errors.append(f"resources.yaml: resources.{n}.department: undefined department {resource.department!r}")
+    if errors:
+        raise ConfigError(errors)
+    return resources
+
+
 def load_config(config_dir: str | Path) -> Config:
-    """Load and cross-check the three files; raise ConfigError listing every problem found."""
+    """Load and cross-check the three files, board.yaml (optional) and the map (map.geojson, optional) against them; raise
+    ConfigError listing every problem found."""
     root = Path(config_dir)
     errors: list[str] = []
     district = _read(root / "district.yaml", District, errors)
     rules = _read(root / "rules.yaml", Rules, errors)
     routing = _read(root / "routing.yaml", Routing, errors)
+    board = _read(root / "board.yaml", Board, errors) if (root / "board.yaml").exists() else Board()
     if not errors:
         errors = _check_references(district, rules, routing)
     if errors:
         raise ConfigError(errors)
-    return Config(district=district, rules=rules, routing=routing)
+    config = Config(district=district, rules=rules, routing=routing, board=board)
+    config = config.model_copy(update={"plans": _plans_of(root, config), "resources": _resources_of(root, config)})
+    layers = load_map(root, config)
+    if layers is None:
+        return config
+    places = tuple(Place(id=f.properties.id, name=f.properties.name, layer=f.properties.layer,
+                         points=(f.geometry.coordinates,) if f.geometry.type == "Point" else tuple(f.geometry.coordinates))
+                   for f in layers.features)
+    return config.model_copy(update={"places": places})
 
 
 # ---------------------------------------------------------------- small parsers shared with handlers

@@ -70,6 +70,15 @@ class Sighting(BaseModel):
     community: str | None = None
 
 
+class Partner(BaseModel):
+    """The other ticket of a pair a sighting made in its cell: what the pair's relate commands name."""
+
+    model_config = WIRE_FROZEN
+    ticket_id: str
+    dedup_key: str
+    at: AwareDatetime  # its dispatch
+
+
 class Part(BaseModel):
     """A ticket's part in a rule, sighted once: when an incident first made it qualify (it opened at,
     or was raised to, the side's severity). Kept per incident, so a replay sights exactly that again."""

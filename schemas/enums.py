@@ -60,6 +60,23 @@ class Category(str, Enum):
     site_device_offline = "site_device_offline"
 
 
+class Hazard(str, Enum):
+    """What kind of emergency a response level or a pre-plan (plans.yaml) is about."""
+
+    flood = "flood"
+    typhoon = "typhoon"
+    traffic = "traffic"
+
+
+class TicketKind(str, Enum):
+    """incident: opened from a source's report; task: a pre-plan's task for a department (schemas/plans.py);
+    preventive: work at a recurring place before a warned storm, ahead of any report (handlers/preventive.py)."""
+
+    incident = "incident"
+    task = "task"
+    preventive = "preventive"
+
+
 class TicketStatus(str, Enum):
     dispatched = "dispatched"
     accepted = "accepted"
@@ -73,6 +90,13 @@ class Escalation(str, Enum):
     reminded = "reminded"
     escalated = "escalated"
     reported = "reported"
+
+
+class Relation(str, Enum):
+    """How a ticket stands to the department reading it (the API's `relation` of each ticket)."""
+    own = "own"          # the department handles it
+    watched = "watched"  # copied to it: red watchers, correlation watchers, the centre on a return
+    in_view = "in_view"  # neither: the centre's and the leadership's district, a workstation's community
 
 
 OPS_CENTRE = "ops_centre"

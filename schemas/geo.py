@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.config import Config, ConfigError, _loc
+from schemas.problems import ConfigError, error_path
+
+if TYPE_CHECKING:  # schemas.config loads the map with load_map: the type alone, for annotations
+    from schemas.config import Config
 
 FILE = "map.geojson"
 LINE_LAYERS = ("road", "river")
@@ -138,7 +141,7 @@ def load_map(config_dir: str | Path, config: Config) -> MapLayers | None:
     try:
         layers = MapLayers.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([f"{FILE}: {_loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+        raise ConfigError([f"{FILE}: {error_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
                            for e in exc.errors()]) from None
     errors = _check(layers, config)
     if errors:

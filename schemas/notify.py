@@ -14,6 +14,14 @@ Secrets and URLs never appear in the file, only the names of the environment var
 - ``webhook``: ``url_env`` any HTTPS endpoint, ``secret_env`` the key of the body's HMAC (``X-SOC-Signature``).
 - ``sms``: ``url_env`` a generic HTTP SMS gateway, ``secret_env`` optional (the same HMAC header as a webhook);
   ``phones_env``: environment variables each holding one mobile number (until the duty roster supplies them).
+- ``dingtalk_card``: ``url_env`` the group's openConversationId; ``card_template`` the id of the interactive
+  card template (互动卡片) with the 签收/已知悉/查看 buttons. The app that sends it and takes its callback is set by
+  ``SOC_DINGTALK_*`` (streams/settings.py, handlers/chat_cards.py): ``secret_env`` is refused.
+- ``wecom_card``: ``url_env`` the WeCom userids to send to, joined by ``|``. The app's template card
+  (按钮交互型) with 签收/已知悉, the card itself opening the ticket; sent by the app of ``SOC_WECOM_*``:
+  ``secret_env`` is refused.
+- ``feishu_card``: ``url_env`` the group's chat_id. The app's message card with 签收/已知悉/查看, shared
+  (update_multi); sent by the app of ``SOC_FEISHU_*``: ``secret_env`` is refused.
 - ``email``: ``url_env`` an SMTP URL (``smtp://user@host:587``), ``secret_env`` optional, the SMTP password;
   ``sender`` and ``recipients`` are plain addresses.
 
@@ -41,7 +49,8 @@ EVENTS = ("dispatched", "severity_raised", "reminded", "escalated", "reported", 
           "rework", "closed")
 Event = Literal["dispatched", "severity_raised", "reminded", "escalated", "reported", "returned", "redispatched",
                 "rework", "closed"]
-ChannelType = Literal["dingtalk", "wecom", "feishu", "webhook", "email", "sms"]
+ChannelType = Literal["dingtalk", "dingtalk_card", "wecom", "wecom_card", "feishu", "feishu_card", "webhook", "email",
+                      "sms"]
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -60,6 +69,8 @@ class Channel(Strict):
     recipients: list[str] = []
     # sms only
     phones_env: list[EnvName] = []
+    # dingtalk_card only
+    card_template: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")] | None = None
 
     @field_validator("sender")
     @classmethod
@@ -81,6 +92,12 @@ class Channel(Strict):
         kind = self.type
         if kind in _SECRET_REQUIRED and self.secret_env is None:
             raise ValueError(f"a {kind} channel needs secret_env (the signing secret)")
+        if kind == "dingtalk_card" and self.secret_env is not None:
+            raise ValueError("a dingtalk_card channel is sent by the DingTalk app (SOC_DINGTALK_*): remove secret_env")
+        if kind == "wecom_card" and self.secret_env is not None:
+            raise ValueError("a wecom_card channel is sent by the WeCom app (SOC_WECOM_*): remove secret_env")
+        if kind == "feishu_card" and self.secret_env is not None:
+            raise ValueError("a feishu_card channel is sent by the Feishu app (SOC_FEISHU_*): remove secret_env")
         if kind in _SECRET_REFUSED and self.secret_env is not None:
             raise ValueError(f"a {kind} robot has no signing secret: remove secret_env")
         if kind == "email":
@@ -92,6 +109,10 @@ class Channel(Strict):
             raise ValueError(f"sender and recipients are for email channels, not {kind}")
         if kind != "sms" and self.phones_env:
             raise ValueError(f"phones_env is for sms channels, not {kind}")
+        if kind == "dingtalk_card" and self.card_template is None:
+            raise ValueError("a dingtalk_card channel needs card_template (the card template's id)")
+        if kind != "dingtalk_card" and self.card_template is not None:
+            raise ValueError(f"card_template is for dingtalk_card channels, not {kind}")
         return self
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from schemas.times import SaneTime
+
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -35,7 +37,7 @@ class TrafficEvent(RawPayload):
     road: ShortText
     lat: Lat
     lon: Lon
-    observed_at: AwareDatetime
+    observed_at: SaneTime
     intersection_id: ShortText | None = None
     lanes_blocked: Annotated[int, Field(ge=0, le=20)] | None = None
     injuries: Annotated[int, Field(ge=0, le=1000)] | None = None
@@ -70,13 +72,15 @@ class TyphoonSignal(str, Enum):
 
 class FloodReading(RawPayload):
     station_id: ShortText
+    # What people call the station (海湾河上游水位站), when the feed says it.
+    station_name: ShortText | None = None
     kind: FloodKind
     value: Finite | None = None
     status: PumpStatus | None = None
     signal: TyphoonSignal | None = None
     lat: Lat
     lon: Lon
-    observed_at: AwareDatetime
+    observed_at: SaneTime
     warning_level: Finite | None = None
     danger_level: Finite | None = None
 
@@ -118,7 +122,7 @@ class CityReport(RawPayload):
     address: Annotated[str, Field(max_length=500)]
     lat: Lat
     lon: Lon
-    reported_at: AwareDatetime
+    reported_at: SaneTime
     reporter_phone: Annotated[str, Field(max_length=40)] | None = None
     # From the citizens' apps (Open311): a photo's address and the service's attributes.
     media_url: Annotated[str, Field(max_length=1000)] | None = None
@@ -139,7 +143,7 @@ class SiteEvent(RawPayload):
     kind: SiteEventKind
     lat: Lat
     lon: Lon
-    observed_at: AwareDatetime
+    observed_at: SaneTime
     site_id: ShortText | None = None
     value: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     camera_id: ShortText | None = None
@@ -160,6 +164,13 @@ class SiteStatus(str, Enum):
     active = "active"
     suspended = "suspended"
     revoked = "revoked"
+
+
+class PermitState(str, Enum):
+    """Where a moment falls in a site's permit, counted in the district's days."""
+    not_yet_valid = "not_yet_valid"
+    valid = "valid"
+    expired = "expired"
 
 
 PLAIN_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

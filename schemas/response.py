@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator
 
-from schemas.enums import Category, Severity
+from schemas.enums import Category, Hazard, Severity
 from schemas.intervals import TimeInterval
 from schemas.silences import Matcher, Mode
 from schemas.strict import WIRE_FROZEN, Strict, unique_names
@@ -51,6 +51,20 @@ class ResponseChange(BaseModel):
     reason: str
     trigger: str  # "manual" or the rule's name
     by: str
+    # The centre's decision for one hazard (a rule's hazard is its category's: schemas/plans.py HAZARD_OF);
+    # left off the wire when none was named.
+    hazard: Hazard | None = Field(None, exclude_if=lambda value: value is None)
+
+
+class LevelDecision(BaseModel):
+    """A person's decision on the response level, on soc.ticket-events at the key `response:manual`: one
+    partition and the ticket step decide every decision in turn, so two made at once on two workers are
+    both kept (each worker appending to the history it last read would lose one)."""
+
+    model_config = WIRE_FROZEN
+    kind: Literal["level_decision"] = "level_decision"
+    event_id: str
+    change: ResponseChange
 
 
 class Maintenance(Strict):

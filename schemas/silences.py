@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.strict import WIRE_FROZEN
+from schemas.times import SaneTime
 
 # The labels a matcher can name; `ref` is the source's own station, site, camera, intersection or road id.
 LABELS = ("source", "category", "subcategory", "severity", "community", "department", "ref")
@@ -40,8 +41,8 @@ class Matcher(BaseModel):
 class _SilenceFields(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
     matchers: Annotated[list[Matcher], Field(min_length=1, max_length=20)]
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: SaneTime
+    ends_at: SaneTime
     comment: Annotated[str, Field(min_length=1, max_length=1000)]
     mode: Mode = "suppress"
 

@@ -1,11 +1,13 @@
 """Accounts in Redis: users with argon2id password hashes, their API tokens (SHA-256 only), page
-sessions with idle expiry, and the failed sign-in count behind the lockout.
+sessions with idle expiry, and the failed sign-ins that slow down guessing (handlers/sign_in.py).
 
 Keys (under the store's prefix):
   user:<id>             the User JSON                      users             the set of user ids
   token:<sha256>        the user id an API token names     user-tokens:<id>  that user's token hashes
   session:<sha256>      {"user_id", "csrf"}, expiring idle  user-sessions:<id> that user's session hashes
-  signin-failures:<id>  failed sign-ins in a row            signin-locked:<id> set while the account is locked
+  signin-failures:<id>:<address>  {count, last}: one address's failures on the account
+  signin-failures:<id>  {count, last}: every address's      signin-known:<id> addresses that signed in, by time
+  signin-checking:<id>:<address>  set while a sign-in of that address to that account is being checked
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import redis.asyncio as aioredis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from schemas.accounts import USER_ID, Actor, AuditRecord, User, UserRole
+from handlers.sign_in import Failures, Throttle, wait
+from schemas.accounts import USER_ID, USER_ID_RULE, Actor, AuditRecord, User, UserRole
 from schemas.config import Config
 from schemas.enums import OPS_CENTRE
 
@@ -30,13 +33,15 @@ from schemas.enums import OPS_CENTRE
 _HASHER = PasswordHasher()  # argon2id, the library's RFC 9106 low-memory profile
 _DUMMY_HASH = _HASHER.hash("not a password anyone has")
 USER_TOKEN_PREFIX = "socu_"
+# The newest addresses remembered per account as its usual ones (a person's desk, laptop, phone...).
+KNOWN_ADDRESSES = 10
 MIN_PASSWORD = 10
 
 
 class SignIn(str, Enum):
     ok = "ok"
     wrong = "wrong"        # unknown user or wrong password: the caller says the same for both
-    locked = "locked"
+    throttled = "throttled"  # not checked: this address must wait (handlers/sign_in.py)
     disabled = "disabled"
 
 
@@ -46,7 +51,8 @@ class SignInResult:
     user: User | None = None
     session_id: str = ""
     csrf: str = ""
-    failures: int = 0
+    retry_after_s: float = 0.0
+    throttle: Throttle | None = None
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,10 @@ class AccountStore:
         return [User.model_validate_json(r) for r in raws if r]
 
     async def add(self, user_id: str, name: str, department: str, role: UserRole, password: str) -> User:
-        """ValueError when the user exists, the role does not fit the department, or the password is weak."""
-        problem = role_problem(self.config, department, role) or password_problem(password)
+        """ValueError when the id is not one, the user exists, the role does not fit the department, or the
+        password is weak."""
+        problem = (None if USER_ID.fullmatch(user_id) else USER_ID_RULE) \
+            or role_problem(self.config, department, role) or password_problem(password)
         if problem:
             raise ValueError(problem)
         now = self.clock()
@@ -133,7 +141,7 @@ class AccountStore:
         return user
 
     async def reset(self, user_id: str, password: str) -> User:
-        """A new password, the lockout lifted, every session ended (KeyError, ValueError)."""
+        """A new password, every session ended (KeyError, ValueError)."""
         problem = password_problem(password)
         if problem:
             raise ValueError(problem)
@@ -141,8 +149,23 @@ class AccountStore:
         user = user.model_copy(update={"password_hash": await asyncio.to_thread(_HASHER.hash, password),
                                        "password_changed_at": self.clock()})
         await self._put(user)
-        await self.redis.delete(self.key("signin-failures", user_id), self.key("signin-locked", user_id))
         await self.sign_out_everywhere(user_id)
+        return user
+
+    async def hold(self, user_id: str, department: str) -> User:
+        """Record that the person holds the department's service credential (KeyError, ValueError)."""
+        if department not in self.config.district.departments:
+            raise ValueError(f"unknown department {department!r}")
+        user = await self._existing(user_id)
+        user = user.model_copy(update={"holds": sorted({*user.holds, department})})
+        await self._put(user)
+        return user
+
+    async def release(self, user_id: str, department: str) -> User:
+        """The person no longer holds the department's service credential (KeyError)."""
+        user = await self._existing(user_id)
+        user = user.model_copy(update={"holds": [d for d in user.holds if d != department]})
+        await self._put(user)
         return user
 
     async def _existing(self, user_id: str) -> User:
@@ -175,28 +198,59 @@ class AccountStore:
         return user if user is not None and not user.disabled else None
 
     # ---------------------------------------------------------------- sign-in and sessions
-    async def sign_in(self, user_id: str, password: str) -> SignInResult:
+    async def sign_in(self, user_id: str, password: str, address: str) -> SignInResult:
+        """Checks the password unless this address must wait first (handlers/sign_in.py); an unknown
+        name is counted and slowed like a known one, so the answers do not tell them apart."""
         if not USER_ID.fullmatch(user_id):
             return SignInResult(SignIn.wrong)
+        # One check at a time per account and address: parallel tries would all see the failures
+        # before any of them was counted.
+        checking = self.key("signin-checking", user_id, address)
+        if not await self.redis.set(checking, 1, nx=True, ex=10):  # a check takes well under a second
+            return SignInResult(SignIn.throttled, retry_after_s=1.0, throttle=Throttle.account_address)
+        try:
+            return await self._check(user_id, password, address)
+        finally:
+            await self.redis.delete(checking)
+
+    async def _check(self, user_id: str, password: str, address: str) -> SignInResult:
+        rules = self.sign_in_rules
+        now = self.clock().timestamp()
+        pair_key, account_key = self.key("signin-failures", user_id, address), self.key("signin-failures", user_id)
+        known_key = self.key("signin-known", user_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(pair_key, "count", "last")
+            pipe.hmget(account_key, "count", "last")
+            pipe.zscore(known_key, address)
+            pair, account, known_at = await pipe.execute()
+        known = known_at is not None and now - known_at < rules.known_address_for_s
+        waiting = wait(rules, _failures(pair), _failures(account), known, now)
+        if waiting.seconds > 0:
+            return SignInResult(SignIn.throttled, retry_after_s=waiting.seconds, throttle=waiting.reason)
         user = await self.get(user_id)
         ok = await asyncio.to_thread(_matches, user.password_hash if user else _DUMMY_HASH, password)
-        # An unknown name is counted and locked like a known one: the answers do not tell them apart.
-        if await self.redis.exists(self.key("signin-locked", user_id)):
-            return SignInResult(SignIn.locked, user)
         if user is None or not ok:
-            failures = await self._failed(user_id)
-            if failures >= self.sign_in_rules.max_failures:
-                await self.redis.set(self.key("signin-locked", user_id), 1, ex=self.sign_in_rules.lockout_s)
-                await self.redis.delete(self.key("signin-failures", user_id))
-                return SignInResult(SignIn.locked, user, failures=failures)
-            return SignInResult(SignIn.wrong, user, failures=failures)
+            failed_at = self.clock().timestamp()  # after the hash, which takes a while: the wait counts from here
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for key in (pair_key, account_key):
+                    pipe.hincrby(key, "count", 1)
+                    pipe.hset(key, "last", repr(failed_at))
+                    pipe.expire(key, rules.failure_memory_s)
+                await pipe.execute()
+            return SignInResult(SignIn.wrong, user)
         if user.disabled:  # told only to whoever knows the password
             return SignInResult(SignIn.disabled, user)
-        await self.redis.delete(self.key("signin-failures", user_id))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(pair_key)
+            pipe.zadd(known_key, {address: now})
+            pipe.zremrangebyscore(known_key, "-inf", now - rules.known_address_for_s)
+            pipe.zremrangebyrank(known_key, 0, -KNOWN_ADDRESSES - 1)
+            pipe.expire(known_key, rules.known_address_for_s)
+            await pipe.execute()
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         hashed = digest(session_id)
         await self.redis.set(self.key("session", hashed), orjson.dumps({"user_id": user_id, "csrf": csrf}),
-                             ex=self.sign_in_rules.idle_expiry_s)
+                             ex=rules.idle_expiry_s)
         await self._forget_ended_sessions(user_id)
         await self.redis.sadd(self.key("user-sessions", user_id), hashed)
         return SignInResult(SignIn.ok, user, session_id, csrf)
@@ -210,14 +264,6 @@ class AccountStore:
             ended = [h for h, value in zip(hashes, alive) if value is None]
             if ended:
                 await self.redis.srem(key, *ended)
-
-    async def _failed(self, user_id: str) -> int:
-        key = self.key("signin-failures", user_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.sign_in_rules.lockout_s)
-            failures, _ = await pipe.execute()
-        return int(failures)
 
     async def session(self, session_id: str) -> Session | None:
         """The session's user while it is alive and the user enabled; each use restarts its idle clock."""
@@ -247,6 +293,11 @@ class AccountStore:
         if hashes:
             await self.redis.delete(*(self.key("session", h) for h in hashes))
         await self.redis.delete(self.key("user-sessions", user_id))
+
+
+def _failures(fields: list[bytes | None]) -> Failures:
+    count, last = fields
+    return Failures(int(count), float(last)) if count is not None and last is not None else Failures()
 
 
 def _matches(hashed: str, password: str) -> bool:

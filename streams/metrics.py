@@ -1,7 +1,9 @@
-"""The soc_* metrics of the design, built on a registry passed in (tests use a fresh one)."""
+"""The soc_* metrics (docs/metrics.md), built on a registry passed in (tests use a fresh one)."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from handlers.sign_in import Throttle
 
 NOTIFY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -10,7 +12,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 SOURCES = ("traffic", "flood", "city", "construction")
 SLA_STAGES = ("accept", "resolve")
 ESCALATION_STEPS = ("reminded", "escalated", "reported")
-SIGN_IN_RESULTS = ("ok", "wrong", "locked", "disabled", "throttled")
+SIGN_IN_RESULTS = ("ok", "wrong", "disabled", "throttled")
 CHANNEL_TYPES = ("dingtalk", "wecom", "feishu", "webhook", "email", "sms")
 
 
@@ -59,10 +61,12 @@ class Metrics:
                                               ["channel_type"], buckets=NOTIFY_BUCKETS, registry=registry)
         self.notifications_pending = Gauge("soc_notifications_pending", "Deliveries queued and not yet sent",
                                            ["channel"], registry=registry)
-        self.sign_ins = Counter("soc_sign_ins", "Sign-ins by result (ok, wrong, locked, disabled, throttled)",
+        self.sign_ins = Counter("soc_sign_ins", "Sign-ins by result (ok, wrong, disabled, throttled)",
                                 ["result"], registry=registry)
-        self.lockouts = Counter("soc_sign_in_lockouts", "Accounts locked after repeated failed sign-ins",
-                                registry=registry)
+        self.sign_in_throttled = Counter(
+            "soc_sign_in_throttled", "Sign-ins and credentials refused unchecked, by reason (address: its budget "
+            "spent; account_address: that address failed on that account; account: the account's ceiling)",
+            ["reason"], registry=registry)
         # Series exist from start-up at 0, so the first increment shows in rate() and a silent
         # source is visible as a flat line rather than as no data.
         for source in SOURCES:
@@ -75,6 +79,8 @@ class Metrics:
                 self.notifications.labels(channel_type, "dispatched", result)
         for result in SIGN_IN_RESULTS:
             self.sign_ins.labels(result)
+        for reason in Throttle:
+            self.sign_in_throttled.labels(reason.value)
         for department in departments:
             for stage in SLA_STAGES:
                 self.sla_breaches.labels(department, stage)

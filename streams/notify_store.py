@@ -182,5 +182,10 @@ class NotificationStore:
             found += [e for e in entries if department is None or department in e.departments]
         return list(reversed(found[:limit]))
 
+    async def between(self, start: datetime, end: datetime, scan: int = 50_000) -> list[LogEntry]:
+        """The entries of [start, end), oldest first, at most `scan` (a review's notifications)."""
+        raws = await self.redis.zrangebyscore(self.key("log"), millis(start), f"({millis(end)}", start=0, num=scan)
+        return [LogEntry.model_validate_json(r) for r in raws]
+
     async def ticket_entries(self, ticket_id: str) -> list[LogEntry]:
         return [LogEntry.model_validate_json(r) for r in await self.redis.lrange(self.key("log", "ticket", ticket_id), 0, -1)]

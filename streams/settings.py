@@ -50,10 +50,10 @@ class Settings(BaseSettings):
     rebalance_timeout_s: float = 30.0
     # Longest a consumer fetch waits on the broker. Faust's 1,500 ms costs Tansu, which holds a fetch
     # over several partitions for most of the wait, up to 1.5 s per hop; 50 ms beat 10 ms in both
-    # throughput and latency (the consumer thread polls less), bench/README.md. Kafka answers a
+    # throughput and latency (the consumer thread polls less), docs/performance.md. Kafka answers a
     # fetch once data arrives, so there a longer wait costs nothing.
     fetch_max_wait_ms: int = 50
-    # Faust's own per-event Prometheus sensors (faust_*): off by default, they cost throughput (bench/README.md).
+    # Faust's own per-event Prometheus sensors (faust_*): off by default, they cost throughput (docs/performance.md).
     faust_sensors: bool = False
     escalation_interval_s: float = 5.0
     gauges_interval_s: float = 15.0
@@ -65,16 +65,47 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:6066"
     # How often the notifier looks for deliveries that are ready.
     notify_interval_s: float = 0.5
+    # The DingTalk app whose interactive cards carry 签收/已知悉 (handlers/chat_cards.py, streams/http/chat.py):
+    # its AppKey and AppSecret (for the access token that updates a card), and the callback's token and
+    # 43-character aes_key. Unset, the card callback answers 404. Secrets: from the environment only.
+    dingtalk_app_key: str | None = None
+    dingtalk_app_secret: SecretStr | None = None
+    dingtalk_callback_token: SecretStr | None = None
+    dingtalk_callback_aes_key: SecretStr | None = None
+    dingtalk_api_url: str = "https://api.dingtalk.com"
+    # The WeCom self-built app (自建应用) whose template cards carry the buttons: corpid, the app's Secret and
+    # AgentId, and its callback's Token and EncodingAESKey. Unset, the WeCom callback answers 404.
+    wecom_corp_id: str | None = None
+    wecom_corp_secret: SecretStr | None = None
+    wecom_agent_id: int | None = None
+    wecom_callback_token: SecretStr | None = None
+    wecom_callback_aes_key: SecretStr | None = None
+    wecom_api_url: str = "https://qyapi.weixin.qq.com"
+    # The Feishu app (自建应用) whose message cards carry the buttons: App ID and App Secret, and its callback's
+    # Verification Token and Encrypt Key. Unset, the Feishu callback answers 404.
+    feishu_app_id: str | None = None
+    feishu_app_secret: SecretStr | None = None
+    feishu_verification_token: SecretStr | None = None
+    feishu_encrypt_key: SecretStr | None = None
+    feishu_api_url: str = "https://open.feishu.cn"
+    # Each identity's request budget (a person, whichever session or token; a service credential; the
+    # wall screen): a token bucket of api_burst that refills api_rate_per_s a second. A request costs 1,
+    # and a listing 1 more for every api_rows_per_unit rows it asks for (limit=200: 11).
     api_rate_per_s: float = 20.0
     api_burst: float = 100.0
-    # Sign-ins per client address (POST /api/login): a burst, then this many a second. Beside the
-    # per-account lockout of district.yaml sign_in, it slows one address trying many accounts.
+    api_rows_per_unit: int = Field(20, ge=1)
+    # Sign-ins and refused credentials (tokens, sessions, feed tokens, Open311 keys) per client address:
+    # a burst, then this many a second; once spent, the address's credentials are not even checked.
+    # Beside district.yaml sign_in (per account and address), it slows one address trying many accounts.
     sign_in_rate_per_s: float = 1.0
     sign_in_burst: float = 30.0
     max_body_bytes: int = Field(16 * 1024, description="HTTP request body limit")
 
     @field_validator("kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",
-                     "kafka_ssl_keyfile", "kafka_ssl_key_password", mode="before")
+                     "kafka_ssl_keyfile", "kafka_ssl_key_password", "dingtalk_app_key", "dingtalk_app_secret",
+                     "dingtalk_callback_token", "dingtalk_callback_aes_key", "wecom_corp_id", "wecom_corp_secret",
+                     "wecom_agent_id", "wecom_callback_token", "wecom_callback_aes_key", "feishu_app_id",
+                     "feishu_app_secret", "feishu_verification_token", "feishu_encrypt_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         # A Secret or env file with an empty key means "not set", not the path "." or an empty password.

@@ -62,3 +62,8 @@ class StatsStore:
 
     async def gauge_facts(self) -> list[bytes]:
         return await self.redis.hvals(self.key("facts"))
+
+    async def facts_by_id(self) -> dict[str, bytes]:
+        """Every ticket's gauge facts by ticket id (tickets still in the hot sets: open, or closed
+        within retention)."""
+        return {ticket_id.decode(): raw for ticket_id, raw in (await self.redis.hgetall(self.key("facts"))).items()}

@@ -6,17 +6,17 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
-from functools import partial
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from handlers import escalation, performance
 from schemas.config import Config
-from schemas.enums import SEVERITY_RANK
+from schemas.enums import SEVERITY_RANK, Relation
 from handlers.base import Heard
 from schemas.records import Incident, Ticket
 
@@ -38,15 +38,26 @@ _TEMP_TTL_S = 10
 
 
 CLIENT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 2, "health_check_interval": 10}
+# A bounded client's command waits this long for one of its connections to come free, then fails.
+CONNECTION_WAIT_S = 5.0
+
+
+class _SentinelBlockingPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The Sentinel group's master, on a bounded pool whose commands wait for a free connection."""
 
 
 def redis_client(url: str, max_connections: int | None = None) -> aioredis.Redis:
     """A client for `redis://` / `rediss://` URLs, or for the master a Sentinel group names:
     `redis+sentinel://[:password@]host1:26379,host2:26379/<service>[/<db>]` (the password is the
-    Redis password; a failover moves the client to the new master by itself)."""
-    options = {**CLIENT_OPTIONS, **({"max_connections": max_connections} if max_connections else {})}
+    Redis password; a failover moves the client to the new master by itself).
+
+    With `max_connections`, a burst of commands past it waits up to CONNECTION_WAIT_S for a free
+    connection instead of failing at once (redis-py's plain pool raises MaxConnectionsError)."""
+    bounded = {"max_connections": max_connections, "timeout": CONNECTION_WAIT_S} if max_connections else {}
     if not url.startswith("redis+sentinel://"):
-        return aioredis.from_url(url, **options)
+        if bounded:
+            return aioredis.Redis.from_pool(BlockingConnectionPool.from_url(url, **CLIENT_OPTIONS, **bounded))
+        return aioredis.from_url(url, **CLIENT_OPTIONS)
     parts = urlsplit(url)
     nodes = []
     for node in parts.netloc.rsplit("@", 1)[-1].split(","):
@@ -58,7 +69,8 @@ def redis_client(url: str, max_connections: int | None = None) -> aioredis.Redis
     db = int(path[1]) if len(path) > 1 else 0
     sentinel = Sentinel(nodes, socket_timeout=CLIENT_OPTIONS["socket_timeout"])
     return sentinel.master_for(path[0], db=db, password=unquote(parts.password) if parts.password else None,
-                               **options)
+                               **CLIENT_OPTIONS, **bounded,
+                               **({"connection_pool_class": _SentinelBlockingPool} if bounded else {}))
 
 
 async def until_written(write: Callable[[], Awaitable[T]], max_delay: float = 5.0) -> T:
@@ -97,9 +109,9 @@ def list_score(ticket: Ticket) -> int:
 
 
 def list_sets(ticket: Ticket) -> list[str]:
-    """The listing sets a ticket belongs in (key suffixes after the prefix): all, its inboxes, and
-    one per filter value."""
-    sets = ["tickets", *(f"inbox:{d}" for d in ticket.inboxes)]
+    """The listing sets a ticket belongs in (key suffixes after the prefix): all, its inboxes, its
+    department's own tickets, and one per filter value."""
+    sets = ["tickets", *(f"inbox:{d}" for d in ticket.inboxes), f"owner:{ticket.department}"]
     for name in PAGE_FILTERS:
         value = getattr(ticket, name)
         if value is not None:
@@ -171,7 +183,7 @@ class TicketStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str, config: Config, max_connections: int | None = None) -> "TicketStore":
-        return cls(redis_client(url, max_connections), prefix, partial(escalation.next_due, config))
+        return cls(redis_client(url, max_connections), prefix, escalation.Dues(config))
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -214,32 +226,42 @@ class TicketStore:
         return [i.decode() for i in await self.redis.zrevrange(key, 0, -1)]
 
     async def page(self, department: str | None, filters: dict[str, str], offset: int,
-                   limit: int) -> tuple[int, list[Ticket]]:
+                   limit: int, relation: Relation | None = None) -> tuple[int, list[Ticket]]:
         """One page of the listing, in its order (open first, most severe, newest dispatched), read
         off the listing sets: (how many match, the tickets from `offset`, at most `limit`).
-        `department` means its inbox (its own tickets and those it watches); `filters` maps names of
-        PAGE_FILTERS to the wanted value (empty values are ignored)."""
+        `department` means its inbox (its own tickets and those it watches), narrowed by `relation` to
+        its own (own) or to those it only watches (watched); `filters` maps names of PAGE_FILTERS to
+        the wanted value (empty values are ignored)."""
         unknown = set(filters) - set(PAGE_FILTERS)
         if unknown:
             raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))}")
-        keys = [self.key("inbox", department)] if department else []
+        if relation is not None and (department is None or relation is Relation.in_view):
+            raise ValueError("a relation narrows a department's inbox to its own or its watched tickets")
+        keys = [self.key("owner" if relation is Relation.own else "inbox", department)] if department else []
         keys += [self.key("by", name, value) for name, value in sorted(filters.items()) if value]
-        if len(keys) > 1:
-            source = self.key("tmp", "page", uuid.uuid4().hex)
-        else:
-            source = keys[0] if keys else self.key("tickets")
+        # A department watches the tickets of its inbox that are not its own.
+        minus = self.key("owner", department) if relation is Relation.watched else None
+        combined = len(keys) > 1 or minus is not None
+        source = self.key("tmp", "page", uuid.uuid4().hex) if combined else keys[0] if keys else self.key("tickets")
         async with self.redis.pipeline(transaction=True) as pipe:
+            if minus is not None:
+                pipe.zdiffstore(source, [keys[0], minus])
             if len(keys) > 1:
                 # Every listing set scores a ticket the same, so MAX keeps the listing score.
-                pipe.zinterstore(source, keys, aggregate="MAX")
+                pipe.zinterstore(source, [source, *keys[1:]] if minus else keys, aggregate="MAX")
+            if combined:
                 pipe.expire(source, _TEMP_TTL_S)
             else:
                 pipe.zcard(source)
             pipe.zrevrange(source, offset, offset + limit - 1)
-            if len(keys) > 1:
+            if combined:
                 pipe.delete(source)
             replies = await pipe.execute()
-        total, ids = replies[0], replies[2 if len(keys) > 1 else 1]
+        if combined:  # [zdiffstore], [zinterstore], expire, zrevrange, delete
+            written = (minus is not None) + (len(keys) > 1)
+            total, ids = replies[written - 1], replies[written + 1]
+        else:  # zcard, zrevrange
+            total, ids = replies
         if limit <= 0:  # a stop of offset - 1 could be -1: the whole set
             ids = []
         return total, await self.many([i.decode() for i in ids])

@@ -7,18 +7,22 @@ SILENCES = "soc.silences"
 RESPONSE = "soc.response"
 INHIBITORS = "soc.inhibitors"
 CAP = "soc.cap"
+PLAN_RUNS = "soc.plan-runs"
+RESOURCES = "soc.resources"
 INCIDENTS = "soc.incidents"
 TICKETS = "soc.tickets"
 TICKET_EVENTS = "soc.ticket-events"
 DEADLETTER = "soc.deadletter"
 AUDIT = "soc.audit"
+# Photo evidence: one record per image, keyed by its SHA-256 (streams/evidence_store.py).
+EVIDENCE = "soc.evidence"
 
 # The Faust tables, name -> changelog partitions (None: the configured default). The app declares
 # its tables with these names and counts, and the worker creates their changelogs before it starts:
 # - dedup_key_to_tickets: a dedup key and all its tickets, in the partition of soc.incidents and
 #   soc.ticket-events that carries that key (the three are co-partitioned);
-# (soc.sites, soc.silences, soc.response, soc.inhibitors and soc.cap are read whole by every worker, outside
-# Faust: streams/topology/mirror.py.)
+# (soc.sites, soc.silences, soc.response, soc.inhibitors, soc.cap, soc.plan-runs and soc.resources are read
+# whole by every worker, outside Faust: streams/topology/mirror.py.)
 TABLES: dict[str, int | None] = {"dedup_key_to_tickets": None}
 
 
@@ -47,6 +51,13 @@ DEADLETTER_RETENTION_DAYS = 30
 AUDIT_RETENTION_DAYS = 365
 
 
+# The largest soc.evidence record (an image of at most handlers.evidence.MAX_STORED_BYTES, its thumbnail and
+# header): the topic's max.message.bytes, the evidence producer's max_request_size and its reader's fetch size.
+# Kafka refuses a larger record; Tansu (the dev broker) does not check max.message.bytes, so the producer's
+# limit is the one that holds there.
+EVIDENCE_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
 def changelog_topic(app_id: str, table: str) -> str:
     """The changelog Faust gives a table (faust.tables.base: `{app.conf.id}-{name}-changelog`;
     the app keeps Faust's default version 1, which adds no `-vN` to the id)."""
@@ -63,6 +74,8 @@ def topic_specs(app_id: str | None = None) -> list[TopicSpec]:
         TopicSpec(RESPONSE, 1, COMPACT),
         TopicSpec(INHIBITORS, 1, COMPACT),
         TopicSpec(CAP, 1, COMPACT),  # the CAP alerts received, by "<sender>,<identifier>"
+        TopicSpec(PLAN_RUNS, 1, COMPACT),  # the plan runs, by run id (their tasks are tickets)
+        TopicSpec(RESOURCES, 1, COMPACT),  # who holds each resource, by resource id
         # Co-partitioned, both keyed by the dedup key: an incident and the commands on its tickets
         # meet in the same partition of dedup_key_to_tickets. Keep the same count on both.
         TopicSpec(INCIDENTS, None, kept(RAW_RETENTION_DAYS)),
@@ -71,6 +84,8 @@ def topic_specs(app_id: str | None = None) -> list[TopicSpec]:
         TopicSpec(DEADLETTER, 3, kept(DEADLETTER_RETENTION_DAYS)),
         # One partition: one worker records the trail in order.
         TopicSpec(AUDIT, 1, kept(AUDIT_RETENTION_DAYS)),
+        # Compacted: an image stays until a tombstone removes it. One partition: few records, each large.
+        TopicSpec(EVIDENCE, 1, {**COMPACT, "max.message.bytes": str(EVIDENCE_MAX_MESSAGE_BYTES)}),
     ]
     if app_id is not None:
         specs += [TopicSpec(changelog_topic(app_id, table), partitions, COMPACT) for table, partitions in TABLES.items()]

@@ -13,10 +13,11 @@ from streams.clock import utc_now
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.store import TicketStore
-from streams.topology.app import Pipeline, build_app
+from streams.topology.app import build_app
+from streams.topology.pipeline import Pipeline
 
 
-# The board's streams (at most 40, streams/http/board.py) and the requests beside them.
+# The pages' and the API's requests, and the board streams' one shared reader (streams/http/board_hub.py).
 WEB_CONNECTIONS = 64
 
 
@@ -28,7 +29,8 @@ def assemble(settings: Settings) -> Pipeline:
     metrics = Metrics(registry, tuple(config.district.departments))
     store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, config)
     # The pages and the API on connections of their own: 200 board streams once took the pipeline's.
-    # Bounded: past it a request answers 503 and the pipeline's connections are untouched.
+    # Bounded: past it a request waits a moment for a connection, then answers 503; the pipeline's
+    # connections are untouched.
     web_store = TicketStore.from_url(settings.redis_url, settings.redis_prefix, config, max_connections=WEB_CONNECTIONS)
     return build_app(settings, config, store, utc_now, metrics, registry, notify_rules(settings, config),
                      web_store=web_store)

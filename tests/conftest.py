@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.payloads import Builder
-from tests.support import CONFIG, Pipeline, running_pipeline
+from tests.support import CONFIG, Pipeline, marker, running_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +21,8 @@ def pipeline(tmp_path_factory) -> Iterator[Pipeline]:
 
 @pytest.fixture
 def unique() -> str:
-    """A marker that keeps one test's ids and dedup keys apart from every other test's."""
-    return uuid.uuid4().hex[:8]
+    """A marker that keeps one test's ids and dedup keys apart from every other test's (tests.support.marker)."""
+    return marker()
 
 
 @pytest.fixture

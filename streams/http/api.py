@@ -8,32 +8,41 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import os
 import time
 import uuid
-from collections import Counter
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import orjson
+from aiohttp.web_exceptions import HTTPRequestEntityTooLarge
 from faust import web
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from redis.exceptions import RedisError
 
-from handlers import performance
+from handlers import instants, performance, wording
 from handlers.lifecycle import Conflict, check
 from handlers.permissions import Can, may, may_act
-from handlers.privacy import mask_phones
+from handlers.privacy import mask_personal
+from handlers.sign_in import Throttle
 from schemas.accounts import Actor, AuditKind, AuditRecord, UserRole
-from schemas.enums import OPS_CENTRE, Severity, Source, TicketStatus
+from schemas.enums import OPS_CENTRE, Relation, Severity, Source, TicketStatus
 from schemas.records import Ticket, TicketAction, TicketEvent
+from schemas.times import SaneTime
+from streams.http.board_hub import BoardHub
 from streams.accounts import USER_TOKEN_PREFIX, AccountStore, AuditLog, service_actor
+from streams.chat_cards import ChatBindings, DingTalkApp, FeishuApp, WeComApp
+from streams.evidence_store import EvidenceStore
+from streams.topology.mirror import aiokafka_security
 
 log = logging.getLogger("soc.api")
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
-Note = Annotated[str, Field(max_length=2000)]
-Required = Annotated[str, Field(min_length=1, max_length=4000)]
+# What people write (comments, return reasons, resolutions): personal data masked as it is read.
+Note = Annotated[str, Field(max_length=2000), AfterValidator(mask_personal)]
+Required = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(mask_personal)]
 
 
 class Body(BaseModel):
@@ -45,9 +54,11 @@ class Principal:
     department's service credential, or the read-only wall screen."""
 
     def __init__(self, actor: Actor, credential: Literal["session", "token", "service", "wall"], config,
-                 csrf: str = ""):
+                 csrf: str = "", holds: tuple[str, ...] = ()):
         self.actor, self.credential, self.csrf = actor, credential, csrf
-        district = config.district
+        # The departments whose service credential this person holds (the account store).
+        self.holds = holds
+        self.district = district = config.district
         self.department = actor.department
         self.role = actor.role
         # The centre and the leadership read the whole district; a community workstation its community.
@@ -65,58 +76,77 @@ class Principal:
         return (self.reads_all or self.department in ticket.inboxes
                 or (self.community is not None and ticket.community == self.community))
 
+    def relation(self, ticket: Ticket) -> Relation:
+        if ticket.department == self.department:
+            return Relation.own
+        # A supporting department (协办) is copied in like a watcher; its own part is in the ticket's `support`.
+        copied = self.department in ticket.watchers or any(p.department == self.department for p in ticket.support)
+        return Relation.watched if copied else Relation.in_view
 
-class AcceptBody(Body):
+
+# An id the client makes for one action (a phone queues actions while offline and sends them again when the
+# connection returns): the same id sent again is the same command, applied once.
+ClientId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+
+
+class ActionBody(Body):
+    client_id: ClientId | None = None
+
+    def command_fields(self) -> dict[str, Any]:
+        """The command's own fields (TicketEvent's names): the note under whichever name the route asks for it
+        (a resolution, a reason or a note), and the rest as they are."""
+        fields = self.model_dump(exclude={"client_id"})
+        said = [fields.pop(name) for name in ("resolution", "reason", "note") if name in fields]
+        return {"note": said[0] if said else "", **fields}
+
+
+class AcceptBody(ActionBody):
     note: Note = ""
 
 
-class ResolveBody(Body):
+class ResolveBody(ActionBody):
     resolution: Required
 
 
-class ReturnBody(Body):
+class ReturnBody(ActionBody):
     reason: Required
 
 
-def _sane_time(value: datetime) -> datetime:
-    # A person's date far from now (year 9999) overflowed the deadline arithmetic downstream.
-    if not 2000 <= value.year <= 2100:
-        raise ValueError("must be a time between the years 2000 and 2100")
-    return value
-
-
-SaneTime = Annotated[AwareDatetime, AfterValidator(_sane_time)]
-
-
-class ExtendRequestBody(Body):
+class ExtendRequestBody(ActionBody):
     until: SaneTime
     reason: Required
 
 
-class ExtendDecisionBody(Body):
+class ExtendDecisionBody(ActionBody):
     approve: StrictBool
     note: Note = ""
 
 
-class VerifyBody(Body):
+class VerifyBody(ActionBody):
     passed: StrictBool
     note: Note = ""
+    # Close although some supporting departments (协办) have not given feedback: the note says why.
+    override: StrictBool = False
 
 
-class RedispatchBody(Body):
+class RedispatchBody(ActionBody):
     department: Name
     note: Note = ""
 
 
-class CommentBody(Body):
+class CommentBody(ActionBody):
     note: Required
 
 
-class ReopenBody(Body):
+class AcknowledgeBody(ActionBody):
+    pass
+
+
+class ReopenBody(ActionBody):
     reason: Required
 
 
-class FollowupBody(Body):
+class FollowupBody(ActionBody):
     result: Literal["satisfied", "basically_satisfied", "unsatisfied", "unreachable"]
     note: Note = ""
 
@@ -130,6 +160,7 @@ ACTIONS: dict[str, tuple[TicketAction, type[Body] | None, type[Body] | None]] = 
     "verify": (TicketAction.verify, VerifyBody, VerifyBody),
     "redispatch": (TicketAction.redispatch, RedispatchBody, RedispatchBody),
     "comment": (TicketAction.comment, CommentBody, CommentBody),
+    "acknowledge": (TicketAction.acknowledge, AcknowledgeBody, AcknowledgeBody),
     "reopen": (TicketAction.reopen, ReopenBody, ReopenBody),
     "followup": (TicketAction.followup, FollowupBody, FollowupBody),
 }
@@ -152,8 +183,10 @@ def validate(model: type[Body], data: dict) -> Body:
         raise ApiError(422, "invalid body", fields=fields) from None
 
 
-def ticket_json(ticket: Ticket) -> dict:
-    return ticket.model_dump(mode="json")
+def ticket_json(ticket: Ticket, who: Principal) -> dict:
+    """A ticket as `who` reads it: with how it stands to them (their own, watched, or only in view), and its
+    history in words (handlers/wording.py)."""
+    return {**wording.readable(who.district, ticket), "relation": who.relation(ticket).value}
 
 
 def entry_json(entry) -> dict:
@@ -162,7 +195,8 @@ def entry_json(entry) -> dict:
 
 
 class RateLimiter:
-    """Token bucket per caller (bearer token, else address): a runaway script cannot starve the board."""
+    """Token bucket per caller (an identity, a credential, an address): a runaway script cannot starve the
+    board. A request spends its cost (a page of 200 tickets more than one ticket) from its caller's bucket."""
 
     # Callers remembered at most; past it, the buckets that have refilled are dropped (they hold nothing).
     MAX_CALLERS = 10_000
@@ -171,21 +205,30 @@ class RateLimiter:
         self.rate, self.burst, self.clock = rate, burst, clock
         self.buckets: dict[str, tuple[float, float]] = {}
 
-    def allow(self, caller: str) -> float:
-        """0 if allowed now, else the seconds to wait."""
+    def allow(self, caller: str, cost: float = 1.0) -> float:
+        """0 if allowed now (`cost` spent), else the seconds to wait (nothing spent)."""
         now = self.clock()
         if caller not in self.buckets and len(self.buckets) >= self.MAX_CALLERS:
-            full = (self.burst - 1) / self.rate
+            full = self.burst / self.rate  # an emptied bucket is full again after this long
             self.buckets = {c: (t, at) for c, (t, at) in self.buckets.items() if now - at < full}
             while len(self.buckets) >= self.MAX_CALLERS:  # all busy: the oldest go
                 self.buckets.pop(next(iter(self.buckets)))
-        tokens, last = self.buckets.get(caller, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self.buckets[caller] = (tokens - 1, now)
+        tokens = self._tokens(caller, now)
+        cost = min(cost, self.burst)  # else a cost over the burst could never be paid
+        if tokens >= cost:
+            self.buckets[caller] = (tokens - cost, now)
             return 0.0
         self.buckets[caller] = (tokens, now)
-        return (1 - tokens) / self.rate
+        return (cost - tokens) / self.rate
+
+    def wait(self, caller: str) -> float:
+        """The seconds until the caller may spend 1 (0: now), spending nothing."""
+        tokens = self._tokens(caller, self.clock())
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def _tokens(self, caller: str, now: float) -> float:
+        tokens, last = self.buckets.get(caller, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -220,8 +263,8 @@ class Http:
         # the pipeline's writes need.
         self.store = pipeline.web_store
         self.accounts = AccountStore(self.store.redis, self.store.prefix, self.config, pipeline.clock)
-        # Board streams open now, per caller (streams/http/board.py bounds them).
-        self.open_streams: Counter[str] = Counter()
+        # The board streams' one Redis reader and their slots (streams/http/board_hub.py).
+        self.board = BoardHub(self.store.redis, self.store.key("board"), self.config.district.board_streams)
         self.clock = pipeline.clock
         self.tokens = self._tokens()
         wall_env = self.config.district.wall_token_env
@@ -231,6 +274,26 @@ class Http:
         self.limiter = RateLimiter(self.settings.api_rate_per_s, self.settings.api_burst)
         self.sign_in_limiter = RateLimiter(self.settings.sign_in_rate_per_s, self.settings.sign_in_burst)
         self.audit_log = AuditLog(self.store.redis, self.store.prefix)
+        public = urlsplit(self.settings.public_url)
+        self.public_origin = f"{public.scheme}://{public.netloc}"
+        # Photo evidence: the images on soc.evidence, their index in Redis (streams/evidence_store.py), and
+        # how many uploads are decoded at once (each holds a photo's pixels in memory for a moment).
+        self.decoding = asyncio.Semaphore(2)
+        self.evidence = EvidenceStore(self.store.redis, self.store.prefix, self.settings.bootstrap_servers,
+                                      aiokafka_security(self.settings))
+
+        # Acting from the chat card (streams/http/chat.py): who a chat user is, and the DingTalk app if set.
+        self.chat_bindings = ChatBindings(self.store.redis, self.store.prefix)
+        self.dingtalk = DingTalkApp.from_settings(self.settings)
+        self.wecom = WeComApp.from_settings(self.settings)
+        self.feishu = FeishuApp.from_settings(self.settings)
+
+        @pipeline.app.on_before_shutdown.connect
+        async def close_evidence(app, **kwargs) -> None:
+            await self.evidence.close()
+            for chat_app in (self.dingtalk, self.wecom, self.feishu):
+                if chat_app is not None:
+                    await chat_app.close()
 
     def _tokens(self) -> dict[str, str]:
         """token -> department, from the environment variables named in district.yaml."""
@@ -241,9 +304,10 @@ class Http:
                 found[token] = dept_id
         return found
 
-    async def identify(self, request: web.Request) -> Principal:
+    async def identify(self, request: web.Request, form: bool = False) -> Principal:
         """The caller from their session cookie (state changes need its CSRF token), a user's API
-        token, a department's service token, or the wall screen's token: 401 otherwise."""
+        token, a department's service token, or the wall screen's token: 401 otherwise. `form`: the route
+        takes a multipart form (an upload) where the others take JSON; the CSRF token is needed either way."""
         token = bearer_token(request)
         if token is None:
             session_id = request.cookies.get(SESSION_COOKIE)
@@ -252,10 +316,16 @@ class Http:
             session = await self.accounts.session(session_id) if session_id.isascii() else None
             if session is None:
                 raise ApiError(401, "your session has ended: sign in again")
-            if request.method not in SAFE_METHODS and not hmac.compare_digest(
-                    session.csrf.encode(), request.headers.get(CSRF_HEADER, "").encode("utf-8", "replace")):
-                raise ApiError(403, f"missing or wrong {CSRF_HEADER} header")
-            return Principal(session.user.actor(), "session", self.config, session.csrf)
+            if request.method not in SAFE_METHODS:
+                self.same_origin(request)
+                if request.body_exists and form:
+                    self.form_only(request)
+                elif request.body_exists:
+                    self.json_only(request)
+                if not hmac.compare_digest(session.csrf.encode(),
+                                           request.headers.get(CSRF_HEADER, "").encode("utf-8", "replace")):
+                    raise ApiError(403, f"missing or wrong {CSRF_HEADER} header")
+            return Principal(session.user.actor(), "session", self.config, session.csrf, tuple(session.user.holds))
         if self.is_wall(request):
             if request.method not in SAFE_METHODS:
                 raise ApiError(403, "the wall screen is read-only: sign in as a duty officer to act")
@@ -267,23 +337,66 @@ class Http:
         if token.startswith(USER_TOKEN_PREFIX):
             user = await self.accounts.token_user(token)
             if user is not None:
-                return Principal(user.actor(), "token", self.config)
+                return Principal(user.actor(), "token", self.config, holds=tuple(user.holds))
         raise ApiError(401, "unknown token")
 
-    async def authenticate(self, request: web.Request) -> Principal:
+    async def authenticate(self, request: web.Request, form: bool = False) -> Principal:
         """The caller (see identify), rate-limited as that identity however it signed in; a refused
         credential counts against the client's address like a failed sign-in, so guessing tokens or
         session ids is throttled as guessing passwords is."""
+        self.before_credential(request)
         try:
-            who = await self.identify(request)
+            who = await self.identify(request, form)
         except ApiError as refused:
-            if refused.code == 401 and self.sign_in_limiter.allow(f"addr:{request.remote}"):
-                raise ApiError(429, "too many refused credentials from this address: wait a little") from None
+            if refused.code == 401:
+                self.credential_refused(request)
             raise
-        wait = self.limiter.allow(f"id:{who.actor.user_id}")
+        self.charge(who, 1.0)
+        return who
+
+    def charge(self, who: Principal, cost: float) -> None:
+        """Spends `cost` of the identity's request budget (settings api_rate_per_s, api_burst), whichever
+        session or token it came with: 429 once it is spent."""
+        wait = self.limiter.allow(f"id:{who.actor.user_id}", cost)
         if wait:
             raise ApiError(429, "too many requests", retry_after_s=round(wait, 2))
-        return who
+
+    def charge_rows(self, who: Principal, rows: int) -> None:
+        """A page's cost beyond its request's own: one more for every api_rows_per_unit rows asked for."""
+        self.charge(who, rows / self.settings.api_rows_per_unit)
+
+    def before_credential(self, request: web.Request) -> None:
+        """429 before any credential is checked once the address spent its sign-in budget on refused
+        ones: a guesser learns nothing more until it refills."""
+        wait = self.sign_in_limiter.wait(f"addr:{request.remote}")
+        if wait:
+            self.pipeline.metrics.sign_in_throttled.labels(Throttle.address.value).inc()
+            raise ApiError(429, "too many refused credentials from this address: wait a little",
+                           retry_after_s=round(wait, 1))
+
+    def credential_refused(self, request: web.Request) -> None:
+        """A refused token, session, feed token or Open311 key spends the address's sign-in budget."""
+        self.sign_in_limiter.allow(f"addr:{request.remote}")
+
+    def same_origin(self, request: web.Request) -> None:
+        """403 for what a browser says another site sent (Sec-Fetch-Site, Origin): a page elsewhere may not
+        sign anyone in nor act with their cookie. A client that sends neither is no browser."""
+        site = request.headers.get("Sec-Fetch-Site")
+        origin = request.headers.get("Origin")
+        if site is not None and site not in ("same-origin", "none"):
+            raise ApiError(403, "a request from another site may not sign in or change anything here")
+        if origin is not None and origin != self.public_origin and urlsplit(origin).netloc != request.host:
+            raise ApiError(403, "a request from another site may not sign in or change anything here")
+
+    def json_only(self, request: web.Request) -> None:
+        """415 unless the body is declared JSON (an HTML form cannot declare it)."""
+        if request.content_type != "application/json":
+            raise ApiError(415, "send the body as JSON (Content-Type: application/json)")
+
+    def form_only(self, request: web.Request) -> None:
+        """415 unless the body is a multipart form (a file upload)."""
+        if request.content_type != "multipart/form-data":
+            raise ApiError(415, "send the file as a multipart form (Content-Type: multipart/form-data)")
 
     def is_wall(self, request: web.Request) -> bool:
         token = bearer_token(request)
@@ -297,18 +410,12 @@ class Http:
         actor = who.actor if who else actor
         record = AuditRecord(audit_id=uuid.uuid4().hex, at=self.clock(), kind=kind,
                              actor=actor, user_id=user_id or (actor.user_id if actor else ""),
-                             what=what, target=target, outcome=outcome, detail=mask_phones(detail)[:500],
+                             what=what, target=target, outcome=outcome, detail=mask_personal(detail)[:500],
                              remote=request.remote or "")
         self.pipeline.send_audit(record)
 
     async def read_json(self, request: web.Request) -> dict:
-        limit = self.settings.max_body_bytes
-        length = request.content_length
-        if length is not None and length > limit:
-            raise ApiError(413, f"body over {limit} bytes")
-        raw = await request.content.read(limit + 1)
-        if len(raw) > limit:
-            raise ApiError(413, f"body over {limit} bytes")
+        raw = await read_body(request, self.settings.max_body_bytes)
         try:
             data = orjson.loads(raw or b"{}")
         except orjson.JSONDecodeError as exc:
@@ -325,20 +432,55 @@ class Http:
         return ticket
 
 
-class JsonView(web.View):
-    """Every error is a JSON body with a 4xx code; an unexpected one is logged and still JSON."""
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however many writes the client sent it in (content.read(n) returns only what has
+    arrived); 413 past `limit` bytes, before reading when Content-Length says so."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"body over {limit} bytes")
+    try:
+        return await request.clone(client_max_size=limit).read()
+    except HTTPRequestEntityTooLarge:
+        raise ApiError(413, f"body over {limit} bytes") from None
+
+
+HANDLERS = ("get", "post", "put", "patch", "delete")
+
+
+class HttpView(web.View):
+    """A view of one pipeline's Http that answers every request itself: the probes and the board's
+    stream, which the rate limiter must not refuse."""
 
     http: Http  # set by register()
 
-    async def guarded(self, handler, *args) -> web.Response:
-        wait = self.http.limiter.allow(caller_of(args[0]))
+
+class JsonView(HttpView):
+    """Every handler a subclass defines runs through `guarded`: the rate limit first, then every error
+    is a JSON body with a 4xx code; an unexpected one is logged and still JSON."""
+
+    def __post_init__(self) -> None:
+        # Wrapped per instance, where faust dispatches: a handler calling super().get is limited once.
+        own = {name for name in HANDLERS if getattr(type(self), name) is not getattr(web.View, name)}
+        for name in own:
+            self.methods[name] = self._guarding(self.methods[name])
+        if "get" in own and type(self).head is web.View.head:
+            self.methods["head"] = self._guarding(self.methods["head"])
+
+    def _guarding(self, handler):
+        async def guarded_handler(request, **match):
+            return await self.guarded(handler, request, **match)
+        return guarded_handler
+
+    async def guarded(self, handler, request: web.Request, **match: str) -> web.Response:
+        wait = self.http.limiter.allow(caller_of(request))
         if wait:
             return self.json({"error": "too many requests", "retry_after_s": round(wait, 2)}, status=429,
                              headers={"Retry-After": str(max(1, round(wait)))})
         try:
-            return await handler(*args)
+            return await handler(request, **match)
         except ApiError as exc:
-            return self.json({"error": exc.error, **exc.extra}, status=exc.code)
+            retry = exc.extra.get("retry_after_s")
+            return self.json({"error": exc.error, **exc.extra}, status=exc.code,
+                             headers={"Retry-After": str(max(1, math.ceil(retry)))} if retry else None)
         except (RedisError, OSError):
             return self.json({"error": "ticket store unavailable, try again shortly"}, status=503)
         except Exception:
@@ -362,10 +504,17 @@ def page_param(query, name: str, default: int, maximum: int, minimum: int = 0) -
     return int(raw)
 
 
-def query_time(raw: str) -> datetime:
-    """A time as a query string carries it (ValueError when it is not one; it may lack an offset):
-    an unencoded "+08:00" arrives as " 08:00". Each API words its own 400."""
-    return datetime.fromisoformat(raw.replace(" ", "+"))
+def query_time(raw: str) -> datetime | instants.BadTime:
+    """A time as a query string carries it (an unencoded "+08:00" arrives as " 08:00"), with its offset and
+    in the years the pipeline handles. Each API words its own 400 from the BadTime."""
+    return instants.instant(raw.replace(" ", "+"))
+
+
+def time_words(bad: instants.BadTime, name: str, form: str) -> str:
+    """The 400 of a query time: `form` is how the API names the format (an RFC 3339 time...)."""
+    return {instants.TimeProblem.not_a_time: f"{name} must be {form}, e.g. 2026-12-01T08:30:00+08:00",
+            instants.TimeProblem.no_offset: f"{name} needs a UTC offset",
+            instants.TimeProblem.out_of_range: f"{name} must be a time {bad.range_text}"}[bad.problem]
 
 
 def time_param(query, name: str) -> datetime | None:
@@ -373,12 +522,9 @@ def time_param(query, name: str) -> datetime | None:
     raw = query.get(name)
     if not raw:
         return None
-    try:
-        when = query_time(raw)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an RFC 3339 time, e.g. 2026-12-01T08:30:00+08:00") from None
-    if when.utcoffset() is None:
-        raise ApiError(400, f"{name} needs a UTC offset")
+    when = query_time(raw)
+    if isinstance(when, instants.BadTime):
+        raise ApiError(400, time_words(when, name, "an RFC 3339 time"))
     return when
 
 
@@ -388,13 +534,10 @@ FILTERS = {"status": {s.value for s in TicketStatus}, "severity": {s.value for s
 
 class TicketList(JsonView):
     async def get(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._list, request)
-
-    async def _list(self, request: web.Request) -> web.Response:
         who = await self.http.authenticate(request)
         who.require(Can.read_tickets)
         query = request.query
-        only_params(query, {"department", "status", "severity", "source", "community", "limit", "offset"})
+        only_params(query, {"department", "status", "severity", "source", "community", "relation", "limit", "offset"})
         wanted = query.get("department")
         if wanted and wanted not in self.http.config.district.departments:
             raise ApiError(400, f"unknown department {wanted!r}")
@@ -407,24 +550,29 @@ class TicketList(JsonView):
         for name, allowed in FILTERS.items():
             if query.get(name) and query[name] not in allowed:
                 raise ApiError(400, f"{name} must be one of {', '.join(sorted(allowed))}")
+        # A department's inbox narrowed to its own tickets or to those it only watches.
+        relation = query.get("relation")
+        if relation and relation not in (Relation.own.value, Relation.watched.value):
+            raise ApiError(400, "relation must be one of own, watched")
+        if relation and not wanted:
+            raise ApiError(400, "relation needs a department's inbox: add department")
         limit = page_param(query, "limit", 50, MAX_PAGE, minimum=1)  # 0 would read the range 0..-1: all
         offset = page_param(query, "offset", 0, 10_000_000)
+        self.http.charge_rows(who, limit)
         # Paged in Redis: the listing sets are kept in this order (open first, most severe, newest
         # dispatched), so only the page's tickets are read.
         filters = {f: query[f] for f in (*FILTERS, "community") if query.get(f)}
-        total, tickets = await self.http.store.page(wanted, filters, offset, limit)
+        total, tickets = await self.http.store.page(wanted, filters, offset, limit,
+                                                    Relation(relation) if relation else None)
         return self.json({"total": total, "limit": limit, "offset": offset,
-                          "items": [ticket_json(t) for t in tickets]})
+                          "items": [ticket_json(t, who) for t in tickets]})
 
 
 class TicketDetail(JsonView):
     async def get(self, request: web.Request, ticket_id: str) -> web.Response:
-        return await self.guarded(self._get, request, ticket_id)
-
-    async def _get(self, request: web.Request, ticket_id: str) -> web.Response:
         who = await self.http.authenticate(request)
         who.require(Can.read_tickets)
-        body = ticket_json(await self.http.visible_ticket(ticket_id, who))
+        body = ticket_json(await self.http.visible_ticket(ticket_id, who), who)
         if self.http.notifications is not None:
             # Read beside the history, not written into it: attempts make no ticket versions.
             body["notifications"] = [entry_json(e) for e in await self.http.notifications.ticket_entries(ticket_id)]
@@ -433,9 +581,6 @@ class TicketDetail(JsonView):
 
 class TicketAction_(JsonView):
     async def post(self, request: web.Request, ticket_id: str, action: str) -> web.Response:
-        return await self.guarded(self._act, request, ticket_id, action)
-
-    async def _act(self, request: web.Request, ticket_id: str, action: str) -> web.Response:
         who = await self.http.authenticate(request)
         who.require(Can.read_tickets)  # before the ticket is looked up: an admin learns nothing of it
         if action not in ACTIONS:
@@ -461,52 +606,59 @@ class TicketAction_(JsonView):
         if not may_act(who.role, kind):
             audit("refused", f"role {who.role.value}")
             raise ApiError(403, f"the {who.role.value} role may not {kind.value} tickets")
-        note = next((getattr(body, f) for f in ("resolution", "reason", "note") if hasattr(body, f)), "")
+        fields = body.command_fields()
+        note = fields["note"]
+        event_id = command_event_id(who, body.client_id)
+        if any(h.event_id == event_id for h in ticket.history):
+            # A resend of a command already applied (its answer was lost): the ticket as it stands.
+            audit("replayed", note)
+            return self.json({**ticket_json(ticket, who), "replayed": True})
         event = TicketEvent(
-            event_id=f"api-{uuid.uuid4().hex}", ticket_id=ticket.ticket_id, action=kind,
-            by=who.actor.name, actor=who.department, user=who.actor, at=self.http.clock(), note=mask_phones(note),
-            until=getattr(body, "until", None), approve=getattr(body, "approve", None),
-            passed=getattr(body, "passed", None), department=getattr(body, "department", None),
-            result=getattr(body, "result", None),
-        )
+            event_id=event_id, ticket_id=ticket.ticket_id, action=kind,
+            by=who.actor.name, actor=who.department, user=who.actor, holds=list(who.holds), at=self.http.clock(),
+            **fields)
         try:
             check(self.http.config, ticket, event)
         except Conflict as conflict:
             audit("refused", str(conflict))
-            raise ApiError(409, str(conflict), status=ticket.status.value, ticket=ticket_json(ticket)) from None
+            raise ApiError(409, str(conflict), status=ticket.status.value, ticket=ticket_json(ticket, who)) from None
         self.http.pipeline.send_command(event, ticket.dedup_key)
         try:
-            response = await self._outcome(ticket, event)
+            response = await self._outcome(ticket, event, who)
         except ApiError as refused:
             audit("refused", refused.error)
             raise
         audit("queued" if response.status == 202 else "ok", event.note)
         return response
 
-    async def _outcome(self, before: Ticket, event: TicketEvent) -> web.Response:
+    async def _outcome(self, before: Ticket, event: TicketEvent, who: Principal) -> web.Response:
         """Wait for the owning worker to apply the event, so the clerk sees the result."""
         deadline = asyncio.get_running_loop().time() + ACTION_WAIT_S
         while asyncio.get_running_loop().time() < deadline:
             rejected = await self.http.store.result(event.event_id)
             if rejected:
                 current = await self.http.store.get(before.ticket_id)
-                raise ApiError(409, rejected, status=current.status.value, ticket=ticket_json(current))
+                raise ApiError(409, rejected, status=current.status.value, ticket=ticket_json(current, who))
             current = await self.http.store.get(before.ticket_id)
             if current and any(h.event_id == event.event_id for h in current.history):
-                return self.json(ticket_json(current))
+                return self.json(ticket_json(current, who))
             await asyncio.sleep(0.02)
         return self.json({"accepted": True, "event_id": event.event_id,
                           "note": "queued; the ticket will change when the owning worker applies it"}, status=202)
 
 
+def command_event_id(who: Principal, client_id: str | None) -> str:
+    """The command's event id: from the client's own id when it sent one (so a resend is the same command, and
+    the ticket step applies it once: handlers/lifecycle.py replays an event id already in the history), scoped
+    to the person so that nobody's id can stand for another's; else a new one."""
+    if client_id is None:
+        return f"api-{uuid.uuid4().hex}"
+    return f"client-{who.actor.user_id}-{client_id}"
+
+
 def _period(query, now: datetime) -> tuple[datetime, datetime]:
-    try:
-        start = datetime.fromisoformat(query["from"]) if query.get("from") else now - timedelta(days=30)
-        end = datetime.fromisoformat(query["to"]) if query.get("to") else now + timedelta(seconds=1)
-    except ValueError:
-        raise ApiError(400, "from and to must be ISO 8601 times with an offset, e.g. 2026-11-01T00:00:00+08:00") from None
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ApiError(400, "from and to need a UTC offset")
+    start = time_param(query, "from") or now - timedelta(days=30)
+    end = time_param(query, "to") or now + timedelta(seconds=1)
     if end <= start:
         raise ApiError(400, "to must be after from")
     return start, end
@@ -514,9 +666,6 @@ def _period(query, now: datetime) -> tuple[datetime, datetime]:
 
 class Performance(JsonView):
     async def get(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._get, request)
-
-    async def _get(self, request: web.Request) -> web.Response:
         who = await self.http.authenticate(request)
         who.require(Can.read_tickets)
         only_params(request.query, {"from", "to"})

@@ -12,41 +12,32 @@ from handlers import cap
 from handlers.intake import Rejected
 from handlers.permissions import Can
 from schemas.enums import Severity
-from streams.http.api import ApiError, JsonView
+from streams.http.api import ApiError, JsonView, read_body
 
 # Refusals of the document itself (400) rather than of what it says (422).
 UNREADABLE = {"too_large": 413, "not_xml": 400, "forbidden_xml": 400}
 
 
 def feed_of(view: JsonView, request: web.Request) -> str:
-    """The feed whose token the request carries (the variables named in district.yaml), else 401."""
+    """The feed whose token the request carries (the variables named in district.yaml), else 401; a
+    refused token counts against the address's sign-in budget (429 once spent), as any credential does."""
+    http = view.http
+    http.before_credential(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing bearer token")
-    for name, feed in view.http.config.district.intake.cap_feeds.items():
+    for name, feed in http.config.district.intake.cap_feeds.items():
         known = os.environ.get(feed.token_env, "")
         if known and hmac.compare_digest(known.encode(), token.strip().encode()):
             return name
+    http.credential_refused(request)
     raise ApiError(401, "unknown token")
-
-
-async def read_document(request: web.Request) -> bytes:
-    length = request.content_length
-    if length is not None and length > cap.MAX_BYTES:
-        raise ApiError(413, f"body over {cap.MAX_BYTES} bytes")
-    raw = await request.content.read(cap.MAX_BYTES + 1)
-    if len(raw) > cap.MAX_BYTES:
-        raise ApiError(413, f"body over {cap.MAX_BYTES} bytes")
-    return raw
 
 
 class CapIngest(JsonView):
     async def post(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._post, request)
-
-    async def _post(self, request: web.Request) -> web.Response:
         feed = feed_of(self, request)
-        raw = await read_document(request)
+        raw = await read_body(request, cap.MAX_BYTES)
         try:
             received = await self.http.pipeline.warnings.receive(raw, feed)
         except Rejected as rejected:
@@ -65,10 +56,7 @@ class CapIngest(JsonView):
 
 
 class TicketCap(JsonView):
-    async def get(self, request: web.Request, ticket_id: str) -> web.Response:
-        return await self.guarded(self._get, request, ticket_id)
-
-    async def _get(self, request: web.Request, ticket_id: str) -> aioweb.Response:
+    async def get(self, request: web.Request, ticket_id: str) -> aioweb.Response:
         who = await self.http.authenticate(request)
         who.require(Can.read_tickets)
         ticket = await self.http.visible_ticket(ticket_id, who)

@@ -21,9 +21,6 @@ def layers_json(http) -> dict:
 
 class MapLayers(JsonView):
     async def get(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._get, request)
-
-    async def _get(self, request: web.Request) -> web.Response:
         await self.http.authenticate(request)
         only_params(request.query, set())
         return self.json(layers_json(self.http))

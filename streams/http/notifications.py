@@ -16,9 +16,6 @@ PARAMS = {"ticket_id", "since", "limit"}
 
 class Notifications(JsonView):
     async def get(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._get, request)
-
-    async def _get(self, request: web.Request) -> web.Response:
         who = await self.http.authenticate(request)
         who.require(Can.read_tickets)
         query = request.query
@@ -28,6 +25,7 @@ class Notifications(JsonView):
             raise ApiError(404, "notifications are not configured (no notify.yaml, or no channel URL set)")
         since = time_param(query, "since") or self.http.clock() - DEFAULT_SINCE
         limit = page_param(query, "limit", 200, MAX_ENTRIES)
+        self.http.charge_rows(who, limit)
         if query.get("ticket_id"):
             ticket = await self.http.visible_ticket(query["ticket_id"], who)
             entries = [e for e in await store.ticket_entries(ticket.ticket_id) if e.at >= since]

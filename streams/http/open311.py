@@ -8,6 +8,7 @@ are Open311's `[{"code", "description"}]` with the same 4xx status.
 from __future__ import annotations
 
 import hmac
+import math
 import os
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
@@ -20,9 +21,10 @@ from redis.exceptions import RedisError
 
 from handlers import open311
 from handlers.base import Context
+from handlers.instants import BadTime
 from handlers.intake import Rejected, to_incident
 from handlers.open311 import Invalid
-from streams.http.api import JsonView, caller_of, log, query_time
+from streams.http.api import ApiError, JsonView, caller_of, log, query_time, read_body, time_words
 from streams.open311_store import index_key, keep, request_key
 from streams.store import millis
 
@@ -35,11 +37,13 @@ MAX_CANDIDATES = 2000
 class Open311View(JsonView):
     """Open311's error form for every refusal; the rate limit of the other routes."""
 
-    async def open311(self, handler, *args) -> web.Response:
-        if self.http.limiter.allow(caller_of(args[0])):
-            return self.json([{"code": 429, "description": "too many requests"}], status=429)
+    async def guarded(self, handler, request: web.Request, **match: str) -> web.Response:
+        wait = self.http.limiter.allow(caller_of(request))
+        if wait:
+            return self.json([{"code": 429, "description": "too many requests"}], status=429,
+                             headers={"Retry-After": str(max(1, math.ceil(wait)))})
         try:
-            return await handler(*args)
+            return await handler(request, **match)
         except Invalid as exc:
             return self.json([{"code": exc.code, "description": exc.description}], status=exc.code)
         except (RedisError, OSError):
@@ -77,12 +81,18 @@ class Open311View(JsonView):
         return found
 
 
-def _client(view: Open311View, api_key: str) -> tuple[str, str]:
-    """(client name, channel) for an api_key of district.yaml `intake.open311`, else 403."""
+def _client(view: Open311View, request: web.Request, api_key: str) -> tuple[str, str]:
+    """(client name, channel) for an api_key of district.yaml `intake.open311`, else 403; a refused key
+    counts against the address's sign-in budget (429 once spent)."""
+    try:
+        view.http.before_credential(request)
+    except ApiError as throttled:
+        raise Invalid(429, throttled.error) from None
     for name, client in view.http.config.district.intake.open311.items():
         known = os.environ.get(client.key_env, "")
         if known and api_key and hmac.compare_digest(known.encode(), api_key.encode()):
             return name, client.channel
+    view.http.credential_refused(request)
     raise Invalid(403, "api_key missing or unknown")
 
 
@@ -99,10 +109,10 @@ def _fields(pairs: list[tuple[str, str]]) -> tuple[dict[str, str], dict[str, str
 
 
 async def _body(view: Open311View, request: web.Request) -> list[tuple[str, str]]:
-    limit = view.http.settings.max_body_bytes
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise Invalid(413, f"body over {limit} bytes")
+    try:
+        raw = await read_body(request, view.http.settings.max_body_bytes)
+    except ApiError as refused:
+        raise Invalid(refused.code, refused.error) from None
     kind = request.content_type
     try:
         text = raw.decode("utf-8")
@@ -131,9 +141,6 @@ async def _body(view: Open311View, request: web.Request) -> list[tuple[str, str]
 
 class Services(Open311View):
     async def get(self, request: web.Request, suffix: str) -> web.Response:
-        return await self.open311(self._get, request, suffix)
-
-    async def _get(self, request: web.Request, suffix: str) -> web.Response:
         rows = open311.services(self.http.config)
         if suffix == "xml":
             return aioweb.Response(body=open311.as_xml("services", "service", rows), content_type="text/xml",
@@ -145,16 +152,10 @@ class Services(Open311View):
 
 class Requests(Open311View):
     async def post(self, request: web.Request, suffix: str) -> web.Response:
-        return await self.open311(self._post, request, suffix)
-
-    async def get(self, request: web.Request, suffix: str) -> web.Response:
-        return await self.open311(self._list, request, suffix)
-
-    async def _post(self, request: web.Request, suffix: str) -> web.Response:
         if suffix != "json":
             raise Invalid(404, "requests.json only")
         fields, attributes = _fields(await _body(self, request))
-        client, channel = _client(self, fields.pop("api_key", "") or request.query.get("api_key", ""))
+        client, channel = _client(self, request, fields.pop("api_key", "") or request.query.get("api_key", ""))
         config = self.http.config
         wanted = open311.read_request(fields, attributes, config)
         now = self.http.clock()
@@ -169,12 +170,12 @@ class Requests(Open311View):
             incident = to_incident("city", raw, Context(config, now))
         except (ValidationError, Rejected) as exc:
             raise Invalid(400, str(exc).splitlines()[0][:300]) from None
-        await self.http.pipeline.raw_topics["city"].send(key=request_id.encode(), value=raw)
+        await self.http.pipeline.topics.raw["city"].send(key=request_id.encode(), value=raw)
         await keep(store, open311.record(report, incident, client), now)
         return self.json([{"service_request_id": request_id, "service_notice": open311.RECEIVED_NOTE,
                            "account_id": None}], status=201)
 
-    async def _list(self, request: web.Request, suffix: str) -> web.Response:
+    async def get(self, request: web.Request, suffix: str) -> web.Response:
         if suffix != "json":
             raise Invalid(404, "requests.json only")
         query = request.query
@@ -206,9 +207,6 @@ class Requests(Open311View):
 
 class RequestDetail(Open311View):
     async def get(self, request: web.Request, request_id: str) -> web.Response:
-        return await self.open311(self._one, request, request_id)
-
-    async def _one(self, request: web.Request, request_id: str) -> web.Response:
         records = await self._records([request_id]) if len(request_id) <= 64 else []
         if not records:
             raise Invalid(404, f"no service request {request_id[:64]}")
@@ -220,12 +218,9 @@ def _date(query, name: str) -> datetime | None:
     raw = query.get(name)
     if not raw:
         return None
-    try:
-        when = query_time(raw)
-    except ValueError:
-        raise Invalid(400, f"{name} must be a W3C date-time, e.g. 2026-12-01T08:30:00+08:00") from None
-    if when.utcoffset() is None:
-        raise Invalid(400, f"{name} needs a UTC offset")
+    when = query_time(raw)
+    if isinstance(when, BadTime):
+        raise Invalid(400, time_words(when, name, "a W3C date-time"))
     return when
 
 

@@ -2,23 +2,31 @@
 leadership's own decision (POST), published to soc.response under the `manual` trigger."""
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Annotated, Literal
 
 import orjson
 from faust import web
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from handlers import response
 from handlers.permissions import Can
-from schemas.response import COLOUR, MANUAL, NUMBER, RANK, ResponseChange
+from handlers.privacy import mask_personal
+from schemas.enums import Hazard
+from schemas.response import COLOUR, MANUAL, NUMBER, RANK, LevelDecision, ResponseChange
 from streams.http.api import ApiError, Body, JsonView, validate
 
 HISTORY = 50
+# How long a decision waits to be in the history this worker reads before it is answered 202 (taken, pending).
+WAIT_S = 10
 
 
 class LevelBody(Body):
     level: Literal["I", "II", "III", "IV", "none"]
-    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(mask_personal)]
+    # The hazard the level is for: it starts that hazard's level-triggered plans (plans.yaml).
+    hazard: Hazard | None = None
 
 
 def state_json(view: JsonView, histories: dict[str, list[ResponseChange]]) -> dict:
@@ -38,29 +46,28 @@ def state_json(view: JsonView, histories: dict[str, list[ResponseChange]]) -> di
 
 class Response(JsonView):
     async def get(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._get, request)
+        await self.http.authenticate(request)
+        return self.json(state_json(self, self.http.pipeline.books.response.by_key()))
 
     async def post(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._post, request)
-
-    async def _get(self, request: web.Request) -> web.Response:
-        await self.http.authenticate(request)
-        return self.json(state_json(self, self.http.pipeline.response.by_key()))
-
-    async def _post(self, request: web.Request) -> web.Response:
         who = await self.http.authenticate(request)
         if not who.reads_all:
             raise ApiError(403, "only the operations centre or the leadership sets the response level")
         who.require(Can.set_response)
         body = validate(LevelBody, await self.http.read_json(request))
-        histories = self.http.pipeline.response.by_key()
         change = ResponseChange(at=self.http.clock(), level=None if body.level == "none" else body.level,
-                                reason=body.reason, trigger=MANUAL, by=who.actor.name)
-        manual = [*histories.get(MANUAL, []), change]
-        await self.http.pipeline.response_topic.send(
-            key=MANUAL.encode(), value=orjson.dumps([c.model_dump(mode="json") for c in manual]))
+                                reason=body.reason, trigger=MANUAL, by=who.actor.name, hazard=body.hazard)
+        decision = LevelDecision(event_id=f"api-{uuid.uuid4().hex}", change=change)
+        await self.http.pipeline.topics.ticket_events.send(key=response.DECISIONS_KEY.encode(),
+                                                           value=decision.model_dump_json().encode())
         self.http.audit(request, "action", "response.set", who, target=body.level, detail=body.reason)
-        return self.json(state_json(self, {**histories, MANUAL: manual}), status=201)
-
+        # The ticket step adds it to the history every worker reads: answered once this worker reads it too.
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while asyncio.get_running_loop().time() < deadline:
+            histories = self.http.pipeline.books.response.by_key()
+            if change in histories.get(MANUAL, []):
+                return self.json(state_json(self, histories), status=201)
+            await asyncio.sleep(0.05)
+        return self.json({"accepted": True}, status=202)
 
 ROUTES = [("/api/response", "response", Response)]

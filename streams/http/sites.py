@@ -8,14 +8,15 @@ import uuid
 from typing import Annotated
 
 from faust import web
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from handlers.permissions import Can
-from handlers.sites import problems
+from handlers.privacy import mask_personal
+from handlers.sites import permit_state, problems
 from schemas.enums import OPS_CENTRE
 from schemas.raw import Lat, Lon, PermitTime, ShortText, SiteKind, SiteRegistration, SiteStatus, WorkHours
 from streams.http.api import ApiError, Body, JsonView, Principal, only_params, validate
-from streams.http.board import _static
+from streams.http import pages
 
 REGISTRARS = ("construction_safety", OPS_CENTRE)
 PUBLISHED_WAIT_S = 5.0
@@ -23,8 +24,8 @@ PUBLISHED_WAIT_S = 5.0
 
 class SiteSpec(Body):
     site_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] | None = None
-    name: ShortText
-    contractor: ShortText
+    name: Annotated[ShortText, AfterValidator(mask_personal)]  # a contact's number written into a name
+    contractor: Annotated[ShortText, AfterValidator(mask_personal)]
     kind: SiteKind
     lat: Lat
     lon: Lon
@@ -59,36 +60,36 @@ def _checked(view: JsonView, data: dict) -> SiteRegistration:
     return site
 
 
+def site_json(view: JsonView, site: SiteRegistration) -> dict:
+    """A registration as the page reads it: with whether its permit is in force today (the district's day)."""
+    state = permit_state(site, view.http.clock(), view.http.config.district.tz)
+    return {**site.model_dump(mode="json"), "permit_state": state.value}
+
+
 async def _publish(view: JsonView, site: SiteRegistration) -> dict:
     pipeline = view.http.pipeline
-    await pipeline.sites_topic.send(key=site.site_id.encode(), value=site.model_dump_json().encode())
+    await pipeline.topics.sites.send(key=site.site_id.encode(), value=site.model_dump_json().encode())
     deadline = asyncio.get_running_loop().time() + PUBLISHED_WAIT_S
-    while pipeline.whitelist.get(site.site_id) != site and asyncio.get_running_loop().time() < deadline:
+    while pipeline.books.sites.get(site.site_id) != site and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.02)
-    return site.model_dump(mode="json")
+    return site_json(view, site)
 
 
 class SiteList(JsonView):
     async def get(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._get, request)
-
-    async def post(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._post, request)
-
-    async def _get(self, request: web.Request) -> web.Response:
         await _registrar(self, request)
         only_params(request.query, {"status"})
         wanted = request.query.get("status")
         if wanted and wanted not in SiteStatus.__members__:
             raise ApiError(400, f"status must be one of {', '.join(SiteStatus.__members__)}")
-        sites = sorted(self.http.pipeline.whitelist.values(), key=lambda s: s.site_id)
-        return self.json({"sites": [s.model_dump(mode="json") for s in sites if not wanted or s.status.value == wanted]})
+        sites = sorted(self.http.pipeline.books.sites.values(), key=lambda s: s.site_id)
+        return self.json({"sites": [site_json(self, s) for s in sites if not wanted or s.status.value == wanted]})
 
-    async def _post(self, request: web.Request) -> web.Response:
+    async def post(self, request: web.Request) -> web.Response:
         who = await _registrar(self, request)
         spec = validate(SiteSpec, await self.http.read_json(request))
         site_id = spec.site_id or f"S{self.http.clock():%Y%m%d}-{uuid.uuid4().hex[:6]}"
-        if site_id in self.http.pipeline.whitelist:
+        if site_id in self.http.pipeline.books.sites:
             raise ApiError(409, f"site {site_id} is already registered: PATCH /api/sites/{site_id} changes it")
         site = _checked(self, {**spec.model_dump(), "site_id": site_id})
         published = await _publish(self, site)
@@ -97,23 +98,17 @@ class SiteList(JsonView):
 
 
 class SiteDetail(JsonView):
-    async def get(self, request: web.Request, site_id: str) -> web.Response:
-        return await self.guarded(self._get, request, site_id)
-
-    async def patch(self, request: web.Request, site_id: str) -> web.Response:
-        return await self.guarded(self._patch, request, site_id)
-
     def _site(self, site_id: str) -> SiteRegistration:
-        site = self.http.pipeline.whitelist.get(site_id) if len(site_id) <= 200 else None
+        site = self.http.pipeline.books.sites.get(site_id) if len(site_id) <= 200 else None
         if site is None:
             raise ApiError(404, f"no site {site_id[:200]}")
         return site
 
-    async def _get(self, request: web.Request, site_id: str) -> web.Response:
+    async def get(self, request: web.Request, site_id: str) -> web.Response:
         await _registrar(self, request)
-        return self.json(self._site(site_id).model_dump(mode="json"))
+        return self.json(site_json(self, self._site(site_id)))
 
-    async def _patch(self, request: web.Request, site_id: str) -> web.Response:
+    async def patch(self, request: web.Request, site_id: str) -> web.Response:
         who = await _registrar(self, request)
         site = self._site(site_id)
         patch = validate(SitePatch, await self.http.read_json(request)).model_dump(exclude_none=True)
@@ -127,7 +122,7 @@ class SiteDetail(JsonView):
 
 class SitesPage(web.View):
     async def get(self, request: web.Request):
-        return _static("sites.html")
+        return pages.page("sites")
 
 
 # Before the ticket API's routes, which held GET /api/sites/{site_id} (now here, with PATCH).

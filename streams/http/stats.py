@@ -2,24 +2,32 @@
 centre and the district leadership.
 
 `GET /api/stats` gives every chart's figures in one answer; `GET /api/stats/daily?date=` the report of
-one day in the district's time zone. The department rates come from the gauge facts through
-handlers.performance exactly as `/api/performance` computes them, so a chart and the API agree.
+one duty day in the district's time zone (handlers/daily.py), `GET /api/stats/daily.pdf` the same as an A4
+PDF; `GET /api/hotspots` the recurring places (高发点位, handlers/hotspots.py) drawn on the page's map;
+`GET /api/stats/seasons?category=` each category's reports by week of the year and hour of the day
+(handlers/seasons.py) for the page's seasonal chart. The
+department rates come from the gauge facts through handlers.performance exactly as `/api/performance`
+computes them, so a chart and the API agree.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import asyncio
+from collections import defaultdict
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
+from typing import get_args
 
+from aiohttp import web as aioweb
 from faust import web
 
-from handlers import performance
+from handlers import hotspots as recurring_places
+from handlers import daily, daily_pdf, duty, instants, opened, performance, response, seasons
 from handlers.permissions import Can
-from handlers.privacy import mask_phones
-from schemas.enums import Severity, Source
+from handlers.privacy import mask_personal
+from schemas.enums import Category, Severity, Source
 from schemas.records import Ticket
 from streams.http.api import ApiError, JsonView, only_params
-from streams.http.board import _static
+from streams.http import pages
 from streams.stats_store import StatsStore
 
 WINDOWS_DAYS = (7, 30)
@@ -45,15 +53,9 @@ def district_rates(raws: list[bytes], start: datetime, end: datetime, now: datet
 
 def hourly(tickets: list[Ticket], start: datetime, zone) -> dict:
     """Tickets opened per hour from `start` (an hour boundary), by source and by severity."""
-    hours = [(start + timedelta(hours=h)).astimezone(zone) for h in range(HOURS)]
-    by_source = {s: [0] * HOURS for s in SOURCES}
-    by_severity = {s: [0] * HOURS for s in SEVERITIES}
-    for t in tickets:
-        slot = int((t.dispatched_at - start) // timedelta(hours=1))
-        if 0 <= slot < HOURS:
-            by_source[t.source.value][slot] += 1
-            by_severity[t.severity.value][slot] += 1
-    return {"hours": [h.isoformat() for h in hours], "by_source": by_source, "by_severity": by_severity}
+    found = opened.per_slot(tickets, start, HOURS)
+    return {"hours": [h.astimezone(zone).isoformat() for h in found["starts"]], "by_source": found["by_source"],
+            "by_severity": found["by_severity"]}
 
 
 def hotspots(tickets: list[Ticket], limit: int = HOTSPOTS) -> list[dict]:
@@ -64,7 +66,7 @@ def hotspots(tickets: list[Ticket], limit: int = HOTSPOTS) -> list[dict]:
     rows = []
     for key, group in groups.items():
         latest = max(group, key=lambda t: t.dispatched_at)
-        rows.append({"dedup_key": key, "title": mask_phones(latest.title), "community": latest.community,
+        rows.append({"dedup_key": key, "title": mask_personal(latest.title), "community": latest.community,
                      "source": latest.source.value, "category": latest.category.value,
                      "tickets": len(group), "reports": sum(t.occurrences for t in group),
                      "last_dispatched_at": latest.dispatched_at.isoformat()})
@@ -83,52 +85,6 @@ def open_by_age(tickets: list[Ticket], now: datetime) -> dict:
     return {"buckets": [name for name, _ in AGE_BUCKETS], "by_severity": by_severity}
 
 
-def handling(t: Ticket) -> dict:
-    """A ticket as the daily report lists it: its course, no personal data."""
-    return {
-        "ticket_id": t.ticket_id, "title": mask_phones(t.title), "source": t.source.value, "severity": t.severity.value,
-        "category": t.category.value, "community": t.community, "department": t.department, "status": t.status.value,
-        "escalation": t.escalation.value, "occurrences": t.occurrences,
-        **{f: (getattr(t, f).isoformat() if getattr(t, f) else None)
-           for f in ("dispatched_at", "accept_due", "accepted_at", "resolve_due", "resolved_at", "closed_at")},
-        "history": [{"at": h.at.isoformat(), "by": mask_phones(h.by), "action": h.action, "note": mask_phones(h.note)}
-                    for h in t.history if h.action != "occurrence"],
-    }
-
-
-def overdue(t: Ticket, now: datetime) -> list[str]:
-    """The deadlines a ticket missed ("accept", "resolve"), as of `now`."""
-    missed = []
-    if (t.accepted_at > t.accept_due) if t.accepted_at is not None else (t.status.value == "dispatched" and t.accept_due < now):
-        missed.append("accept")
-    if (t.resolved_at > t.resolve_due) if t.resolved_at is not None else (t.is_open and t.resolve_due < now):
-        missed.append("resolve")
-    return missed
-
-
-def daily_report(tickets: list[Ticket], rows: dict, day: date, start: datetime, end: datetime, now: datetime) -> dict:
-    matrix = {s: {v: 0 for v in SEVERITIES} for s in SOURCES}
-    reports = Counter()
-    for t in tickets:
-        matrix[t.source.value][t.severity.value] += 1
-        reports[t.source.value] += t.occurrences
-    red = sorted((t for t in tickets if t.severity is Severity.red), key=lambda t: (t.dispatched_at, t.ticket_id))
-    late = sorted(((t, overdue(t, now)) for t in tickets), key=lambda p: (p[0].dispatched_at, p[0].ticket_id))
-    return {
-        "date": day.isoformat(), "from": start.isoformat(), "to": end.isoformat(), "generated_at": now.isoformat(),
-        "counts": {
-            "total": len(tickets),
-            "by_source": {s: sum(matrix[s].values()) for s in SOURCES},
-            "by_severity": {v: sum(matrix[s][v] for s in SOURCES) for v in SEVERITIES},
-            "matrix": matrix,
-            "reports_by_source": {s: reports[s] for s in SOURCES},
-        },
-        "red": [handling(t) for t in red],
-        "overdue": [{**handling(t), "missed": missed} for t, missed in late if missed],
-        "departments": [row.as_dict() for _, row in sorted(rows.items())],
-    }
-
-
 class StatsView(JsonView):
     async def allowed(self, request) -> None:
         who = await self.http.authenticate(request)
@@ -143,9 +99,6 @@ class StatsView(JsonView):
 
 class Stats(StatsView):
     async def get(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._get, request)
-
-    async def _get(self, request: web.Request) -> web.Response:
         await self.allowed(request)
         only_params(request.query, set())
         now = self.http.clock()
@@ -181,44 +134,136 @@ def _day(query, today: date) -> date:
     raw = query.get("date")
     if not raw:
         return today
-    try:
-        return date.fromisoformat(raw) if len(raw) == 10 else _bad_date()
-    except ValueError:
-        return _bad_date()
-
-
-def _bad_date():
-    raise ApiError(400, "date must be a day YYYY-MM-DD, e.g. 2026-12-01")
+    found = instants.day(raw)
+    if isinstance(found, instants.BadTime):
+        raise ApiError(400, "date must be a day YYYY-MM-DD, e.g. 2026-12-01" if found.problem is not
+                       instants.TimeProblem.out_of_range else f"date must be a day {found.range_text}")
+    return found
 
 
 class DailyReport(StatsView):
     async def get(self, request: web.Request) -> web.Response:
-        return await self.guarded(self._get, request)
-
-    async def _get(self, request: web.Request) -> web.Response:
         await self.allowed(request)
-        only_params(request.query, {"date"})
+        only_params(request.query, {"date", "period"})
+        return self.json(await self.report(request.query))
+
+    async def report(self, query) -> dict:
+        """The report of the day `date=` names (today by default) in the district's time zone: the calendar
+        day (`period=day`, the default) or the duty officer's shift that starts that day (`period=shift`)."""
         now = self.http.clock()
-        zone = self.http.config.district.tz
-        day = _day(request.query, now.astimezone(zone).date())
+        config = self.http.config
+        zone = config.district.tz
+        day = _day(query, now.astimezone(zone).date())
+        period = query.get("period", "day")
+        if period not in get_args(daily.Period):
+            raise ApiError(400, "period must be day or shift")
         start = datetime.combine(day, time(0), zone)
         end = start + timedelta(days=1)
+        if period == "shift":
+            shift = daily.shift_of(config.district, day)
+            if shift is None:
+                raise ApiError(400, f"no duty officer's shift starts on {day.isoformat()}")
+            start, end = shift
         if start > now:
-            raise ApiError(400, f"{day.isoformat()} has not begun yet in {self.http.config.district.timezone}")
+            what = day.isoformat() if period == "day" else f"the shift of {day.isoformat()}"
+            raise ApiError(400, f"{what} has not begun yet in {config.district.timezone}")
+        pipeline = self.http.pipeline
         tickets = await self.stats.dispatched(start, end)
         rows = performance.gauges(await self.stats.gauge_facts(), start, end, now,
-                                  self.http.config.routing.followup.basically_satisfied_counts).rows
-        return self.json(daily_report(tickets, rows, day, start, end, now))
+                                  config.routing.followup.basically_satisfied_counts).rows
+        return daily.report(
+            config.district, day=day, period=period, start=start, end=end, now=now, tickets=tickets,
+            open_now=await self.stats.many(await self.stats.open_ids()), rows=rows,
+            cap_records=pipeline.books.cap.all(), histories=pipeline.books.response.by_key(),
+            hold=response.hold_of(config), handovers=await self.http.store.handovers(start, end),
+            stretches=duty.shifts(config.district, start, end))
+
+
+class DailyPdf(DailyReport):
+    """The same report as an A4 PDF (handlers/daily_pdf.py), `lang=zh` (default) or `en`, as a download."""
+
+    async def get(self, request: web.Request) -> aioweb.Response:
+        await self.allowed(request)
+        only_params(request.query, {"date", "period", "lang"})
+        lang = request.query.get("lang", "zh")
+        if lang not in ("zh", "en"):
+            raise ApiError(400, "lang must be zh or en")
+        report = await self.report(request.query)
+        # Laid out in a thread: a storm's report takes a moment, and the worker's streams go on meanwhile.
+        body = await asyncio.to_thread(daily_pdf.render, self.http.config.district, report, lang)
+        suffix = ("-shift" if report["period"] == "shift" else "") + ("-en" if lang == "en" else "")
+        name = f"daily-report-{report['date']}{suffix}.pdf"
+        return aioweb.Response(body=body, content_type="application/pdf",
+                               headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def place_json(place: recurring_places.Place) -> dict:
+    return {"category": place.category.value, "lat": place.lat, "lon": place.lon,
+            "rules": [r.value for r in place.rules], "count": place.count, "storms": place.storms,
+            "open": place.open, "last_dates": list(place.last_dates), "departments": list(place.departments),
+            "ticket_ids": list(place.ticket_ids), "last_opened_at": place.last_opened_at.isoformat()}
+
+
+class Hotspots(StatsView):
+    """The recurring places (高发点位) as of now, by rules.yaml `hotspots`; `category=` narrows them to one."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        await self.allowed(request)
+        only_params(request.query, {"category"})
+        wanted = request.query.get("category")
+        if wanted is not None and wanted not in Category.__members__:
+            raise ApiError(400, f"category must be one of: {', '.join(Category.__members__)}")
+        now = self.http.clock()
+        config = self.http.config
+        rules = config.rules.hotspots
+        pipeline = self.http.pipeline
+        storms = recurring_places.storms(pipeline.books.response.by_key(), response.hold_of(config),
+                                         recurring_places.rainstorm_warnings(pipeline.books.cap.all()))
+        stored = await self.stats.facts_by_id()
+        facts = {ticket_id: performance.stored_facts(raw) for ticket_id, raw in stored.items()}
+        places = recurring_places.recurring(recurring_places.sightings(facts), storms, rules, now, config.district.tz)
+        over = [s for s in storms if s.end is not None and s.end <= now]
+        return self.json({
+            "generated_at": now.isoformat(), "timezone": config.district.timezone,
+            "rules": {"radius_m": rules.radius_m, "min_count": rules.min_count, "days": rules.days,
+                      "storms": rules.storms, "categories": [c.value for c in rules.categories]},
+            "storms": [{"from": s.start.isoformat(), "to": s.end.isoformat()} for s in over[-rules.storms:]]
+            if rules.storms else [],
+            "places": [place_json(p) for p in places if wanted is None or p.category.value == wanted],
+        })
+
+
+class Seasons(StatsView):
+    """Each category's reports by ISO week of the year and by hour of the day, in the district's time, over
+    the history the store retains (handlers/seasons.py); `category=` narrows them to one."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        await self.allowed(request)
+        only_params(request.query, {"category"})
+        wanted = request.query.get("category")
+        if wanted is not None and wanted not in Category.__members__:
+            raise ApiError(400, f"category must be one of: {', '.join(Category.__members__)}")
+        config = self.http.config
+        facts = [performance.stored_facts(raw) for raw in await self.stats.gauge_facts()]
+        found = seasons.seasons(facts, config.district.tz, Category(wanted) if wanted else None)
+        return self.json({
+            "generated_at": self.http.clock().isoformat(), "timezone": config.district.timezone,
+            "from": found.first.isoformat() if found.first else None,
+            "to": found.last.isoformat() if found.last else None,
+            "weeks": seasons.WEEKS, "hours": seasons.HOURS,
+            "categories": [{"category": p.category.value, "total": p.total, "by_week": list(p.by_week),
+                            "by_hour": list(p.by_hour)} for p in found.patterns],
+        })
 
 
 class StatsPage(web.View):
     async def get(self, request: web.Request):
-        return _static("stats.html")
+        return pages.page("stats")
 
 
 class DailyPage(web.View):
     async def get(self, request: web.Request):
-        return _static("daily.html")
+        return pages.page("daily")
 
 
 ROUTES = [
@@ -226,4 +271,7 @@ ROUTES = [
     ("/stats/daily", "daily-page", DailyPage),
     ("/api/stats", "stats", Stats),
     ("/api/stats/daily", "stats-daily", DailyReport),
+    ("/api/stats/daily.pdf", "stats-daily-pdf", DailyPdf),
+    ("/api/hotspots", "hotspots", Hotspots),
+    ("/api/stats/seasons", "stats-seasons", Seasons),
 ]

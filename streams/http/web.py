@@ -24,7 +24,7 @@ from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from streams.http.api import JsonView
+from streams.http.api import HttpView
 
 
 async def _broker_reachable(servers: list[str], timeout: float = 1.0) -> bool:
@@ -100,7 +100,7 @@ def _readiness(pipeline) -> ReadinessCollector:
     return collector
 
 
-class Healthz(JsonView):
+class Healthz(HttpView):
     """Fails once an agent crashed (the process exits moments later, so the orchestrator restarts it)."""
 
     def __init_subclass__(cls, **kw):
@@ -118,7 +118,7 @@ class Healthz(JsonView):
         return self.json({"status": "ok"})
 
 
-class Readyz(JsonView):
+class Readyz(HttpView):
     """Can serve HTTP: 200 through rebalances and recovery; assignment is reported, not required."""
 
     async def get(self, request: web.Request) -> web.Response:
@@ -130,7 +130,7 @@ class Readyz(JsonView):
                          status=200 if ready else 503)
 
 
-class ReadyzProcessing(JsonView):
+class ReadyzProcessing(HttpView):
     """Processing: serving, plus partitions held and tables recovered."""
 
     async def get(self, request: web.Request) -> web.Response:
@@ -152,6 +152,6 @@ ROUTES = [
     ("/readyz", "readyz", Readyz),
     ("/readyz/processing", "readyz_processing", ReadyzProcessing),
 ]
-# With Faust's sensors on, Faust serves /metrics itself (streams/topology/app.py); soc_worker_ready
+# With Faust's sensors on, Faust serves /metrics itself (streams/topology/settings.py); soc_worker_ready
 # is then refreshed by /readyz calls only (the readinessProbe makes one every 5 s).
 METRICS_ROUTE = ("/metrics", "metrics", Metrics)

@@ -1,17 +1,23 @@
-"""`soc` command: dev, worker, users, simulate, send, check-config, topics, rebuild, repartition, bench."""
+"""`soc` command: dev, worker, users, simulate, send, check-config, topics, rebuild, repartition."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import secrets
+import shlex
 import signal
 import sys
 import time
 from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
+from schemas.accounts import User, UserRole
 from schemas.config import Config, ConfigError, load_config
+from schemas.enums import OPS_CENTRE
 from streams.clock import utc_now
 from streams.ops import users
 
@@ -68,28 +74,49 @@ def aware_time(text: str) -> datetime:
     return when
 
 
-# sysexits' EX_CONFIG: a worker with no way for anyone to sign in would answer 401 to everyone.
+# sysexits' EX_CONFIG: a worker nobody can act for would answer 401 to everyone.
 NO_CREDENTIALS_EXIT_CODE = 78
+# Who can act for the centre from the account store: a duty officer, or an admin who can add one.
+CENTRE_PEOPLE = frozenset({UserRole.duty_officer, UserRole.admin})
 
 
-def missing_credentials(settings) -> str | None:
-    """Why the worker must not start for lack of API credentials, or None."""
-    from schemas.enums import OPS_CENTRE
+def missing_credentials(config: Config, environ: Mapping[str, str], users: Iterable[User], prefix: str) -> str | None:
+    """Why the worker must not start, or None: it may when the centre's service token is set, or when the
+    account store under `prefix` holds an active duty officer or admin."""
+    token_env = config.district.departments[OPS_CENTRE].token_env
+    if environ.get(token_env, "").strip() or any(u.role in CENTRE_PEOPLE and not u.disabled for u in users):
+        return None
+    return (f"运行中心无人可用：没有在用的值班员或管理员账号，也没有设置 {token_env} "
+            f"(no person and no service credential can act for {OPS_CENTRE}: no active duty officer or admin "
+            f"in Redis under {prefix}, and {token_env} is not set). Add a duty officer with "
+            f"`soc users add NAME --name 姓名 --department {OPS_CENTRE} --role duty_officer` "
+            f"(same SOC_REDIS_URL and SOC_REDIS_PREFIX), or set {token_env}.")
 
-    centre = load_config(settings.config_dir).district.departments[OPS_CENTRE]
-    if not os.environ.get(centre.token_env, "").strip():
-        return (f"no API credentials: {centre.token_env} (the operations centre's token, district.yaml) is not set; "
-                "without it nobody can use the board or verify a ticket")
-    return None
+
+def credentials_exit_code(settings) -> int:
+    """0 when someone can act for the centre; else the reason on stderr and 78 (1 when Redis, asked
+    because the centre's token is not set, does not answer)."""
+    config = load_config(settings.config_dir)
+    why = missing_credentials(config, os.environ, (), settings.redis_prefix)
+    if why:  # the centre's token is not set: the account store may hold someone
+        try:
+            why = missing_credentials(config, os.environ, users.all_users(settings, config), settings.redis_prefix)
+        except (RedisError, OSError) as exc:
+            print(f"cannot read the accounts in {settings.redis_url.rsplit('@', 1)[-1]} to see who can act for "
+                  f"{OPS_CENTRE}: {exc}", file=sys.stderr)
+            return 1
+    if why:
+        print(why, file=sys.stderr)
+        return NO_CREDENTIALS_EXIT_CODE
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.settings import Settings
 
-    why = missing_credentials(Settings())
-    if why:
-        print(why, file=sys.stderr)
-        return NO_CREDENTIALS_EXIT_CODE
+    code = credentials_exit_code(Settings())
+    if code:
+        return code
     # The worker owns its start: its topics exist, as configured, before Faust starts.
     from streams.ops.bootstrap import ensure_topics_or_exit_code
 
@@ -155,10 +182,29 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.ops.sim_runner import BadVolume, BrokerUnreachable, run
     from streams.settings import Settings
-    from streams.ops.simulator import run
 
-    return run(Settings(), rate=args.rate, duration=args.duration, scenario=args.scenario, seed=args.seed)
+    try:
+        run(Settings(), rate=args.rate, duration=args.duration, scenario=args.scenario, seed=args.seed,
+            intensity=args.intensity)
+    except ConfigError as exc:
+        return report(exc.errors)
+    except BadVolume as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except BrokerUnreachable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_volume_arguments(p: argparse.ArgumentParser) -> None:
+    volume = p.add_mutually_exclusive_group()
+    volume.add_argument("--intensity", type=float, default=1.0,
+                        help="multiplies a sub-district's report rates (default 1; e.g. 10 for a load test)")
+    volume.add_argument("--rate", type=float, default=None,
+                        help="instead: the four sources mixed at this many events per second (throughput tests)")
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -209,6 +255,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     secrets_env = {**{intake.open311[n].key_env: k for n, k in open311_keys.items()},
                    **{intake.cap_feeds[n].token_env: t for n, t in feed_tokens.items()},
                    **({config.district.wall_token_env: wall_token} if wall_token else {})}
+    env_file = None
     stack = Stack.start(partitions=args.partitions, config_dir=Path(args.config_dir).resolve(),
                         redis_prefix=f"soc-dev-{os.getpid()}", extra_env={**tokens, **secrets_env})
     try:
@@ -218,7 +265,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(f"logs     {stack.log_dir}")
         print("waiting for the worker to join its consumer group (about 30 s on Tansu)...", flush=True)
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/readyz/processing"), 180, "the worker to be ready", 0.5)
-        stack.processes.append(spawn("simulator", [*soc_command(), "simulate", "--rate", str(args.rate), "--scenario", args.scenario],
+        env_file = write_env_file(Path(args.env_file), {
+            "SOC": f"http://127.0.0.1:{port}", "SOC_KAFKA_BROKERS": stack.bootstrap, "SOC_REDIS_URL": stack.redis_url,
+            "SOC_REDIS_PREFIX": stack.redis_prefix, "SOC_CONFIG_DIR": str(stack.config_dir), **tokens, **secrets_env})
+        volume = ["--rate", str(args.rate)] if args.rate is not None else ["--intensity", str(args.intensity)]
+        stack.processes.append(spawn("simulator", [*soc_command(), "simulate", *volume, "--scenario", args.scenario],
                                      stack.log_dir, stack.env()))
         print(f"\nboard    http://127.0.0.1:{port}/\ninbox    http://127.0.0.1:{port}/inbox\nsites    http://127.0.0.1:{port}/sites\nstats    http://127.0.0.1:{port}/stats  (leadership view; daily report at /stats/daily)")
         print(f"api      http://127.0.0.1:{port}/api/tickets\nmetrics  http://127.0.0.1:{port}/metrics\n")
@@ -237,7 +288,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print("CAP feed tokens (POST /api/ingest/cap, Authorization: Bearer <token>):")
         for name, token in feed_tokens.items():
             print(f"  {name:<22} {token}")
-        print(f"\ntry: curl -H 'Authorization: Bearer {tokens[config.district.departments['flood_control'].token_env]}'"
+        print(f"\nin another shell, for soc and curl against this stack: . {shlex.quote(str(args.env_file))}\n"
+              f"  (SOC=http://127.0.0.1:{port}, SOC_KAFKA_BROKERS, SOC_REDIS_URL, SOC_REDIS_PREFIX and the tokens above)")
+        print(f"try: curl -H 'Authorization: Bearer {tokens[config.district.departments['flood_control'].token_env]}'"
               f" http://127.0.0.1:{port}/api/tickets\nCtrl-C stops everything.", flush=True)
         while worker.popen.poll() is None:
             time.sleep(0.5)
@@ -247,9 +300,32 @@ def cmd_dev(args: argparse.Namespace) -> int:
         return 0
     finally:
         print("stopping...", file=sys.stderr)
+        if env_file:
+            remove_env_file(env_file)
         stack.stop()
         print(f"removed {forget_keys(stack.redis_url, stack.redis_prefix)} keys of {stack.redis_prefix} from Redis",
               file=sys.stderr)
+
+
+def write_env_file(path: Path, env: Mapping[str, str]) -> tuple[Path, str]:
+    """The stack's addresses and demo secrets as `export` lines, for a second shell to source: the examples in
+    the docs read them from there. Readable by its owner only, as it holds the demo's tokens."""
+    text = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return path, text
+
+
+def remove_env_file(written: tuple[Path, str]) -> None:
+    """Remove the file unless another `soc dev` has written its own there since."""
+    path, text = written
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def forget_keys(redis_url: str, prefix: str) -> int:
@@ -274,12 +350,6 @@ def forget_keys(redis_url: str, prefix: str) -> int:
     return removed
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from bench import harness  # importable: main() put the repository root on sys.path
-
-    return harness.report(harness.run(harness.options_from(args)))
-
-
 def main(argv: list[str] | None = None) -> int:
     from streams.settings import Settings
 
@@ -290,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("dev", help="embedded broker + Redis + worker + simulator")
     p.add_argument("--port", type=int, default=defaults.web_port, help="worker web port (default SOC_WEB_PORT or 6066)")
-    p.add_argument("--rate", type=float, default=5.0, help="simulated events per second")
+    add_volume_arguments(p)
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--config-dir", default=default_config)
     p.add_argument("--demo-receiver", action="store_true",
@@ -298,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenario", choices=["normal", "rainstorm", "rush_hour"], default="normal",
                    help="the simulator's scenario")
     p.add_argument("--demo-receiver-port", type=int, default=6070)
+    p.add_argument("--env-file", default="soc-dev.env",
+                   help="where to write the stack's SOC_* settings and demo tokens for `. soc-dev.env` in another "
+                        "shell (default soc-dev.env in the current directory; removed on exit)")
     p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("users", help="accounts in SOC_REDIS_URL: add, disable, enable, reset, token, revoke, list")
@@ -307,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("worker", help="run one worker against SOC_KAFKA_BROKERS and SOC_REDIS_URL")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("simulate", help="produce realistic traffic for all sources and the whitelist")
-    p.add_argument("--rate", type=float, default=5.0, help="events per second")
+    p = sub.add_parser("simulate", help="produce a sub-district's traffic for all sources and the whitelist")
+    add_volume_arguments(p)
     p.add_argument("--duration", type=float, default=0, help="seconds, 0 = until Ctrl-C")
     p.add_argument("--scenario", choices=["normal", "rainstorm", "rush_hour"], default="normal")
     p.add_argument("--seed", type=int, default=None)
@@ -332,23 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("repartition", help="workers stopped: move the ticket table to a new app id with more "
-                                           "partitions and grow the keyed topics (deploy/README.md, Scaling)")
+                                           "partitions and grow the keyed topics (docs/operations/scaling.md)")
     p.add_argument("--partitions", type=int, required=True, help="the new SOC_PARTITIONS")
     p.add_argument("--to-app-id", required=True, help="the new SOC_APP_ID (its changelog and consumer group)")
     p.set_defaults(func=cmd_repartition)
-
-    from streams.settings import REPO_ROOT
-
-    if str(REPO_ROOT) not in sys.path:  # bench/ lives beside the installed packages, not in them
-        sys.path.insert(0, str(REPO_ROOT))
-    try:
-        from bench.harness import add_arguments as add_bench_arguments
-    except ImportError:  # an install without the repository's bench/ directory
-        add_bench_arguments = None
-    if add_bench_arguments:
-        p = sub.add_parser("bench", help="benchmark: raw aiokafka baseline, pipeline, latency, scale, soak")
-        add_bench_arguments(p)
-        p.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -3,11 +3,14 @@
 Two parts:
 
 - `Simulator`: a pure, seeded generator (no I/O, no clock of its own). `whitelist(now)` gives the
-  site registrations, `next_batch(now, n)` gives `(source, payload)` pairs, where payload is a
-  dict for a well-formed event, or bytes / a broken dict for the ~1% malformed ones.
-  `generate(now, n)` gives the same events with a `malformed` flag for callers that count.
-- `run(settings, rate, duration, scenario, seed)`: publishes the whitelist to soc.sites, then
-  events to the raw topics at `rate` per second, with a progress line every 10 s.
+  site registrations. `due(now)` gives what a sub-district sends up to `now`: each station's readings
+  at its interval and reports (12345 and grid cases, accidents, jams, site violations) at
+  REPORTS_PER_HOUR times `intensity` (docs/simulator.md has the figures). `generate(now, n)` gives n
+  events of the four sources mixed by weight, for benchmarks and load; `next_batch(now, n)` the same
+  as `(source, payload)` pairs. A payload is a dict for a well-formed event, or bytes / a broken dict
+  for the ~1% malformed ones, flagged `malformed`.
+- `encode(payload)` and `record_key(payload)`: an event as the Kafka record its source would send.
+  Publishing them is streams/ops/sim_runner.py's (`soc simulate`).
 
 Scenarios: `normal` (calm sensors, background hotline cases, rush hours by the local clock),
 `rush_hour` (traffic held at its peak whatever the time), `rainstorm` (an hourly cycle: a 20-minute
@@ -21,10 +24,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import signal
-import sys
-import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
@@ -34,6 +33,8 @@ from zoneinfo import ZoneInfo
 
 from handlers.construction import in_spans
 from handlers.geo import contains, distance_m
+from schemas.config import load_config
+from streams.settings import Settings
 
 SOURCES = ("traffic", "flood", "city", "construction")
 SCENARIOS = ("normal", "rainstorm", "rush_hour")
@@ -183,6 +184,37 @@ CASE_PREFIX = {"hotline_12345": "RX", "grid_patrol": "WG", "camera_ai": "AI", "m
 TRAFFIC_WEIGHTS = {"congestion": 30, "illegal_parking": 30, "accident": 12, "signal_fault": 7,
                    "road_obstruction": 12, "wrong_way": 4}
 
+# ------------------------------------------------------------------ a sub-district's volumes (`due`)
+
+# Reports that open (or join) tickets, per hour at intensity 1, by day in calm weather, for a sub-district of
+# about 150,000 residents; docs/simulator.md says where each figure comes from. Keys are what the makers take:
+# a city case's channel, a traffic event's type, a construction observation (see `_construction`).
+REPORTS_PER_HOUR: dict[str, dict[str, float]] = {
+    "city": {"hotline_12345": 2.0, "grid_patrol": 2.0, "mobile_app": 0.5, "camera_ai": 1.0},
+    "traffic": {"accident": 0.5, "congestion": 0.5, "illegal_parking": 1.0, "signal_fault": 0.1,
+                "road_obstruction": 0.2, "wrong_way": 0.05},
+    "construction": {"unregistered": 0.3, "invalid_site": 0.2, "noise": 0.5, "dust": 0.4, "no_helmet": 0.3,
+                     "unsafe_scaffold": 0.1},
+}
+# At a storm's peak a stream comes (1 + gain) times as often, in between 1 + gain x the storm's intensity:
+# calls to 12345 several times over, fallen trees and jams, building sites stopped.
+STORM_GAIN: dict[tuple[str, str], float] = {
+    ("city", "hotline_12345"): 4.0, ("city", "mobile_app"): 3.0, ("city", "grid_patrol"): 2.0,
+    ("traffic", "accident"): 2.0, ("traffic", "congestion"): 3.0, ("traffic", "road_obstruction"): 4.0,
+    ("traffic", "signal_fault"): 3.0, **{("construction", k): -0.7 for k in REPORTS_PER_HOUR["construction"]},
+}
+RUSH_GAIN = {"congestion": 4.0, "accident": 2.0, "illegal_parking": 2.0}
+NIGHT_FACTOR = {"traffic": 0.4, "city": 0.35, "construction": 0.4}  # 00:00-06:00 local
+# Each station reads on connecting and then at its interval, staggered: automatic rain gauges' minute data,
+# hydrological telemetry's flood-season 5 minutes, the typhoon signal feed polled each minute; all under
+# rules.yaml's 10-minute heartbeats. A gauge's minute readings also catch the rain falling through orange
+# on its way down, which lets its red trigger go (handlers/response.py) before the next storm.
+READING_EVERY = {"rainfall": timedelta(minutes=1), "water_level": timedelta(minutes=5),
+                 "waterlogging": timedelta(minutes=2), "pump_station": timedelta(minutes=5),
+                 "typhoon_signal": timedelta(minutes=1)}
+SITE_CAMERA_EVERY = timedelta(minutes=30)  # a registered site's camera reports its work in its hours
+REPORT_SLICE = timedelta(seconds=60)  # the rates are taken at most this far apart
+
 
 # ------------------------------------------------------------------ helpers
 
@@ -257,20 +289,23 @@ class Simulator:
 
     def __init__(self, seed: int | None = None, scenario: str = "normal", district_config: Any = None, *,
                  storm: timedelta = timedelta(minutes=20), calm: timedelta = timedelta(minutes=40),
-                 start: datetime | None = None, places: Mapping[str, tuple[float, float]] | None = None):
+                 start: datetime | None = None, places: Mapping[str, tuple[float, float]] | None = None,
+                 intensity: float = 1.0):
         """places: station id -> (lat, lon), from the map's layers (map.geojson), so demo and map agree;
-        a station not in it is placed at random in a community."""
+        a station not in it is placed at random in a community. intensity multiplies `due`'s report
+        rates (not the stations' readings, which follow their intervals; not `generate`)."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: use one of {', '.join(SCENARIOS)}")
+        if not intensity > 0:
+            raise ValueError(f"intensity must be positive, got {intensity!r}")
         if district_config is None:
-            from schemas.config import load_config
-            from streams.settings import Settings
-
             district_config = load_config(Settings().config_dir)
         communities, tz_name = _district_parts(district_config)
         if not communities:
             raise ValueError("district_config has no communities")
         self.scenario = scenario
+        self.intensity = intensity
+        self._due_until: datetime | None = None
         self.tz = ZoneInfo(tz_name)
         self.storm, self.calm = storm, calm
         self._places = dict(places or {})
@@ -471,20 +506,110 @@ class Simulator:
         return [(e.source, e.payload) for e in self.generate(now, n)]
 
     def generate(self, now: datetime, n: int) -> list[SimEvent]:
+        """n events of the four sources mixed by `source_weights`, all at `now`: volume on demand for
+        benchmarks and load, not a sub-district's day (that is `due`)."""
         self._start(now)
         weights = self.source_weights(now)
         sources, cum = list(weights), list(weights.values())
+        return [self._emit(source, self._make(source, now))
+                for source in (self._rng.choices(sources, weights=cum)[0] for _ in range(n))]
+
+    def report_rate(self, source: str, kind: str, now: datetime) -> float:
+        """Reports per hour of one stream of REPORTS_PER_HOUR at `now`: times intensity, the night's
+        lull, the rush hours and the storm."""
+        rate = REPORTS_PER_HOUR[source][kind] * self.intensity
+        if source == "traffic" and self.is_rush_hour(now):
+            rate *= RUSH_GAIN.get(kind, 1.0)
+        elif self._local(now).hour < 6:
+            rate *= NIGHT_FACTOR[source]
+        return rate * max(0.0, 1.0 + STORM_GAIN.get((source, kind), 0.0) * self.storm_intensity(now))
+
+    def _stations(self) -> list[tuple[str, tuple]]:
+        stations = ([("rainfall", g) for g in self._gauges] + [("water_level", w) for w in self._water]
+                    + [("waterlogging", s) for s in self._spots] + [("pump_station", p) for p in self._pumps])
+        if self.scenario == "rainstorm":  # as in generate: the signal is the storm's
+            stations.append(("typhoon_signal", self._typhoon))
+        return stations
+
+    def _readings(self, since: datetime, now: datetime) -> list[tuple[datetime, str, dict]]:
+        """The readings due in (since, now]: station k of n of a kind at origin + k/n of its interval
+        + whole intervals; a site's camera the same way, in its working hours only."""
+        origin = self.origin
+        assert origin is not None
+        due: list[tuple[datetime, str, dict]] = []
+
+        def times(every: timedelta, k: int, n: int):
+            offset = every * k / n
+            first = math.floor((since - origin - offset) / every) + 1
+            last = math.floor((now - origin - offset) / every)
+            return [origin + offset + every * m for m in range(max(first, 0), last + 1)]
+
+        stations = self._stations()
+        for kind in READING_EVERY:
+            of_kind = [st for k, st in stations if k == kind]
+            for k, station in enumerate(of_kind):
+                for at in times(READING_EVERY[kind], k, len(of_kind)):
+                    if kind == "water_level" and station[0] == self.silent_station(at):
+                        continue
+                    due.append((at, "flood", {"kind": kind, "station": station}))
+        for k, site in enumerate(self._active_sites):
+            for at in times(SITE_CAMERA_EVERY, k, len(self._active_sites)):
+                if in_spans(site.work_hours, self._local(at).time()):
+                    due.append((at, "construction", {"what": "registered", "site": site}))
+        return due
+
+    def _poisson(self, mean: float) -> int:
+        if mean > 30:  # Knuth's loop needs exp(-mean) above underflow and gets slow; the normal is close
+            return max(0, round(self._rng.gauss(mean, math.sqrt(mean))))
+        limit, n, product = math.exp(-mean), 0, self._rng.random()
+        while product > limit:
+            n += 1
+            product *= self._rng.random()
+        return n
+
+    def _reports(self, since: datetime, now: datetime) -> list[tuple[datetime, str, dict]]:
+        """Poisson arrivals of every stream in (since, now], its rate taken once per REPORT_SLICE."""
+        due: list[tuple[datetime, str, dict]] = []
+        start = since
+        while start < now:
+            end = min(start + REPORT_SLICE, now)
+            span, middle = end - start, start + (end - start) / 2
+            for source, kinds in REPORTS_PER_HOUR.items():
+                field = {"city": "channel", "traffic": "kind", "construction": "what"}[source]
+                for kind in kinds:
+                    for _ in range(self._poisson(self.report_rate(source, kind, middle) * span / timedelta(hours=1))):
+                        due.append((start + span * self._rng.random(), source, {field: kind}))
+            start = end
+        return due
+
+    def due(self, now: datetime) -> list[SimEvent]:
+        """What the sub-district sends after the previous call up to `now`, in time order (the first
+        call: every station's first reading): the stations' readings at their intervals and the reports
+        at `report_rate` per hour. Each event is made at its own moment; about 1% are malformed, as in
+        `generate`. Call it every second or so."""
+        self._start(now)
+        since = self._due_until
+        if since is None:
+            due = [(now, "flood", {"kind": kind, "station": station}) for kind, station in self._stations()]
+        elif now <= since:
+            return []
+        else:
+            due = sorted(self._readings(since, now) + self._reports(since, now), key=lambda d: d[0])
+        self._due_until = now
         out = []
-        for _ in range(n):
-            source = self._rng.choices(sources, weights=cum)[0]
-            payload = self._make(source, now)
-            malformed = self._rng.random() < MALFORMED_SHARE
-            if malformed:
-                payload = self._corrupt(source, payload)
-                self.malformed += 1
-            self.counts[source] += 1
-            out.append(SimEvent(source, payload, malformed))
+        for at, source, forced in due:
+            # Readings are each station's own; reports may be another report of a recent problem.
+            reading = source == "flood" or forced.get("what") == "registered"
+            payload = getattr(self, f"_{source}")(at, **forced) if reading else self._make(source, at, **forced)
+            out.append(self._emit(source, payload))
         return out
+
+    def _emit(self, source: str, payload: dict) -> SimEvent:
+        malformed = self._rng.random() < MALFORMED_SHARE
+        if malformed:
+            self.malformed += 1
+        self.counts[source] += 1
+        return SimEvent(source, self._corrupt(source, payload) if malformed else payload, malformed)
 
     # ---------------------------------------------------------------- event makers
 
@@ -494,12 +619,12 @@ class Simulator:
     def _when(self, now: datetime, max_lag_s: float) -> str:
         return _rfc3339(now - timedelta(seconds=self._rng.uniform(0, max_lag_s)), self.tz)
 
-    def _make(self, source: str, now: datetime) -> dict:
+    def _make(self, source: str, now: datetime, **forced: Any) -> dict:
         recent = self._recent.get(source)
         if recent and self._rng.random() < REPEAT_SHARE[source]:
             previous, plain = self._rng.choice(list(recent))
             return self._repeat(source, previous, plain, now)
-        payload = getattr(self, f"_{source}")(now)
+        payload = getattr(self, f"_{source}")(now, **forced)
         if recent is not None:
             recent.append((payload, self._plain))
         return payload
@@ -524,7 +649,7 @@ class Simulator:
 
     # traffic -------------------------------------------------------------
 
-    def _traffic(self, now: datetime) -> dict:
+    def _traffic(self, now: datetime, kind: str | None = None) -> dict:
         rng = self._rng
         rush = self.is_rush_hour(now)
         storm = self.storm_intensity(now)
@@ -536,7 +661,8 @@ class Simulator:
             weights["accident"] *= 2
             weights["road_obstruction"] *= 3
             weights["congestion"] *= 1.5
-        kind = rng.choices(list(weights), weights=list(weights.values()))[0]
+        if kind is None:
+            kind = rng.choices(list(weights), weights=list(weights.values()))[0]
         cid, lat, lon = self._place()
         road, _, _ = self._names(rng, cid)
         p: dict[str, Any] = {"event_id": self._uuid(), "type": kind, "road": road, "lat": lat, "lon": lon,
@@ -596,13 +722,15 @@ class Simulator:
         into_cycle = (now - self._start(now)) % (self.storm + self.calm)
         return self._water[0][0] if SILENT_FROM <= into_cycle < SILENT_UNTIL else None
 
-    def _flood(self, now: datetime) -> dict:
+    def _flood(self, now: datetime, kind: str | None = None, station: tuple | None = None) -> dict:
+        """A reading: of `kind` from `station` (one of its layout tuples) when given, else drawn."""
         rng = self._rng
         storm = self.scenario == "rainstorm"
         kinds = {"rainfall": 5, "water_level": 4, "waterlogging": 5, "pump_station": 3}
         if storm:
             kinds["typhoon_signal"] = 0.6
-        kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
+        if kind is None:
+            kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
         intensity = self.storm_intensity(now)
         # Rivers and standing water lag the rain a little.
         lagged = self.storm_intensity(now - self.storm * 0.05) if storm else 0.0
@@ -611,7 +739,7 @@ class Simulator:
             when = (datetime.fromisoformat(when).astimezone(timezone.utc)
                     .isoformat(timespec="seconds").replace("+00:00", "Z"))
         if kind == "rainfall":
-            sid, name, factor, lat, lon = rng.choice(self._gauges)
+            sid, name, factor, lat, lon = station or rng.choice(self._gauges)
             if storm:
                 value = (1.5 + 105 * intensity * factor) * rng.uniform(0.95, 1.05) if intensity > 0.02 else 0.0
             else:
@@ -620,7 +748,7 @@ class Simulator:
                     "lat": lat, "lon": lon, "observed_at": when}
         if kind == "water_level":
             silent = self.silent_station(now)
-            sid, name, base, warn, danger, factor, tidal, lat, lon = rng.choice(
+            sid, name, base, warn, danger, factor, tidal, lat, lon = station or rng.choice(
                 [w for w in self._water if w[0] != silent])
             level = base + rng.uniform(-0.05, 0.05)
             if tidal:  # semi-diurnal tide, 12.42 h
@@ -630,7 +758,7 @@ class Simulator:
             return {"station_id": sid, "station_name": name, "kind": kind, "value": round(level, 2),
                     "warning_level": warn, "danger_level": danger, "lat": lat, "lon": lon, "observed_at": when}
         if kind == "waterlogging":
-            sid, name, threshold, depth, lat, lon = rng.choice(self._spots)
+            sid, name, threshold, depth, lat, lon = station or rng.choice(self._spots)
             if storm and lagged > threshold:
                 value = depth * (lagged - threshold) / (1 - threshold) * rng.uniform(0.92, 1.08)
             else:
@@ -638,7 +766,7 @@ class Simulator:
             return {"station_id": sid, "station_name": name, "kind": kind, "value": round(value, 1),
                     "lat": lat, "lon": lon, "observed_at": when}
         if kind == "pump_station":
-            sid, name, lat, lon = rng.choice(self._pumps)
+            sid, name, lat, lon = station or rng.choice(self._pumps)
             if storm and intensity > 0.25:
                 status = rng.choices(["running", "fault", "offline"], weights=[95, 4, 1])[0]
             elif storm:
@@ -678,7 +806,7 @@ class Simulator:
             addr = f"{estate}南门"
         return addr, estate
 
-    def _city(self, now: datetime) -> dict:
+    def _city(self, now: datetime, channel: str | None = None) -> dict:
         rng = self._rng
         hour = self._local(now).hour
         storm = self.storm_intensity(now)
@@ -688,10 +816,13 @@ class Simulator:
         if storm > 0.3:
             for cat in STORM_TEXTS:
                 weights[cat] *= 3
+        if channel == "camera_ai":  # the cameras see only some problems
+            weights = {c: w for c, w in weights.items() if c in CAMERA_CATEGORIES}
         category = rng.choices(list(weights), weights=list(weights.values()))[0]
-        channels = {"hotline_12345": 40, "grid_patrol": 30, "mobile_app": 15,
-                    "camera_ai": 15 if category in CAMERA_CATEGORIES else 0}
-        channel = rng.choices(list(channels), weights=list(channels.values()))[0]
+        if channel is None:
+            channels = {"hotline_12345": 40, "grid_patrol": 30, "mobile_app": 15,
+                        "camera_ai": 15 if category in CAMERA_CATEGORIES else 0}
+            channel = rng.choices(list(channels), weights=list(channels.values()))[0]
         cid, lat, lon = self._place()
         addr, estate = self._address(cid)
         texts = CITY_TEXTS[category]
@@ -738,7 +869,9 @@ class Simulator:
                 return lat, lon
         return lat, lon
 
-    def _construction(self, now: datetime) -> dict:
+    def _construction(self, now: datetime, what: str | None = None, site: _Site | None = None) -> dict:
+        """An observation: of `what` (a key of `kinds` below) when given, else drawn; `site` is the
+        registered site whose camera sees its own work (with what="registered")."""
         rng = self._rng
         local = self._local(now)
         night = not (dtime(6) <= local.time() < dtime(22))
@@ -746,11 +879,11 @@ class Simulator:
         in_hours = [s for s in self._active_sites if in_spans(s.work_hours, local.time())]
         kinds = {"registered": 45 if in_hours else 8, "invalid_site": 8, "unregistered": 12,
                  "noise": 15, "dust": 3 if storm > 0.3 else 12, "no_helmet": 6, "unsafe_scaffold": 3}
-        what = rng.choices(list(kinds), weights=list(kinds.values()))[0]
+        if what is None:
+            what = rng.choices(list(kinds), weights=list(kinds.values()))[0]
         p: dict[str, Any] = {"event_id": self._uuid()}
-        site: _Site | None = None
         if what == "registered":
-            site = rng.choice(in_hours or self._active_sites)
+            site = site or rng.choice(in_hours or self._active_sites)
             kind = "activity_detected"
         elif what == "invalid_site":
             site = rng.choice(self._invalid_sites) if self._invalid_sites else None
@@ -826,108 +959,17 @@ class Simulator:
         return bad
 
 
-# ------------------------------------------------------------------ I/O: publish to Kafka
+# ------------------------------------------------------------------ events as Kafka records
 
-def _encode(payload: bytes | dict) -> bytes:
+def encode(payload: bytes | dict) -> bytes:
+    """An event's payload as the record value a source would send: JSON (UTF-8, not ASCII-escaped), or the
+    malformed bytes as they are."""
     if isinstance(payload, bytes):
         return payload
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
-def _progress(sim: Simulator, sent: int, failed: int) -> str:
-    per = ", ".join(f"{s} {sim.counts[s]}" for s in SOURCES)
-    line = f"sent {sent} events ({per}), {sim.malformed} malformed"
-    return line + (f", {failed} failed to send" if failed else "")
-
-
-def run(settings: Any, rate: float = 5.0, duration: float = 0, scenario: str = "normal",
-        seed: int | None = None) -> int:
-    """Publish the whitelist, then events at `rate` per second for `duration` seconds (0: until
-    Ctrl-C). Returns the process exit code."""
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
-
-    from schemas.config import ConfigError, load_config
-    from schemas.geo import load_map
-    from streams import topics
-    from streams.ops.cli import report
-
-    if rate <= 0:
-        print("--rate must be positive", file=sys.stderr)
-        return 2
-    try:
-        config = load_config(settings.config_dir)
-    except ConfigError as exc:
-        return report(exc.errors)
-    try:
-        layers = load_map(settings.config_dir, config)
-    except ConfigError as exc:
-        return report(exc.errors)
-    places = {sid: (lat, lon) for sid, (_, _, lat, lon) in (layers.stations() if layers else {}).items()}
-    sim = Simulator(seed, scenario, config.district, places=places)
-    try:
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
-                                 **settings.kafka_client_kwargs())
-    except Exception as exc:  # kafka-python raises several types when no broker answers
-        print(f"cannot connect to Kafka at {settings.kafka_brokers}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-
-    failures = [0]
-
-    def on_error(_exc: BaseException) -> None:
-        failures[0] += 1
-
-    previous_term = None
-    if threading.current_thread() is threading.main_thread():
-        def on_term(_signum, _frame):
-            raise KeyboardInterrupt
-        previous_term = signal.signal(signal.SIGTERM, on_term)
-
-    sent = 0
-    try:
-        sites = sim.whitelist(datetime.now(timezone.utc))
-        for site in sites:
-            producer.send(topics.SITES, key=site["site_id"].encode(), value=_encode(site)).add_errback(on_error)
-        producer.flush()
-        print(f"published {len(sites)} site registrations to {topics.SITES}; "
-              f"scenario {scenario}, {rate:g} events/s"
-              + (f" for {duration:g} s" if duration else " until Ctrl-C"), flush=True)
-
-        tick = 0.1
-        started = last = time.monotonic()
-        next_report = started + 10
-        tokens = 0.0
-        while True:
-            t = time.monotonic()
-            if duration and t - started >= duration:
-                break
-            tokens = min(tokens + (t - last) * rate, max(rate, 1.0))
-            last = t
-            n = int(tokens)
-            if n:
-                tokens -= n
-                for event in sim.generate(datetime.now(timezone.utc), n):
-                    key = event.payload.get("station_id") if isinstance(event.payload, dict) else None
-                    try:
-                        producer.send(topics.RAW_TOPICS[event.source], value=_encode(event.payload),
-                                      key=key.encode() if isinstance(key, str) else None).add_errback(on_error)
-                    except KafkaError as exc:
-                        failures[0] += 1
-                        print(f"send failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-                    sent += 1
-            if t >= next_report:
-                print(_progress(sim, sent, failures[0]), flush=True)
-                next_report += 10
-            time.sleep(max(0.0, tick - (time.monotonic() - t)))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
-        try:
-            producer.flush(timeout=10)
-        except Exception as exc:
-            print(f"flush failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        producer.close(timeout=10)
-        print(_progress(sim, sent, failures[0]), flush=True)
-    return 0
+def record_key(payload: bytes | dict) -> bytes | None:
+    """The record key a source would send: flood readings keyed by station, everything else unkeyed."""
+    key = payload.get("station_id") if isinstance(payload, dict) else None
+    return key.encode() if isinstance(key, str) else None

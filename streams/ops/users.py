@@ -1,4 +1,4 @@
-"""`soc users add|disable|enable|reset|token|revoke|list`: the accounts in SOC_REDIS_URL, managed from a
+"""`soc users add|disable|enable|reset|token|revoke|hold|release|list`: the accounts in SOC_REDIS_URL, managed from a
 shell on the operations side (the admin role does the same over /api/users). Each change is written
 to soc.audit as done by the operator at this machine.
 
@@ -16,7 +16,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 
-from schemas.accounts import Actor, AuditRecord, UserRole
+from schemas.accounts import Actor, AuditRecord, User, UserRole
 from schemas.config import load_config
 from streams import topics
 from streams.accounts import AccountStore
@@ -72,7 +72,9 @@ def audit(settings: Settings, what: str, target: str, detail: str = "") -> None:
 
 def read_password(args) -> str | None:
     if getattr(args, "password_stdin", False):
-        return sys.stdin.readline().rstrip("\n")
+        # Byte for byte but the line's own end, as the pages send it: a space is part of a password.
+        line = sys.stdin.readline()
+        return line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith("\n") else line
     if sys.stdin.isatty():
         first = getpass.getpass("password: ")
         if getpass.getpass("again: ") != first:
@@ -118,7 +120,7 @@ async def _reset(store: AccountStore, args, settings: Settings) -> int:
     password = password or generated_password()
     await store.reset(args.user_id, password)
     audit(settings, "users.reset", args.user_id)
-    print(f"reset {args.user_id}: signed out everywhere, lockout lifted")
+    print(f"reset {args.user_id}: signed out everywhere")
     if generated:
         print(f"password (shown once): {password}")
     return 0
@@ -152,15 +154,32 @@ async def _revoke(store: AccountStore, args, settings: Settings) -> int:
     return 0
 
 
+async def _hold(store: AccountStore, args, settings: Settings) -> int:
+    user = await store.hold(args.user_id, args.department)
+    audit(settings, "users.hold", args.user_id, args.department)
+    print(f"{args.user_id} holds the service credential of {args.department}: "
+          f"what it resolves, {args.user_id} does not verify (holds: {', '.join(user.holds)})")
+    return 0
+
+
+async def _release(store: AccountStore, args, settings: Settings) -> int:
+    user = await store.release(args.user_id, args.department)
+    audit(settings, "users.release", args.user_id, args.department)
+    print(f"{args.user_id} no longer holds the service credential of {args.department} "
+          f"(holds: {', '.join(user.holds) or 'none'})")
+    return 0
+
+
 async def _list(store: AccountStore, args, settings: Settings) -> int:
     for user in await store.all():
         state = "disabled" if user.disabled else "active"
-        print(f"{user.user_id:<20} {user.name:<14} {user.department:<22} {user.role.value:<13} {state}")
+        holds = f" holds {','.join(user.holds)}" if user.holds else ""
+        print(f"{user.user_id:<20} {user.name:<14} {user.department:<22} {user.role.value:<13} {state}{holds}")
     return 0
 
 
 COMMANDS = {"add": _add, "reset": _reset, "disable": _disable, "enable": _enable, "token": _token,
-            "revoke": _revoke, "list": _list}
+            "revoke": _revoke, "hold": _hold, "release": _release, "list": _list}
 
 
 def add_arguments(parser) -> None:
@@ -171,7 +190,7 @@ def add_arguments(parser) -> None:
     p.add_argument("--department", required=True)
     p.add_argument("--role", required=True, choices=[r.value for r in UserRole if r is not UserRole.service])
     p.add_argument("--password-stdin", action="store_true")
-    for name, text in (("reset", "a new password (generated unless given), lockout lifted, sessions ended"),
+    for name, text in (("reset", "a new password (generated unless given), sessions ended"),
                        ("disable", "no more sign-ins; sessions ended, tokens revoked"),
                        ("enable", "sign-ins allowed again"),
                        ("token", "a new personal API token, printed once"),
@@ -180,7 +199,24 @@ def add_arguments(parser) -> None:
         p.add_argument("user_id")
         if name == "reset":
             p.add_argument("--password-stdin", action="store_true")
+    for name, text in (("hold", "record that the user holds a department's service credential (SOC_TOKEN_<DEPT>)"),
+                       ("release", "the user no longer holds that department's service credential")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("user_id")
+        p.add_argument("department")
     sub.add_parser("list", help="every user, with department, role and state")
+
+
+def all_users(settings: Settings, config) -> list[User]:
+    """The accounts under SOC_REDIS_PREFIX (RedisError or OSError when Redis does not answer)."""
+    async def read() -> list[User]:
+        client = redis_client(settings.redis_url)
+        try:
+            return await AccountStore(client, settings.redis_prefix, config, utc_now).all()
+        finally:
+            await client.aclose()
+
+    return asyncio.run(read())
 
 
 def add_demo_users(redis_url: str, prefix: str, config) -> dict[str, str]:

@@ -26,10 +26,11 @@ from redis.exceptions import RedisError
 
 from handlers import notify
 from handlers.notify_channels import delivery_failed
-from handlers.privacy import mask_phones
+from handlers.privacy import mask_personal
 from schemas.enums import Severity
 from schemas.notify import Delivery, LogEntry
 from schemas.records import DeadLetter, Ticket
+from streams.chat_cards import DingTalkApp, FeishuApp, WeComApp
 from streams.metrics import Metrics
 from streams.notify_store import NotificationStore, millis
 from streams.store import until_written
@@ -58,9 +59,12 @@ class Answer:
 
 class Notifier:
     def __init__(self, rules: notify.Rules, store: NotificationStore, clock: Callable[[], datetime],
-                 metrics: Metrics, dead_letter: Callable[[DeadLetter], None]):
+                 metrics: Metrics, dead_letter: Callable[[DeadLetter], None], cards: DingTalkApp | None = None,
+                 wecom: WeComApp | None = None, feishu: FeishuApp | None = None):
         self.rules, self.store, self.clock, self.metrics = rules, store, clock, metrics
         self.dead_letter = dead_letter
+        # The apps that send the card channels' cards, by channel type (SOC_DINGTALK_*, SOC_WECOM_*, SOC_FEISHU_*).
+        self.card_apps = {"dingtalk_card": cards, "wecom_card": wecom, "feishu_card": feishu}
         self.owner = uuid.uuid4().hex  # this process, as a lease holder
         self._session: aiohttp.ClientSession | None = None
         self._passes: dict[str, asyncio.Task] = {}
@@ -127,14 +131,19 @@ class Notifier:
         if plan.give_up:
             await self._give_up(channel, list(plan.give_up), attempts, state.get("last_error") or "failed", now)
         batch = list(plan.send)
+        if channel.type in notify.CARD_CHANNELS:
+            batch = batch[:1]  # one card per ticket change (its buttons act on that ticket); the rest next pass
         if not batch:
             return
         requests = notify.requests_needed(channel, batch)
         windows = tuple(w for w, _ in notify.RATE_LIMITS.get(channel.type, ()))
         if not notify.within_limits(channel.type, await self.store.sent_within(channel.robot, now, windows), requests):
             return
-        out = notify.outgoing(channel, batch, self.rules, now)
-        answer = await self._deliver(channel, out)
+        if channel.type in notify.CARD_CHANNELS:
+            out, answer = await self._send_card(channel, batch[0])
+        else:
+            out = notify.outgoing(channel, batch, self.rules, now)
+            answer = await self._deliver(channel, out)
         await self.store.record_sent(channel.robot, now, len(out.http) or 1, keep_s=60)
         done = self.clock()
         result = "failed" if answer.error else "delivered"
@@ -167,11 +176,11 @@ class Notifier:
                        now: datetime) -> None:
         for delivery in expired:
             age = (now - delivery.at).total_seconds()
-            raw = mask_phones(delivery.model_dump_json())
+            raw = mask_personal(delivery.model_dump_json())
             self.dead_letter(DeadLetter(
                 source_topic="soc.tickets", partition=None, offset=None, received_at=now,
                 error_type="notification_undeliverable",
-                message=mask_phones(f"channel {channel.id} ({channel.type}): {error}; {attempts[delivery.id]} "
+                message=mask_personal(f"channel {channel.id} ({channel.type}): {error}; {attempts[delivery.id]} "
                                     f"attempts, given up after {age:.0f} s"),
                 raw_text=raw, raw_size=len(raw.encode())))
             self._count(delivery, "dead")
@@ -180,6 +189,25 @@ class Notifier:
                              done=expired)
         log.error("notifications given up: dead-lettered", extra={"channel": channel.id, "error": error,
                                                                   "deliveries": len(expired)})
+
+    async def _send_card(self, channel: notify.Channel, delivery: Delivery) -> tuple[notify.Outgoing, Answer]:
+        app = self.card_apps[channel.type]
+        if app is None:
+            return notify.Outgoing(delivery.notification_id), Answer(f"the chat app for {channel.type} is not set")
+        try:
+            token = await app.access_token()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return notify.Outgoing(delivery.notification_id), Answer(notify.scrub(f"{type(exc).__name__}: {exc}"))
+        if channel.type == "dingtalk_card":
+            request = notify.card_request(channel, delivery, api_url=app.api_url, robot_code=app.app_key,
+                                          access_token=token)
+        elif channel.type == "wecom_card":
+            request = notify.wecom_card_request(channel, delivery, api_url=app.api_url, agent_id=app.agent_id,
+                                                access_token=token)
+        else:
+            request = notify.feishu_card_request(channel, delivery, api_url=app.api_url, access_token=token)
+        out = notify.Outgoing(delivery.notification_id, http=(request,))
+        return out, await self._deliver(channel, out)
 
     async def _deliver(self, channel: notify.Channel, out: notify.Outgoing) -> Answer:
         timeout = self.rules.delivery.timeout_s
@@ -218,6 +246,9 @@ class Notifier:
                 pass  # the lease then runs out by itself
         if self._session is not None:
             await self._session.close()
+        for app in self.card_apps.values():
+            if app is not None:
+                await app.close()
 
     # ------------------------------------------------------------ records
 

@@ -12,7 +12,6 @@ from handlers import cap, response
 from handlers.intake import Rejected, dead_letter
 from schemas.cap import CapRecord
 from streams.topology.mirror import TopicMirror
-from streams.topology.silences import ModelBook
 
 log = logging.getLogger("soc.cap")
 
@@ -30,11 +29,11 @@ class Received:
 
 
 class Warnings:
-    def __init__(self, pipeline, mirror: TopicMirror, topic, lowerings):
-        """lowerings: streams.topology.app.SentSteps, so a lowering whose record was lost is sent again."""
-        self.p, self.mirror, self.topic, self.lowerings = pipeline, mirror, topic, lowerings
+    def __init__(self, pipeline, mirror: TopicMirror, lowerings):
+        """mirror: soc.cap's, which fills the pipeline's `books.cap`; lowerings: streams.topology.pipeline.SentSteps,
+        so a lowering whose record was lost is sent again."""
+        self.p, self.mirror, self.lowerings = pipeline, mirror, lowerings
         self.readings_sent: set[str] = set()
-        self.records = ModelBook(mirror.values, CapRecord.model_validate)
 
     async def receive(self, raw: bytes, feed: str) -> Received:
         """One document from a feed; raises Rejected (dead-lettered and counted) when it is not taken."""
@@ -44,24 +43,25 @@ class Warnings:
         await self.mirror.ready.wait()
         try:
             alert = cap.parse(raw)
-            known = self.records.get(alert.key)
+            known = p.books.cap.get(alert.key)
             if known is not None:  # a feed's retry: already taken
                 return Received(known, duplicate=True)
-            decision = cap.decide(alert, feed, self.records.by_key(), p.config, now)
+            decision = cap.decide(alert, feed, p.books.cap.by_key(), p.config, now)
         except Rejected as rejected:
             self._dead_letter(raw, rejected, now)
             raise
         # Readings first: a crash before the records are written makes the retry send them again, and a
         # reading sent twice is the same incident (its id comes from the station and the time).
         for reading in decision.readings:
-            await p.raw_topics["flood"].send(key=reading.station_id.encode(), value=reading.model_dump_json().encode())
+            await p.topics.raw["flood"].send(key=reading.station_id.encode(),
+                                             value=reading.model_dump_json().encode())
         for record in decision.records:
-            await self.topic.send(key=record.key.encode(), value=record.model_dump_json().encode())
+            await p.topics.cap.send(key=record.key.encode(), value=record.model_dump_json().encode())
         if decision.ignored is not None:
             self._dead_letter(raw, decision.ignored, now)
         record = decision.records[0]
         deadline = asyncio.get_running_loop().time() + RECORDED_WAIT_S
-        while self.records.get(record.key) != record and asyncio.get_running_loop().time() < deadline:
+        while p.books.cap.get(record.key) != record and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         log.info("cap alert taken", extra={"key": record.key, "msg_type": record.msg_type, "status": record.status,
                                            "severity": record.severity.value if record.severity else None})
@@ -81,7 +81,7 @@ class Warnings:
         now = p.clock()
         every = response.hold_of(p.config) / 2
         due_now: set[str] = set()
-        for record in self.records.all():
+        for record in p.books.cap.all():
             if not record.live or not p.owns(f"flood:{cap.CATEGORY[record.kind].value}:{record.station_id}"):
                 continue
             reading, lowered = cap.due(p.config, record, now, every)
@@ -92,9 +92,9 @@ class Warnings:
             if lowered is not None and not self.lowerings.should_send(mark, now):
                 continue
             self.readings_sent.add(mark)
-            p.raw_topics["flood"].send_soon(key=reading.station_id.encode(), value=reading.model_dump_json().encode())
+            p.topics.raw["flood"].send_soon(key=reading.station_id.encode(), value=reading.model_dump_json().encode())
             if lowered is not None:
                 log.info("cap alert expired: signal lowered", extra={"key": record.key})
-                self.topic.send_soon(key=lowered.key.encode(), value=lowered.model_dump_json().encode())
+                p.topics.cap.send_soon(key=lowered.key.encode(), value=lowered.model_dump_json().encode())
         self.readings_sent &= due_now
         self.lowerings.keep_only(due_now)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_quick_bench_writes_results(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "bench.harness", "--quick", "--phases", "baseline,pipeline,latency",
+    argv = [sys.executable, "-m", "bench", "--quick", "--phases", "baseline,pipeline,latency",
             "--events", "300", "--out", str(tmp_path), "--log-dir", str(tmp_path / "logs")]
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from playwright.sync_api import expect
 
-from handlers.privacy import mask_phones
+from handlers.privacy import mask_personal
 from tests.support import poll
 
 pytestmark = pytest.mark.integration
@@ -66,6 +66,8 @@ def test_red_flood_appears_live_and_goes_through_the_closed_loop(pipeline, pages
     expect(the_row.locator(".occ")).to_have_text("×1")
     expect(the_row.locator(".time")).to_have_text(re.compile(r"^\d{2}:\d{2}:\d{2}$"))
     expect(the_row.locator(".sla")).to_have_text(re.compile(r"签收剩余 \d"))
+    # Markers are drawn once the map is zoomed in (the district's zoom shows a cluster per community).
+    board.evaluate("window.SOC_BOARD.map.zoom(2)")
     marker = board.locator(f'#map circle.marker[data-ticket-id="{ticket_id}"]')
     expect(marker).to_have_attribute("data-severity", "red")
     expect(marker).to_have_attribute("fill", "#e53935")
@@ -140,15 +142,17 @@ def test_html_payload_renders_as_text_and_phones_are_masked(pipeline, pages, bui
     assert not pages.dialogs
 
 
-def test_client_masks_phones_like_the_backend(pipeline, pages):
+def test_client_masks_personal_data_like_the_backend(pipeline, pages):
     """Both pages mask on their own too: the same rules as handlers/privacy.py, on every string shown."""
     board = pages.board()
     samples = ["请联系13800138000", "+86 138-0013-8000 转", "电话 0755-26881234", "（0755）2688 1234",
                "075526881234", "138 0013 8000", "编号 913800138000123", "1380013800", "1234567",
-               "138.0013.8000", "１３８－００１３－８０００", "一三八〇〇一三八〇〇〇", "0755·2688·1234"]
-    masked = board.evaluate("samples => samples.map(s => SOC.maskPhones(s))", samples)
-    assert masked == [mask_phones(s) for s in samples]
-    assert board.evaluate("SOC.maskPhones('１３８００１３８０００')") == "138****8000"
+               "138.0013.8000", "１３８－００１３－８０００", "一三八〇〇一三八〇〇〇", "0755·2688·1234",
+               "1 3 8 0 0 1 3 8 0 0 0", "138\u200b0013\n8000", "幺三八零零幺三八零零零", "身份证44030519900101123X",
+               "邮箱 zhang.san@example.com", "2026-12-06 14:30 水位2.35米"]
+    masked = board.evaluate("samples => samples.map(s => SOC.maskPersonal(s))", samples)
+    assert masked == [mask_personal(s) for s in samples]
+    assert board.evaluate("SOC.maskPersonal('１３８００１３８０００')") == "138****8000"
 
 
 def _raw_ticket(ticket_id: str, department: str) -> dict:
@@ -157,7 +161,7 @@ def _raw_ticket(ticket_id: str, department: str) -> dict:
     iso = lambda dt: dt.isoformat()  # noqa: E731
     return {
         "ticket_id": ticket_id, "incident_id": "city-x", "source_ref": "12345-x", "dedup_key": "k",
-        "department": department, "watchers": [], "out_of_jurisdiction": False, "source": "city",
+        "department": department, "watchers": [], "relation": "own", "out_of_jurisdiction": False, "source": "city",
         "category": "city_other", "subcategory": "other", "severity": "orange",
         "title": f"回电 {PHONE}", "description": f"请联系{PHONE}或0755-26881234 <b>bold</b>",
         "community": "liyuan", "lat": 22.53, "lon": 113.91, "status": "accepted", "escalation": "reminded",
@@ -169,7 +173,8 @@ def _raw_ticket(ticket_id: str, department: str) -> dict:
                       "requested_at": iso(now)},
         "previous_ticket_id": None, "successor_ticket_id": None, "version": 3,
         "history": [{"at": iso(now), "by": f"王 {PHONE}", "action": "accept", "note": f"已电话 {PHONE}",
-                     "event_id": "e1"}],
+                     "event_id": "e1", "kind": "accept", "text": f"12月6日 14:23 王 {PHONE}签收：已电话 {PHONE}",
+                     "text_en": f"6 Dec 14:23 王 {PHONE} accepted: 已电话 {PHONE}"}],
     }
 
 
@@ -287,6 +292,8 @@ def test_filters_counters_and_language(pipeline, pages, build):
     expect(red_row).to_have_count(1)
     severities = board.eval_on_selector_all("#alerts > li", "rows => rows.map(r => r.dataset.severity)")
     assert severities and set(severities) == {"red"}
+    assert all(c["severity"] == "red" for c in board.evaluate("window.SOC_BOARD.map.communities()"))
+    board.evaluate("window.SOC_BOARD.map.zoom(2)")
     assert all(m == "red" for m in board.eval_on_selector_all("#map circle.marker", "ms => ms.map(m => m.dataset.severity)"))
     board.select_option("#filter-severity", "")
     board.select_option("#filter-source", "traffic")
@@ -337,8 +344,9 @@ def test_board_survives_a_worker_restart_without_duplicate_rows(pipeline, pages,
 
     ids = ticket_ids_on(board)
     assert len(ids) == len(set(ids)), f"duplicate rows: {[i for i in ids if ids.count(i) > 1]}"
+    board.evaluate("window.SOC_BOARD.map.zoom(2)")
     markers = board.eval_on_selector_all("#map circle.marker", "ms => ms.map(m => m.dataset.ticketId)")
-    assert len(markers) == len(set(markers))
+    assert len(markers) == len(set(markers)) and markers
     # It resumed from Last-Event-ID rather than starting over from a snapshot.
     assert board.evaluate("window.SOC_BOARD.stats.snapshots") == 1
     assert board.evaluate("window.SOC_BOARD.stats.connects") >= 2

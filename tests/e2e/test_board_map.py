@@ -1,6 +1,7 @@
-"""The board's map with real geography, offline (issue 20, item 2), in the real headless Chromium: the layers of
-deploy/config/map.geojson drawn under the markers, a registered site with its radius, four tickets 40 m apart
-clustered with their count at the district's zoom and split at the closest, a click on a marker opening its
+"""The board's map with real geography, offline, in the real headless Chromium: the layers of
+deploy/config/map.geojson drawn under the markers, a registered site with its radius, at the district's zoom one
+cluster per community (its open tickets' count and worst severity) and no markers, a click on a community zooming
+in to its markers, four tickets 40 m apart as four markers at the closest zoom, a click on a marker opening its
 ticket, and the per-community shading by open tickets."""
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ pytestmark = pytest.mark.integration
 LAYERS = load_map(REPO_ROOT / "deploy" / "config", CONFIG)
 M_LAT = 1 / 111_320          # degrees of latitude per metre
 M_LON = 1 / 102_800          # degrees of longitude per metre at 22.5° N
+
+
+def community_cluster(board, community: str):
+    return next((c for c in board.evaluate("window.SOC_BOARD.map.communities()") if c["community"] == community), None)
 
 
 def cluster_of(board, ids: set[str]):
@@ -52,29 +57,47 @@ def test_layers_clusters_zoom_and_community_shading(pipeline, pages, build, arti
     expect(circle).to_have_count(1)
     assert float(circle.get_attribute("r")) > 2   # 80 m at about 8 m per map unit
 
-    # The district's zoom: the four are one cluster, with its count.
+    # The district's zoom: no markers, one cluster per community with its open tickets' count and worst severity.
     poll(lambda: all(board.evaluate("id => window.SOC_BOARD.tickets.has(id)", t.ticket_id) for t in ours), 15,
          "the four on the board")
-    poll(lambda: (c := cluster_of(board, ids)) and ids <= set(c["ids"]), 10, "one cluster holding the four")
-    cluster = cluster_of(board, ids)
-    assert cluster["count"] == len(cluster["ids"]) >= 4
-    group = board.locator("#map #clusters .cluster").filter(has_text=str(cluster["count"])).first
-    assert set(group.get_attribute("data-ticket-ids").split()) >= ids
-    for t in ours:
-        expect(board.locator(f'#map .marker[data-ticket-id="{t.ticket_id}"]')).to_have_class(re.compile(r"\bclustered\b"))
+    expect(board.locator("#map")).to_have_attribute("data-zoom", "1")
+    # (A point 80 m from the first may lie over the community's edge, or outside the district.)
+    for community in {t.community for t in ours} - {None}:
+        mine = {t.ticket_id for t in ours if t.community == community}
+        poll(lambda c=community, m=mine: (k := community_cluster(board, c)) and m <= set(k["ids"]), 10,
+             f"{community}'s cluster holding its share of the four")
+        # The cluster as the board holds the community's open tickets (polled: a render follows each event).
+        def agrees(c=community):
+            expected = board.evaluate("""c => { const open = [...window.SOC_BOARD.tickets.values()].map(e => e.t)
+                .filter(t => t.status !== 'closed' && t.community === c);
+                const rank = {red: 4, orange: 3, yellow: 2, blue: 1};
+                return {ids: open.map(t => t.ticket_id).sort(),
+                        worst: open.map(t => t.severity).sort((a, b) => rank[b] - rank[a])[0]}; }""", c)
+            cluster = community_cluster(board, c)
+            return cluster and (sorted(cluster["ids"]), cluster["count"], cluster["severity"]) == (
+                expected["ids"], len(expected["ids"]), expected["worst"]) and cluster
+        cluster = poll(agrees, 10, f"{community}'s cluster agreeing with the board's tickets")
+        group = board.locator(f'#map .community-cluster[data-community="{community}"]')
+        expect(group).to_have_attribute("data-count", str(cluster["count"]))
+        expect(group.locator("text")).to_have_text(str(cluster["count"]))
+    for t in ours:   # outside every community, a ticket is still a marker of its own
+        expect(board.locator(f'#map .marker[data-ticket-id="{t.ticket_id}"]')).to_have_count(0 if t.community else 1)
+    board.screenshot(path=str(artifacts / "board-map-district.png"))
 
-    # Clicking the cluster zooms in on it; at the closest zoom (x8) the four are four markers again.
-    for expected_zoom in ("2", "4", "8"):
-        current = cluster_of(board, ids)
-        if current is None:   # already split: zoom in further on the place
-            board.evaluate("([lon, lat]) => window.SOC_BOARD.map.zoom(window.SOC_BOARD.map.z * 2, lon, lat)", [lon, lat])
-        else:
-            board.locator(f'#map #clusters .cluster[data-ticket-ids~="{sorted(ids & set(current["ids"]))[0]}"]').click()
-        expect(board.locator("#map")).to_have_attribute("data-zoom", expected_zoom)
+    # A click on a community zooms in on it: its tickets are markers there (close ones still one cluster).
+    inside = next(t for t in ours if t.community)
+    board.locator(f'#map .community-cluster[data-community="{inside.community}"]').click()
+    expect(board.locator("#map")).to_have_attribute("data-zoom", "2")
+    expect(board.locator("#map .community-cluster")).to_have_count(0)
+    expect(board.locator(f'#map .marker[data-ticket-id="{inside.ticket_id}"]')).to_have_count(1)
+    # At the closest zoom (x8) the four, 40 m apart, are four markers.
+    board.evaluate("([lon, lat]) => window.SOC_BOARD.map.zoom(8, lon, lat)", [lon, lat])
+    expect(board.locator("#map")).to_have_attribute("data-zoom", "8")
     assert cluster_of(board, ids) is None
     for t in ours:
         marker = board.locator(f'#map .marker[data-ticket-id="{t.ticket_id}"]')
         expect(marker).to_be_visible()
+        expect(marker).not_to_have_class(re.compile(r"\bclustered\b"))
     board.screenshot(path=str(artifacts / "board-map-zoom8.png"))
 
     # A click on a marker opens its ticket.

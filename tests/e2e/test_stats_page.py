@@ -13,14 +13,16 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import expect
 
-from tests.integration.test_stats_api import scripted_day
-from tests.support import poll
+from tests.integration.test_hotspots_api import reports
+from tests.integration.test_stats_api import plan_tasks, scripted_day, send_at
+from tests.support import DUTY_OFFICER, poll
 
 pytestmark = pytest.mark.integration
 
 CST = timezone(timedelta(hours=8))
 RATES = ["on_time_handling", "closure", "rework", "satisfaction"]
-CHARTS = ["rates-7", "rates-30", "trend", "hourly-source", "hourly-severity", "hotspots", "age"]
+CHARTS = ["rates-7", "rates-30", "trend", "hourly-source", "hourly-severity", "hotspots", "seasons-week", "seasons-hour",
+          "recurring", "age"]
 
 
 def signed_in(pages, pipeline, path: str, department: str = "district_leadership"):
@@ -49,7 +51,7 @@ def test_every_chart_plots_the_api_figures_and_exports_them_as_csv(pipeline, pag
     blue = scripted["yellow"]   # closed late: the closure rate moves, the on-time rate does not
     for action, department, body in [("accept", blue.department, {}),
                                       ("resolve", blue.department, {"resolution": "已处置"}),
-                                      ("verify", "ops_centre", {"passed": True})]:
+                                      ("verify", DUTY_OFFICER, {"passed": True})]:
         assert pipeline.post(f"/api/tickets/{blue.ticket_id}/{action}", department, body)[0] == 200
     page = signed_in(pages, pipeline, "/stats")
     expect(page.locator("body")).to_have_attribute("data-drawn", re.compile(r"^[1-9]"), timeout=15_000)
@@ -104,25 +106,116 @@ def test_every_chart_plots_the_api_figures_and_exports_them_as_csv(pipeline, pag
     page.screenshot(path=str(artifacts / "stats-1920x1080.png"), full_page=True)
 
 
+def test_the_map_draws_each_recurring_place_of_the_api_with_chinese_labels(pipeline, pages, build, artifacts):
+    three = reports(pipeline, build, "guiwan", [10, 5, 1])
+    page = signed_in(pages, pipeline, "/stats")
+    expect(page.locator("body")).to_have_attribute("data-drawn", re.compile(r"^[1-9]"), timeout=15_000)
+    recurring = page.evaluate("window.SOC_STATS.recurring")
+    mine = next(i for i, p in enumerate(recurring["places"]) if p["ticket_ids"][0] == three[-1].ticket_id)
+    # The layer: one point per place of /api/hotspots, at its place, sized by its count, on the district's map.
+    points = plotted(page, "recurring")["places"]
+    assert points == [[p["lon"], p["lat"], p["count"]] for p in recurring["places"]]
+    assert points[mine] == [three[0].lon, three[0].lat, 3]
+    geo = page.evaluate("""() => {
+        const chart = echarts.getInstanceByDom(document.querySelector('.chart-card[data-chart="recurring"] .chart'));
+        return {map: chart.getOption().geo[0].map, names: echarts.getMap(chart.getOption().geo[0].map).geoJSON.features
+                .map(f => f.properties.name)};
+    }""")
+    assert "桂湾社区" in geo["names"] and len(geo["names"]) == len(pipeline.config.district.communities), geo
+    title = page.locator('.chart-card[data-chart="recurring"] h2')
+    expect(title).to_have_text("高发点位地图（100 米内同类问题近 30 天 3 次及以上，或近 3 场风雨每场都有）")
+    # What a person reads of the place: the category's name, local dates in Chinese, the department's name.
+    row = page.evaluate("id => window.SOC_STATS.charts[id].rows", "recurring")[mine]
+    dates = [(datetime.now(CST) - timedelta(days=d)).date() for d in (1, 5, 10)]
+    assert row[1] == "道路破损" and row[4:7] == [3, 0, 3]
+    assert row[7] == "、".join(f"{d.month}月{d.day}日" for d in dates)
+    assert row[8] == page.evaluate("window.SOC.departmentName('city_management')") != "city_management"
+    card = page.locator('.chart-card[data-chart="recurring"]')
+    card.scroll_into_view_if_needed()
+    box = card.locator(".chart").bounding_box()
+    at = page.evaluate("""([id, i]) => {
+        const chart = echarts.getInstanceByDom(document.querySelector(`.chart-card[data-chart="${id}"] .chart`));
+        const p = chart.getOption().series[0].data[i];
+        return chart.convertToPixel({geoIndex: 0}, [p[0], p[1]]);
+    }""", ["recurring", mine])
+    page.mouse.move(box["x"] + at[0], box["y"] + at[1])
+    tip = page.locator("text=道路破损").last
+    expect(tip).to_be_visible()
+    expect(page.locator(f"text=最近发生：{dates[0].month}月{dates[0].day}日").last).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+    page.screenshot(path=str(artifacts / "stats-recurring-places.png"), full_page=True)
+
+
+def test_the_seasonal_chart_plots_each_categorys_weeks_and_hours_of_the_api(pipeline, pages, build, artifacts):
+    """季节规律: every category stacked by default, one picked from the list; the figures those of
+    GET /api/stats/seasons, with the two manhole reports scripted at 07h four days ago among them."""
+    day = (datetime.now(CST) - timedelta(days=4)).date()
+    refs = []
+    for community, minute in (("haibin", 20), ("yugang", 50)):
+        at = datetime(day.year, day.month, day.day, 7, minute, tzinfo=CST)
+        report = build.city(community, category="manhole_cover_missing", description="井盖缺失", reported_at=at.isoformat())
+        send_at(pipeline, "soc.raw.city", report, at)
+        refs.append(report["case_no"])
+    poll(lambda: all(pipeline.tickets_where(lambda t, ref=ref: t.source_ref == ref) for ref in refs), 30, "two manhole tickets")
+    page = signed_in(pages, pipeline, "/stats")
+    expect(page.locator("body")).to_have_attribute("data-drawn", re.compile(r"^[1-9]"), timeout=15_000)
+    seasonal = page.evaluate("window.SOC_STATS.seasonal")
+    every = {c["category"]: c for c in seasonal["categories"]}
+    assert plotted(page, "seasons-week") == {k: c["by_week"] for k, c in every.items()}
+    assert plotted(page, "seasons-hour") == {k: c["by_hour"] for k, c in every.items()}
+    manhole = every["city_manhole"]
+    assert manhole["by_hour"][7] >= 2 and manhole["by_week"][day.isocalendar().week - 1] >= 2
+
+    page.select_option("#season-category", "city_manhole")
+    expect(page.locator('.chart-card[data-chart="seasons-week"]')).to_have_attribute("data-rows", "53")
+    status, api = pipeline.get("/api/stats/seasons?category=city_manhole", "ops_centre")
+    assert status == 200 and api["categories"][0]["by_week"] == manhole["by_week"]
+    poll(lambda: list(plotted(page, "seasons-week")) == ["city_manhole"], 5, "one category plotted")
+    assert plotted(page, "seasons-week") == {"city_manhole": api["categories"][0]["by_week"]}
+    assert plotted(page, "seasons-hour") == {"city_manhole": api["categories"][0]["by_hour"]}
+    # What a person reads: the category's name, weeks and hours as people say them, the span in local dates.
+    names = page.evaluate("""id => {
+        const option = echarts.getInstanceByDom(document.querySelector(`.chart-card[data-chart="${id}"] .chart`)).getOption();
+        return [option.series.map(s => s.name), option.xAxis[0].data];
+    }""", "seasons-week")
+    assert names[0] == ["井盖缺失"] and names[1][:2] == ["第1周", "第2周"] and len(names[1]) == 53
+    first, last = (datetime.fromisoformat(seasonal[k]).date() for k in ("from", "to"))
+    expect(page.locator('.chart-card[data-chart="seasons-week"] h2')).to_have_text(
+        f"季节规律：各周上报数（{first.month}月{first.day}日 至 {last.month}月{last.day}日，历年同周合计）")
+    expect(page.locator('.chart-card[data-chart="seasons-hour"] h2')).to_have_text("季节规律：各时段上报数（0–23 时）")
+    page.locator('.chart-card[data-chart="seasons-week"]').scroll_into_view_if_needed()
+    expect(page.locator("#error")).to_be_hidden()
+    page.screenshot(path=str(artifacts / "stats-seasons.png"), full_page=True)
+
+
 def test_the_daily_report_page_counts_a_scripted_day_and_prints(pipeline, pages, build, artifacts):
     day, scripted = scripted_day(pipeline, build, days_ago=20)
+    red_id = scripted["red"].ticket_id
+    tasks = plan_tasks(pipeline, scripted["red"])
     page = signed_in(pages, pipeline, f"/stats/daily?date={day}", "ops_centre")
     expect(page.locator("body")).to_have_attribute("data-date", day, timeout=15_000)
-    expect(page.locator("#report-title")).to_contain_text(day)
+    shown = datetime.fromisoformat(day)
+    expect(page.locator("#report-meta")).to_contain_text(f"{shown.year}年{shown.month}月{shown.day}日")
     total = page.locator('#counts tr[data-source="total"] td')
     # 来源, 红 橙 黄 蓝, 合计, 上报次数
     cells = total.all_text_contents()
     expected = {"red": 0, "orange": 0, "yellow": 0, "blue": 0}
-    for t in scripted.values():
+    for t in [*scripted.values(), *tasks]:
         expected[t.severity.value] += 1
-    assert cells[1:6] == [str(expected[s]) for s in ("red", "orange", "yellow", "blue")] + ["3"]
-    traffic = page.locator('#counts tr[data-source="traffic"] td').all_text_contents()
-    assert traffic[1:6] == ["1", "0", "1", "0", "2"]
-    red_rows = page.locator("#red tbody tr")
-    expect(red_rows).to_have_count(1)
-    expect(red_rows.first).to_have_attribute("data-ticket-id", scripted["red"].ticket_id)
-    expect(page.locator("#overdue tbody tr")).to_have_count(3)
-    expect(page.locator("#overdue tbody tr").first).to_have_attribute("data-missed", "accept resolve")
+    assert cells[1:6] == [str(expected[s]) for s in ("red", "orange", "yellow", "blue")] + [str(3 + len(tasks))]
+    red_rows = page.locator("#events tbody tr")
+    expect(red_rows).to_have_count(1 + sum(t.severity.value in ("red", "orange") for t in tasks))
+    red_row = page.locator(f'#events tr[data-ticket-id="{red_id}"]')
+    # 处置经过 in people's words at the district's local time (handlers/wording.py), no machine text.
+    handling = red_row.locator("td").last
+    expect(handling).to_contain_text("系统派单至")
+    said = handling.inner_text()
+    assert re.match(r"\d{1,2}月\d{1,2}日 \d{2}:\d{2} ", said), said
+    assert not re.search(r"pipeline|dispatch|->|\d{4}-\d{2}-\d{2}T|\+00:00", said), said
+    # Nobody took them: twenty days on, each missed both deadlines.
+    expect(page.locator("#overdue tbody tr")).to_have_count(3 + len(tasks))
+    for t in scripted.values():
+        expect(page.locator(f'#overdue tr[data-ticket-id="{t.ticket_id}"]')).to_have_attribute("data-missed", "accept resolve")
     assert "13800138000" not in page.content()
     page.emulate_media(media="print")
     expect(page.locator("header.topbar")).to_be_hidden()

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from handlers.geo import contains
 from schemas.config import Config
+from tests.support import poll
 
 CST = timezone(timedelta(hours=8))
 
@@ -67,3 +68,24 @@ class Builder:
                 "permit_from": (self.day - timedelta(days=30)).isoformat(),
                 "permit_until": (self.day + timedelta(days=30)).isoformat(),
                 "work_hours": "07:00-12:00,14:00-22:00", "status": "active", **fields}
+
+
+def linked_flood_and_jam(pipeline, build: Builder, community: str):
+    """A waterlogging ticket (flood_control's) and the congestion it causes (traffic_police's), linked:
+    each department then watches the other's ticket."""
+    lat, lon = build.point(community, north_room=0.002)
+    station = f"JS-{build.unique}"
+    pipeline.send("soc.raw.traffic", {"event_id": build.next_id("SC"), "type": "congestion", "road": "创业路",
+                                      "lat": lat + 0.0018, "lon": lon, "observed_at": build.at(), "speed_kmh": 35.0})
+    pipeline.send("soc.raw.flood", build.flood(station_id=station, kind="waterlogging", value=20, lat=lat, lon=lon,
+                                               warning_level=None, danger_level=None))
+
+    def linked():
+        floods = pipeline.tickets_where(lambda t: t.source_ref.startswith(station))
+        jams = pipeline.tickets_where(lambda t: t.category.value == "traffic_congestion"
+                                      and abs(t.lat - lat - 0.0018) < 1e-6 and abs(t.lon - lon) < 1e-6)
+        if floods and jams and "flood_control" in jams[0].watchers and "traffic_police" in floods[0].watchers:
+            return floods[0], jams[0]
+        return None
+
+    return poll(linked, 60, "the waterlogging and congestion tickets linked, each watched by the other's department")

@@ -11,7 +11,7 @@ import pytest
 from handlers import duty
 from streams.accounts import service_actor
 from tests.integration.payloads import Builder
-from tests.support import CONFIG, poll
+from tests.support import CONFIG, DUTY_OFFICER, poll
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_a_handover_records_the_open_red_tickets_and_not_the_closed_ones(pipelin
     assert (red_ticket.severity.value, closed_ticket.severity.value) == ("red", "orange")
     for action, department, body in [("accept", "traffic_police", {}),
                                      ("resolve", "traffic_police", {"resolution": "已处置"}),
-                                     ("verify", "ops_centre", {"passed": True})]:
+                                     ("verify", DUTY_OFFICER, {"passed": True})]:
         assert pipeline.post(f"/api/tickets/{closed_ticket.ticket_id}/{action}", department, body)[0] == 200
 
     status, record = pipeline.post("/api/duty/handover", "ops_centre", {"note": "夜间无异常，有事打13912345678"})

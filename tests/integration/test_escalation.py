@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import CONFIG, poll, running_pipeline
+from tests.support import CONFIG, DUTY_OFFICER, poll, running_pipeline
 from tests.integration.payloads import Builder
 from streams.settings import REPO_ROOT
 
@@ -97,7 +97,7 @@ def test_a_closed_ticket_past_retention_leaves_the_lists_and_is_still_found_by_i
     ticket = red_ticket(fast, Builder(CONFIG, unique))
     for action, department, body in (("accept", "flood_control", {}),
                                      ("resolve", "flood_control", {"resolution": "已抽排"}),
-                                     ("verify", "ops_centre", {"passed": True})):
+                                     ("verify", DUTY_OFFICER, {"passed": True})):
         status, answer = fast.post(f"/api/tickets/{ticket.ticket_id}/{action}", department, body)
         assert status == 200, answer
     poll(lambda: ticket.ticket_id not in {t.ticket_id for t in fast.tickets_where(lambda t: True)}, 30,

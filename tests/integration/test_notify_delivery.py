@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from streams.notify_store import NotificationStore
 from streams.ops.demo_receiver import check_dingtalk
 from streams.topology.notifier import HORIZON, Notifier
 from tests.integration.test_notify_receivers import smtp_server  # noqa: F401 (a fixture)
-from tests.support import CONFIG
+from tests.support import CONFIG, marker
 from tests.unit.test_notify import CITIZEN, DAY, opened
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -84,7 +83,7 @@ async def robot():
 @pytest.fixture
 async def redis_client():
     client = aioredis.from_url(REDIS_URL)
-    prefix = f"soc-test-notify-{uuid.uuid4().hex[:8]}"
+    prefix = f"soc-test-notify-{marker()}"
     try:
         yield client, prefix
     finally:

@@ -16,12 +16,12 @@ import pytest
 
 from tests.integration.payloads import Builder
 from streams.ops.devstack import soc_command
-from tests.support import CONFIG, poll, running_pipeline
+from tests.support import CONFIG, DUTY_OFFICER, marker, poll, running_pipeline
 
 pytestmark = pytest.mark.integration
 
-APP_KEY = f"test-app-{uuid.uuid4().hex[:8]}"
-HOTLINE_KEY = f"test-12345-{uuid.uuid4().hex[:8]}"
+APP_KEY = f"test-app-{marker()}"
+HOTLINE_KEY = f"test-12345-{marker()}"
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,7 @@ def test_a_form_request_is_ticketed_and_its_status_read_back_without_the_reporte
     request_id = body[0]["service_request_id"]
     [ticket] = poll(lambda: stack.tickets_where(lambda t: t.source_ref == request_id), 30, "the ticket")
     assert ticket.category.value == "city_road_damage" and ticket.department == "city_management"
+    assert ticket.media_url == "https://img.example.cn/1.jpg"
     city = [json.loads(r.value) for r in stack.read_topic("soc.raw.city")]
     [report] = [r for r in city if r["case_no"] == request_id]
     assert (report["channel"], report["attributes"], report["media_url"]) == (
@@ -98,10 +99,11 @@ def test_a_form_request_is_ticketed_and_its_status_read_back_without_the_reporte
     text = json.dumps(one, ensure_ascii=False)
     assert not any(v in text for v in ("13912345678", "139****5678", "citizen@example.cn", "王", build.unique))
 
-    # The ticket closed: the request reads closed.
-    for action, department, payload in (("accept", "city_management", {}),
-                                        ("resolve", "city_management", {"resolution": "已修补"}),
-                                        ("verify", "ops_centre", {"passed": True})):
+    # The ticket closed (road damage: with a photo after the work): the request reads closed.
+    assert stack.post(f"/api/tickets/{ticket.ticket_id}/accept", "city_management", {})[0] == 200
+    stack.upload_after_photo(ticket.ticket_id, "city_management")
+    for action, department, payload in (("resolve", "city_management", {"resolution": "已修补"}),
+                                        ("verify", DUTY_OFFICER, {"passed": True})):
         assert stack.post(f"/api/tickets/{ticket.ticket_id}/{action}", department, payload)[0] == 200
     status, [closed] = get_json(stack, f"/open311/v2/requests/{request_id}.json")
     assert (closed["status"], closed["status_notes"]) == ("closed", "已核查结案")

@@ -1,4 +1,4 @@
-"""Readiness that does not empty the Service (issue 17, item 2), on the real Tansu broker and Redis.
+"""Readiness that does not empty the Service, on the real Tansu broker and Redis.
 
 A second worker joins a running one. The group rebalances (about 30 s on Tansu) and both recover
 their tables; throughout, the first worker's /readyz stays 200 and its API answers, while

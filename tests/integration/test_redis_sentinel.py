@@ -1,4 +1,4 @@
-"""The store through Redis Sentinel (issue 17, item 6): a real redis-server and a real sentinel on loopback
+"""The store through Redis Sentinel: a real redis-server and a real sentinel on loopback
 ports the OS chose; the store finds the master by the sentinel, and after a failover finds the new one."""
 from __future__ import annotations
 

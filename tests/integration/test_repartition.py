@@ -1,4 +1,4 @@
-"""Changing the partition count (issue 17, item 1), followed as deploy/README.md tells the operator,
+"""Changing the partition count, followed as docs/operations/scaling.md tells the operator,
 on a real Tansu broker and Redis: tickets made with 2 partitions, `soc repartition` to 5, workers
 started with the new app id, and every ticket still in the table: a new report of an old ticket's
 problem merges into it, and a command on an old ticket is applied.
@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import redis
 
-from schemas.enums import TicketStatus
+from schemas.enums import Category, TicketStatus
 from streams import topics
 from streams.ops import repartition
 from streams.ops.devstack import Stack, existing_topics, soc_command
 from tests.integration.payloads import Builder
-from tests.support import CONFIG, Worker, poll, wait_ready
+from tests.support import CONFIG, Worker, after_photo_form, marker, poll, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +30,9 @@ COMMUNITIES = ("liyuan", "wanghai", "haibin")
 
 
 def test_repartition_keeps_every_ticket_in_the_table(tmp_path: Path):
-    unique = uuid.uuid4().hex[:8]
+    unique = marker()
     build = Builder(CONFIG, unique)
-    tokens = {d: f"test-{d}-{uuid.uuid4().hex[:8]}" for d in CONFIG.district.departments}
+    tokens = {d: f"test-{d}-{marker()}" for d in CONFIG.district.departments}
     old_app, new_app = f"soc-rp-{unique}", f"soc-rp-{unique}-p{NEW_PARTITIONS}"
     stack = Stack.start(tmp_path, partitions=OLD_PARTITIONS, app_id=old_app, redis_prefix=f"soc-test-{unique}",
                         extra_env={CONFIG.district.departments[d].token_env: t for d, t in tokens.items()})
@@ -45,7 +44,7 @@ def test_repartition_keeps_every_ticket_in_the_table(tmp_path: Path):
         send(stack, reports)
         before = poll(lambda: tickets_of(client, stack, reports), 60, f"{len(reports)} tickets")
         assert sorted(t.occurrences for t in before.values()) == [1] * len(reports)
-        accepted = next(iter(before.values()))
+        accepted = next(t for t in before.values() if t.category is Category.city_road_damage)
         code, body = api(worker, tokens[accepted.department], f"/api/tickets/{accepted.ticket_id}/accept", {})
         assert code == 200 and body["status"] == TicketStatus.accepted.value, body
         # The operator's precondition: the table's inputs fully consumed, then the workers stopped.
@@ -87,8 +86,12 @@ def test_repartition_keeps_every_ticket_in_the_table(tmp_path: Path):
         after, opened = poll(settled, 60, "every later report to merge or open a ticket")
         assert not opened, f"{len(opened)} of {len(again)} later reports opened a new ticket: their state was lost"
         assert set(after) == set(before)
+        # Road damage is resolved with a photo after the work (routing.yaml).
+        code, body = api(worker, tokens[accepted.department], f"/api/tickets/{accepted.ticket_id}/evidence",
+                         *after_photo_form())
+        assert code in (201, 202), body
         code, body = api(worker, tokens[accepted.department], f"/api/tickets/{accepted.ticket_id}/resolve",
-                         {"resolution": "已清运"})
+                         {"resolution": "已修补"})
         assert code == 200 and body["status"] == TicketStatus.resolved.value, body
 
         # soc.tickets survived the recreate: Redis rebuilt from it has every ticket, as it last was.
@@ -186,13 +189,15 @@ def drained(settings) -> bool:
     return all(done.get(tp, 0) >= end for tp, end in ends.items())
 
 
-def api(worker: Worker, token: str, path: str, body: dict) -> tuple[int, dict]:
+def api(worker: Worker, token: str, path: str, body: dict | bytes,
+        content_type: str = "application/json") -> tuple[int, dict]:
     import json
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(worker.url + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(worker.url + path, data=data, method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             return response.status, json.loads(response.read())
@@ -205,7 +210,7 @@ def test_repartition_refuses_what_it_cannot_do_safely_before_changing_anything(t
     any), and a new app id workers have already run with (its table may hold newer state)."""
     from kafka import TopicPartition
 
-    unique = uuid.uuid4().hex[:8]
+    unique = marker()
     stack = Stack.start(tmp_path, partitions=OLD_PARTITIONS, app_id=f"soc-rp-{unique}")
     try:
         created = subprocess.run([*soc_command(), "topics"], env=stack.env(), capture_output=True, text=True, timeout=60)

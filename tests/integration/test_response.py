@@ -3,7 +3,10 @@ a typhoon signal raises it, tickets opened under it are graded up with shorter d
 after its hold, the centre sets and clears it, and two workers agree on the level and the silences."""
 from __future__ import annotations
 
+import json
+import threading
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -36,6 +39,13 @@ def get_on(pipeline, worker: Worker, path: str) -> tuple[int, dict]:
         return pipeline.get(path, "ops_centre")
     finally:
         pipeline.worker = saved
+
+
+def post_on(pipeline, worker: Worker, path: str, body: dict) -> int:
+    request = urllib.request.Request(f"{worker.url}{path}", data=json.dumps(body).encode(), method="POST", headers={
+        "Authorization": f"Bearer {pipeline.credential('ops_centre')}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.status
 
 
 def typhoon(build: Builder, signal: str, minutes: float) -> dict:
@@ -92,6 +102,19 @@ def test_two_workers_agree_on_the_level_and_the_silences(stack):
         assert stack.post("/api/response", "ops_centre", {"level": "IV", "reason": "两个工作进程"})[0] == 201
         for worker in (stack.worker, second):
             poll(lambda: level(stack, worker)["level"] == "IV", 30, f"level IV on {worker.url}")
+        # Two duty officers decide at the same moment, one on each worker: both decisions are on the record.
+        at_once = threading.Barrier(2)
+
+        def decide(worker: Worker, reason: str) -> int:
+            at_once.wait(10)
+            return post_on(stack, worker, "/api/response", {"level": "III", "reason": reason})
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(decide, (stack.worker, second), ("一号台决定", "二号台决定")))
+        assert answers == [201, 201]
+        for worker in (stack.worker, second):
+            poll(lambda: {"一号台决定", "二号台决定"} <= {h["reason"] for h in level(stack, worker)["history"]}, 30,
+                 f"both decisions on {worker.url}")
             poll(lambda: any(s["silence_id"] == silence["silence_id"]
                              for s in get_on(stack, worker, "/api/silences")[1]["silences"]), 30,
                  f"the silence on {worker.url}")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from streams.accounts import service_actor
-from tests.support import CONFIG, poll
+from tests.support import CONFIG, DUTY_OFFICER, poll
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def test_a_pump_station_down_inhibits_waterlogging_near_it_until_its_ticket_clos
     # The pump station fixed and the ticket closed: the next reading opens its own ticket.
     for action, body, who in (("accept", {}, "flood_control"),
                               ("resolve", {"resolution": "泵站已恢复"}, "flood_control"),
-                              ("verify", {"passed": True}, "ops_centre")):
+                              ("verify", {"passed": True}, DUTY_OFFICER)):
         status, answer = pipeline.post(f"/api/tickets/{source.ticket_id}/{action}", who, body)
         assert status == 200, answer
     ref = f"JS-{build.unique}-after"

@@ -86,3 +86,17 @@ def test_a_plain_date_registration_on_soc_sites_is_whitelisted(pipeline, build):
                                            "observed_at": build.day.replace(hour=21).isoformat()})
     [ticket] = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref == event_id), 30, "the ticket")
     assert ticket.category.value == "site_out_of_hours"
+
+
+@pytest.mark.parametrize("permit_from, permit_until, state", [
+    ("2020-01-01", "2020-12-31", "expired"),
+    ("2020-01-01", "2099-12-31", "valid"),
+    ("2099-01-01", "2099-12-31", "not_yet_valid"),
+])
+def test_every_site_says_whether_its_permit_is_in_force_today(pipeline, build, permit_from, permit_until, state):
+    status, body = pipeline.post("/api/sites", "construction_safety",
+                                 site(build, permit_from=permit_from, permit_until=permit_until))
+    assert status == 201 and (body["status"], body["permit_state"]) == ("active", state)
+    assert pipeline.get(f"/api/sites/{body['site_id']}", "ops_centre")[1]["permit_state"] == state
+    listed = pipeline.get("/api/sites", "construction_safety")[1]["sites"]
+    assert [s["permit_state"] for s in listed if s["site_id"] == body["site_id"]] == [state]

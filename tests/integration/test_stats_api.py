@@ -4,6 +4,7 @@ reports sent with Kafka timestamps on that day, so no other test's tickets fall 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -75,30 +76,56 @@ def test_stats_rates_are_the_performance_figures_and_every_chart_has_its_figures
     assert len(stats["hotspots"]) <= 10 and all(h["reports"] >= 1 for h in hot.values())
 
 
+def plan_tasks(pipeline, red) -> list:
+    """The task tickets of the pre-plan a red traffic accident starts (plans.yaml), once all are open: they
+    are the accident's day's tickets too."""
+    plan = next(p for p in pipeline.config.plans.plans
+                if p.trigger.by == "ticket" and p.trigger.category.value == "traffic_accident")
+    return poll(lambda: (found := pipeline.tickets_where(lambda t: t.source_ref.endswith(f"@{red.ticket_id}")))
+                and len(found) == len(plan.tasks) and found, 30, "the pre-plan's task tickets")
+
+
 def test_the_daily_report_of_a_scripted_day(pipeline, build):
     day, scripted = scripted_day(pipeline, build, days_ago=12)
+    every = [*scripted.values(), *plan_tasks(pipeline, scripted["red"])]
     status, report = pipeline.get(f"/api/stats/daily?date={day}", "district_leadership")
     assert status == 200, report
     counts = report["counts"]
-    city_severity = scripted["city"].severity.value
-    assert counts["total"] == 3
-    assert counts["by_source"] == {"traffic": 2, "flood": 0, "city": 1, "construction": 0}
-    expected = {"red": 0, "orange": 0, "yellow": 0, "blue": 0}
-    for t in scripted.values():
-        expected[t.severity.value] += 1
-    assert counts["by_severity"] == expected
-    assert counts["matrix"]["traffic"]["red"] == 1 and counts["matrix"]["traffic"]["yellow"] == 1
-    assert counts["matrix"]["city"][city_severity] == 1
-    assert [t["ticket_id"] for t in report["red"]] == [scripted["red"].ticket_id]
-    assert report["red"][0]["history"][0]["action"] in ("open", "dispatch")
-    # Nobody accepted them: twelve days on, all three missed both deadlines.
+    assert counts["total"] == len(every)
+    assert counts["by_source"] == {s: sum(t.source.value == s for t in every) for s in ("traffic", "flood", "city", "construction")}
+    assert counts["by_severity"] == {v: sum(t.severity.value == v for t in every) for v in ("red", "orange", "yellow", "blue")}
+    assert counts["matrix"]["traffic"]["yellow"] == 1
+    assert counts["matrix"]["city"][scripted["city"].severity.value] == 1
+    # The red and orange ones, red first, then by dispatch time: the accident before the tasks it started.
+    urgent = sorted((t for t in every if t.severity.value in ("red", "orange")),
+                    key=lambda t: (t.severity.value != "red", t.dispatched_at, t.ticket_id))
+    assert [t["ticket_id"] for t in report["events"]] == [t.ticket_id for t in urgent]
+    accident = next(t for t in report["events"] if t["ticket_id"] == scripted["red"].ticket_id)
+    assert accident["history"][0]["kind"] == "dispatch"
+    assert re.fullmatch(r"\d{1,2}月\d{1,2}日 \d{2}:\d{2} 系统派单至\S+", accident["history"][0]["text"])
+    # Nobody accepted them: twelve days on, every one missed both deadlines.
     assert sorted((t["ticket_id"], t["missed"]) for t in report["overdue"]) == sorted(
-        (t.ticket_id, ["accept", "resolve"]) for t in scripted.values())
-    assert sum(r["dispatched"] for r in report["departments"]) == 3
+        (t.ticket_id, ["accept", "resolve"]) for t in every)
+    assert sum(r["dispatched"] for r in report["departments"]) == len(every)
     assert report["from"] == f"{day}T00:00:00+08:00" and report["to"].startswith(
         (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat())
     # Personal data: the hotline case's phone number never appears.
     assert "13800138000" not in json.dumps(report, ensure_ascii=False)
+
+
+def test_the_report_of_a_duty_officers_shift(pipeline):
+    # deploy/config: the officer's shift runs 08:30 to 08:30 the next day, from 2026-11-30 on.
+    yesterday = (datetime.now(CST) - timedelta(days=1)).date()
+    status, report = pipeline.get(f"/api/stats/daily?date={yesterday}&period=shift", "district_leadership")
+    assert status == 200, report
+    assert (report["period"], report["from"]) == ("shift", f"{yesterday}T08:30:00+08:00")
+    assert report["to"] == f"{yesterday + timedelta(days=1)}T08:30:00+08:00"
+    [officer] = report["duty"]["officer"]
+    assert (officer["from"], officer["to"]) == (report["from"], report["to"])
+    status, body = pipeline.get("/api/stats/daily?date=2026-11-01&period=shift", "ops_centre")
+    assert (status, body["error"]) == (400, "no duty officer's shift starts on 2026-11-01")
+    status, body = pipeline.get("/api/stats/daily?period=week", "ops_centre")
+    assert (status, body["error"]) == (400, "period must be day or shift")
 
 
 def test_stats_refusals_are_json_4xx(pipeline):
@@ -115,6 +142,15 @@ def test_stats_refusals_are_json_4xx(pipeline):
     status, body = pipeline.get(f"/api/stats/daily?date={future}", "ops_centre")
     assert (status, body["error"]) == (400, f"{future} has not begun yet in Asia/Shanghai")
     assert pipeline.get("/api/stats/daily", "ops_centre")[0] == 200
+    # The PDF of the report: the same refusals, as JSON.
+    assert pipeline.get("/api/stats/daily.pdf")[0] == 401
+    assert pipeline.get("/api/stats/daily.pdf", "ws_liyuan")[0] == 403
+    status, body = pipeline.get("/api/stats/daily.pdf?lang=fr", "ops_centre")
+    assert (status, body["error"]) == (400, "lang must be zh or en")
+    status, body = pipeline.get("/api/stats/daily.pdf?date=yesterday", "ops_centre")
+    assert (status, body["error"]) == (400, "date must be a day YYYY-MM-DD, e.g. 2026-12-01")
+    status, body = pipeline.get(f"/api/stats/daily.pdf?date={future}&lang=en", "ops_centre")
+    assert (status, body["error"]) == (400, f"{future} has not begun yet in Asia/Shanghai")
     assert pipeline.request("POST", "/api/stats", "ops_centre", {})[0] == 405
 
 
@@ -123,10 +159,10 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.text(max_size=60), name=st.sampled_from(["date", "from", "days", "x"]),
+@given(text=st.text(max_size=60), name=st.sampled_from(["date", "from", "days", "category", "x"]),
        role=st.sampled_from(["ops_centre", "district_leadership", "flood_control", None]))
 def test_hostile_queries_to_the_stats_and_map_routes_are_never_a_500(pipeline, text, name, role):
-    for path in ("/api/stats/daily", "/api/stats", "/api/map"):
+    for path in ("/api/stats/daily", "/api/stats", "/api/map", "/api/hotspots"):
         status, answer = pipeline.get(f"{path}?{quote(name)}={quote(text)}", role)
         assert 400 <= status < 500 or status == 200, (path, status, answer)
         assert isinstance(answer, dict) and (status == 200 or "error" in answer), (path, status, answer)

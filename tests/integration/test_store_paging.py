@@ -1,10 +1,10 @@
 """TicketStore.page against the machine's Redis: every page equals a plain filter + sort + slice of
-the same tickets, also after writes that move a ticket between listing sets and after an eviction."""
+the same tickets (a department's inbox whole, its own tickets, the ones it only watches), also after writes
+that move a ticket between listing sets and after an eviction."""
 from __future__ import annotations
 
 import itertools
 import os
-import uuid
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -15,10 +15,10 @@ import redis.asyncio as aioredis
 from handlers import escalation
 from handlers.routing import route
 from handlers.tickets import open_ticket
-from schemas.enums import Category, Severity, Source, TicketStatus
+from schemas.enums import Category, Relation, Severity, Source, TicketStatus
 from schemas.records import Incident, Ticket
 from streams.store import PAGE_FILTERS, TicketStore, list_sets
-from tests.support import CONFIG
+from tests.support import CONFIG, marker
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -54,9 +54,18 @@ def scripted(n: int) -> list[Ticket]:
     return tickets
 
 
-def expected(tickets: dict[str, Ticket], department: str | None, filters: dict[str, str]) -> list[str]:
+def related(ticket: Ticket, department: str | None, relation: Relation | None) -> bool:
+    if department is None:
+        return True
+    if relation is Relation.own:
+        return ticket.department == department
+    return department in ticket.inboxes and (relation is None or ticket.department != department)
+
+
+def expected(tickets: dict[str, Ticket], department: str | None, filters: dict[str, str],
+             relation: Relation | None = None) -> list[str]:
     chosen = [t for t in tickets.values()
-              if (department is None or department in t.inboxes)
+              if related(t, department, relation)
               and all(getattr(getattr(t, f), "value", getattr(t, f)) == v for f, v in filters.items())]
     chosen.sort(key=lambda t: t.ticket_id, reverse=True)  # the tie-break, kept by the stable sort
     chosen.sort(key=lambda t: (t.status is TicketStatus.closed, -t.severity.rank,
@@ -67,7 +76,7 @@ def expected(tickets: dict[str, Ticket], department: str | None, filters: dict[s
 @pytest.fixture
 async def store():
     client = aioredis.from_url(REDIS_URL, socket_timeout=5)
-    prefix = f"soc-paging-{uuid.uuid4().hex[:8]}"
+    prefix = f"soc-paging-{marker()}"
     try:
         await client.ping()
     except (aioredis.RedisError, OSError):
@@ -84,17 +93,18 @@ async def store():
 
 
 async def check_pages(store: TicketStore, tickets: dict[str, Ticket], departments, combos) -> int:
-    """Every department x filter combination at offsets 0, the middle and past the end; returns
-    how many pages were compared."""
+    """Every department x relation x filter combination at offsets 0, the middle and past the end;
+    returns how many pages were compared."""
     compared = 0
     for department in departments:
-        for filters in combos:
-            want = expected(tickets, department, filters)
+        for relation, filters in itertools.product((None, Relation.own, Relation.watched) if department else (None,),
+                                                   combos):
+            want = expected(tickets, department, filters, relation)
             for offset, limit in ((0, 5), (0, 200), (len(want) // 2, 3), (len(want), 5), (len(want) + 7, 5),
                                   (1, 0)):
-                total, page = await store.page(department, filters, offset, limit)
-                assert total == len(want), (department, filters)
-                assert [t.ticket_id for t in page] == want[offset:offset + limit], (department, filters, offset)
+                total, page = await store.page(department, filters, offset, limit, relation)
+                assert total == len(want), (department, relation, filters)
+                assert [t.ticket_id for t in page] == want[offset:offset + limit], (department, relation, filters, offset)
                 compared += 1
     return compared
 
@@ -120,6 +130,7 @@ async def test_pages_match_a_plain_filter_sort_and_slice(store):
     tickets = {t.ticket_id: t for t in scripted(30)}
     assert all(await store.save([(t, "test") for t in tickets.values()]))
     combos = combos_of(tickets)
+    assert expected(tickets, "ops_centre", {}, Relation.watched)  # the centre watches the red ones
     assert await check_pages(store, tickets, DEPARTMENTS, combos) > 1000
     # Ordering sanity in the data itself: open before closed, then severity.
     _, everything = await store.page(None, {}, 0, 200)

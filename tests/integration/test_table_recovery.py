@@ -6,7 +6,6 @@ changelog's last batch, and their next report opened a second ticket (one way th
 faust_compat.recover_to_the_fetched_end reads on to the end the fetch responses report."""
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -38,8 +37,7 @@ def listed_and_true_ends(bootstrap: str, topic: str) -> tuple[int, int]:
     return listed, max((r.offset for r in records), default=-1) + 1
 
 
-def test_a_restarted_worker_recovers_every_key_of_a_batched_changelog(tmp_path: Path):
-    unique = uuid.uuid4().hex[:8]
+def test_a_restarted_worker_recovers_every_key_of_a_batched_changelog(tmp_path: Path, unique):
     build = Builder(CONFIG, unique)
     app_id = f"soc-rec-{unique}"
     # One partition: every table key in one changelog partition, written in a few batches.

@@ -1,5 +1,5 @@
 """Static checks of deploy/: the image, compose and the manifests parse and name what the code reads.
-No Docker or Kubernetes here, so these read the files; deploy/README.md marks the steps that need them."""
+No Docker or Kubernetes here, so these read the files; docs/operations/ marks the steps that need them."""
 from __future__ import annotations
 
 import re
@@ -9,6 +9,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
+OPERATIONS = ROOT / "docs" / "operations"
 K8S = DEPLOY / "k8s"
 
 
@@ -87,7 +88,7 @@ def test_readiness_gauges_read_the_app_state_at_scrape_time():
     assert scrape()["soc_worker_assigned"] == 0.0
 
 
-# ---------------------------------------------------------------- the image (issue 17, item 3)
+# ---------------------------------------------------------------- the image
 
 def dockerfile() -> str:
     # Continuation lines joined, comments dropped: one instruction per line.
@@ -150,6 +151,28 @@ def test_lock_pins_every_runtime_dependency_and_no_dev_package():
     assert "soc-pipeline[dev]" in project["optional-dependencies"]["test"], "make test needs the dev stack"
 
 
+def constraints() -> dict[str, str]:
+    text = (DEPLOY / "constraints.txt").read_text()
+    return {canonical(k): v for k, v in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.M)}
+
+
+def test_make_installs_the_tests_on_the_locked_versions_whatever_upstream_releases():
+    # A release upstream (redis-py 8.2.0 after the lock's 8.1.0) must not turn a clean clone red by itself:
+    # make installs with deploy/constraints.txt, which agrees with the lock and pins the test extras too.
+    from importlib.metadata import distributions
+
+    pinned = constraints()
+    for name, version in lock().items():
+        assert pinned.get(canonical(name)) == version, f"{name}: constraints.txt disagrees with the lock"
+    assert "-c deploy/constraints.txt" in (ROOT / "Makefile").read_text()
+    for dist in distributions():
+        name = canonical(dist.metadata["Name"])
+        if name in ("soc-pipeline", "pip", "setuptools"):  # the venv's own tools
+            continue
+        assert name in pinned, f"{name} installed but not in deploy/constraints.txt: run deploy/lock.sh"
+        assert pinned[name] == dist.version, (name, pinned[name], dist.version)
+
+
 def test_image_runs_as_the_manifests_uid_and_gid_with_a_healthcheck():
     pod = k8s_docs()["Deployment"]["spec"]["template"]["spec"]
     sc = pod["securityContext"]
@@ -186,7 +209,7 @@ def test_dockerignore_keeps_secrets_tests_and_bench_out_but_not_what_the_image_c
         return out
 
     for path in (".env", "deploy/.env", "deploy/soc.env", "prod.env", "tests", "tests/ops/test_deploy.py",
-                 "bench", "bench/harness.py", ".venv", ".git"):
+                 "bench", "bench/__main__.py", ".venv", ".git"):
         assert ignored(path), path
     for inst in instructions("COPY"):
         parts = inst.split()
@@ -196,7 +219,7 @@ def test_dockerignore_keeps_secrets_tests_and_bench_out_but_not_what_the_image_c
             assert not ignored(src), f"the Dockerfile copies {src}, which .dockerignore leaves out"
 
 
-# ---------------------------------------------------------------- secrets and transport (item 4)
+# ---------------------------------------------------------------- secrets and transport
 
 def example_secret() -> dict:
     return yaml.safe_load((DEPLOY / "examples" / "k8s-secret.example.yaml").read_text(encoding="utf-8"))
@@ -240,7 +263,7 @@ def test_every_soc_variable_the_manifests_and_compose_set_is_a_setting_the_code_
     assert set(example_secret()["stringData"]) <= known
 
 
-# ---------------------------------------------------------------- compose and alerting (items 7, 9)
+# ---------------------------------------------------------------- compose and alerting
 
 def compose() -> dict:
     return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
@@ -265,8 +288,8 @@ def test_compose_details():
     for name, svc in s.items():
         if "image" in svc:
             assert re.search(r":v?\d+\.\d+(\.\d+)?", svc["image"]), (name, svc["image"])
-    readme = (DEPLOY / "README.md").read_text()
-    assert "compose.yaml ps -a" in readme
+    guide = (OPERATIONS / "index.md").read_text()
+    assert "compose.yaml ps -a" in guide
 
 
 def test_alerting_is_wired_end_to_end():
@@ -325,22 +348,21 @@ def test_node_exporter_sees_every_kafka_and_redis_volume():
 
 def test_worker_resources_follow_the_measured_capacity():
     res = worker_container()["resources"]
-    # One event loop: one core, as measured (bench/README.md); memory above the soak's 304 MiB.
+    # One event loop: one core, as measured (docs/performance.md); memory above the soak's 304 MiB.
     assert res["requests"]["cpu"] == res["limits"]["cpu"] == "1"
     assert res["requests"]["memory"] == "512Mi" and res["limits"]["memory"] == "1Gi"
-    readme = (DEPLOY / "README.md").read_text()
+    capacity = (OPERATIONS / "scaling.md").read_text()
     for figure in ("700 events/s", "1,121 events/s", "147 ms"):
-        assert figure in readme, figure
-    assert "a few thousand events per second" not in readme
+        assert figure in capacity, figure
+    assert "a few thousand events per second" not in capacity
 
 
 def test_every_setting_is_in_the_operators_settings_table():
     from streams.settings import Settings
 
-    readme = (DEPLOY / "README.md").read_text()
-    table = readme[readme.index("## Settings"):]
+    table = (OPERATIONS / "settings.md").read_text()
     missing = [f"SOC_{n.upper()}" for n in Settings.model_fields if f"`SOC_{n.upper()}`" not in table]
-    assert not missing, f"settings missing from deploy/README.md's table: {missing}"
+    assert not missing, f"settings missing from docs/operations/settings.md's table: {missing}"
 
 
 def test_ingress_example_keeps_the_sse_stream_open():

@@ -1,12 +1,12 @@
 """`soc dev` leaves nothing in a shared Redis: on exit it removes its own prefix's keys, and only those."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
 import redis
 
 from streams.ops.cli import forget_keys
+from tests.support import marker
 
 URL = "redis://127.0.0.1:6379/0"
 
@@ -19,7 +19,7 @@ def client():
 
 
 def test_the_demos_keys_go_and_others_stay(client):
-    prefix, other = f"soc-dev-test-{uuid.uuid4().hex[:8]}", f"soc-keep-{uuid.uuid4().hex[:8]}"
+    prefix, other = f"soc-dev-test-{marker()}", f"soc-keep-{marker()}"
     for n in range(2500):
         client.set(f"{prefix}:ticket:{n}", "13800138000")
     client.set(f"{other}:ticket:1", "x")

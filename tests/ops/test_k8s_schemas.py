@@ -12,7 +12,7 @@ import yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 FILES = sorted(p for d in ("k8s", "examples") for p in (DEPLOY / d).iterdir() if p.suffix in (".yaml", ".yml"))
-# The oldest Kubernetes deploy/README.md supports (the PDB's unhealthyPodEvictionPolicy is 1.27+),
+# The oldest Kubernetes docs/operations/deploying.md supports (the PDB's unhealthyPodEvictionPolicy is 1.27+),
 # and the newest the package has schemas for.
 VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 

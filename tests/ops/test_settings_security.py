@@ -1,4 +1,4 @@
-"""Kafka TLS/SASL and Redis credentials at the settings level (issue 17, item 4).
+"""Kafka TLS/SASL and Redis credentials at the settings level.
 
 No SASL or TLS Kafka broker is available on this machine (the embedded Tansu broker speaks
 PLAINTEXT only), so these build every client the code uses from the settings, as far as a client

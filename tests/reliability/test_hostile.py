@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from handlers import cap
 from handlers.base import Context
-from handlers.intake import REASONS, Rejected, to_incident
+from handlers.intake import RejectReason, Rejected, to_incident
 from handlers.registry import SOURCES
 from schemas.config import load_config
 from streams.settings import REPO_ROOT
@@ -45,7 +45,7 @@ def outcome(source: str, raw: bytes):
     try:
         return to_incident(source, raw, CTX)
     except Rejected as rejected:
-        assert rejected.reason in REASONS
+        assert isinstance(rejected.reason, RejectReason)
         return rejected
 
 
@@ -151,7 +151,7 @@ def test_random_bytes_are_refused_as_cap_with_a_reason(raw):
     try:
         cap.parse(raw)
     except Rejected as rejected:
-        assert rejected.reason in REASONS
+        assert isinstance(rejected.reason, RejectReason)
 
 
 @settings(max_examples=300, deadline=None)
@@ -166,4 +166,4 @@ def test_cap_alerts_with_odd_values_are_decided_or_refused_with_a_reason(data):
     try:
         cap.decide(cap.parse(document.encode()), "szmb", {}, CONFIG, CTX.received_at)
     except Rejected as rejected:
-        assert rejected.reason in REASONS
+        assert isinstance(rejected.reason, RejectReason)

@@ -17,11 +17,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from prometheus_client import CollectorRegistry
 
+from handlers import escalation
 from schemas.config import load_config
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.store import TicketStore
-from streams.topology.app import Pipeline, build_app
+from streams.topology.app import build_app
+from streams.topology.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -37,6 +39,7 @@ def pipeline(tmp_path_factory) -> Pipeline:
     registry = CollectorRegistry()
     store = AsyncMock(spec=TicketStore)
     store.redis, store.prefix = AsyncMock(), "soc-stream-tests"
+    store.next_due = escalation.Dues(config)  # the real due times: the ticket step checks each ticket with them
     built = build_app(settings, config, store, lambda: NOW, Metrics(registry, tuple(config.district.departments)),
                       registry)
     # No broker here: the mirrored silences and response level are empty, and caught up.
@@ -67,12 +70,25 @@ class Recorder:
 
 @pytest.fixture
 def sent(pipeline, monkeypatch) -> dict[str, Recorder]:
-    """Recorders for every topic the agents write to (they send with send_soon), keyed by the
-    pipeline's attribute name."""
+    """Recorders for every topic the agents and timers write to, keyed by its name in `pipeline.topics`:
+    the agents' sends (through the producer, each acknowledged at once) and the timers' send_soon."""
     recorders = {}
-    for name in ("incident_topic", "deadletter_topic", "ticket_event_topic", "ticket_topic"):
+    by_topic = {}
+    for name in ("incidents", "dead_letters", "ticket_events", "tickets"):
         recorders[name] = Recorder(name)
-        monkeypatch.setattr(getattr(pipeline, name), "send_soon", recorders[name])
+        by_topic[getattr(pipeline.topics, name).get_topic_name()] = recorders[name]
+        monkeypatch.setattr(getattr(pipeline.topics, name), "send_soon", recorders[name])
+    # Every other topic the agents write (soc.tickets' neighbours: soc.response, soc.plan-runs, ...), by name.
+    others = Recorder("other topics")
+    recorders["other topics"] = others
+
+    async def send(topic, key, value, partition, timestamp, headers):
+        by_topic.get(topic, others)(key=key, value=value)
+        acknowledged = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        return acknowledged
+
+    monkeypatch.setattr(pipeline.app.producer, "send", send)
     return recorders
 
 

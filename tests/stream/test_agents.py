@@ -9,12 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from streams.topology import app as topology
+from handlers import escalation
+from streams.topology import hop1
 
 from schemas.accounts import AuditRecord
 from schemas.enums import Category, Severity, TicketStatus
-from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketAction, TicketEvent
+from schemas.records import DeadLetter, Incident, KeyState, Ticket, TicketAction, TicketEvent, Touched
 from tests.stream.conftest import NOW, eventually, metric, put_on
+from tests.unit.photos import AFTER
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 RAW = "soc.raw.flood"
@@ -32,7 +34,7 @@ async def test_a_valid_flood_reading_becomes_an_incident(pipeline, sent, raw):
     events_before = metric(pipeline, "soc_events_total", source="flood")
     async with pipeline.agents["parse_flood"].test_context() as agent:
         await put_on(agent, RAW, raw("flood", "waterlogging_underpass"), key=b"JS-LY-05")
-        [(key, value)] = await sent["incident_topic"].wait_for(1)
+        [(key, value)] = await sent["incidents"].wait_for(1)
     incident = Incident.model_validate_json(value)
     assert key == incident.dedup_key.encode() == b"flood:flood_waterlogging:JS-LY-05"
     assert (incident.source.value, incident.category, incident.community) == \
@@ -40,7 +42,7 @@ async def test_a_valid_flood_reading_becomes_an_incident(pipeline, sent, raw):
     assert incident.severity is Severity.orange  # 32 cm: orange from 30 cm (rules.yaml)
     assert incident.received_at == NOW  # the record's timestamp, not the clock at parse
     assert incident.source_ref.startswith("JS-LY-05")
-    assert sent["deadletter_topic"].calls == []
+    assert sent["dead_letters"].calls == []
     assert metric(pipeline, "soc_events_total", source="flood") == events_before + 1
     assert metric(pipeline, "soc_incidents_total", source="flood", category="flood_waterlogging",
                   severity=incident.severity.value) >= 1
@@ -51,8 +53,8 @@ async def test_malformed_bytes_are_dead_lettered_and_the_agent_goes_on(pipeline,
     async with pipeline.agents["parse_flood"].test_context() as agent:
         await put_on(agent, RAW, b'{"station_id": "JS-LY-05", "kind": ', key=b"JS-LY-05")
         await put_on(agent, RAW, raw("flood", "waterlogging_underpass"), key=b"JS-LY-05")
-        [(key, value)] = await sent["deadletter_topic"].wait_for(1)
-        [(_, incident)] = await sent["incident_topic"].wait_for(1)
+        [(key, value)] = await sent["dead_letters"].wait_for(1)
+        [(_, incident)] = await sent["incidents"].wait_for(1)
     letter = DeadLetter.model_validate_json(value)
     assert key == b"soc.raw.flood"
     assert (letter.source_topic, letter.partition, letter.offset) == ("soc.raw.flood", 0, 0)
@@ -72,30 +74,30 @@ async def test_dead_letters_carry_field_errors_and_binary_values(pipeline, sent,
         await put_on(agent, RAW, not_utf8, key=b"QX-HW")
         await agent.put(None, key=b"QX-HW")  # a tombstone on a raw topic
         await put_on(agent, RAW, raw("flood", "waterlogging_underpass"), key=b"JS-LY-05")
-        letters = [DeadLetter.model_validate_json(v) for _, v in await sent["deadletter_topic"].wait_for(3)]
-        await sent["incident_topic"].wait_for(1)
+        letters = [DeadLetter.model_validate_json(v) for _, v in await sent["dead_letters"].wait_for(3)]
+        await sent["incidents"].wait_for(1)
     unknown, binary, empty = letters
     assert unknown.error_type == "unknown_value" and unknown.offset == 0
-    assert [e.loc for e in unknown.field_errors] and unknown.raw_text == bad_signal.decode()
+    assert [e.loc for e in unknown.field_errors] and json.loads(unknown.raw_text) == json.loads(bad_signal)
     assert binary.error_type == "not_utf8" and binary.raw_text is None
     assert base64.b64decode(binary.raw_base64) == not_utf8 and binary.offset == 1
     assert empty.error_type == "not_object" and (empty.raw_text, empty.raw_base64, empty.raw_size) == (None, None, 0)
 
 
 async def test_a_handler_bug_is_dead_lettered_not_fatal(pipeline, sent, raw, monkeypatch):
-    real = topology.parsed
+    real = hop1.parsed
 
     def flaky(source, value, ctx):
         if b"boom" in value:
             raise ZeroDivisionError("division by zero")
         return real(source, value, ctx)
 
-    monkeypatch.setattr(topology, "parsed", flaky)
+    monkeypatch.setattr(hop1, "parsed", flaky)
     async with pipeline.agents["parse_flood"].test_context() as agent:
         await put_on(agent, RAW, b'{"boom": 1}')
         await put_on(agent, RAW, raw("flood", "waterlogging_underpass"))
-        [(_, value)] = await sent["deadletter_topic"].wait_for(1)
-        await sent["incident_topic"].wait_for(1)
+        [(_, value)] = await sent["dead_letters"].wait_for(1)
+        await sent["incidents"].wait_for(1)
     letter = DeadLetter.model_validate_json(value)
     assert (letter.error_type, letter.message) == ("handler_error", "ZeroDivisionError: division by zero")
 
@@ -104,10 +106,10 @@ async def test_a_normal_reading_sends_nothing(pipeline, sent, raw):
     async with pipeline.agents["parse_flood"].test_context() as agent:
         await put_on(agent, RAW, raw("flood", "water_level_normal"))
         await put_on(agent, RAW, raw("flood", "waterlogging_underpass"))
-        await sent["incident_topic"].wait_for(1)
-    [(key, _)] = sent["incident_topic"].calls
+        await sent["incidents"].wait_for(1)
+    [(key, _)] = sent["incidents"].calls
     assert key == b"flood:flood_waterlogging:JS-LY-05"
-    assert sent["deadletter_topic"].calls == []
+    assert sent["dead_letters"].calls == []
     # Both readings are heartbeats of their stations.
     assert {(h.kind, h.device) for call in pipeline.store.record_heard.call_args_list for h in call.args[0]} >= \
         {("flood.water_level", "SW-XG-01"), ("flood.waterlogging", "JS-LY-05")}
@@ -118,9 +120,9 @@ async def test_a_redis_failure_on_heartbeats_does_not_stop_parsing(pipeline, sen
     store.record_heard.side_effect = RedisConnectionError("redis down")
     async with pipeline.agents["parse_flood"].test_context() as agent:
         await put_on(agent, RAW, raw("flood", "waterlogging_underpass"))
-        await sent["incident_topic"].wait_for(1)
+        await sent["incidents"].wait_for(1)
         await put_on(agent, RAW, raw("flood", "pump_fault"))
-        await sent["incident_topic"].wait_for(2)
+        await sent["incidents"].wait_for(2)
     # Tried once; the next batches go without heartbeats for a while instead of waiting on Redis.
     assert store.record_heard.call_count == 1
 
@@ -132,7 +134,7 @@ async def test_every_source_has_a_parse_agent(pipeline, sent, raw):
     for n, (source, name) in enumerate(samples.items(), start=1):
         async with pipeline.agents[f"parse_{source}"].test_context() as agent:
             await put_on(agent, f"soc.raw.{source}", raw(source, name))
-            [*_, (_, value)] = await sent["incident_topic"].wait_for(n)
+            [*_, (_, value)] = await sent["incidents"].wait_for(n)
         assert Incident.model_validate_json(value).source.value == source
 
 
@@ -170,7 +172,7 @@ def state(pipeline, key: str) -> KeyState:
 
 
 def published(sent) -> list[Ticket]:
-    return [Ticket.model_validate_json(v) for _, v in sent["ticket_topic"].calls]
+    return [Ticket.model_validate_json(v) for _, v in sent["tickets"].calls]
 
 
 async def test_same_dedup_key_opens_once_then_counts_an_occurrence(pipeline, sent, store):
@@ -180,13 +182,17 @@ async def test_same_dedup_key_opens_once_then_counts_an_occurrence(pipeline, sen
     held = state(pipeline, first.dedup_key)
     [ticket] = held.tickets.values()
     assert (ticket.occurrences, ticket.department, ticket.dispatched_at) == (2, "flood_control", NOW)
-    assert held.counted == {first.incident_id: [ticket.ticket_id], second.incident_id: [ticket.ticket_id]}
+    touched = Touched(tickets=[ticket.ticket_id])
+    assert held.recent == {first.incident_id: touched, second.incident_id: touched}
+    # The agent hands the step each incident's offset: one partition's mark, one run up to it.
+    [(partition, mark)] = held.marks.items()
+    assert [(r.partition, r.last, r.effect) for r in held.runs] == [(partition, mark, touched)]
     assert [s.ticket_id for s in held.seen] == [ticket.ticket_id]
     # Each ticket goes to Redis and soc.tickets keyed by its id, the last version last.
-    assert published(sent)[-1] == ticket and sent["ticket_topic"].calls[-1][0] == ticket.ticket_id.encode()
+    assert published(sent)[-1] == ticket and sent["tickets"].calls[-1][0] == ticket.ticket_id.encode()
     # Nothing but the new ticket's sightings on its correlation cells (the waterlogging rule's 2 x 2).
-    assert {c[0].split(b":")[1].decode() for c in sent["ticket_event_topic"].calls} == {"积水致拥堵"}
-    assert len(sent["ticket_event_topic"].calls) == 4
+    assert {c[0].split(b":")[1].decode() for c in sent["ticket_events"].calls} == {"积水致拥堵"}
+    assert len(sent["ticket_events"].calls) == 4
 
 
 async def test_after_the_window_a_new_ticket_points_back(pipeline, sent, store):
@@ -206,7 +212,7 @@ async def test_a_replayed_incident_writes_the_ticket_as_it_stands_and_counts_not
     [ticket] = state(pipeline, first.dedup_key).tickets.values()
     assert ticket.occurrences == 2
     # However the inputs were batched, every write of the final version is the same bytes.
-    final = [v for _, v in sent["ticket_topic"].calls if Ticket.model_validate_json(v).version == ticket.version]
+    final = [v for _, v in sent["tickets"].calls if Ticket.model_validate_json(v).version == ticket.version]
     assert set(final) == {ticket.model_dump_json().encode()}
     assert metric(pipeline, "soc_tickets_opened_total", department="flood_control", severity="orange") == opened + 1
 
@@ -234,8 +240,9 @@ async def test_a_report_after_closure_opens_a_successor_in_the_same_step(pipelin
     await eventually(lambda: pipeline.dedup_key_to_tickets.get(first.dedup_key) is not None, "the table write")
     [ticket] = state(pipeline, first.dedup_key).tickets.values()
     closing = [command(ticket, 1, TicketAction.accept, "flood_control"),
-               command(ticket, 2, TicketAction.resolve, "flood_control", note="pumped dry"),
-               command(ticket, 3, TicketAction.verify, "ops_centre", passed=True)]
+               command(ticket, 2, TicketAction.evidence, "flood_control", photo=AFTER),  # waterlogging needs one
+               command(ticket, 3, TicketAction.resolve, "flood_control", note="pumped dry"),
+               command(ticket, 4, TicketAction.verify, "ops_centre", passed=True)]
     again = incident(2, 1, "ST-F")
     await decide(pipeline, *[(c, first.dedup_key) for c in closing], again)
     await eventually(lambda: len(state(pipeline, first.dedup_key).tickets) == 2, "the successor")
@@ -244,7 +251,7 @@ async def test_a_report_after_closure_opens_a_successor_in_the_same_step(pipelin
     assert closed.status is TicketStatus.closed and closed.successor_ticket_id == successor.ticket_id
     assert successor.previous_ticket_id == ticket.ticket_id and successor.status is TicketStatus.dispatched
     # No follow-up commands (one step did it): the successor's sightings only.
-    assert all(c[0].startswith(b"corr:") for c in sent["ticket_event_topic"].calls)
+    assert all(c[0].startswith(b"corr:") for c in sent["ticket_events"].calls)
     store.record_result.assert_not_awaited()
 
 
@@ -253,7 +260,7 @@ async def test_bad_input_on_the_ticket_topics_is_dead_lettered_and_the_agent_goe
     async with pipeline.agents["decide_tickets"].test_context() as agent:
         await put_on(agent, "soc.ticket-events", b'{"event_id": 1}', key=b"k")
         await put_on(agent, "soc.incidents", good.model_dump_json().encode(), key=good.dedup_key.encode())
-    [(key, value)] = await sent["deadletter_topic"].wait_for(1)
+    [(key, value)] = await sent["dead_letters"].wait_for(1)
     letter = DeadLetter.model_validate_json(value)
     assert key == b"soc.ticket-events" and letter.error_type == "invalid"
     await eventually(lambda: pipeline.dedup_key_to_tickets.get(good.dedup_key) is not None, "the next input")
@@ -275,17 +282,17 @@ async def test_the_web_server_listens_where_the_settings_say_not_on_every_interf
 
 async def test_a_ticket_whose_dates_overflow_is_dead_lettered_and_the_partition_goes_on(pipeline, sent, store,
                                                                                       monkeypatch):
-    real = topology.escalation.next_due
+    real = escalation.next_due
 
     def overflowing(config, ticket):  # as a deadline near the year 9999 makes the ladder overflow
         if ticket.dedup_key.endswith("ST-OVERFLOW"):
             raise OverflowError("date value out of range")
         return real(config, ticket)
 
-    monkeypatch.setattr(topology.escalation, "next_due", overflowing)
+    monkeypatch.setattr(escalation, "next_due", overflowing)
     bad, good = incident(1, 5, "ST-OVERFLOW"), incident(1, 5, "ST-AFTER")
     await decide(pipeline, bad, good)
-    [(_, value)] = await sent["deadletter_topic"].wait_for(1)
+    [(_, value)] = await sent["dead_letters"].wait_for(1)
     letter = DeadLetter.model_validate_json(value)
     assert letter.error_type == "handler_error" and "OverflowError" in letter.message
     await eventually(lambda: pipeline.dedup_key_to_tickets.get(good.dedup_key) is not None, "the next input")
@@ -297,7 +304,7 @@ async def test_the_audit_trail_is_recorded_as_sent_and_a_bad_record_is_dead_lett
     async with pipeline.agents["record_audit"].test_context() as agent:
         await put_on(agent, "soc.audit", b"not json", key=b"duty")
         await put_on(agent, "soc.audit", good.encode(), key=b"duty")
-    [(key, value)] = await sent["deadletter_topic"].wait_for(1)
+    [(key, value)] = await sent["dead_letters"].wait_for(1)
     assert key == b"soc.audit" and DeadLetter.model_validate_json(value).error_type == "invalid"
     await eventually(lambda: store.redis.zadd.await_count == 1, "the good record in Redis")
     # The member is the record's own bytes: a replay adds the same member, not a second one.

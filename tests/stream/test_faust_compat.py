@@ -6,18 +6,20 @@ import asyncio
 from collections import Counter
 from types import SimpleNamespace
 
+import faust
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from streams.topology.faust_compat import InOrder
+from streams.topology import faust_compat
+from streams.topology.watchdog import InOrder
 
 TOPIC = "soc.incidents"
 
 
-def message(offset: int, generation: int) -> ConsumerMessage:
-    return ConsumerMessage(TOPIC, 0, offset, 0.0, 0, [], b"k", b"v", b"k", b"v", generation_id=generation)
+def message(offset: int, generation: int, partition: int = 0) -> ConsumerMessage:
+    return ConsumerMessage(TOPIC, partition, offset, 0.0, 0, [], b"k", b"v", b"k", b"v", generation_id=generation)
 
 
 def test_the_fetch_wait_cap_wraps_the_consumer_faust_builds_and_sets_what_aiokafka_reads(pipeline):
@@ -79,6 +81,22 @@ def test_the_commit_stops_before_a_missing_record_and_records_no_gap(pipeline, m
     assert consumer._new_offset(tp) is None
 
 
+def test_each_app_gets_the_patches_with_its_own_settings(pipeline, tmp_path):
+    other = faust.App("soc-stream-tests-other", broker="kafka://127.0.0.1:1", store="memory://",
+                      datadir=str(tmp_path), web_enabled=False)
+    faust_compat.apply_fixes(other, 250, frozenset({"soc.raw.flood"}))
+    plain = faust.App("soc-stream-tests-plain", broker="kafka://127.0.0.1:1", store="memory://",
+                      datadir=str(tmp_path), web_enabled=False)
+    assert faust_compat.fixes(other).fetch_max_wait_ms == 250
+    assert faust_compat.fixes(pipeline.app).fetch_max_wait_ms == pipeline.settings.fetch_max_wait_ms
+    tp = TP(TOPIC, 2)  # soc.incidents: gapless for the pipeline's app, not for the other two
+    for app in (pipeline.app, other, plain):
+        app.consumer._committed_offset[tp] = None
+        asyncio.run(app.consumer._add_gap(tp, 3, 5))
+    assert not pipeline.app.consumer._gap.get(tp)
+    assert other.consumer._gap[tp] and plain.consumer._gap[tp]
+
+
 def test_the_compacted_whitelist_keeps_fausts_gaps(pipeline):
     consumer = pipeline.app.consumer
     tp = TP("soc.sites", 0)
@@ -87,22 +105,53 @@ def test_the_compacted_whitelist_keeps_fausts_gaps(pipeline):
     assert consumer._gap[tp]
 
 
-def test_table_writes_take_the_given_event_and_the_stream_gets_its_own_back(pipeline):
-    """take_events' reader reads stream.current_event when a batch is done: it must find the
-    stream's own event there, not the one the batch wrote its table keys under."""
-    from faust import current_event
+def test_a_table_write_of_our_own_sets_the_key_and_makes_the_changelog_record_recovery_reads_back(pipeline):
+    table = pipeline.dedup_key_to_tickets
+    buffered = pipeline.app.producer.buffer.size
+    topic, key, value = faust_compat.set_for_changelog(table, "flood:flood_waterlogging:JS-1", b'{"dedup_key": 1}')
+    assert table.get("flood:flood_waterlogging:JS-1") == b'{"dedup_key": 1}'
+    assert pipeline.app.producer.buffer.size == buffered  # nothing handed to Faust's producer buffer
+    assert topic == table.changelog_topic.get_topic_name()
+    # Recovery decodes the record through the changelog topic and applies it to the store.
+    del table.data["flood:flood_waterlogging:JS-1"]
+    record = ConsumerMessage(topic, 3, 0, 0.0, 0, [], key, value, None, len(key), len(value or b""))
+    event = asyncio.run(table.changelog_topic.decode(record))
+    table.data.apply_changelog_batch([event], to_key=table._to_key, to_value=table._to_value)
+    assert table.get("flood:flood_waterlogging:JS-1") == b'{"dedup_key": 1}'
 
-    from streams.topology import faust_compat
 
-    class Event:  # weak-referenceable, as Faust's events are
+def test_a_batch_is_acked_once_the_body_asks_for_the_next_and_never_if_the_body_raised(pipeline, monkeypatch):
+    consumer = pipeline.app.consumer
+    monkeypatch.setattr(pipeline.app.topics, "acks_enabled_for", lambda topic: True)
+    monkeypatch.setattr(pipeline.app, "consumer_generation_id", 3)
+    tp = TP(TOPIC, 6)
+    consumer._committed_offset[tp] = 0
+
+    class Stream:
+        """take_events as Faust's: each batch acked when the body leaves it, an exception included."""
+
+        async def take_events(self, size, within):
+            for offsets in ([0, 1], [2, 3]):
+                events = [SimpleNamespace(message=message(o, generation=3, partition=6)) for o in offsets]
+                try:
+                    yield events
+                finally:
+                    for event in events:
+                        event.message.ack(consumer)
+
+    async def run(fail_on: int) -> None:
+        batches = faust_compat.finished_batches(Stream(), 2, 0.01)
+        async for events in batches:
+            assert consumer._acked.get(tp, []) == ([] if events[0].message.offset == 0 else [0, 1])
+            if events[0].message.offset == fail_on:
+                await batches.aclose()  # as the loop does when the body's exception drops the generator
+                raise RuntimeError("a send failed")
+
+    try:
+        asyncio.run(run(fail_on=2))
+    except RuntimeError:
         pass
-
-    stream = pipeline.app.stream(pipeline.app.channel())
-    own, written_for = Event(), Event()
-    stream._set_current_event(own)
-    with faust_compat.writing_for(stream, written_for):
-        assert current_event() is written_for and stream.current_event is written_for
-    assert stream.current_event is own and current_event() is own
+    assert consumer._acked[tp] == [0, 1]  # the second batch, whose body raised, is not acked
 
 
 def test_table_recovery_counts_a_changelog_as_read_only_at_the_end_its_fetches_report(pipeline, monkeypatch):
@@ -163,3 +212,48 @@ def test_a_record_past_a_hole_is_held_back_unacked_and_the_partition_read_again_
     monkeypatch.setattr(pipeline.app, "consumer_generation_id", 12)
     consumer._committed_offset[tp] = 90
     assert offsets(asyncio.run(guard.admitted(events(90, 91)))) == [90, 91]
+
+
+def test_a_hole_at_the_head_of_a_partition_without_a_commit_is_seen_from_where_the_broker_starts_it(pipeline,
+                                                                                                  monkeypatch):
+    # Faust records "nothing committed" (and "0 committed") as None: the broker's answer (the group's commit,
+    # else the log's start) is where the partition starts, so offset 1 delivered first waits for offset 0.
+    consumer, tp = pipeline.app.consumer, TP(TOPIC, 3)
+    monkeypatch.setattr(pipeline.app, "consumer_generation_id", 21)
+    consumer._committed_offset.pop(tp, None)
+    sought, asked = [], []
+
+    async def seek(partition, offset):
+        sought.append((partition, offset))
+
+    async def start_of(app, partition):
+        asked.append(partition)
+        return 0
+
+    monkeypatch.setattr(consumer, "seek", seek)
+    guard = InOrder(pipeline.app, pipeline.metrics, give_up_s=30, clock=lambda: 0.0, start_of=start_of)
+
+    def events(*offsets):
+        return [SimpleNamespace(message=ConsumerMessage(TOPIC, 3, o, 0.0, 0, [], b"k", b"v", b"k", b"v",
+                                                        generation_id=21)) for o in offsets]
+
+    early = events(1, 2)
+    consumer._unacked_messages.update(e.message for e in early)
+    assert asyncio.run(guard.admitted(early)) == []
+    assert sought == [(tp, 0)] and asked == [tp]
+    assert [e.message.offset for e in asyncio.run(guard.admitted(events(0, 1, 2)))] == [0, 1, 2]
+    assert asked == [tp]  # asked once per partition and assignment
+
+
+def test_without_the_brokers_answer_the_first_record_delivered_starts_the_partition(pipeline, monkeypatch):
+    consumer, tp = pipeline.app.consumer, TP(TOPIC, 4)
+    monkeypatch.setattr(pipeline.app, "consumer_generation_id", 22)
+    consumer._committed_offset.pop(tp, None)
+
+    async def unreachable(app, partition):
+        raise ConnectionError("no broker")
+
+    guard = InOrder(pipeline.app, pipeline.metrics, start_of=unreachable)
+    kept = asyncio.run(guard.admitted([SimpleNamespace(message=ConsumerMessage(
+        TOPIC, 4, 7, 0.0, 0, [], b"k", b"v", b"k", b"v", generation_id=22))]))
+    assert [e.message.offset for e in kept] == [7]

@@ -10,7 +10,8 @@ from handlers.routing import route
 from handlers.tickets import open_ticket
 from schemas.enums import Category, Severity, TicketStatus
 from schemas.records import Incident, TicketAction, TicketEvent
-from streams.topology import app as topology
+from streams.topology import sweeps
+from streams.topology.pipeline import RESEND_STEP_AFTER, SentSteps
 from tests.stream.conftest import NOW
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -32,11 +33,11 @@ async def test_due_steps_are_sent_once_and_only_for_owned_keys(pipeline, store, 
     store.due_ids.return_value = [mine.ticket_id, theirs.ticket_id]
     store.many.return_value = [mine, theirs]
     monkeypatch.setattr(pipeline, "owns", lambda key: key == mine.dedup_key)
-    monkeypatch.setattr(pipeline, "sent_steps", topology.SentSteps())
-    await topology.escalate_overdue_tickets(pipeline)
-    first = list(sent["ticket_event_topic"].calls)
-    await topology.escalate_overdue_tickets(pipeline)  # the next tick, the steps not yet taken
-    assert sent["ticket_event_topic"].calls == first
+    monkeypatch.setattr(pipeline, "sent_steps", SentSteps())
+    await sweeps.escalate_overdue_tickets(pipeline)
+    first = list(sent["ticket_events"].calls)
+    await sweeps.escalate_overdue_tickets(pipeline)  # the next tick, the steps not yet taken
+    assert sent["ticket_events"].calls == first
     assert first and {key for key, _ in first} == {mine.dedup_key.encode()}
     events = [TicketEvent.model_validate_json(value) for _, value in first]
     assert {e.ticket_id for e in events} == {mine.ticket_id}
@@ -49,12 +50,12 @@ async def test_a_step_still_not_taken_after_a_minute_is_sent_again(pipeline, sto
     store.due_ids.return_value = [ticket.ticket_id]
     store.many.return_value = [ticket]
     monkeypatch.setattr(pipeline, "owns", lambda key: True)
-    monkeypatch.setattr(pipeline, "sent_steps", topology.SentSteps())
-    await topology.escalate_overdue_tickets(pipeline)
-    once = len(sent["ticket_event_topic"].calls)
-    monkeypatch.setattr(pipeline, "clock", lambda: NOW + topology.RESEND_STEP_AFTER + timedelta(seconds=1))
-    await topology.escalate_overdue_tickets(pipeline)
-    assert once and len(sent["ticket_event_topic"].calls) >= 2 * once
+    monkeypatch.setattr(pipeline, "sent_steps", SentSteps())
+    await sweeps.escalate_overdue_tickets(pipeline)
+    once = len(sent["ticket_events"].calls)
+    monkeypatch.setattr(pipeline, "clock", lambda: NOW + RESEND_STEP_AFTER + timedelta(seconds=1))
+    await sweeps.escalate_overdue_tickets(pipeline)
+    assert once and len(sent["ticket_events"].calls) >= 2 * once
 
 
 async def test_the_sweep_expires_only_owned_tickets_closed_past_retention(pipeline, store, sent, monkeypatch):
@@ -68,7 +69,7 @@ async def test_the_sweep_expires_only_owned_tickets_closed_past_retention(pipeli
     store.closed_before.return_value = [t.ticket_id for t in (old, recent, foreign)]
     store.many.return_value = [old, recent, foreign]
     monkeypatch.setattr(pipeline, "owns", lambda key: key != foreign.dedup_key)
-    await topology.expire_closed_tickets(pipeline)
-    [(key, value)] = sent["ticket_event_topic"].calls
+    await sweeps.expire_closed_tickets(pipeline)
+    [(key, value)] = sent["ticket_events"].calls
     event = TicketEvent.model_validate_json(value)
     assert key == old.dedup_key.encode() and (event.action, event.ticket_id) == (TicketAction.expire, old.ticket_id)

@@ -10,6 +10,7 @@ import pytest
 from handlers import cap, ticketing
 from handlers.base import Context
 from handlers.intake import Rejected, to_incident
+from schemas.config import ConfigError, load_config
 from schemas.enums import Category, Severity
 from schemas.raw import FloodKind, TyphoonSignal
 from tests.unit.conftest import DATA
@@ -22,13 +23,20 @@ def sample(name: str) -> bytes:
     return (DATA / "cap" / f"{name}.xml").read_bytes()
 
 
+def on_arrival(alert) -> datetime:
+    """When a feed's alert reaches the intake: a few seconds after it was sent."""
+    return alert.sent + timedelta(seconds=5)
+
+
 def decide(config, name: str, known=None) -> cap.Decision:
-    return cap.decide(cap.parse(sample(name)), "szmb", known or {}, config, RECEIVED)
+    alert = cap.parse(sample(name))
+    return cap.decide(alert, "szmb", known or {}, config, on_arrival(alert))
 
 
-def rejected(config, raw: bytes, known=None) -> Rejected:
+def rejected(config, raw: bytes, known=None, received_at: datetime | None = None) -> Rejected:
     with pytest.raises(Rejected) as info:
-        cap.decide(cap.parse(raw), "szmb", known or {}, config, RECEIVED)
+        alert = cap.parse(raw)
+        cap.decide(alert, "szmb", known or {}, config, received_at or on_arrival(alert))
     return info.value
 
 
@@ -58,6 +66,8 @@ def test_the_orange_actual_is_an_orange_typhoon_signal_reading_over_the_whole_di
     incident = to_incident("flood", reading.model_dump_json().encode(), Context(config, RECEIVED))
     assert (incident.category, incident.severity) == (Category.typhoon, Severity.orange)
     assert incident.community is not None
+    # Titled as people say it, never by the chain's machine id.
+    assert incident.title.startswith("台风预警 台风信号") and "CAP-" not in incident.title
 
 
 def test_the_update_raises_the_same_station_and_the_cancel_lowers_it(config):
@@ -138,6 +148,7 @@ def test_a_rainstorm_is_a_rainfall_reading_graded_its_colour(config):
         [reading] = cap.decide(cap.parse(document.encode()), "szmb", {}, config, RECEIVED).readings
         incident = to_incident("flood", reading.model_dump_json().encode(), Context(config, RECEIVED))
         assert (reading.kind, incident.category, incident.severity) == (FloodKind.rainfall, Category.flood_rainfall, colour)
+        assert incident.title.startswith("暴雨预警 ") and "CAP-" not in incident.title
 
 
 def test_the_signal_is_read_again_at_fixed_times_and_lowered_at_expiry(config):
@@ -195,3 +206,101 @@ def test_an_area_given_as_a_division_code(config, geocode, inside):
         assert decision.records[0].communities == sorted(config.district.communities)
     else:
         assert rejected(config, document).reason == "outside_district"
+
+
+def timed(sent: datetime, expires: datetime | None) -> bytes:
+    """The orange Actual sent and expiring at the times given."""
+    text = sample("typhoon_orange_actual").decode()
+    text = re.sub(r"<sent>[^<]+</sent>", f"<sent>{sent.isoformat()}</sent>", text)
+    text = re.sub(r"<effective>[^<]+</effective>", "", text)
+    return re.sub(r"<expires>[^<]+</expires>", f"<expires>{expires.isoformat()}</expires>" if expires else "",
+                  text).encode()
+
+
+def test_an_alert_expired_before_it_was_received_is_recorded_lowered_and_raises_nothing(config):
+    sent, expires = datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 2, tzinfo=timezone.utc)
+    decision = cap.decide(cap.parse(timed(sent, expires)), "szmb", {}, config, RECEIVED)
+    [record] = decision.records
+    assert decision.readings == []
+    assert (decision.ignored.reason, decision.ignored.message) == (
+        "expired", "expired 2025-01-02T00:00:00+00:00, before it was received: recorded, not acted on")
+    assert (record.kind, record.severity, record.lowered_at, record.live) == ("typhoon", Severity.orange, expires, False)
+    # An Update of it, current again, is taken as its chain's next alert.
+    update = sample("typhoon_red_update").decode().replace("44030041600000_20261201100000,2026-12-01T10:00:00+08:00",
+                                                           f"44030041600000_20261201100000,{sent.isoformat()}")
+    alert = cap.parse(update.encode())
+    taken = cap.decide(alert, "szmb", {record.key: record}, config, on_arrival(alert))
+    assert taken.ignored is None and taken.readings[0].signal is TyphoonSignal.red
+    assert taken.records[0].station_id == record.station_id
+
+
+def test_whether_it_expired_is_decided_by_the_time_it_was_received_not_by_the_clock_of_a_replay(config):
+    raw = timed(RECEIVED - timedelta(hours=2), RECEIVED + timedelta(minutes=1))
+    assert cap.decide(cap.parse(raw), "szmb", {}, config, RECEIVED).ignored is None
+    late = cap.decide(cap.parse(raw), "szmb", {}, config, RECEIVED + timedelta(minutes=1))
+    assert late.ignored.reason == "expired" and late.records[0].received_at == RECEIVED + timedelta(minutes=1)
+
+
+def test_an_expired_update_leaves_the_live_alert_it_references_as_it_was(config):
+    first = decide(config, "typhoon_orange_actual")
+    known = {r.key: r for r in first.records}
+    update = sample("typhoon_red_update").decode().replace("2026-12-02T16:00:00+08:00", "2026-12-01T16:00:04+08:00")
+    decision = cap.decide(cap.parse(update.encode()), "szmb", known, config, datetime(2026, 12, 1, 8, 0, 5, tzinfo=timezone.utc))
+    assert decision.ignored.reason == "expired" and decision.readings == []
+    assert [r.key for r in decision.records] == [f"{SZ},44030041600000_20261201160000"]
+    assert decision.records[0].supersedes == [] and known[first.records[0].key].live
+
+
+def test_an_alert_sent_more_than_the_configured_skew_ahead_is_refused(config, copy):
+    assert config.district.intake.cap_clock_skew == "10m"
+    within = timed(RECEIVED + timedelta(minutes=10), None)
+    assert cap.decide(cap.parse(within), "szmb", {}, config, RECEIVED).ignored is None
+    why = rejected(config, timed(RECEIVED + timedelta(minutes=10, seconds=1), None), received_at=RECEIVED)
+    assert (why.reason, why.message) == (
+        "in_future", "sent 2026-12-01T02:10:06+00:00 is more than 10m ahead of this worker's clock")
+    district = copy / "district.yaml"
+    district.write_text(district.read_text(encoding="utf-8").replace("\nintake:\n", "\nintake:\n  cap_clock_skew: 1m\n"),
+                        encoding="utf-8")
+    assert rejected(load_config(copy), within, received_at=RECEIVED).reason == "in_future"
+
+
+def test_a_cap_clock_skew_that_is_not_a_duration_is_a_config_error(copy):
+    district = copy / "district.yaml"
+    district.write_text(district.read_text(encoding="utf-8").replace("\nintake:\n", "\nintake:\n  cap_clock_skew: soon\n"),
+                        encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(copy)
+    assert str(info.value) == "district.yaml: intake.cap_clock_skew: bad duration 'soon': use a number with s, m or h, e.g. 90m"
+
+
+@pytest.mark.parametrize("element, value", [
+    ("sent", "0001-01-01T00:00:00+14:00"),
+    ("sent", "9999-12-31T23:59:59-14:00"),
+    ("expires", "9999-12-31T23:59:59-14:00"),
+    ("sent", "0001-01-01T00:00:00Z"),
+])
+def test_years_1_and_9999_are_refused_as_out_of_range(config, element, value):
+    text = sample("typhoon_orange_actual").decode()
+    document = re.sub(rf"<{element}>[^<]+</{element}>", f"<{element}>{value}</{element}>", text)
+    with pytest.raises(Rejected) as info:
+        cap.parse(document.encode())
+    assert (info.value.reason, info.value.message) == (
+        "out_of_range", f"<{element}> {value!r} is not between the years 2000 and 2100")
+
+
+@pytest.mark.parametrize("encoding", ["GBK", "GB18030", "gb2312"])
+def test_a_document_in_a_chinese_encoding_is_decoded(config, encoding):
+    text = sample("typhoon_orange_actual").decode().replace('encoding="UTF-8"', f'encoding="{encoding}"')
+    alert = cap.parse(text.encode(encoding))
+    assert (alert.info[0].event, alert.info[0].headline) == ("台风", "深圳市气象台发布台风橙色预警信号")
+    assert cap.decide(alert, "szmb", {}, config, RECEIVED).readings[0].signal is TyphoonSignal.orange
+
+
+@pytest.mark.parametrize("raw, message", [
+    ('<?xml version="1.0" encoding="x-no-such"?><a/>'.encode(), "unknown encoding 'x-no-such'"),
+    ('<?xml version="1.0" encoding="GBK"?><a>'.encode() + b"\x81\x20</a>", "not GBK text at byte 39"),
+])
+def test_an_unknown_encoding_or_bytes_not_in_the_declared_one_are_not_xml(raw, message):
+    with pytest.raises(Rejected) as info:
+        cap.parse(raw)
+    assert (info.value.reason, info.value.message) == ("not_xml", message)

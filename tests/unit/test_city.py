@@ -9,7 +9,7 @@ import pytest
 from handlers import city
 from handlers.geo import grid_cell
 from handlers.intake import to_incident
-from handlers.privacy import mask_phone, mask_phones
+from handlers.privacy import mask_phone, mask_personal
 from schemas.enums import Category, Severity
 from schemas.raw import CityCategory
 
@@ -182,7 +182,7 @@ def test_phone_formats_in_a_description(ctx, sample, written, masked):
     "12345热线转办",
 ])
 def test_masking_leaves_other_numbers_alone(text):
-    assert mask_phones(text) == text
+    assert mask_personal(text) == text
 
 
 @pytest.mark.parametrize("value, masked", [

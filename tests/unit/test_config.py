@@ -101,6 +101,18 @@ def test_undefined_department_in_routing_categories(errors_after):
         "routing.yaml: categories.traffic_accident.department: undefined department 'trafic_police'"]
 
 
+def test_supporting_departments_of_a_category_are_defined_and_not_the_lead(errors_after):
+    assert errors_after("routing.yaml", lambda d: d["categories"]["traffic_accident"].update(
+        support=["city_managment", "traffic_police"])) == [
+        "routing.yaml: categories.traffic_accident.support.0: undefined department 'city_managment'",
+        "routing.yaml: categories.traffic_accident.support.1: 'traffic_police' is the lead department"]
+
+
+def test_the_time_to_rule_on_a_dispute_is_a_duration(errors_after):
+    assert errors_after("routing.yaml", lambda d: d["disputes"].update(rule_within="soon")) == [
+        "routing.yaml: disputes.rule_within: bad duration 'soon': use a number and s, m, h, d or wh (working hours)"]
+
+
 def test_undefined_community_in_community_overrides(errors_after):
     def change(d):
         d["community_overrides"]["yugan"] = d["community_overrides"].pop("yugang")
@@ -259,6 +271,28 @@ def test_bad_token_env(errors_after):
         "district.yaml: departments.ops_centre.token_env: String should match pattern '^[A-Z][A-Z0-9_]*$'"]
 
 
+@pytest.mark.parametrize("change, line", [
+    (lambda d: d["board_streams"].update(reserved=500),
+     "district.yaml: board_streams: reserved (500) must be less than total (500)"),
+    (lambda d: d["board_streams"]["per_role"].update(janitor=3),
+     "district.yaml: board_streams.per_role.janitor: Extra inputs are not permitted"),
+    (lambda d: d["board_streams"].update(per_person=0),
+     "district.yaml: board_streams.per_person: Input should be greater than or equal to 1"),
+])
+def test_board_stream_limits_are_checked(errors_after, change, line):
+    assert errors_after("district.yaml", change) == [line]
+
+
+def test_board_stream_limits_left_out_take_their_defaults(errors_after, copy):
+    path = copy / "district.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del data["board_streams"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    limits = load_config(copy).district.board_streams
+    assert (limits.total, limits.reserved, limits.per_person, limits.wall_screens) == (500, 50, 8, 16)
+    assert limits.per_role.clerk == 300 and limits.per_role.duty_officer == 100
+
+
 def test_polygon_needs_three_points(errors_after):
     assert errors_after("district.yaml", lambda d: d["communities"]["haibin"].update(
         polygon=[[113.9, 22.5], [113.91, 22.5]])) == [
@@ -396,3 +430,24 @@ def test_an_open311_client_reports_as_the_app_or_the_hotline(errors_after):
 def test_correlation_rules_are_checked(errors_after, change, line):
     [error] = errors_after("rules.yaml", change)
     assert error.startswith(line)
+
+
+# ------------------------------------------------------------------ hotspots (高发点位)
+
+def test_the_shipped_recurring_place_thresholds():
+    found = load_config(CONFIG_DIR).rules.hotspots
+    assert (found.radius_m, found.min_count, found.days, found.storms) == (100, 3, 30, 3)
+    assert Category.city_sanitation in found.categories and Category.flood_device_offline not in found.categories
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"radius_m": 0}, "rules.yaml: hotspots.radius_m: Input should be greater than 0"),
+    ({"min_count": 1}, "rules.yaml: hotspots.min_count: Input should be greater than or equal to 2"),
+    ({"days": 400}, "rules.yaml: hotspots.days: Input should be less than or equal to 366"),
+    ({"storms": -1}, "rules.yaml: hotspots.storms: Input should be greater than or equal to 0"),
+    ({"categories": ["city_manhole", "flood_waterlogging", "city_manhole"]},
+     "rules.yaml: hotspots.categories: categories listed twice: city_manhole"),
+    ({"radius": 100}, "rules.yaml: hotspots.radius: Extra inputs are not permitted"),
+])
+def test_bad_recurring_place_thresholds(errors_after, change, error):
+    assert errors_after("rules.yaml", lambda d: d["hotspots"].update(change)) == [error]

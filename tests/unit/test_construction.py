@@ -53,7 +53,7 @@ def test_registered_site_in_hours_produces_no_incident_through_intake(ctx, sampl
 def test_unregistered_site(ctx, sample):
     found = classify(ctx, sample("construction", "activity_unregistered"))
     assert (found.category, found.subcategory, found.severity) == (Category.site_unregistered, "no_registration", Y)
-    assert found.title == "22.50850,113.91020 未报备施工"
+    assert found.title == "滨海大道附近 未报备施工"
     assert found.identity == grid_cell(22.5085, 113.9102, ctx.config.rules.dedup.grid_m)
     assert found.source_ref == "GD-AI-PATROL-20260512-093000"
     assert "site_id" not in found.details

@@ -14,7 +14,9 @@ from handlers import correlation, ticketing
 from handlers.base import Context
 from handlers.intake import to_incident
 from handlers.lifecycle import Verdict
+from schemas.correlation import Sighting
 from schemas.enums import Severity
+from schemas.records import KeyState
 from tests.unit.conftest import SHANGHAI
 
 T0 = datetime(2026, 5, 12, 9, 0, tzinfo=SHANGHAI)
@@ -147,3 +149,48 @@ def test_cells_put_any_two_points_within_the_distance_in_a_shared_cell(config):
             there = north_of(east_of(here, metres * math.sin(math.radians(bearing))),
                              metres * math.cos(math.radians(bearing)))
             assert set(correlation.cells(rule, *here)) & set(correlation.cells(rule, *there))
+
+
+def sighted(role: str, n: int, minutes: float, cell: str = "corr:积水致拥堵:2506:6341") -> Sighting:
+    return Sighting(event_id=f"sight-积水致拥堵-{role}-T{n}", cell=cell, rule="积水致拥堵", role=role, ticket_id=f"T{n}",
+                    dedup_key=f"key-{n}", severity=Severity.yellow, lat=UNDERPASS[0], lon=UNDERPASS[1],
+                    at=T0 + timedelta(minutes=minutes))
+
+
+def test_a_cell_keeps_the_latest_sightings_of_each_part_and_still_pairs_its_older_cause(config):
+    # One flooded underpass, then a jam sighted every 10 s for 20 minutes above it.
+    cell = "corr:积水致拥堵:2506:6341"
+    state = KeyState(dedup_key=cell)
+    cause = sighted("cause", 0, 0)
+    state = correlation.on_sighting(config, state, cause).state
+    effects = [sighted("effect", n, n / 6) for n in range(1, 121)]
+    for effect in effects:
+        linked = correlation.on_sighting(config, state, effect)
+        assert [(key, c.ticket_id, c.related_ticket_id) for key, c in linked.commands] == \
+            [("key-0", "T0", effect.ticket_id), (effect.dedup_key, effect.ticket_id, "T0")]
+        state = linked.state
+    kept = [s.ticket_id for s in state.sightings.values()]
+    assert kept == ["T0"] + [e.ticket_id for e in effects[-correlation.CELL_SIGHTINGS:]]
+    assert set(state.linked) == set(state.sightings)
+    # A second cause is paired with the effects the cell still holds.
+    late = correlation.on_sighting(config, state, sighted("cause", 200, 21))
+    assert [c.related_ticket_id for _, c in late.commands[0::2]] == \
+        [e.ticket_id for e in sorted(effects[-correlation.CELL_SIGHTINGS:], key=lambda e: e.ticket_id)]
+    # Replayed, from the state and as a restarted worker reads it back: the same commands.
+    for table in (late.state, KeyState.model_validate_json(late.state.model_dump_json())):
+        again = correlation.on_sighting(config, table, sighted("cause", 200, 21))
+        assert (again.replayed, again.commands, again.state) == (True, late.commands, table)
+
+
+def test_a_cell_value_with_relate_commands_per_sighting_reads_as_their_partners(config):
+    cell = "corr:积水致拥堵:2506:6341"
+    cause, effect = sighted("cause", 1, 0), sighted("effect", 2, 5)
+    state = correlation.on_sighting(config, KeyState(dedup_key=cell), cause).state
+    paired = correlation.on_sighting(config, state, effect)
+    old = json.loads(paired.state.model_dump_json())
+    # As the earlier shape wrote it: the commands themselves under each sighting.
+    old["linked"] = {cause.event_id: [], effect.event_id: [json.loads(c.model_dump_json()) for _, c in paired.commands]}
+    migrated = KeyState.model_validate_json(json.dumps(old))
+    assert migrated == paired.state
+    again = correlation.on_sighting(config, migrated, effect)
+    assert (again.replayed, again.commands) == (True, paired.commands)

@@ -282,3 +282,16 @@ def test_next_due_is_the_first_untaken_step_and_none_when_the_ladder_ends(config
                              TicketAction.resolve, t.department, at("10:00"), note="done"),
                  TicketAction.verify, "ops_centre", at("10:10"), passed=True)
     assert escalation.next_due(config, closed) is None
+
+
+def test_a_workers_dues_ladder_each_ticket_version_and_keep_the_latest(config):
+    opened = make_ticket(config)
+    accepted = act(config, opened, TicketAction.accept, "traffic_police", NOW + timedelta(minutes=2))
+    dues = escalation.Dues(config, size=2)
+    # The accept deadline's reminder first; once accepted, the resolve deadline's.
+    assert dues(opened) == escalation.next_due(config, opened) != escalation.next_due(config, accepted)
+    assert dues(accepted) == escalation.next_due(config, accepted)
+    assert dues(opened) == escalation.next_due(config, opened)
+    other = make_ticket(config, category=Category.traffic_congestion, severity=Severity.orange)
+    dues(other)
+    assert list(dues._due) == [(accepted.ticket_id, accepted.version), (other.ticket_id, other.version)]

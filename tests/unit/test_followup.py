@@ -17,6 +17,7 @@ from handlers.routing import route
 from handlers.tickets import open_ticket
 from schemas.enums import OPS_CENTRE, Category, Escalation, Severity, Source, TicketStatus
 from schemas.records import Incident, TicketAction, TicketEvent
+from tests.unit.photos import AFTER
 from tests.unit.test_performance import at
 
 A = TicketAction
@@ -49,7 +50,9 @@ class Case:
         return self
 
     def closed(self, resolved: str = "10:30", verified: str = "11:30") -> "Case":
-        return (self.do(A.accept, CM, "09:40").do(A.resolve, CM, resolved, note="patched")
+        # Road damage is resolved with a photo after the work (routing.yaml), taken again after each send-back.
+        return (self.do(A.accept, CM, "09:40").do(A.evidence, CM, resolved, photo=AFTER)
+                .do(A.resolve, CM, resolved, note="patched")
                 .do(A.verify, OPS_CENTRE, verified, passed=True))
 
     def call(self, result: str, when: str) -> "Case":

@@ -11,8 +11,8 @@ from handlers.lifecycle import Verdict
 from handlers.permissions import CAPABILITIES, TICKET_ACTIONS, Can, may, may_act
 from schemas.accounts import Actor, UserRole
 from schemas.enums import OPS_CENTRE, TicketStatus
-from schemas.records import TicketAction
-from streams.accounts import password_problem, role_problem
+from schemas.records import ExtensionRequest, TicketAction
+from streams.accounts import password_problem, role_problem, service_actor
 from tests.unit.test_lifecycle import OWNER, event, in_status, minutes, new_ticket
 
 A, R, S = TicketAction, UserRole, TicketStatus
@@ -123,12 +123,65 @@ def test_a_service_credential_is_not_the_second_person_of_the_closed_loop(config
     assert refused.verdict is Verdict.refused
     assert refused.reason == "a person resolved this ticket: a duty officer verifies it, not a service credential"
     assert outcome(config, resolved, by(DUTY_A, A.verify, 6, passed=True)).verdict is Verdict.applied
-    # Machine to machine: what a department's service credential resolved, the centre's may verify.
-    machine = person("service:traffic_police", OWNER, R.service)
-    ticket = outcome(config, new_ticket(config), by(machine, A.accept, 2)).ticket
-    resolved = outcome(config, ticket, by(machine, A.resolve, 5, note="cleared")).ticket
-    assert outcome(config, resolved, by(service, A.verify, 6, passed=True)).verdict is Verdict.applied
     # A person's extension request is decided by a person.
     asked = outcome(config, in_status(config, S.accepted), by(CLERK, A.extend, 10, until=resolved.resolve_due
                                                                 + timedelta(days=1), note="parts")).ticket
     assert outcome(config, asked, by(service, A.extend_decision, 11, approve=True)).verdict is Verdict.refused
+    # A machine's request is the machine's to decide too; a request stored before `by_service` reads the same.
+    tp_service = person("service:traffic_police", "traffic_police", R.service)
+    by_machine = outcome(config, in_status(config, S.accepted), by(tp_service, A.extend, 10, until=resolved.resolve_due
+                                                                   + timedelta(days=1), note="parts")).ticket
+    assert by_machine.extension.by_service
+    older = by_machine.extension.model_dump(mode="json", exclude={"by_service"})
+    assert ExtensionRequest.model_validate(older).by_service
+    assert outcome(config, by_machine, by(service, A.extend_decision, 11, approve=True)).verdict is Verdict.applied
+
+
+def service_resolved(config, credential: Actor, department: str):
+    """A ticket of `department` accepted and resolved through a department's service credential."""
+    ticket = outcome(config, new_ticket(config).model_copy(update={"department": department}),
+                     by(credential, A.accept, 2)).ticket
+    ticket = outcome(config, ticket, by(credential, A.resolve, 5, note="cleared")).ticket
+    assert ticket.status is S.resolved and lifecycle.resolved_by(ticket) == credential
+    return ticket
+
+
+def test_what_a_service_credential_resolved_a_person_verifies_never_a_service_credential(config):
+    centre_token, traffic_token = service_actor(config, OPS_CENTRE), service_actor(config, OWNER)
+    resolved = service_resolved(config, traffic_token, OWNER)
+    refused = outcome(config, resolved, by(centre_token, A.verify, 6, passed=True))
+    assert refused.verdict is Verdict.refused and refused.ticket == resolved
+    assert refused.reason == ("交警大队海湾中队·接口凭据办结的工单须由值班员本人核验，不能再用接口凭据核验 (a service "
+                              "credential resolved this ticket: a person verifies it, not a service credential)")
+    # Nobody is recorded as holding the traffic police's token: any duty officer is a second person.
+    verified = outcome(config, resolved, by(DUTY_A, A.verify, 6, passed=True))
+    assert verified.verdict is Verdict.applied and verified.ticket.status is S.closed
+    # A command that names no one (not from the API) is no person either.
+    anonymous = outcome(config, resolved, event(A.verify, OPS_CENTRE, minutes(6), passed=True))
+    assert anonymous.verdict is Verdict.refused and "a person verifies it" in anonymous.reason
+
+
+def test_a_holder_of_the_credential_that_resolved_a_centre_ticket_does_not_verify_it(config):
+    centre_token = service_actor(config, OPS_CENTRE)
+    resolved = service_resolved(config, centre_token, OPS_CENTRE)
+    holder = outcome(config, resolved, by(DUTY_A, A.verify, 6, passed=True, holds=[OPS_CENTRE]))
+    assert holder.verdict is Verdict.refused and holder.ticket == resolved
+    assert holder.reason == ("您是街道智慧运行中心·接口凭据的持有人，它办结的工单须由未持有它的值班员核验 (you hold the "
+                             "service credential that resolved this ticket: someone who does not hold it verifies it)")
+    same_token = outcome(config, resolved, by(centre_token, A.verify, 6, passed=True))
+    assert same_token.reason == "you resolved this ticket: someone else verifies it"
+    # Holding another department's credential does not count; a duty officer holding none verifies.
+    assert outcome(config, resolved, by(DUTY_A, A.verify, 6, passed=True, holds=[OWNER])).verdict is Verdict.applied
+    other = outcome(config, resolved, by(DUTY_B, A.verify, 7, passed=False, note="仍有积水"))
+    assert other.verdict is Verdict.applied and other.ticket.status is S.dispatched
+
+
+def test_what_a_holder_resolved_in_person_follows_the_person_rule(config):
+    ticket = outcome(config, new_ticket(config).model_copy(update={"department": OPS_CENTRE}),
+                     by(DUTY_A, A.accept, 2, holds=[OPS_CENTRE])).ticket
+    resolved = outcome(config, ticket, by(DUTY_A, A.resolve, 5, note="cleared", holds=[OPS_CENTRE])).ticket
+    # The other duty officer holds the centre's token too: they did not resolve it, so they verify.
+    assert outcome(config, resolved, by(DUTY_B, A.verify, 6, passed=True, holds=[OPS_CENTRE])).verdict \
+        is Verdict.applied
+    refused = outcome(config, resolved, by(service_actor(config, OPS_CENTRE), A.verify, 6, passed=True))
+    assert refused.reason == "a person resolved this ticket: a duty officer verifies it, not a service credential"

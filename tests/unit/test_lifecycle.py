@@ -24,7 +24,7 @@ from schemas.enums import (
     Source,
     TicketStatus,
 )
-from schemas.records import Incident, Ticket, TicketAction, TicketEvent
+from schemas.records import HistoryKind, Incident, Ticket, TicketAction, TicketEvent
 from tests.unit.conftest import NOW
 
 A = TicketAction
@@ -117,6 +117,7 @@ def valid_event(action: TicketAction, actor: str, ticket: Ticket) -> TicketEvent
         A.redispatch: {"department": REDISPATCH_TO},
         A.reopen: {"note": "it is back"},
         A.comment: {"note": "crew on the way"},
+        A.acknowledge: {},
     }[action]
     return event(action, actor, at, **fields)
 
@@ -134,6 +135,7 @@ MAY = {
     A.redispatch: {"centre"},
     A.reopen: {"centre"},
     A.comment: {"owner", "centre"},
+    A.acknowledge: {"owner", "centre"},
 }
 
 # From which status each action is legal, and the status it leads to.
@@ -148,17 +150,21 @@ LEADS_TO = {
     A.reopen: {S.closed: S.dispatched},
     A.comment: {S.dispatched: S.dispatched, S.accepted: S.accepted, S.resolved: S.resolved,
                 S.closed: S.closed, S.returned: S.returned},
+    # 已知悉 is said of a ticket still being worked on.
+    A.acknowledge: {S.dispatched: S.dispatched, S.accepted: S.accepted, S.resolved: S.resolved,
+                    S.returned: S.returned},
 }
 
 STATUSES = [S.dispatched, S.accepted, S.resolved, S.closed, S.returned]
-ACTIONS = [A.accept, A.resolve, A.return_, A.extend, A.extend_decision, A.verify, A.redispatch, A.reopen, A.comment]
+ACTIONS = [A.accept, A.resolve, A.return_, A.extend, A.extend_decision, A.verify, A.redispatch, A.reopen, A.comment,
+           A.acknowledge]
 
 MATRIX = [pytest.param(status, action, role, id=f"{status.value}-{action.value}-{role}")
           for status in STATUSES for action in ACTIONS for role in ROLES]
 
 
 def test_the_matrix_is_complete():
-    assert len(MATRIX) == 5 * 9 * 3
+    assert len(MATRIX) == 5 * 10 * 3
     assert set(MAY) == set(LEADS_TO) == set(ACTIONS)
 
 
@@ -308,7 +314,8 @@ def test_redispatch_to_another_department(config):
     moved = applied(config, t, event(A.redispatch, CENTRE, minutes(10), department=REDISPATCH_TO))
     assert (moved.department, moved.status) == (REDISPATCH_TO, S.dispatched)
     assert moved.accept_due == minutes(10) + timedelta(minutes=30)
-    assert (moved.history[-1].action, moved.history[-1].note) == ("redispatch", f"{OWNER} -> {REDISPATCH_TO}")
+    assert (moved.history[-1].kind, moved.history[-1].from_department, moved.history[-1].department) == (
+        HistoryKind.redispatch, OWNER, REDISPATCH_TO)
     assert moved.returns == 1
 
 
@@ -423,3 +430,12 @@ def test_timestamps_come_from_the_injected_clock(config):
     accepted = applied(config, t, event(A.accept, OWNER, minutes(2)), now=later)
     assert accepted.accepted_at == later
     assert accepted.history[-1].at == minutes(2)
+
+
+def test_acknowledging_a_red_ticket_is_an_entry_of_its_own_kind_by_whoever_watches_it(config):
+    t = in_status(config, S.dispatched)
+    seen = applied(config, t, event(A.acknowledge, CENTRE, minutes(1), by="张值班"))
+    assert (seen.status, seen.history[-1].kind, seen.history[-1].by, seen.history[-1].note) == (
+        S.dispatched, HistoryKind.acknowledged, "张值班 (ops_centre)", "")
+    leader = applied(config, seen, event(A.acknowledge, config.district.leadership, minutes(2)))
+    assert leader.history[-1].kind is HistoryKind.acknowledged

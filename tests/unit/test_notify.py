@@ -72,6 +72,20 @@ def test_ids_come_from_the_change_so_every_later_version_gives_the_same_ones(con
     raised = later[f"flood_duty/{ticket.ticket_id}:severity_raised:{make_incident(2).incident_id}"]
     # Raised to red: the officer is mentioned.
     assert (raised.event, raised.severity, raised.mention) == ("severity_raised", Severity.red, ["wang_qiang"])
+    # The message says the change as the history does: in words, at local time.
+    assert dict(raised.fields)["经过"] == "12月2日 10:01 系统将等级由橙色升为红色"
+
+
+def test_an_escalation_message_says_the_step_its_stage_and_local_deadline(config, rules):
+    state, ticket = opened(config, Severity.orange)
+    step = next(s for s in escalation.due_steps(config, ticket, ticket.accept_due) if s.stage == "accept")
+    ticket = ticketing.step(config, state, escalation.escalation_event(ticket, step, step.at), ticket.dedup_key).tickets[0]
+    [reminded] = [d for d in notify.deliveries(rules, ticket, DAY - timedelta(days=1))
+                  if d.channel == "flood_duty" and d.event == "reminded"]
+    due = ticket.accept_due.astimezone(SHANGHAI)
+    said = dict(reminded.fields)["经过"]
+    assert said.endswith(f"系统自动催办街道三防办：签收时限 {due.month}月{due.day}日 {due:%H:%M}")
+    assert "pipeline" not in said and "+00:00" not in said and "T0" not in said
 
 
 def test_escalation_steps_mention_the_officer_then_the_leader(config, rules):

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import re
+import unicodedata
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -166,9 +167,9 @@ def test_email_is_plain_utf8_text(message):
     assert mail["Message-ID"] == "<T-20260512-0001%3Adispatched%3Adispatch@soc.local>"
 
 
-def test_no_phone_number_from_the_ticket_appears_in_any_body(config, message):
-    ticket = make_ticket()
-    bodies = [
+def every_channel_body(config, message, ticket) -> list[bytes]:
+    """What each channel type would send for the message, as bytes (the webhook's fourth)."""
+    return [
         nc.dingtalk_request(message, url="https://x?access_token=a", secret="s", timestamp_ms=1).body,
         *(r.body for r in nc.wecom_requests(message, url="https://x")),
         nc.feishu_request(message, url="https://x", secret="s", timestamp_s=1).body,
@@ -176,11 +177,41 @@ def test_no_phone_number_from_the_ticket_appears_in_any_body(config, message):
         nc.sms_request(message.id, nc.sms_text(message, config.district), url="https://x", phones=[]).body,
         nc.email_message(message, sender="a@b.example", recipients=["c@d.example"]).as_bytes(),
     ]
+
+
+def test_no_phone_number_from_the_ticket_appears_in_any_body(config, message):
+    ticket = make_ticket()
+    bodies = every_channel_body(config, message, ticket)
     for body in bodies:
         digits = re.sub(r"\D", "", body.decode("utf-8", errors="replace"))
         for phone in (CITIZEN, LANDLINE):
             assert re.sub(r"\D", "", phone) not in digits
     assert "139****5678" in json.loads(bodies[3])["ticket"]["title"]
+
+
+_NUMERALS = {c: str(i) for script in ("〇一二三四五六七八九", "零幺二三四五六七八九", "零壹贰叁肆伍陆柒捌玖")
+             for i, c in enumerate(script)}
+
+
+@pytest.mark.parametrize("written, digits", [
+    ("1 3 9 1 2 3 4 5 6 7 8", "13912345678"), ("139 - 1234 - 5678", "13912345678"),
+    ("139、1234、5678", "13912345678"), ("139\u200b1234\n5678", "13912345678"),
+    ("幺三九幺二三四五六七八", "13912345678"), ("壹叁玖壹贰叁肆伍陆柒捌", "13912345678"),
+    ("2688 1234", "26881234"), ("44030519900101123X", "44030519900101123"), ("zhang.san@example.com", "zhang.san"),
+])
+def test_no_written_form_from_the_ticket_appears_in_any_body(config, written, digits):
+    ticket = make_ticket(title=f"望海路积水，市民{written}来电", description=f"联系人{written}，车辆涉水熄火")
+    message = nc.render(ticket, "dispatched", config.district, BASE, "dispatch")
+    bodies = every_channel_body(config, message, ticket)
+    for body in bodies:
+        text = body.decode("utf-8", errors="replace")
+        if text.startswith("{"):  # JSON: its escapes read
+            text = json.dumps(json.loads(text), ensure_ascii=False)
+        # The digits of each stretch a mask, a clause or a field ends, in any script.
+        found = ["".join(_NUMERALS.get(c) or str(unicodedata.decimal(c)) for c in part
+                         if c in _NUMERALS or unicodedata.decimal(c, None) is not None)
+                 for part in re.split(r'[*，："|]', text)]
+        assert not any(digits in f for f in found) and f"{digits}@" not in text, text
 
 
 def test_unknown_event_is_refused(config):

@@ -36,7 +36,8 @@ def test_real_notify_yaml_loads(config):
     notify = load_notify(CONFIG_DIR, config)
     assert {name: c.type for name, c in notify.channels.items()} == {
         "duty_room": "dingtalk", "flood_duty": "dingtalk", "city_management": "wecom", "traffic_police": "feishu",
-        "ops_centre": "webhook", "leadership_mail": "email"}
+        "ops_centre": "webhook", "leadership_mail": "email", "duty_room_card": "dingtalk_card",
+        "city_management_card": "wecom_card", "traffic_police_card": "feishu_card"}
     flood = notify.channels["flood_duty"]
     assert (flood.url_env, flood.secret_env) == ("SOC_NOTIFY_FLOOD_DUTY_URL", "SOC_NOTIFY_FLOOD_DUTY_SECRET")
     first = notify.subscriptions[0]
@@ -92,8 +93,21 @@ def _delete(path: str):
     (_set("channels.flood_duty.url", "https://oapi.dingtalk.com/robot/send?access_token=x"),
      ["notify.yaml: channels.flood_duty.url: Extra inputs are not permitted"]),
     (_set("channels.flood_duty.type", "telegram"),
-     ["notify.yaml: channels.flood_duty.type: Input should be 'dingtalk', 'wecom', 'feishu', 'webhook', 'email' "
-      "or 'sms'"]),
+     ["notify.yaml: channels.flood_duty.type: Input should be 'dingtalk', 'dingtalk_card', 'wecom', 'wecom_card', "
+      "'feishu', 'feishu_card', 'webhook', 'email' or 'sms'"]),
+    (_set("channels.traffic_police_card.secret_env", "SOC_X"),
+     ["notify.yaml: channels.traffic_police_card: a feishu_card channel is sent by the Feishu app (SOC_FEISHU_*): "
+      "remove secret_env"]),
+    (_set("channels.city_management_card.secret_env", "SOC_X"),
+     ["notify.yaml: channels.city_management_card: a wecom_card channel is sent by the WeCom app (SOC_WECOM_*): "
+      "remove secret_env"]),
+    (_delete("channels.duty_room_card.card_template"),
+     ["notify.yaml: channels.duty_room_card: a dingtalk_card channel needs card_template (the card template's id)"]),
+    (_set("channels.duty_room_card.secret_env", "SOC_X"),
+     ["notify.yaml: channels.duty_room_card: a dingtalk_card channel is sent by the DingTalk app (SOC_DINGTALK_*): "
+      "remove secret_env"]),
+    (_set("channels.flood_duty.card_template", "x.schema"),
+     ["notify.yaml: channels.flood_duty: card_template is for dingtalk_card channels, not dingtalk"]),
     (_set("channels.flood_duty.url_env", "https://example"),
      ["notify.yaml: channels.flood_duty.url_env: String should match pattern '^[A-Z][A-Z0-9_]*$'"]),
     (_delete("channels.flood_duty.secret_env"),

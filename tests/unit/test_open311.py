@@ -43,11 +43,17 @@ def test_a_request_becomes_a_mobile_app_city_report_with_the_phone_masked(config
     report = open311.to_report(wanted, rid, "mobile_app", NOW)
     assert (report.case_no, report.channel.value, report.category, report.reported_at) == (
         rid, "mobile_app", CityCategory.road_damage, NOW)
+    # What goes on soc.raw.city is stored: the citizen's number is masked there already.
+    assert "13912345678" not in report.model_dump_json()
+    assert (report.reporter_phone, report.description) == ("139****5678", "路面塌陷一个大坑，电话139****5678")
     incident = to_incident("city", report.model_dump_json().encode(), Context(config, NOW))
     assert incident.category is Category.city_road_damage and incident.source_ref == rid
     assert "13912345678" not in incident.model_dump_json()
     assert incident.details["reporter_phone"] == "139****5678"
     assert incident.details["media_url"] == FIELDS["media_url"] and incident.details["attributes"] == {"depth_cm": "30"}
+    # The reporter's photo reaches the ticket as the link it is (the inbox shows it; the server never fetches it).
+    [ticket] = ticketing.step(config, None, incident, incident.dedup_key).tickets
+    assert ticket.media_url == FIELDS["media_url"]
 
 
 def test_the_id_is_the_same_for_a_retry_and_new_for_other_content_or_another_day(config):

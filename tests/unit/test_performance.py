@@ -21,6 +21,7 @@ from handlers.tickets import open_ticket
 from schemas.enums import OPS_CENTRE, Category, Severity, Source
 from schemas.records import Incident, Ticket, TicketAction, TicketEvent
 from tests.unit.conftest import NOW
+from tests.unit.photos import AFTER
 
 A = TicketAction
 TP, FC, CM = "traffic_police", "flood_control", "city_management"
@@ -101,7 +102,7 @@ def tickets(config) -> dict[str, Ticket]:
         .do(A.redispatch, OPS_CENTRE, "10:00", department=CM),
         # city_management
         "T7 on time, closed": road(config, "T7")
-        .do(A.accept, CM, "11:00").do(A.resolve, CM, "15:00", note="patched")
+        .do(A.accept, CM, "11:00").do(A.evidence, CM, "14:50", photo=AFTER).do(A.resolve, CM, "15:00", note="patched")
         .do(A.verify, OPS_CENTRE, "15:30", passed=True),
         "T8 open, not yet due": road(config, "T8"),
         # Dispatched before the period: not counted anywhere.
@@ -129,6 +130,17 @@ def test_the_script_reached_the_intended_states(tickets):
     assert t6.dispatched_at == at("09:30")
 
 
+def times(*seconds: float) -> dict:
+    """A times entry, from the seconds counted by hand."""
+    if not seconds:
+        return {"count": 0, "mean_s": None, "median_s": None, "max_s": None}
+    ordered = sorted(seconds)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return {"count": len(seconds), "mean_s": round(sum(seconds) / len(seconds), 1), "median_s": median,
+            "max_s": max(seconds)}
+
+
 def test_performance_rows(tickets):
     table = rows(tickets.values(), START, END, MEASURED)
     assert set(table) == {TP, FC, CM}
@@ -150,6 +162,15 @@ def test_performance_rows(tickets):
         "due_not_deferred": 4,    # no extension
         "resolved_on_time_not_deferred": 2,
         "followup_owed": 0, "followed_up": 0, "rated": 0, "satisfied": 0, "called_rated": 0, "sent_back": 0,
+        "disputes": 0, "disputes_ruled": 0, "disputes_upheld": 0,  # no dispute, no supporting part
+        "support_parts": 0, "support_due": 0, "support_on_time": 0,
+        "accepted_late": 2,       # T2 10:20 > 10:00, T4 never (10:00 passed)
+        "reminded": 0, "escalated": 0, "reported": 0, "preventive": 0,
+        # Every reading was taken two minutes before its ticket (09:28).
+        "times": {"to_ticket": times(120, 120, 120, 120),
+                  # T1 09:40 (12 min), T2 10:20 (52 min), T3 11:45 (137 min, its acceptance after the rework)
+                  "to_accept": times(720, 3120, 8220),
+                  "to_close": times(10920, 14520)},  # T1 12:30 (182 min), T3 13:30 (242 min)
         "rates": {
             "on_time_handling": 0.5,   # 2 / 4
             "closure": 0.5,            # 2 / 4
@@ -157,6 +178,7 @@ def test_performance_rows(tickets):
             "accepted_on_time": 0.5,   # 2 / 4
             "resolved_on_time": 0.5,   # 2 / 4
             "followup": None, "satisfaction": None, "sent_back": None,  # no hotline case
+            "disputes_upheld": None, "support_on_time": None,
         },
     }
     assert got[FC] == {
@@ -176,6 +198,12 @@ def test_performance_rows(tickets):
         "due_not_deferred": 1,    # T9 (T5 had an extension: 缓办, left out)
         "resolved_on_time_not_deferred": 0,
         "followup_owed": 0, "followed_up": 0, "rated": 0, "satisfied": 0, "called_rated": 0, "sent_back": 0,
+        "disputes": 0, "disputes_ruled": 0, "disputes_upheld": 0,  # no dispute, no supporting part
+        "support_parts": 0, "support_due": 0, "support_on_time": 0,
+        "accepted_late": 0,
+        "reminded": 0, "escalated": 0, "reported": 0, "preventive": 0,
+        "times": {"to_ticket": times(120, 120), "to_accept": times(1020, 1620),  # T5 09:45, T9 09:55
+                  "to_close": times()},
         "rates": {
             "on_time_handling": 0.5,   # 1 / 2
             "closure": 0.0,            # 0 / 2
@@ -183,6 +211,7 @@ def test_performance_rows(tickets):
             "accepted_on_time": 1.0,   # 2 / 2
             "resolved_on_time": 0.0,   # 0 / 1
             "followup": None, "satisfaction": None, "sent_back": None,
+            "disputes_upheld": None, "support_on_time": None,
         },
     }
     assert got[CM] == {
@@ -202,6 +231,12 @@ def test_performance_rows(tickets):
         "due_not_deferred": 2,
         "resolved_on_time_not_deferred": 1,
         "followup_owed": 0, "followed_up": 0, "rated": 0, "satisfied": 0, "called_rated": 0, "sent_back": 0,
+        "disputes": 0, "disputes_ruled": 0, "disputes_upheld": 0,  # no dispute, no supporting part
+        "support_parts": 0, "support_due": 0, "support_on_time": 0,
+        "accepted_late": 2,       # T6 (10:30) and T8 (11:30) not accepted by their deadlines
+        "reminded": 0, "escalated": 0, "reported": 0, "preventive": 0,
+        # T6 keeps its first dispatch time; T7 accepted 11:00 (92 min), closed 15:30 (362 min).
+        "times": {"to_ticket": times(120, 120, 120), "to_accept": times(5520), "to_close": times(21720)},
         "rates": {
             "on_time_handling": 0.5,   # 1 / 2
             "closure": 0.3333,         # 1 / 3
@@ -209,6 +244,7 @@ def test_performance_rows(tickets):
             "accepted_on_time": 0.3333,  # 1 / 3
             "resolved_on_time": 0.5,     # 1 / 2
             "followup": None, "satisfaction": None, "sent_back": None,
+            "disputes_upheld": None, "support_on_time": None,
         },
     }
 
@@ -234,7 +270,8 @@ def test_rates_are_none_without_a_denominator(config):
     fresh = traffic(config, "fresh").ticket
     [row] = rows([fresh], START, END, at("09:31")).values()
     assert row.rates == {"on_time_handling": None, "closure": 0.0, "rework": None, "accepted_on_time": None,
-                         "resolved_on_time": None, "followup": None, "satisfaction": None, "sent_back": None}
+                         "resolved_on_time": None, "followup": None, "satisfaction": None, "sent_back": None,
+                         "disputes_upheld": None, "support_on_time": None}
     assert (row.dispatched, row.due, row.submitted, row.still_open, row.overdue) == (1, 0, 0, 1, 0)
 
 

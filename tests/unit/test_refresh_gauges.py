@@ -1,4 +1,4 @@
-"""The per-department gauges (issue 17, item 7): a department's on-time ratio leaves /metrics once it
+"""The per-department gauges: a department's on-time ratio leaves /metrics once it
 has no figure, instead of showing its last value for ever (the dashboard's stale ratios)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from streams.metrics import Metrics
-from streams.topology.app import refresh_gauges
+from streams.topology.sweeps import refresh_gauges
 from tests.unit.conftest import NOW
 
 
@@ -37,7 +37,7 @@ async def test_a_department_without_a_figure_loses_its_on_time_ratio(config):
     registry = CollectorRegistry()
     store = Store()
     pipeline = SimpleNamespace(clock=lambda: NOW, config=config, store=store,
-                               response=SimpleNamespace(by_key=dict),
+                               books=SimpleNamespace(response=SimpleNamespace(by_key=dict)),
                                metrics=Metrics(registry, tuple(config.district.departments)))
     store.facts = [fact("flood_control", "closed", timedelta(days=2), resolved=True),
                    fact("city_management", "resolved", timedelta(days=1), resolved=True)]

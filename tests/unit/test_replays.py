@@ -1,4 +1,4 @@
-"""Exact replays (design.md): processing an input again, with any subset of its earlier outputs lost,
+"""Exact replays (docs/architecture.md): processing an input again, with any subset of its earlier outputs lost,
 emits the same outputs: same ids, byte-identical ticket JSON for the same version.
 
 One test per stage: feed an input, drop each subset of its outputs, replay, compare.
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from handlers import escalation, response, ticketing
@@ -26,8 +27,10 @@ from handlers.lifecycle import Verdict
 from handlers.ticketing import Outcome
 from handlers.tickets import PIPELINE, ticket_id_for
 from schemas.enums import OPS_CENTRE, Category, Escalation, Severity, Source, TicketStatus
+from schemas.evidence import EvidenceStage, MediaType, Photo
 from schemas.raw import SiteRegistration
-from schemas.records import Incident, KeyState, TicketAction, TicketEvent
+from schemas.records import Incident, Kept, KeyState, Ruling, TicketAction, TicketEvent, Touched
+from schemas.silences import Matcher, Silence
 from schemas.response import MANUAL, ResponseChange
 from tests.unit.conftest import DATA, NOW
 
@@ -116,6 +119,23 @@ def command(action: TicketAction, ticket_id: str, actor: str, at: timedelta, **f
     return TicketEvent.model_validate_json(ev.model_dump_json())
 
 
+def photo(ticket_id: str, at: timedelta, stage: EvidenceStage = EvidenceStage.after) -> TicketEvent:
+    """A photo uploaded on the ticket (the image itself is on soc.evidence; the command names it)."""
+    image = Photo(sha256=f"{int(at.total_seconds()):064x}", stage=stage, media_type=MediaType.jpeg, width=4000,
+                  height=3000, bytes=2_000_000, lat=22.5297, lon=113.9098)
+    return command(A.evidence, ticket_id, OWNER, at, note=f"{stage.value} photo", photo=image)
+
+
+def at(item: Incident | TicketEvent) -> ticketing.Position | None:
+    """Where the worker read an input: this file's incidents sit on one soc.incidents partition in
+    the order of their numbers (commands come on soc.ticket-events and need no place)."""
+    return ticketing.Position(0, int(item.incident_id.split("-")[1], 16)) if isinstance(item, Incident) else None
+
+
+def decide(config, state: KeyState | None, item: Incident | TicketEvent, around=ticketing.Around()) -> Outcome:
+    return ticketing.step(config, state, item, KEY, around, position=at(item))
+
+
 def wire(ev: TicketEvent) -> TicketEvent:
     return TicketEvent.model_validate_json(ev.model_dump_json())
 
@@ -144,7 +164,7 @@ def build_script(config, with_expire: bool = True) -> Script:
 
     def feed(label: str, item):
         nonlocal state
-        outcome = ticketing.step(config, state, item, KEY)
+        outcome = decide(config, state, item)
         inputs.append(item)
         labels.append(label)
         states.append(outcome.state)
@@ -170,9 +190,13 @@ def build_script(config, with_expire: bool = True) -> Script:
     feed("stale report (refused)", stale_report)
     feed("self-verify (refused)", command(A.verify, t1, OWNER, timedelta(minutes=17), passed=True))
     feed("occurrence after accept", incident(5, timedelta(minutes=18)))
+    feed("photo before", photo(t1, timedelta(minutes=17, seconds=30), EvidenceStage.before))
+    feed("resolve without a photo after (refused)", command(A.resolve, t1, OWNER, timedelta(minutes=28), note="done"))
+    feed("photo after", photo(t1, timedelta(minutes=29)))
     feed("resolve", command(A.resolve, t1, OWNER, timedelta(minutes=30), note="pumped out"))
     feed("rework", command(A.verify, t1, OPS_CENTRE, timedelta(minutes=35), passed=False, note="still 5 cm"))
     feed("accept again", command(A.accept, t1, OWNER, timedelta(minutes=36)))
+    feed("photo after the rework", photo(t1, timedelta(minutes=49)))
     feed("resolve again", command(A.resolve, t1, OWNER, timedelta(minutes=50), note="drain cleared"))
     feed("verify", command(A.verify, t1, OPS_CENTRE, timedelta(minutes=55), passed=True, note="checked on camera"))
     recurrence = incident(6, timedelta(minutes=70))
@@ -243,7 +267,7 @@ def script(config) -> Script:
 def test_the_script_covers_every_kind_of_input(script):
     verdicts = dict(zip(script.labels, (o.verdict for o in script.outcomes)))
     assert [label for label, v in verdicts.items() if v is not Verdict.applied] == \
-        ["stale report (refused)", "self-verify (refused)"]
+        ["stale report (refused)", "self-verify (refused)", "resolve without a photo after (refused)"]
     by_label = dict(zip(script.labels, script.outcomes))
     t1 = ticket_id_for(script.inputs[0])
     assert by_label["red occurrence"].tickets[0].severity is Severity.red
@@ -263,6 +287,11 @@ LOSSES = [frozenset(s) for s in ([], ["table"], ["tickets"], ["table", "tickets"
 
 
 def test_each_input_replayed_after_losing_each_subset_of_its_outputs(config, script):
+    check_each_loss(config, script)
+
+
+def check_each_loss(config, script: Script) -> None:
+    """Each input of `script` processed again after losing each subset of its outputs, then the rest."""
     before, final = reference(script)
     final_state = state_json(script.states[-1])
     cases = 0
@@ -276,7 +305,7 @@ def test_each_input_replayed_after_losing_each_subset_of_its_outputs(config, scr
             # The table holds the new state if its write survived (a restarted worker reads it back).
             kept_table = "table" not in lost and table_written(first)
             state = restored(first.state if kept_table else previous_state)
-            replay = ticketing.step(config, state, item, KEY)
+            replay = decide(config, state, item)
             # What the replay emits is what the first run emitted, byte for byte.
             assert [t.model_dump_json() for t in replay.tickets] == [t.model_dump_json() for t in first.tickets], where
             assert (replay.evicted, replay.counts if not kept_table else first.counts) == \
@@ -291,7 +320,7 @@ def test_each_input_replayed_after_losing_each_subset_of_its_outputs(config, scr
             projection.write(replay)
             state = replay.state
             for later_item, later_first in zip(script.inputs[i + 1:], script.outcomes[i + 1:]):
-                outcome = ticketing.step(config, state, later_item, KEY)
+                outcome = decide(config, state, later_item)
                 assert outcome.verdict is later_first.verdict, where
                 projection.write(outcome)
                 state = outcome.state
@@ -303,10 +332,79 @@ def test_each_input_replayed_after_losing_each_subset_of_its_outputs(config, scr
     assert cases == 4 * len(script.inputs)
 
 
+def build_joint_script(config) -> Script:
+    """Joint handling and a disputed dispatch on one waterlogging ticket: supporting departments added (and a
+    refused repeat), a part accepted and fed back, a dispute upheld, a second one reassigned, the new owner's
+    work, a verify refused for a missing feedback and the centre's override; the timer's steps of a part's
+    ladder and of the ruling's."""
+    state: KeyState | None = None
+    inputs, labels, states, outcomes = [], [], [], []
+    new_owner = "environment"
+
+    def feed(label: str, item):
+        nonlocal state
+        outcome = decide(config, state, item)
+        inputs.append(item)
+        labels.append(label)
+        states.append(outcome.state)
+        outcomes.append(outcome)
+        state = outcome.state
+
+    def escalate(stage: str, department: str | None = None):
+        """The timer's step of a supporting part's or the ruling's ladder, built from the state then."""
+        ticket = state.tickets[t]
+        [due] = [s for s in escalation.ladder(config, ticket)
+                 if (s.stage, s.step, s.department) == (stage, Escalation.reminded, department)]
+        return wire(escalation.escalation_event(ticket, due, due.at + timedelta(seconds=3)))
+
+    first = incident(1, timedelta(minutes=-2), timedelta(0))
+    t = ticket_id_for(first)
+    feed("open", first)
+    feed("add support", command(A.add_support, t, OPS_CENTRE, timedelta(minutes=2),
+                                departments=["traffic_police", "city_management"], note="封路"))
+    feed("add support again (refused)", command(A.add_support, t, OPS_CENTRE, timedelta(minutes=3),
+                                                departments=["traffic_police"]))
+    feed("support accept", command(A.support_accept, t, "traffic_police", timedelta(minutes=4)))
+    feed("support part remind", escalate("support_accept", "city_management"))
+    feed("support feedback", command(A.support_feedback, t, "traffic_police", timedelta(minutes=5), note="已封路"))
+    feed("accept", command(A.accept, t, OWNER, timedelta(minutes=6)))
+    feed("dispute", command(A.dispute, t, OWNER, timedelta(minutes=7), note="系管网破裂", department=new_owner))
+    feed("ruling remind", escalate("ruling"))
+    feed("rule uphold", command(A.rule, t, OPS_CENTRE, timedelta(minutes=120), decision=Ruling.uphold, note="属积水"))
+    feed("dispute again", command(A.dispute, t, OWNER, timedelta(minutes=121), note="确非积水"))
+    feed("rule reassign", command(A.rule, t, OPS_CENTRE, timedelta(minutes=122), decision=Ruling.reassign,
+                                  department=new_owner))
+    feed("new owner accepts", command(A.accept, t, new_owner, timedelta(minutes=123)))
+    image = Photo(sha256="e" * 64, stage=EvidenceStage.after, media_type=MediaType.jpeg, width=4000, height=3000,
+                  bytes=2_000_000, lat=22.5297, lon=113.9098)
+    feed("photo after", command(A.evidence, t, new_owner, timedelta(minutes=130), note="after", photo=image))
+    feed("resolve", command(A.resolve, t, new_owner, timedelta(minutes=131), note="管网已修复"))
+    feed("verify without every feedback (refused)", command(A.verify, t, OPS_CENTRE, timedelta(minutes=135),
+                                                           passed=True))
+    feed("verify overriding", command(A.verify, t, OPS_CENTRE, timedelta(minutes=136), passed=True, override=True,
+                                      note="城管电话确认"))
+    return Script(tuple(inputs), tuple(labels), tuple(states), tuple(outcomes))
+
+
+def test_joint_handling_and_disputes_are_replayed_exactly_after_any_loss(config):
+    script = build_joint_script(config)
+    verdicts = dict(zip(script.labels, (o.verdict for o in script.outcomes)))
+    assert [label for label, v in verdicts.items() if v is not Verdict.applied] == \
+        ["add support again (refused)", "verify without every feedback (refused)"]
+    closed = script.outcomes[-1].tickets[0]
+    assert (closed.status, closed.department, closed.history[-1].overridden) == \
+        (TicketStatus.closed, "environment", ["city_management"])
+    assert [h.kind.value for h in closed.history if h.kind.value.startswith(("support", "disput"))] == \
+        ["support_added", "support_accepted", "support_feedback", "disputed", "dispute_upheld", "disputed",
+         "dispute_reassigned"]
+    check_each_loss(config, script)
+    check_full_replay(config, script)
+
+
 def replay_everything(config, script: Script, inputs, state: KeyState | None, projection: Projection):
     outcomes = []
     for item in inputs:
-        outcome = ticketing.step(config, state, item, KEY)
+        outcome = decide(config, state, item)
         projection.write(outcome)
         outcomes.append(outcome)
         state = outcome.state
@@ -365,7 +463,7 @@ def test_a_replay_after_more_than_200_later_occurrences_is_still_recognised(conf
     reports = [first] + [incident(n, timedelta(seconds=30 * n)) for n in range(2, 2 + 230)]
     state, projection = None, Projection()
     for item in reports:
-        outcome = ticketing.step(config, state, item, KEY)
+        outcome = decide(config, state, item)
         assert outcome.verdict is Verdict.applied
         projection.write(outcome)
         state = outcome.state
@@ -374,7 +472,7 @@ def test_a_replay_after_more_than_200_later_occurrences_is_still_recognised(conf
     final_state, final_tickets = state_json(state), dict(projection.tickets)
     for early in (reports[0], reports[1], reports[5], reports[-201]):
         for table in (state, restored(state)):
-            outcome = ticketing.step(config, table, early, KEY)
+            outcome = decide(config, table, early)
             assert (outcome.verdict, outcome.counts) == (Verdict.replayed, ()), early.incident_id
             assert [t.model_dump_json() for t in outcome.tickets] == [ticket.model_dump_json()]
             assert state_json(outcome.state) == final_state
@@ -440,19 +538,20 @@ def test_an_incident_redelivered_after_its_ticket_expired_is_a_replay(config):
     t1 = ticket_id_for(first)
     inputs = [first,
               command(A.accept, t1, OWNER, timedelta(minutes=5)),
+              photo(t1, timedelta(minutes=19)),
               command(A.resolve, t1, OWNER, timedelta(minutes=20), note="pumped out"),
               command(A.verify, t1, OPS_CENTRE, timedelta(minutes=25), passed=True)]
     state = None
     for item in inputs:
-        state = ticketing.step(config, state, item, KEY).state
+        state = decide(config, state, item).state
     sweep = wire(ticketing.expire_event(state.tickets[t1], RETENTION, T0 + RETENTION + timedelta(hours=1)))
-    expired = ticketing.step(config, state, sweep, KEY)
+    expired = decide(config, state, sweep)
     assert (expired.verdict, expired.evicted) == (Verdict.applied, (t1,))
-    assert (expired.state.tickets, expired.state.seen, expired.state.counted) == ({}, [], {})
+    assert (expired.state.tickets, expired.state.seen, expired.state.recent, expired.state.runs) == ({}, [], {}, [])
     assert expired.state.expired_through == T0 + timedelta(minutes=25)
-    again = ticketing.step(config, expired.state, first, KEY)
+    again = decide(config, expired.state, first)
     assert (again.verdict, again.counts) == (Verdict.replayed, ())
-    assert ticketing.step(config, again.state, sweep, KEY).verdict is Verdict.replayed
+    assert decide(config, again.state, sweep).verdict is Verdict.replayed
 
 
 def test_a_report_of_an_expired_ticket_redelivered_is_not_counted_on_its_successor(config):
@@ -461,19 +560,167 @@ def test_a_report_of_an_expired_ticket_redelivered_is_not_counted_on_its_success
     recurrence = incident(3, timedelta(minutes=40))
     inputs = [first, incident(2, timedelta(minutes=2)),
               command(A.accept, t1, OWNER, timedelta(minutes=5)),
+              photo(t1, timedelta(minutes=19)),
               command(A.resolve, t1, OWNER, timedelta(minutes=20), note="pumped out"),
               command(A.verify, t1, OPS_CENTRE, timedelta(minutes=25), passed=True),
               recurrence]
     state = None
     for item in inputs:
-        state = ticketing.step(config, state, item, KEY).state
+        state = decide(config, state, item).state
     t2 = ticket_id_for(recurrence)
     # A short retention here, so the successor's span is still inside the dedup window.
     closed_at = state.tickets[t1].closed_at
     sweep = wire(ticketing.expire_event(state.tickets[t1], timedelta(minutes=1), closed_at + timedelta(minutes=1)))
-    state = ticketing.step(config, state, sweep, KEY).state
+    state = decide(config, state, sweep).state
     successor = state.tickets[t2]
-    again = ticketing.step(config, state, inputs[1], KEY)
+    again = decide(config, state, inputs[1])
     # Observed: applied, T2 gets occurrences 2 -> 3 and a new version.
     assert again.verdict is Verdict.replayed
     assert again.state.tickets[t2] == successor
+
+
+# ================================================================== bounded key state
+
+def occurrences(first_n: int, count: int, start: timedelta, step: timedelta = timedelta(seconds=20)) -> list[Incident]:
+    return [incident(first_n + k, start + step * k) for k in range(count)]
+
+
+def test_a_replay_older_than_the_recent_window_still_comes_out_replayed(config):
+    """Incidents suppressed by a silence, a ticket with more occurrences than the window holds, its
+    closure and a successor with as many: each early input again (from the table as it is, and as
+    a restarted worker reads it back) is a replay emitting its first run's tickets as they stand."""
+    quiet_ends = T0 + timedelta(minutes=5)
+    silence = Silence(silence_id="s-maint", matchers=[Matcher(name="community", value="liyuan")],
+                      starts_at=T0 - timedelta(hours=1), ends_at=quiet_ends, comment="泵站检修",
+                      created_by="duty", created_at=T0 - timedelta(hours=1))
+    around = ticketing.Around(silences=(silence,))
+    suppressed = occurrences(1, 3, timedelta(minutes=-3), timedelta(minutes=1))
+    opening = occurrences(4, ticketing.RECENT + 30, timedelta(minutes=6))
+    t1 = ticket_id_for(opening[0])
+    closing = [command(A.accept, t1, OWNER, timedelta(minutes=40)),
+               photo(t1, timedelta(minutes=49)),
+               command(A.resolve, t1, OWNER, timedelta(minutes=50), note="pumped out"),
+               command(A.verify, t1, OPS_CENTRE, timedelta(minutes=55), passed=True)]
+    n = 4 + len(opening)
+    recurring = occurrences(n, ticketing.RECENT + 30, timedelta(minutes=70))
+    inputs = [*suppressed, *opening, *closing, *recurring]
+    state, projection, first_run = None, Projection(), {}
+    for item in inputs:
+        outcome = decide(config, state, item, around)
+        assert outcome.verdict is Verdict.applied
+        projection.write(outcome)
+        first_run[item.incident_id if isinstance(item, Incident) else item.event_id] = outcome
+        state = outcome.state
+    assert [o.verdict for o in map(first_run.get, (i.incident_id for i in suppressed))] == [Verdict.applied] * 3
+    assert first_run[suppressed[0].incident_id].suppressed and not first_run[suppressed[0].incident_id].tickets
+    closed, successor = first_run[recurring[0].incident_id].tickets
+    assert (closed.ticket_id, successor.previous_ticket_id) == (t1, t1)
+    final_state, final_tickets = state_json(state), dict(projection.tickets)
+    early = [*suppressed, opening[0], opening[1], opening[40], recurring[0], recurring[1]]
+    assert not {i.incident_id for i in early} & set(state.recent)
+    for item in early:
+        first = first_run[item.incident_id]
+        for table in (state, restored(state)):
+            again = decide(config, table, wire_incident(item), ticketing.Around())
+            where = item.incident_id
+            assert (again.verdict, again.counts) == (Verdict.replayed, ()), where
+            # The tickets it wrote, as they stand now (a later version of the same ids) ...
+            assert [t.ticket_id for t in again.tickets] == [t.ticket_id for t in first.tickets], where
+            assert [t.model_dump_json() for t in again.tickets] == \
+                [state.tickets[t.ticket_id].model_dump_json() for t in first.tickets], where
+            assert [(s.incident, s.silence_id) for s in again.suppressed] == \
+                [(s.incident, s.silence_id) for s in first.suppressed], where
+            assert state_json(again.state) == final_state, where
+            projection.write(again)  # and never a version with other bytes
+    assert projection.tickets == final_tickets
+
+
+def wire_incident(item: Incident) -> Incident:
+    return Incident.model_validate_json(item.model_dump_json())
+
+
+def test_a_copy_of_a_recent_incident_under_a_new_offset_is_a_replay(config):
+    # The parse step replayed after a crash sends the incident again, later on soc.incidents.
+    reports = occurrences(1, 10, timedelta(0))
+    state = None
+    for item in reports:
+        state = decide(config, state, item).state
+    later = ticketing.Position(0, 10_000)
+    again = ticketing.step(config, state, reports[3], KEY, position=later)
+    assert (again.verdict, again.counts, again.state) == (Verdict.replayed, (), state)
+    assert [t.model_dump_json() for t in again.tickets] == [t.model_dump_json() for t in state.tickets.values()]
+    # A new incident at that offset is counted.
+    new = ticketing.step(config, state, incident(99, timedelta(minutes=4)), KEY, position=later)
+    assert new.verdict is Verdict.applied and new.state.marks == {0: 10_000}
+
+
+def test_the_key_state_of_a_storm_hours_long_stays_the_size_it_had_after_minutes(config):
+    # One report every 20 s for 3 hours on one underpass: the state after 540 reports is the state
+    # after 90 with other ids and numbers in it.
+    state, sizes = None, {}
+    for k, item in enumerate(occurrences(1, 540, timedelta(0)), start=1):
+        state = decide(config, state, item).state
+        if k in (90, 540):
+            sizes[k] = len(state_json(state))
+    assert len(state.recent) == ticketing.RECENT and len(state.runs) == 1
+    assert sizes[540] < sizes[90] * 1.1
+
+
+def test_a_table_value_written_before_the_bounded_shape_reads_into_it(config):
+    # The state of a real key after two reports and one inhibited one, as the earlier shape wrote it.
+    first = incident(1, timedelta(0))
+    t1 = ticket_id_for(first)
+    state = decide(config, None, first).state
+    state = decide(config, state, incident(2, timedelta(minutes=1))).state
+    old = orjson.loads(state.model_dump_json())
+    for field_name in ("marks", "runs", "recent"):
+        del old[field_name]
+    old["counted"] = {first.incident_id: [t1], incident(2, timedelta(minutes=1)).incident_id: [t1]}
+    old["silenced"], old["inhibited"] = {"floo-00000000000000ff": "inhibit:rule"}, {"floo-00000000000000ff": "T-x"}
+    migrated = KeyState.model_validate_json(orjson.dumps(old))
+    assert migrated.recent == {first.incident_id: Touched(tickets=[t1]),
+                               incident(2, timedelta(minutes=1)).incident_id: Touched(tickets=[t1]),
+                               "floo-00000000000000ff": Kept(cover="inhibit:rule", source_ticket_id="T-x")}
+    assert (migrated.marks, migrated.runs, migrated.tickets) == ({}, [], state.tickets)
+    assert not {"counted", "silenced", "inhibited"} & set(orjson.loads(migrated.model_dump_json()))
+    # Its ids are replays (the old value knew no offsets: the ids decide) ...
+    again = ticketing.step(config, migrated, first, KEY, position=ticketing.Position(0, 1))
+    assert (again.verdict, [t.ticket_id for t in again.tickets]) == (Verdict.replayed, [t1])
+    kept = ticketing.step(config, migrated, incident(255, timedelta(minutes=2)), KEY)
+    assert (kept.verdict, kept.suppressed[0].silence_id, kept.suppressed[0].source_ticket_id) == \
+        (Verdict.replayed, "inhibit:rule", "T-x")
+    # ... and the next report counts once, from then on in the bounded shape.
+    later = ticketing.step(config, migrated, incident(3, timedelta(minutes=3)), KEY, position=ticketing.Position(0, 3))
+    assert later.verdict is Verdict.applied and later.tickets[0].occurrences == 3
+    assert later.state.marks == {0: 3} and len(later.state.runs) == 1
+
+
+def test_a_phones_resend_of_a_command_is_a_replay_whenever_it_comes(config):
+    # The inbox on a phone sends an action queued offline again until it gets an answer; the API makes the
+    # event id from the phone's own id (streams/http/api.py command_event_id), so each resend carries the
+    # first one's id with its own time. Resent before the step saw the first, or after later commands,
+    # it changes nothing.
+    first = incident(1, timedelta(0))
+    t1 = ticket_id_for(first)
+    state = decide(config, None, first).state
+
+    def phone(action: TicketAction, client_id: str, sent: timedelta, **fields) -> TicketEvent:
+        return wire(TicketEvent(event_id=f"client-clerk-{client_id}", ticket_id=t1, action=action, by="李工",
+                                actor=OWNER, at=T0 + sent, **fields))
+
+    accept = phone(A.accept, "a1b2c3d4", timedelta(minutes=5))
+    comment = phone(A.comment, "e5f6a7b8", timedelta(minutes=6), note="到场")
+    verdicts = []
+    for item in (accept, phone(A.accept, "a1b2c3d4", timedelta(minutes=5, seconds=3)), comment):
+        outcome = decide(config, state, item)
+        state = outcome.state
+        verdicts.append(outcome.verdict)
+    assert verdicts == [Verdict.applied, Verdict.replayed, Verdict.applied]
+    ticket = state.tickets[t1]
+    assert [h.event_id for h in ticket.history].count(accept.event_id) == 1
+    assert [h.event_id for h in ticket.history].count(comment.event_id) == 1
+    for resend in (phone(A.accept, "a1b2c3d4", timedelta(minutes=30)),
+                   phone(A.comment, "e5f6a7b8", timedelta(minutes=31), note="到场")):
+        again = decide(config, restored(state), resend)
+        assert again.verdict is Verdict.replayed
+        assert again.state.tickets[t1] == ticket and again.tickets == (ticket,)

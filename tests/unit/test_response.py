@@ -12,7 +12,7 @@ from handlers.intake import to_incident
 from handlers.lifecycle import Verdict
 from handlers.ticketing import Around
 from schemas.enums import Severity, TicketStatus
-from schemas.response import MANUAL, ResponseChange
+from schemas.response import MANUAL, LevelDecision, ResponseChange
 from tests.unit.conftest import SHANGHAI
 
 T0 = datetime(2026, 9, 14, 8, 0, tzinfo=SHANGHAI)
@@ -56,6 +56,9 @@ def test_yellow_then_orange_then_lowered_raises_the_level_and_ends_it_after_the_
     assert level(T0 - timedelta(seconds=1)) is None
     assert level(T0).level == "III" and level(T0).change.trigger == "typhoon_yellow"
     assert level(T0 + every * 3).level == "II"
+    # Why, in the reading's own words (its title names the colour), never an enum value after them.
+    reason = level(T0 + every * 3).change.reason
+    assert "橙色" in reason and "(orange)" not in reason
     # Lowered to blue: both rules let go then, and their levels hold a hold more.
     lowered = T0 + every * 6
     assert level(lowered + HOLD - timedelta(seconds=1)).level == "II"
@@ -132,9 +135,11 @@ def test_a_rule_lets_go_a_hold_after_its_last_supporting_report_and_is_kept_up_b
     assert response.in_force(published, last + HOLD * 2, HOLD) is None
 
 
-def test_the_rainstorm_scenario_raises_the_level_and_lets_it_fall_before_the_next_storm(config):
-    """`make run SCENARIO=rainstorm` as the trigger rules see it: the simulator's flood readings at 5 a
-    second, through intake and the ticket step on their own keys, for 70 minutes of its hourly cycle."""
+@pytest.mark.parametrize("volume", ["due", "generate"])
+def test_the_rainstorm_scenario_raises_the_level_and_lets_it_fall_before_the_next_storm(config, volume):
+    """`make run SCENARIO=rainstorm` as the trigger rules see it: the simulator's flood readings (each
+    station's at its interval, as `soc dev` sends them by default; or the mix at 5 a second, as with
+    `--rate 5`), through intake and the ticket step on their own keys, for 70 minutes of its hourly cycle."""
     from streams.ops.simulator import Simulator
 
     sim = Simulator(3, "rainstorm", config.district, start=T0)
@@ -142,7 +147,7 @@ def test_the_rainstorm_scenario_raises_the_level_and_lets_it_fall_before_the_nex
     states, published, levels = {}, {}, {}
     for tick in range(70 * 6):
         now = T0 + timedelta(seconds=10 * tick)
-        for event in sim.generate(now, 50):
+        for event in (sim.due(now) if volume == "due" else sim.generate(now, 50)):
             if event.source != "flood" or event.malformed:
                 continue
             incident = to_incident("flood", json.dumps(event.payload).encode(), Context(config, now, {}))
@@ -159,6 +164,13 @@ def test_the_rainstorm_scenario_raises_the_level_and_lets_it_fall_before_the_nex
     calm = sim.storm + sim.calm
     assert levels[(calm - timedelta(minutes=5)).total_seconds() / 60] is None  # fallen before the next storm
     assert levels[69.5] in ("III", "II")  # and raised again by it
+    # docs/silences.md's timings (minutes into the cycle), each within a minute.
+    changes = [(minute, level) for (minute, level), before in zip(levels.items(), [None, *levels.values()])
+               if level != before]
+    expected = {"due": [(4, "III"), (6, "II"), (43, "III"), (45, None), (64, "III"), (66, "II")],
+                "generate": [(3.5, "III"), (6, "II"), (43.5, "III"), (45, None), (63.5, "III"), (65, "II")]}[volume]
+    assert [level for _, level in changes] == [level for _, level in expected]
+    assert all(abs(minute - want) <= 1 for (minute, _), (want, _) in zip(changes, expected)), changes
 
 
 def _manual(level, at):
@@ -199,3 +211,64 @@ def test_a_level_not_marked_retroactive_leaves_open_tickets_alone_and_a_closed_t
     event = response.retroactive_event(config, ticket, level_i, at)
     state = opened.state.model_copy(update={"tickets": {ticket.ticket_id: closed}})
     assert ticketing.step(config, state, event, "k1").verdict is Verdict.refused
+
+
+def test_the_batch_levels_answer_as_in_force_over_the_triggers_and_the_inputs_own_histories():
+    """response.Levels (the ticket step's per-batch cache) against in_force({**histories, **own}) on
+    random triggers: rules with holds, the centre's decisions, equal times across triggers, an input's
+    own trigger replacing its earlier history, asked at every change, every end and between."""
+    import random
+
+    rng = random.Random(27)
+    t0 = datetime(2026, 7, 1, 8, 0, tzinfo=SHANGHAI)
+    levels_of = [None, "IV", "III", "II", "I"]
+
+    def history(key: str, n: int) -> list[ResponseChange]:
+        times = sorted(t0 + timedelta(minutes=rng.choice(range(0, 300, 5))) for _ in range(n))
+        return [ResponseChange(at=at, level=rng.choice(levels_of), trigger=key.split("@")[0], by="pipeline",
+                               reason="r") for at in times]
+
+    for _ in range(40):
+        keys = [MANUAL] + [f"rain@flood:rain:G{i}" for i in range(rng.randint(1, 6))]
+        histories = {k: history(k, rng.randint(1, 5)) for k in keys}
+        levels = response.Levels()
+        for _ in range(30):
+            own_key = rng.choice([*keys[1:], "rain@flood:rain:NEW"])
+            own = {own_key: [*histories.get(own_key, []), *history(own_key, 1)]} if rng.random() < 0.7 else {}
+            at = t0 + timedelta(minutes=rng.choice(range(-10, 420, 5)))
+            assert levels.in_force(histories, at, HOLD, own) == response.in_force({**histories, **own}, at, HOLD)
+            if own and rng.random() < 0.3:  # the batch goes on with the level this input published
+                histories = {**histories, **own}
+
+
+# ------------------------------------------------------------------ people's decisions through the ticket step
+
+def _decision(level, at, by="张值班", event_id=None):
+    change = ResponseChange(at=at, level=level, reason="区防指决定", trigger=MANUAL, by=by)
+    return LevelDecision(event_id=event_id or f"api-{level}-{at.timestamp()}", change=change)
+
+
+def test_two_decisions_made_at_once_are_both_kept_in_time_order(config):
+    # Two duty officers on two workers, each having read the same history: before, each wrote the history it
+    # had read plus its own decision, and the later write lost the earlier decision.
+    earlier = [_decision("III", T0).change]
+    around = Around(response={MANUAL: earlier})
+    first = ticketing.step(config, None, _decision("I", T0 + timedelta(seconds=2), by="李值班"), response.DECISIONS_KEY,
+                           around)
+    second = ticketing.step(config, first.state, _decision("II", T0 + timedelta(seconds=1)), response.DECISIONS_KEY,
+                            around)
+    assert first.verdict is second.verdict is Verdict.applied
+    assert [c.level for c in second.response[MANUAL]] == ["III", "II", "I"]
+    assert response.in_force(second.response, T0 + timedelta(seconds=3), HOLD).level == "I"
+
+
+@pytest.mark.parametrize("lost", ["nothing", "state", "published", "both"])
+def test_a_decision_replayed_with_any_of_its_outputs_lost_publishes_the_same_history(config, lost):
+    earlier = {MANUAL: [_decision("III", T0).change]}
+    decision = _decision("II", T0 + timedelta(minutes=5))
+    once = ticketing.step(config, None, decision, response.DECISIONS_KEY, Around(response=earlier))
+    state = None if lost in ("state", "both") else once.state
+    published = earlier if lost in ("published", "both") else once.response
+    again = ticketing.step(config, state, decision, response.DECISIONS_KEY, Around(response=published))
+    assert again.response == once.response
+    assert again.verdict is (Verdict.applied if lost == "both" else Verdict.replayed)

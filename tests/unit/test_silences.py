@@ -69,6 +69,8 @@ def test_a_ref_matcher_takes_any_of_a_traffic_events_ids():
     ({"matchers": [{"name": "ref", "value": "(", "is_regex": True}]}, "value is not a valid regular expression"),
     ({"matchers": [{"name": "station", "value": "x"}]}, "Input should be 'source', 'category'"),
     ({"mode": "mute"}, "Input should be 'suppress' or 'quiet'"),
+    ({"starts_at": datetime.fromisoformat("9999-12-31T00:00:00+00:00"),
+      "ends_at": datetime.fromisoformat("9999-12-31T01:00:00+00:00")}, "must be a time between the years 2000 and 2100"),
 ])
 def test_the_limits_of_a_new_silence(change, message):
     body = {"matchers": [ON_STATION], "starts_at": AT, "ends_at": AT + timedelta(hours=2), "comment": "检修", **change}

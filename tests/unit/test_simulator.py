@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from handlers.construction import find_site, findings
 from handlers.geo import community_at, grid_cell
-from handlers.privacy import mask_phones
+from handlers.privacy import mask_personal
 from schemas.config import load_config
 from schemas.raw import RAW_MODELS, SiteRegistration
 from streams.ops.simulator import SOURCES, Simulator, storm_curve
@@ -170,7 +170,7 @@ def test_city_reports_are_chinese_with_phones(normal_batch):
     assert all(re.search(r"[\u4e00-\u9fff]", r["description"]) for r in reports)
     hotline = [r for r in reports if r["channel"] == "hotline_12345"]
     assert hotline and all(re.fullmatch(r"1[3-9]\d{9}", r["reporter_phone"]) for r in hotline)
-    with_phone = [r for r in reports if mask_phones(r["description"]) != r["description"]]
+    with_phone = [r for r in reports if mask_personal(r["description"]) != r["description"]]
     assert 0 < len(with_phone) < len(reports) * 0.2
     assert {r["category"] for r in reports} >= {"garbage_overflow", "illegal_vending", "manhole_cover_missing",
                                                  "noise_complaint", "road_damage"}
@@ -254,3 +254,108 @@ def test_the_simulators_stations_stand_where_the_map_draws_them(config):
     assert readings and all((r["lat"], r["lon"]) == places[r["station_id"]] for r in readings if r["station_id"] in places)
     # The rest of the layout (sites, the other stations) is the seed's, with or without the map.
     assert placed.whitelist(NOW) == Simulator(5, "rainstorm", config.district, start=NOW).whitelist(NOW)
+
+
+# ------------------------------------------------------------------ `due`: a sub-district's volumes
+
+def run_due(sim: Simulator, start: datetime, minutes: float, step_s: int = 60) -> list[tuple[datetime, object]]:
+    """(now, event) for every event `due` gives, called every step_s seconds from `start`."""
+    out = [(start, e) for e in sim.due(start)]
+    for k in range(1, int(minutes * 60 / step_s) + 1):
+        now = start + timedelta(seconds=step_s * k)
+        out += [(now, e) for e in sim.due(now)]
+    return out
+
+
+def opening(config, sim: Simulator, start: datetime, events) -> list:
+    """The well-formed reports that intake turns into an incident (one that opens or joins a ticket)."""
+    from handlers.base import Context
+    from handlers.intake import to_incident
+    sites = {s["site_id"]: SiteRegistration.model_validate(s) for s in sim.whitelist(start)}
+    found = []
+    for now, e in events:
+        if not e.malformed and to_incident(e.source, json.dumps(e.payload).encode(), Context(config, now, sites)):
+            found.append(e)
+    return found
+
+
+def test_each_station_reads_at_its_interval_and_on_connecting(config):
+    once = Simulator(5, "rainstorm", config.district, start=NOW)
+    first = once.due(NOW)
+    assert Counter(e.source for e in first) == {"flood": 18}  # 5 gauges, 4 rivers, 5 low spots, 3 pumps, the signal
+    assert once.due(NOW) == []  # nothing twice
+    sim = Simulator(5, "rainstorm", config.district, start=NOW)
+    events = [e for _, e in run_due(sim, NOW, 60, step_s=10)]
+    per_station = Counter(e.payload["station_id"] for e in events if e.source == "flood" and not e.malformed)
+    malformed = sum(e.malformed for e in events if e.source == "flood")
+    silent = sim.silent_station(NOW + timedelta(minutes=15))
+    # In the hour: on connecting, then every 5 minutes (rivers, pumps), 2 (low spots), 1 (rain, the signal).
+    expected = {**{s: 13 for s in ("WL-02", "WL-03", "TD-01", "PS-01", "PS-02", "PS-03")},
+                **{s: 31 for s in ("WLG-01", "WLG-02", "WLG-03", "WLG-04", "WLG-05")},
+                **{s: 61 for s in ("RG-01", "RG-02", "RG-03", "RG-04", "RG-05", "TY-HW")}}
+    expected[silent] = 13 - 8  # silent from minute 10 to 50: its readings at 10, 15, ... 45 are missing
+    assert sum(expected.values()) == sum(per_station.values()) + malformed
+    assert all(expected[s] - malformed <= n <= expected[s] for s, n in per_station.items()), per_station
+    assert set(per_station) == set(expected)
+    # In time order, each made at its own moment.
+    times = [datetime.fromisoformat(e.payload["observed_at"].replace("Z", "+00:00")) for e in events
+             if not e.malformed and e.source == "flood"]
+    assert max(times) <= NOW + timedelta(hours=1) and min(times) >= NOW - timedelta(seconds=15)
+    assert "TY-HW" not in {e.payload["station_id"] for e in Simulator(5, "normal", config.district).due(NOW)}
+
+
+def test_due_is_seeded_and_takes_its_time_only_from_now(config):
+    a, b = (Simulator(7, "rainstorm", config.district, intensity=3) for _ in range(2))
+    assert run_due(a, NOW, 30, step_s=7) == run_due(b, NOW, 30, step_s=7)
+    assert run_due(Simulator(8, "rainstorm", config.district), NOW, 30) != run_due(
+        Simulator(7, "rainstorm", config.district), NOW, 30)
+    with pytest.raises(ValueError):
+        Simulator(7, "normal", config.district, intensity=0)
+
+
+# By day in calm weather at intensity 1 (docs/simulator.md): 12345 2 cases an hour; reports that open or
+# join a ticket about 9 an hour (city 5.5, traffic 2.35, construction violations about 1).
+@pytest.mark.parametrize("intensity,seeds,tolerance", [(1, (11, 12, 13, 14), 0.3), (10, (11,), 0.12)])
+def test_reports_per_hour_by_day_are_a_sub_districts_times_the_intensity(config, intensity, seeds, tolerance):
+    hours = 6 * len(seeds)  # 10:00-16:00 on a Wednesday (no rush hour, no night), once per seed
+    hotline, reports, flood = 0, Counter(), []
+    for seed in seeds:
+        sim = Simulator(seed, "normal", config.district, intensity=intensity)
+        events = run_due(sim, NOW, 6 * 60)
+        # Some are calls about a problem already reported: they join its ticket.
+        hotline += sum(e.source == "city" and not e.malformed and e.payload["channel"] == "hotline_12345"
+                       for _, e in events)
+        found = opening(config, sim, NOW, events)
+        reports.update(e.source for e in found)
+        flood += [e for e in found if e.source == "flood"]
+    assert hotline / hours == pytest.approx(2.0 * intensity, rel=tolerance)
+    others = sum(n for source, n in reports.items() if source != "flood")
+    assert others / hours == pytest.approx(9.0 * intensity, rel=tolerance), reports
+    assert reports["city"] / hours == pytest.approx(5.5 * intensity, rel=tolerance)
+    # Calm readings open nothing, but a pump's rare fault.
+    assert all(e.payload["kind"] == "pump_station" for e in flood)
+    assert len(flood) <= hours
+
+
+def test_a_storm_brings_several_times_the_calls_and_a_rainstorms_hour_some_tens_of_tickets(config):
+    sim = Simulator(11, "rainstorm", config.district, start=NOW, intensity=30)
+    events = run_due(sim, NOW, 180)  # three storms of 20 minutes, each with 40 calm minutes after it
+
+    def in_storm(now: datetime) -> bool:
+        return (now - NOW) % (sim.storm + sim.calm) <= sim.storm
+
+    calls = Counter(in_storm(now) for now, e in events if e.source == "city" and not e.malformed
+                    and e.payload["channel"] == "hotline_12345")
+    # Per hour: 1 + 4 x the storm's mean intensity (0.5) = 3 times the calm rate.
+    ratio = (calls[True] / 20) / (calls[False] / 40)
+    assert 2.2 <= ratio <= 3.8, calls
+    one = Simulator(11, "rainstorm", config.district, start=NOW)
+    storm = run_due(one, NOW, 60)
+    found = opening(config, one, NOW, storm)
+    first_flood = min(now for now, e in storm if e in found and e.source == "flood")
+    assert first_flood - NOW <= timedelta(minutes=4)  # the rain passes 30 mm/h about 3 minutes in
+    # Some tens of tickets in the storm's hour: most stations over a threshold (their readings join one
+    # ticket each) and some tens of reports, not the thousands a fixed 5 events/s made.
+    stations = {e.payload["station_id"] for e in found if e.source == "flood"}
+    reports = [e for e in found if e.source != "flood"]
+    assert 10 <= len(stations) <= 18 and 5 <= len(reports) <= 30, (stations, Counter(e.source for e in reports))

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from handlers.performance import gauge_facts
 from schemas.enums import Category, Severity, Source, TicketStatus
 from schemas.records import Ticket
+from handlers import daily
 from streams.http import stats
 
 UTC = ZoneInfo("UTC")
@@ -63,15 +64,15 @@ def test_open_tickets_by_age():
 
 def test_missed_deadlines():
     now = AT + timedelta(hours=5)
-    assert stats.overdue(ticket(1), AT) == []
-    assert stats.overdue(ticket(1), now) == ["accept", "resolve"]
+    assert daily.overdue(ticket(1), AT) == []
+    assert daily.overdue(ticket(1), now) == ["accept", "resolve"]
     late_accept = ticket(2, status=TicketStatus.accepted, accepted_at=AT + timedelta(minutes=40))
-    assert stats.overdue(late_accept, AT + timedelta(hours=1)) == ["accept"]
+    assert daily.overdue(late_accept, AT + timedelta(hours=1)) == ["accept"]
     on_time = ticket(3, status=TicketStatus.resolved, accepted_at=AT + timedelta(minutes=5), resolved_at=AT + timedelta(hours=3))
-    assert stats.overdue(on_time, now) == []
+    assert daily.overdue(on_time, now) == []
     late = ticket(4, status=TicketStatus.closed, accepted_at=AT + timedelta(minutes=5), resolved_at=AT + timedelta(hours=4, minutes=1),
                   closed_at=now)
-    assert stats.overdue(late, now) == ["resolve"]
+    assert daily.overdue(late, now) == ["resolve"]
 
 
 def test_the_district_row_counts_every_department_as_one():
@@ -85,17 +86,3 @@ def test_the_district_row_counts_every_department_as_one():
     assert (row["dispatched"], row["closure"], row["on_time_handling"]) == (2, 0.5, 0.5)
     assert stats.district_rates(raws, AT + timedelta(days=2), AT + timedelta(days=3), now, True) == {
         "dispatched": 0, "on_time_handling": None, "closure": None, "rework": None, "satisfaction": None}
-
-
-def test_the_daily_reports_counts():
-    day_start = datetime(2026, 5, 12, tzinfo=CST)
-    tickets = [ticket(1, severity=Severity.red, occurrences=3), ticket(2), ticket(3, source=Source.city,
-               category=Category.city_sanitation, department="ws_wanghai")]
-    report = stats.daily_report(tickets, {}, day_start.date(), day_start, day_start + timedelta(days=1), AT + timedelta(hours=1))
-    counts = report["counts"]
-    assert counts["total"] == 3 and counts["by_source"] == {"traffic": 0, "flood": 2, "city": 1, "construction": 0}
-    assert counts["by_severity"] == {"red": 1, "orange": 0, "yellow": 0, "blue": 2}
-    assert counts["reports_by_source"]["flood"] == 4
-    assert [t["ticket_id"] for t in report["red"]] == ["T-1"]
-    assert sorted(t["ticket_id"] for t in report["overdue"]) == ["T-1", "T-2", "T-3"]   # not accepted in 30 min
-    assert "13912345678" not in str(report)

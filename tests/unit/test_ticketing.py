@@ -10,14 +10,16 @@ from datetime import datetime, timedelta
 import pytest
 
 from handlers import escalation, ticketing
+from handlers.deadlines import due_dates
 from handlers.lifecycle import Verdict
 from handlers.routing import route
 from handlers.tickets import LISTED_INCIDENTS, PIPELINE, open_ticket, ticket_id_for
 from handlers.ticketing import Escalated, Merged, Opened
 from schemas.enums import OPS_CENTRE, Category, Escalation, Severity, Source, TicketStatus
 from schemas.correlation import Part
-from schemas.records import Incident, KeyState, Seen, TicketAction, TicketEvent
+from schemas.records import HistoryKind, Incident, KeyState, Seen, TicketAction, TicketEvent, Touched
 from tests.unit.conftest import NOW
+from tests.unit.photos import AFTER
 
 A = TicketAction
 S = TicketStatus
@@ -55,12 +57,14 @@ def run(config, items, state: KeyState | None = None, key: str = KEY):
 
 
 def close(config, state: KeyState, ticket_id: str, start: datetime) -> KeyState:
-    """Accept, resolve and verify a ticket, one minute apart from `start`."""
+    """Accept, resolve (with the photo after the work a waterlogging ticket needs) and verify a ticket, one
+    minute apart from `start`."""
     state, outcomes = run(config, [
         command(A.accept, ticket_id, OWNER, start),
+        command(A.evidence, ticket_id, OWNER, start + timedelta(minutes=1), photo=AFTER),
         command(A.resolve, ticket_id, OWNER, start + timedelta(minutes=1), note="pumped out"),
         command(A.verify, ticket_id, OPS_CENTRE, start + timedelta(minutes=2), passed=True)], state)
-    assert [o.verdict for o in outcomes] == [Verdict.applied] * 3
+    assert [o.verdict for o in outcomes] == [Verdict.applied] * 4
     assert state.tickets[ticket_id].status is S.closed
     return state
 
@@ -87,7 +91,7 @@ def test_first_incident_opens_a_ticket(config):
         dedup_key=KEY, tickets={ticket.ticket_id: ticket},
         seen=[Seen(ticket_id=ticket.ticket_id, first_seen_at=incident.observed_at,
                    last_seen_at=incident.observed_at, last_received_at=incident.received_at)],
-        counted={incident.incident_id: [ticket.ticket_id]},
+        recent={incident.incident_id: Touched(tickets=[ticket.ticket_id])},
         # An orange waterlogging ticket is a cause in rules.yaml's 积水致拥堵: sighted by the report that opened it.
         sighted={incident.incident_id: [Part(rule="积水致拥堵", role="cause", ticket_id=ticket.ticket_id,
                                               severity=Severity.orange)]})
@@ -156,12 +160,14 @@ def test_repeat_inside_the_window_is_an_occurrence_of_the_same_ticket(config):
     assert (merged.occurrences, merged.version, merged.last_seen_at) == (2, 2, repeat.observed_at)
     assert merged.incident_ids == [first.incident_id, repeat.incident_id]
     assert merged.history[-1].model_dump() == {"at": repeat.received_at, "by": PIPELINE, "action": "occurrence",
-                                               "note": repeat.incident_id, "event_id": "", "user": None}
+                                               "note": repeat.incident_id, "event_id": "", "user": None,
+                                                   "kind": HistoryKind.occurrence}
     assert outcome.counts == (Merged("flood"),)
     [seen] = outcome.state.seen
     assert (seen.ticket_id, seen.first_seen_at, seen.last_seen_at, seen.last_received_at) == \
         (merged.ticket_id, first.observed_at, repeat.observed_at, repeat.received_at)
-    assert outcome.state.counted == {first.incident_id: [merged.ticket_id], repeat.incident_id: [merged.ticket_id]}
+    assert outcome.state.recent == {first.incident_id: Touched(tickets=[merged.ticket_id]),
+                                    repeat.incident_id: Touched(tickets=[merged.ticket_id])}
 
 
 def test_the_same_incident_is_counted_once(config):
@@ -178,16 +184,18 @@ def test_the_same_incident_is_counted_once(config):
 
 
 def test_a_replay_is_recognised_however_many_reports_came_since(config):
-    # KeyState.counted, not the ticket's short list of ids, knows what was counted.
+    # The key's offset marks and runs, not the ticket's short list of ids, know what was counted.
     first = make_incident(1, observed_at=NOW - timedelta(hours=2))
     items = [first] + [make_incident(n, observed_at=first.observed_at + timedelta(seconds=20 * n))
                        for n in range(2, 2 + 250)]
-    state, _ = run(config, items)
+    state = None
+    for offset, item in enumerate(items):
+        state = ticketing.step(config, state, item, KEY, position=ticketing.Position(2, offset)).state
     [ticket] = state.tickets.values()
     assert ticket.occurrences == 251 and len(ticket.incident_ids) == LISTED_INCIDENTS
     assert first.incident_id not in ticket.incident_ids
     for early in (first, items[1], items[100]):
-        outcome = ticketing.step(config, state, early, KEY)
+        outcome = ticketing.step(config, state, early, KEY, position=ticketing.Position(2, items.index(early)))
         assert (outcome.verdict, outcome.tickets, outcome.state) == (Verdict.replayed, (ticket,), state)
 
 
@@ -203,6 +211,46 @@ def test_severity_only_rises(config):
     assert outcomes[3].tickets[0].occurrences == 4
     # Counted as merges, not as tickets opened at the new severity.
     assert [o.counts for o in outcomes[1:]] == [(Merged("flood"),)] * 3
+
+
+def test_a_raised_ticket_runs_to_the_new_severitys_deadlines_from_the_raise(config):
+    blue = make_incident(1, severity=Severity.blue)
+    red = make_incident(2, severity=Severity.red, observed_at=NOW - timedelta(minutes=10))
+    state, outcomes = run(config, [blue, red])
+    opened, raised = outcomes[0].tickets[0], outcomes[1].tickets[0]
+    accept, resolve = due_dates(config, Category.flood_waterlogging, Severity.red, red.received_at)
+    assert (raised.accept_due, raised.resolve_due) == (accept, resolve)
+    assert raised.accept_due < opened.accept_due and raised.resolve_due < opened.resolve_due
+    # The ladder follows: the next reminder is the red one, not the blue day's.
+    assert escalation.ladder(config, raised)[0].due == accept
+    # Replayed, the same deadlines.
+    again = ticketing.step(config, state, red, KEY)
+    assert again.verdict is Verdict.replayed and again.tickets[0] == raised
+
+
+def test_a_raise_never_pushes_a_deadline_later(config):
+    # Waterlogging: orange 15 min to accept and 3 h to resolve, red 5 min and 1 h.
+    orange = make_incident(1, severity=Severity.orange, observed_at=NOW - timedelta(minutes=25))
+    red = make_incident(2, severity=Severity.red, observed_at=NOW - timedelta(minutes=12))
+    state, outcomes = run(config, [orange, red])
+    opened, raised = outcomes[0].tickets[0], outcomes[1].tickets[0]
+    accept, resolve = due_dates(config, Category.flood_waterlogging, Severity.red, red.received_at)
+    assert raised.accept_due == opened.accept_due < accept
+    assert raised.resolve_due == resolve < opened.resolve_due
+
+
+def test_an_accepted_ticket_raised_keeps_its_acceptance_and_runs_to_the_new_resolve_deadline(config):
+    blue = make_incident(1, severity=Severity.blue, observed_at=NOW - timedelta(minutes=30))
+    state, outcomes = run(config, [blue])
+    ticket_id = outcomes[0].tickets[0].ticket_id
+    state, _ = run(config, [command(A.accept, ticket_id, OWNER, NOW - timedelta(minutes=25))], state)
+    accepted = state.tickets[ticket_id]
+    red = make_incident(2, severity=Severity.red, observed_at=NOW - timedelta(minutes=10))
+    state, outcomes = run(config, [red], state)
+    raised = outcomes[0].tickets[0]
+    assert raised.accept_due == accepted.accept_due
+    assert raised.resolve_due == min(accepted.resolve_due,
+                                     due_dates(config, Category.flood_waterlogging, Severity.red, red.received_at)[1])
 
 
 def test_a_red_occurrence_adds_the_centre_as_watcher(config):
@@ -361,13 +409,14 @@ def test_a_report_on_a_closed_ticket_opens_a_successor_in_the_same_step(config):
     assert (old.status, old.version, old.occurrences) == (S.closed, closed.version + 1, closed.occurrences)
     assert old.history[-1].model_dump() == {
         "at": recurrence.received_at, "by": PIPELINE, "action": "recurred",
-        "note": f"new ticket {successor.ticket_id}", "event_id": recurrence.incident_id, "user": None}
+        "note": f"new ticket {successor.ticket_id}", "event_id": recurrence.incident_id, "user": None,
+        "kind": HistoryKind.recurred, "related_ticket_id": successor.ticket_id}
     assert (successor.status, successor.department, successor.incident_ids) == \
         (S.dispatched, OWNER, [recurrence.incident_id])
     assert successor.dispatched_at == recurrence.received_at
     assert successor.accept_due == recurrence.received_at + timedelta(minutes=15)
     assert outcome.counts == (Opened(OWNER, Severity.orange),)
-    assert outcome.state.counted[recurrence.incident_id] == [tid, successor.ticket_id]
+    assert outcome.state.recent[recurrence.incident_id] == Touched(tickets=[tid, successor.ticket_id])
     assert latest_seen(outcome.state) == successor.ticket_id
 
     # A later report goes to the successor; the closed ticket stays as it was.
@@ -428,7 +477,7 @@ def test_commands_are_applied_at_their_own_time(config):
     assert (accepted.status, accepted.accepted_at, accepted.history[-1].at) == \
         (S.accepted, accept.at, accept.at)
     assert outcome.state.tickets[tid] == accepted
-    assert (outcome.state.seen, outcome.state.counted) == (state.seen, state.counted)
+    assert (outcome.state.seen, outcome.state.recent) == (state.seen, state.recent)
     # Replayed: the ticket as it stands, nothing changes.
     again = ticketing.step(config, outcome.state, accept, KEY)
     assert (again.verdict, again.tickets, again.state) == (Verdict.replayed, (accepted,), outcome.state)
@@ -526,7 +575,7 @@ def test_expiring_a_ticket_keeps_the_others_and_what_their_reports_touched(confi
     outcome = ticketing.step(config, state, ev, KEY)
     assert (outcome.verdict, outcome.evicted, outcome.tickets) == (Verdict.applied, (old,), ())
     assert set(outcome.state.tickets) == {new}
-    assert outcome.state.counted == {recurrence.incident_id: [new]}
+    assert outcome.state.recent == {recurrence.incident_id: Touched(tickets=[new])}
     assert [s.ticket_id for s in outcome.state.seen] == [new]
 
 

@@ -12,7 +12,7 @@ from handlers.routing import route
 from handlers.tickets import LISTED_INCIDENTS, MAX_OCCURRENCE_ENTRIES, PIPELINE, add_occurrence, open_ticket, \
     ticket_id_for
 from schemas.enums import OPS_CENTRE, Category, Severity, Source, TicketStatus
-from schemas.records import Incident
+from schemas.records import HistoryKind, Incident
 from tests.unit.conftest import NOW, SHANGHAI
 
 
@@ -130,8 +130,9 @@ def test_add_occurrence_keeps_the_latest_observation(config):
     assert later.last_seen_at == t.last_seen_at and later.occurrences == 2
     assert later.version == t.version + 1
     assert later.history[-1].model_dump() == {"at": NOW, "by": PIPELINE, "action": "occurrence",
-                                              "note": earlier.incident_id, "event_id": "", "user": None}
-    # Whether an incident was counted before is the ticket step's to know (KeyState.counted):
+                                              "note": earlier.incident_id, "event_id": "", "user": None,
+                                              "kind": HistoryKind.occurrence}
+    # Whether an incident was counted before is the ticket step's to know (its key's state):
     # add_occurrence always counts.
     assert add_occurrence(later, earlier, NOW).occurrences == 3
 

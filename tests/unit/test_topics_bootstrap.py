@@ -26,10 +26,14 @@ def test_compacted_topics_and_changelogs():
     wanted = by_name(topics.topic_specs("soc-pipeline"))
     compacted = {name for name, w in wanted.items() if w.configs.get("cleanup.policy") == "compact"}
     assert compacted == {
-        topics.SITES, topics.SILENCES, topics.RESPONSE, topics.INHIBITORS, topics.CAP, topics.TICKETS,
+        topics.SITES, topics.SILENCES, topics.RESPONSE, topics.INHIBITORS, topics.CAP, topics.PLAN_RUNS, topics.RESOURCES,
+        topics.TICKETS,
+        topics.EVIDENCE,
         "soc-pipeline-dedup_key_to_tickets-changelog",
 
     }
+    # An image is one record: the topic takes the largest the evidence producer may send.
+    assert wanted[topics.EVIDENCE].configs["max.message.bytes"] == str(topics.EVIDENCE_MAX_MESSAGE_BYTES)
     # The rest delete by age, each with its retention.
     days = {name: int(w.configs["retention.ms"]) // topics.DAY_MS for name, w in wanted.items() if name not in compacted}
     assert all(wanted[n].configs["cleanup.policy"] == "delete" for n in days)

@@ -1,55 +1,150 @@
-/* Shared by the board and the inbox: i18n, phone masking, safe text, time formatting, the API helper.
+/* Shared by the board and the inbox: i18n, personal data masking, safe text, time formatting, the API helper.
  * Plain ES2020, no build step, no external resources. Everything hangs off window.SOC.
  *
  * Rule for both pages: text that comes from a ticket or an API response is only ever put into the
- * page through SOC.text()/SOC.el() (textContent, after masking phone numbers), never via innerHTML. */
+ * page through SOC.text()/SOC.el() (textContent, after masking personal data), never via innerHTML. */
 "use strict";
 
 (function () {
-  // ---------------------------------------------------------------- phone masking
-  // Same rules as handlers/privacy.py: digits of any script (full-width, Arabic-Indic, Devanagari, Chinese
-  // numerals) are read as ASCII first, and the groups may be split by dashes, spaces or dots of any width.
-  const SEP = "[-\u2010\u2011\u2012\u2013\u2014\u2015\uFF0D\uFE63\\s\u3000.\uFF0E\u00B7\u30FB/]?";
-  const MOBILE = new RegExp(`(?<!\\d)(?:\\+?86${SEP})?(1[3-9]\\d)${SEP}(\\d{4})${SEP}(\\d{4})(?!\\d)`, "g");
-  const LANDLINE = new RegExp(`(?<!\\d)[(（]?(0\\d{2,3})[)）]?${SEP}(\\d{3,4})${SEP}(\\d{4})(?!\\d)`, "g");
-  const NUMERALS = { "〇": "0", "零": "0", "一": "1", "二": "2", "三": "3", "四": "4", "五": "5", "六": "6", "七": "7",
-    "八": "8", "九": "9" };
-  // The first code point of each run of ten decimal digits outside ASCII that people type.
-  const DIGIT_ZEROS = [0xFF10, 0x0660, 0x06F0, 0x0966, 0x09E6, 0x0E50];
+  // ---------------------------------------------------------------- personal data masking
+  // The rules of handlers/privacy.py (its docstring explains them), step for step, on code points:
+  // tests/unit/test_privacy.py runs both on the same texts.
+  const MAX_GAP = 5;
+  const NUMERALS = new Map([["幺", "1"]]);
+  for (const set of ["〇一二三四五六七八九", "零壹贰叁肆伍陆柒捌玖", "零壹貳參肆伍陸柒捌玖"]) {
+    Array.from(set).forEach((c, i) => NUMERALS.set(c, String(i)));
+  }
+  const SEPARATOR = /^[\t\n\v\f\r−.．·・、/／()（）\p{Zs}\p{Zl}\p{Zp}\p{Cf}\p{Pd}]$/u;
+  const DECIMAL_DIGIT = /^\p{Nd}$/u;
+  const CHECK_X = "XxＸｘ";
+  const DAY = "(?:0[1-9]|[12]\\d|3[01])";
+  const MONTH = "(?:0[1-9]|1[0-2])";
+  const ID = new RegExp(`^[1-8]\\d{5}(?:(?:18|19|20)\\d\\d${MONTH}${DAY}\\d{3}[\\dX]|\\d\\d${MONTH}${DAY}\\d{3})$`);
+  const DATE = new RegExp(`^(?:19|20)\\d\\d${MONTH}${DAY}$`);
+  const MOBILE = /^(?:0086|86|0)?(1[3-9]\d)\d{4}(\d{4})$/;
+  const LANDLINE = /^(0(?:[12]\d|[3-9]\d\d))\d{3,4}(\d{4})$/;
+  const LOCAL = /^[2-9]\d{3}(\d{4})$/;
+  const DIGIT = `[\\p{Nd}${[...NUMERALS.keys()].join("")}]`;
+  const DECIMAL = new RegExp(`(?<!${DIGIT}[.．])(?<!${DIGIT})(${DIGIT}+)[.．]${DIGIT}+(?![.．]?${DIGIT})`, "gu");
+  const EMAIL = /(?<![A-Za-z0-9._%+-])([A-Za-z0-9_%+-])[A-Za-z0-9._%+-]*[@＠]([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)/g;
 
-  function asciiDigits(text) {
-    let out = "";
-    for (const ch of text) {
-      const code = ch.codePointAt(0);
-      const zero = DIGIT_ZEROS.find((z) => code >= z && code < z + 10);
-      out += zero !== undefined ? String(code - zero) : (NUMERALS[ch] || ch);
-    }
-    return out;
+  /** A digit of any script (decimal digits come in runs of ten from their zero) or a Chinese numeral, as
+   * ASCII; null for anything else. */
+  function digitOf(ch) {
+    if (NUMERALS.has(ch)) return NUMERALS.get(ch);
+    if (!DECIMAL_DIGIT.test(ch)) return null;
+    const code = ch.codePointAt(0);
+    let zero = code;
+    while (DECIMAL_DIGIT.test(String.fromCodePoint(zero - 1))) zero -= 1;
+    return String((code - zero) % 10);
   }
 
-  /** Like handlers/privacy.py's _mask: matched on the ASCII-digit copy (one UTF-16 unit per digit, so its
-   * positions are the original's), each match becomes its first group, join, ****, its last group; the
-   * text between matches stays as written (三防 stays 三防). */
-  function maskWith(pattern, text, join) {
-    const plain = asciiDigits(text);
+  /** The text with each decimal number's characters as _ (no digit, no separator), in their places. */
+  function withoutDecimals(text) {
+    return text.replace(DECIMAL, (whole, integer) => {
+      const digits = Array.from(integer);
+      return digits.length === 1 || digitOf(digits[0]) !== "0" ? "_".repeat(Array.from(whole).length) : whole;
+    });
+  }
+
+  function runsOf(chars) {
+    const runs = [];
+    const n = chars.length;
+    let i = 0;
+    while (i < n) {
+      if (digitOf(chars[i]) === null) { i += 1; continue; }
+      const run = [{ value: digitOf(chars[i]), at: i, startsGroup: true }];
+      for (;;) {
+        let j = i + 1;
+        while (j < n && j - i - 1 < MAX_GAP && SEPARATOR.test(chars[j])) j += 1;
+        const gap = chars.slice(i + 1, j).join("");
+        if (!gap && j < n && CHECK_X.includes(chars[j])) {
+          run.push({ value: "X", at: j, startsGroup: true });
+          i = j + 1;
+          break;
+        }
+        if (j >= n || digitOf(chars[j]) === null) {
+          i = j;
+          break;
+        }
+        run.push({ value: digitOf(chars[j]), at: j, startsGroup: Boolean(gap) });
+        i = j;
+      }
+      runs.push(run);
+    }
+    return runs;
+  }
+
+  function numbersOf(run) {
+    const values = run.map((d) => d.value).join("");
+    const bounds = new Set(run.flatMap((d, k) => (d.startsGroup ? [k] : [])).concat([run.length]));
+    const taken = run.map(() => false);
+    const found = [];
+    const free = (start, end) => !taken.slice(start, end).some(Boolean);
+    function claim(lengths, fits) {
+      for (let start = 0; start < run.length; start += 1) {
+        if (!bounds.has(start) || taken[start]) continue;
+        for (const end of lengths.map((length) => start + length)) {
+          const number = bounds.has(end) && free(start, end) ? fits(start, end) : null;
+          if (number) {
+            found.push(number);
+            for (let k = start; k < end; k += 1) taken[k] = true;
+            break;
+          }
+        }
+      }
+    }
+    const identity = (start, end) => {
+      const digits = values.slice(start, end);
+      return ID.test(digits) ? { start, end, masked: `${digits.slice(0, 6)}${"*".repeat(end - start - 8)}${digits.slice(-2)}`, opening: "" } : null;
+    };
+    const date = (start, end) => {
+      const cuts = [...bounds].filter((k) => start < k && k < end).sort((a, b) => a - b);
+      if (cuts.length && !(cuts.length === 2 && cuts[0] === start + 4 && cuts[1] - cuts[0] <= 2 && end - cuts[1] <= 2)) return null;
+      const edges = [start, ...cuts, end];
+      const padded = cuts.concat([end]).map((b, k) => values.slice(edges[k], b).padStart(2, "0")).join("");
+      return DATE.test(padded) ? { start, end, masked: null, opening: "" } : null;
+    };
+    const phone = (pattern, form, opening) => (start, end) => {
+      const m = values.slice(start, end).match(pattern);
+      return m ? { start, end, masked: form(m), opening } : null;
+    };
+    claim([18, 15], identity);
+    claim([15, 13, 12, 11], phone(MOBILE, (m) => `${m[1]}****${m[2]}`, "+＋"));
+    claim([12, 11, 10], phone(LANDLINE, (m) => `${m[1]}-****${m[2]}`, "(（"));
+    claim([8, 7, 6], date);
+    claim([8], phone(LOCAL, (m) => `****${m[1]}`, ""));
+    return found.sort((a, b) => a.start - b.start);
+  }
+
+  function maskNumbers(text) {
+    const chars = Array.from(text);
     let out = "";
     let last = 0;
-    for (const m of plain.matchAll(pattern)) {
-      out += `${text.slice(last, m.index)}${m[1]}${join}****${m[3]}`;
-      last = m.index + m[0].length;
+    for (const run of runsOf(Array.from(withoutDecimals(text)))) {
+      for (const number of numbersOf(run)) {
+        if (number.masked === null) continue;
+        let begin = run[number.start].at;
+        if (begin > last && number.opening.includes(chars[begin - 1])) begin -= 1;
+        out += chars.slice(last, begin).join("") + number.masked;
+        last = run[number.end - 1].at + 1;
+      }
     }
-    return out + text.slice(last);
+    return out + chars.slice(last).join("");
   }
 
-  function maskPhones(value) {
+  /** Phone numbers, resident ID numbers and e-mail addresses in a value, masked. */
+  function maskPersonal(value) {
     if (value === null || value === undefined) return "";
-    return maskWith(LANDLINE, maskWith(MOBILE, String(value), ""), "-");
+    let text = String(value).replace(EMAIL, (_, first, domain) => `${first}***@${domain}`);
+    for (let masked = maskNumbers(text); masked !== text; masked = maskNumbers(text)) text = masked;
+    return text;
   }
 
   // ---------------------------------------------------------------- safe DOM helpers
   /** Set an element's text (masked). Never interprets markup. */
   function text(node, value) {
-    node.textContent = maskPhones(value);
+    node.textContent = maskPersonal(value);
     return node;
   }
 
@@ -70,12 +165,12 @@
       } else if (key.startsWith("on")) {
         throw new Error(`use {on: {...}} for handlers, not ${key}`);
       } else {
-        node.setAttribute(key, value === true ? "" : maskPhones(value));
+        node.setAttribute(key, value === true ? "" : maskPersonal(value));
       }
     }
     for (const child of children) {
       if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(maskPhones(child)));
+      node.append(child instanceof Node ? child : document.createTextNode(maskPersonal(child)));
     }
     return node;
   }
@@ -90,7 +185,7 @@
     clear(node);
     for (const child of children) {
       if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(maskPhones(child)));
+      node.append(child instanceof Node ? child : document.createTextNode(maskPersonal(child)));
     }
     return node;
   }
@@ -115,13 +210,7 @@
         site_safety: "施工安全隐患", site_noise: "施工噪声", site_dust: "扬尘超标", flood_device_offline: "三防设备离线",
         site_device_offline: "工地设备离线",
       },
-      action: {
-        open: "立案派遣", occurrence: "重复上报", escalate: "升级", accept: "签收", resolve: "处置反馈",
-        return: "退回", extend: "申请延期", extend_decision: "延期审批", verify: "核查", redispatch: "改派",
-        reopen: "重新立案", comment: "备注", rework: "返工", "verified and closed": "核查结案",
-        related: "关联工单", device_recovered: "设备恢复", source_cleared: "数据恢复正常", response: "应急响应",
-        dispatch: "派遣", recurred: "再次发生", severity_raised: "等级提升", notified: "通知", "extension approved": "批准延期", "extension rejected": "驳回延期",
-      },
+      action: { notified: "通知" },
       ui: {
         title: "智慧运行中心 · 实时告警", inboxTitle: "部门工单",
         connected: "已连接", reconnecting: "重连中…", connecting: "连接中…", offline: "未连接",
@@ -131,6 +220,8 @@
         signInHint: "运行中心登录", inboxSignInHint: "部门工单登录", wallSignIn: "大屏令牌",
         wallHint: "大屏只读令牌", userSignIn: "用户登录", badToken: "令牌无效", notWall: "该令牌不是大屏的只读令牌",
         sessionEnded: "登录已失效，请重新登录", signInFailed: "登录失败", noBoard: "该账号不能查看实时告警",
+        chatClaimTitle: "绑定钉钉/企业微信/飞书账号", chatClaimCode: "绑定码", chatClaimBind: "绑定",
+        chatClaimDone: "已绑定", dingtalk: "钉钉", wecom: "企业微信", feishu: "飞书",
         wallUser: "大屏（只读）",
         overdue: "超时", acceptIn: "签收剩余", resolveIn: "处置剩余", due: "时限",
         verify: "核查通过", rework: "返工", redispatch: "改派", reworkNote: "返工原因", submit: "提交", cancel: "取消",
@@ -139,6 +230,8 @@
         sourceCleared: "数据已恢复正常（待核查）", relatedTickets: "关联", relatedCause: "起因", relatedEffect: "影响",
         approve: "批准延期", reject: "驳回延期", extensionPending: "延期申请中", until: "延至",
         accept: "签收", resolve: "处置反馈", return: "退回", extend: "申请延期",
+        supportAccept: "签收协办", supportFeedback: "协办反馈", supportFeedbackNote: "协办情况", dispute: "派单异议",
+        disputeReason: "异议理由", ruleUphold: "维持原派单", ruleReassign: "异议成立，改派建议单位",
         note: "备注", resolution: "处置结果", reason: "原因", by: "处理人",
         history: "处理记录", noTickets: "暂无工单", noAlerts: "暂无告警", occurrences: "次",
         queued: "已提交，等待处理", done: "已完成",
@@ -155,7 +248,7 @@
         quietTicket: "静默", quietUntil: "静默至 {time}（{id}）",
         minutes: "{n} 分钟", hours: "{n} 小时", days: "{n} 天",
         responseControl: "应急响应", setLevel: "发布", responseSince: "自 {time}",
-        responseSet: "应急响应已调整：{level}", responseAuto: "自动：{rule}", responseManual: "人工",
+        responseSet: "应急响应已调整：{level}", responseAuto: "按响应规则自动", responseManual: "人工",
       },
       role: { clerk: "经办人", supervisor: "科室负责人", duty_officer: "值班员", leader: "街道领导", admin: "管理员",
         service: "服务凭据" },
@@ -183,16 +276,7 @@
         site_permit_invalid: "Permit invalid", site_safety: "Site safety", site_noise: "Site noise",
         site_dust: "Dust", flood_device_offline: "Flood device offline", site_device_offline: "Site device offline",
       },
-      action: {
-        open: "Opened", occurrence: "Reported again", escalate: "Escalation", accept: "Accepted",
-        resolve: "Resolved", return: "Returned", extend: "Extension requested", extend_decision: "Extension decision",
-        verify: "Verified", redispatch: "Re-dispatched", reopen: "Reopened", comment: "Comment", rework: "Rework",
-        "verified and closed": "Verified and closed", dispatch: "Dispatched", recurred: "Recurred",
-        related: "Related", device_recovered: "Device recovered", source_cleared: "Source back to normal",
-        response: "Emergency response",
-        severity_raised: "Severity raised", notified: "Notified",
-        "extension approved": "Extension approved", "extension rejected": "Extension rejected",
-      },
+      action: { notified: "Notified" },
       ui: {
         title: "Operations centre · live alerts", inboxTitle: "Department inbox",
         connected: "Connected", reconnecting: "Reconnecting…", connecting: "Connecting…", offline: "Offline",
@@ -202,6 +286,8 @@
         signInHint: "Operations centre sign-in", inboxSignInHint: "Department inbox sign-in",
         wallSignIn: "Wall screen token", wallHint: "The wall screen's read-only token", userSignIn: "Sign in as a user",
         badToken: "Unknown token", notWall: "This is not the wall screen's read-only token",
+        chatClaimTitle: "Bind your DingTalk, WeCom or Feishu account", chatClaimCode: "Binding code",
+        chatClaimBind: "Bind", chatClaimDone: "Bound", dingtalk: "DingTalk", wecom: "WeCom", feishu: "Feishu",
         sessionEnded: "Your session has ended: sign in again", signInFailed: "Sign-in failed",
         noBoard: "This account may not watch the board", wallUser: "Wall screen (read-only)",
         overdue: "Overdue", acceptIn: "Accept in", resolveIn: "Resolve in", due: "Due",
@@ -213,6 +299,9 @@
         relatedCause: "caused by", relatedEffect: "causes",
         approve: "Approve extension", reject: "Reject extension", extensionPending: "Extension requested",
         until: "until", accept: "Accept", resolve: "Resolve", return: "Return", extend: "Ask extension",
+        supportAccept: "Accept our part", supportFeedback: "Report our part", supportFeedbackNote: "What we did",
+        dispute: "Dispute dispatch", disputeReason: "Why it is not ours", ruleUphold: "Uphold dispatch",
+        ruleReassign: "Reassign as suggested",
         note: "Note", resolution: "Resolution", reason: "Reason", by: "Handled by",
         history: "History", noTickets: "No tickets", noAlerts: "No alerts", occurrences: "×",
         queued: "Submitted; waiting for the worker", done: "Done",
@@ -228,7 +317,7 @@
         quietTicket: "Quiet", quietUntil: "quiet until {time} ({id})",
         minutes: "{n} min", hours: "{n} h", days: "{n} d",
         responseControl: "Emergency response", setLevel: "Set", responseSince: "since {time}",
-        responseSet: "Response level set: {level}", responseAuto: "auto: {rule}", responseManual: "manual",
+        responseSet: "Response level set: {level}", responseAuto: "automatic, by the response rules", responseManual: "manual",
       },
       role: { clerk: "Clerk", supervisor: "Supervisor", duty_officer: "Duty officer", leader: "Leader", admin: "Administrator",
         service: "Service credential" },
@@ -274,12 +363,11 @@
   }
 
   /** A history entry's action ("verified and closed", "extension approved until …", "催办 reminder"). */
-  function historyAction(action) {
-    const raw = String(action || "");
-    const table = LABELS[lang].action;
-    if (Object.prototype.hasOwnProperty.call(table, raw)) return table[raw];
-    const prefix = Object.keys(table).sort((a, b) => b.length - a.length).find((k) => raw.startsWith(`${k} `));
-    return prefix ? `${table[prefix]}${raw.slice(prefix.length)}` : raw;
+  /** A history entry in words, in the page's language, as the server says it (handlers/wording.py): local
+   * time, display names. Empty for a ticket from the live stream, which carries the record only; the pages
+   * read the words from the ticket API. Masked here too, like every text the pages show. */
+  function historyText(entry) {
+    return maskPersonal((lang === "en" ? entry.text_en : entry.text) || "");
   }
 
   // District data from /api/district: names for departments and communities.
@@ -416,6 +504,19 @@
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    return send(path, init);
+  }
+
+  /** A multipart form (a photo: POST /api/tickets/{id}/evidence) sent as api() sends JSON: the browser sets
+   * the form's Content-Type with its boundary; the CSRF token goes with it. */
+  async function upload(token, path, form) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    else if (csrf) headers[CSRF_HEADER] = csrf;
+    return send(path, { method: "POST", headers, body: form, cache: "no-store", credentials: "same-origin" });
+  }
+
+  async function send(path, init) {
     let response;
     try {
       response = await fetch(path, init);
@@ -592,11 +693,11 @@
   }
 
   window.SOC = {
-    maskPhones, text, el, clear, fill,
-    LABELS, label, t, historyAction, getLang, setLang, onLangChange, applyI18n, bindLangToggle,
+    maskPersonal, text, el, clear, fill,
+    LABELS, label, t, historyText, getLang, setLang, onLangChange, applyI18n, bindLangToggle,
     setDistrict, getDistrict, departmentName, communityName,
     clock, dateTime, duration, slaOf, renderSla,
-    session, account, submitting, api, ApiError, describeError, sessionEnded, signInFailed, paintWho, showError, hideError, showNotice,
+    session, account, submitting, api, upload, ApiError, describeError, sessionEnded, signInFailed, paintWho, showError, hideError, showNotice,
     SEVERITY_RANK, SEVERITIES, SOURCES, STATUSES, isNewer, localToRfc3339, districtOffset,
   };
   document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
