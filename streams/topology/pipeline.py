@@ -51,18 +51,22 @@ Clock = Callable[[], datetime]
 
 class SentSteps:
     """Commands this worker's timers sent (escalation steps, retroactive levels), so each is sent once;
-    again only if it was lost."""
+    again only if it was lost. A command not yet taken is sent again after RESEND_STEP_AFTER, then after
+    twice as long each time: a ticket step minutes behind (a storm's backlog, a slow broker) is sent each
+    waiting command a few times, not once a minute, which had grown the very backlog it waited on."""
 
     def __init__(self):
-        self._sent: dict[str, datetime] = {}
+        self._sent: dict[str, tuple[datetime, int]] = {}  # event id -> (last sent, times sent)
 
     def should_send(self, event_id: str, now: datetime) -> bool:
         sent = self._sent.get(event_id)
-        if sent is not None and now - sent < RESEND_STEP_AFTER:
+        if sent is not None and now - sent[0] < RESEND_STEP_AFTER * 2 ** (sent[1] - 1):
             return False
+        times = 1 if sent is None else sent[1] + 1
         if sent is not None:
-            log.warning("timer command sent before and still not taken: sending again", extra={"event_id": event_id})
-        self._sent[event_id] = now
+            log.warning("timer command sent before and still not taken: sending again",
+                        extra={"event_id": event_id, "times": times})
+        self._sent[event_id] = (now, times)
         return True
 
     def keep_only(self, event_ids: set[str]) -> None:

@@ -17,6 +17,8 @@ from streams.topology.stalls import StallDetector
 log = logging.getLogger("soc.pipeline")
 # How long the watchdog waits for a partition's fetch position (aiokafka waits while it is being reset).
 POSITION_WAIT_S = 1.0
+# How long a guard waits for the broker's answer about a partition (its commit, where its log starts).
+BROKER_ANSWER_S = 5.0
 
 
 class InOrder:
@@ -28,14 +30,17 @@ class InOrder:
 
     A record past the next expected offset of its partition is held back, unacked (the commit stays
     before it), and the partition is read again from the expected offset at once; records at or below
-    it are in order or replays. A hole that reading again does not fill within `give_up_s` (records
-    deleted by retention before anyone read them) is passed over with a warning at the next record
+    it are in order or replays. A hole that reading again has not filled within `give_up_s` is read
+    again, unless its records wait in the agent's queue, or the log now starts past it (records deleted
+    by retention before anyone read them): that hole is passed over with a warning at the next record
     past it (on a partition that has gone quiet, once the watchdog has read it again)."""
 
-    def __init__(self, app, metrics, give_up_s: float = 30.0, clock=monotonic, start_of=None):
+    def __init__(self, app, metrics, give_up_s: float = 30.0, clock=monotonic, start_of=None, log_start=None):
         self.app, self.metrics, self.give_up_s, self.clock = app, metrics, give_up_s, clock
         # Where the group starts reading a partition that Faust has no commit for (the broker's answer).
         self.start_of = start_of or committed_on_broker
+        # Where the partition's log starts now (records before it were deleted).
+        self.log_start = log_start or log_start_on_broker
         self.generation = None
         self.expected: dict[TP, int] = {}
         self.sought: dict[TP, tuple[int, float]] = {}  # partition -> (offset read again from, when)
@@ -76,18 +81,26 @@ class InOrder:
     async def _passed_over(self, tp, expected: int, offset: int) -> bool:
         now = self.clock()
         sought = self.sought.get(tp)
-        if sought is None or sought[0] != expected:
-            log.warning("records missing before this one: reading again from the next expected offset",
-                        extra={"topic": tp.topic, "partition": tp.partition, "restart_at": expected, "offset": offset})
-            self.metrics.partition_stalls.labels(tp.topic).inc()
-            self.sought[tp] = (expected, now)
-            await self.app.consumer.seek(tp, expected)
-            return False
-        if now - sought[1] < self.give_up_s:
-            return False  # fetched before the seek took effect: it comes again after the missing ones
-        log.warning("records missing and not found again: going on without them",
-                    extra={"topic": tp.topic, "partition": tp.partition, "expected": expected, "offset": offset})
-        return True
+        if sought is not None and sought[0] == expected:
+            if now - sought[1] < self.give_up_s:
+                return False  # fetched before the seek took effect: it comes again after the missing ones
+            # Read again give_up_s ago and still missing: queued behind a busy agent's backlog (wait on),
+            # deleted by retention before anyone read it (go on without it), or the seek was lost (seek again).
+            # Never by the clock alone: a worker behind a slow producer once took longer than give_up_s to
+            # come round to the hole, passed over it and decided a later record first.
+            if waiting_for_agents(self.app).get(tp, offset) <= expected:
+                self.sought[tp] = (expected, now)
+                return False
+            if await self.log_start(self.app, tp) > expected:
+                log.warning("records missing and deleted before anyone read them: going on without them",
+                            extra={"topic": tp.topic, "partition": tp.partition, "expected": expected, "offset": offset})
+                return True
+        log.warning("records missing before this one: reading again from the next expected offset",
+                    extra={"topic": tp.topic, "partition": tp.partition, "restart_at": expected, "offset": offset})
+        self.metrics.partition_stalls.labels(tp.topic).inc()
+        self.sought[tp] = (expected, now)
+        await self.app.consumer.seek(tp, expected)
+        return False
 
 
 async def fetch_positions(app, tps) -> dict:
@@ -104,15 +117,42 @@ async def fetch_positions(app, tps) -> dict:
     return positions
 
 
+def waiting_for_agents(app) -> dict:
+    """The lowest offset of each partition with records Faust delivered into an agent's channel that its stream has not taken
+    yet. Faust counts a record as in flight (Consumer._unacked_messages) only once a stream takes it from
+    the channel's queue, and the read offset moves on when it is queued: a busy agent's backlog looked like
+    records read and dropped. Read again every look, the backlog was queued twice over while the agent was
+    still working through it, and a worker restarted behind a slow producer never committed again."""
+    channels = {id(channel): channel for subscribed in list(app.topics._tp_index.values()) for channel in subscribed}
+    lowest: dict = {}  # partition -> the lowest offset waiting
+    for channel in channels.values():
+        for event in list(channel.queue._queue):
+            tp, offset = event.message.tp, event.message.offset
+            lowest[tp] = min(offset, lowest.get(tp, offset))
+    return lowest
+
+
 async def committed_on_broker(app, tp) -> int:
     """The group's committed offset as the broker has it, else the earliest one (auto.offset.reset).
     Not Faust's own record of it, which a broker that lost its state (Tansu restarted) leaves stale."""
-    thread = app.consumer._thread  # Faust exposes the aiokafka consumer only through its thread
-    client = thread._ensure_consumer()
-    committed = await thread.call_thread(client.committed, tp)
+    committed = await _ask_consumer(app, "committed", tp)
     if committed is not None and committed >= 0:
         return committed
-    return (await thread.call_thread(client.beginning_offsets, [tp]))[tp]
+    return await log_start_on_broker(app, tp)
+
+
+async def log_start_on_broker(app, tp) -> int:
+    """The first offset the partition's log still holds."""
+    return (await _ask_consumer(app, "beginning_offsets", [tp]))[tp]
+
+
+async def _ask_consumer(app, method: str, *args):
+    """Call the aiokafka consumer in Faust's consumer thread (Faust exposes it only so), within
+    BROKER_ANSWER_S: a call waiting on the broker holds one of the thread's few method workers, and
+    Faust's own commits queue behind it; a caller that gives up (an exception) asks again later."""
+    thread = app.consumer._thread
+    client = thread._ensure_consumer()
+    return await asyncio.wait_for(thread.call_thread(getattr(client, method), *args), BROKER_ANSWER_S)
 
 
 class PartitionWatchdog:
@@ -147,7 +187,7 @@ class PartitionWatchdog:
         if app.rebalancing:
             return
         assigned = [tp for tp in consumer.assignment() if tp.topic in self.agent_topics]
-        in_flight = {message.tp for message in list(consumer._unacked_messages)}
+        in_flight = {message.tp for message in list(consumer._unacked_messages)} | set(waiting_for_agents(app))
         now = self.clock()
         positions = {}
         for tp in assigned:

@@ -13,7 +13,8 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from streams.topology import faust_compat
-from streams.topology.watchdog import InOrder
+from streams.topology import watchdog
+from streams.topology.watchdog import InOrder, waiting_for_agents
 
 TOPIC = "soc.incidents"
 
@@ -184,8 +185,12 @@ def test_a_record_past_a_hole_is_held_back_unacked_and_the_partition_read_again_
         sought.append((partition, offset))
 
     monkeypatch.setattr(consumer, "seek", seek)
-    now = [0.0]
-    guard = InOrder(pipeline.app, pipeline.metrics, give_up_s=30, clock=lambda: now[0])
+    now, log_starts_at = [0.0], [0]
+
+    async def log_start(app, partition):
+        return log_starts_at[0]
+
+    guard = InOrder(pipeline.app, pipeline.metrics, give_up_s=30, clock=lambda: now[0], log_start=log_start)
 
     def events(*offsets):
         return [SimpleNamespace(message=ConsumerMessage(TOPIC, 5, o, 0.0, 0, [], b"k", b"v", b"k", b"v",
@@ -204,9 +209,14 @@ def test_a_record_past_a_hole_is_held_back_unacked_and_the_partition_read_again_
     # Read again from 60: everything in order, the held-back ones included; a replay below is let through.
     assert offsets(asyncio.run(guard.admitted(events(*range(60, 72))))) == list(range(60, 72))
     assert offsets(asyncio.run(guard.admitted(events(65, 72)))) == [65, 72]
-    # A hole that reading again never fills (deleted before it was read) is passed over after give_up_s.
+    # A hole still on the log and not filled within give_up_s (a busy worker, a lost seek) is read again:
+    # a later record is never decided first because the clock ran.
     assert asyncio.run(guard.admitted(events(80))) == [] and sought[-1] == (tp, 73)
     now[0] = 31.0
+    assert asyncio.run(guard.admitted(events(81))) == [] and sought[-2:] == [(tp, 73), (tp, 73)]
+    # One the log no longer holds (deleted by retention before it was read) is passed over.
+    log_starts_at[0] = 80
+    now[0] = 62.0
     assert offsets(asyncio.run(guard.admitted(events(81)))) == [81]
     # A new assignment starts from its committed offset again.
     monkeypatch.setattr(pipeline.app, "consumer_generation_id", 12)
@@ -257,3 +267,54 @@ def test_without_the_brokers_answer_the_first_record_delivered_starts_the_partit
     kept = asyncio.run(guard.admitted([SimpleNamespace(message=ConsumerMessage(
         TOPIC, 4, 7, 0.0, 0, [], b"k", b"v", b"k", b"v", generation_id=22))]))
     assert [e.message.offset for e in kept] == [7]
+
+
+def test_a_hole_whose_records_wait_in_the_agents_queue_is_waited_for_without_reading_again(pipeline, monkeypatch):
+    consumer, tp = pipeline.app.consumer, TP(TOPIC, 6)
+    monkeypatch.setattr(pipeline.app, "consumer_generation_id", 31)
+    consumer._committed_offset[tp] = 10
+    sought, now = [], [0.0]
+
+    async def seek(partition, offset):
+        sought.append((partition, offset))
+
+    async def log_start(app, partition):
+        return 0
+
+    monkeypatch.setattr(consumer, "seek", seek)
+    guard = InOrder(pipeline.app, pipeline.metrics, give_up_s=30, clock=lambda: now[0], log_start=log_start)
+
+    def events(*offsets):
+        return [SimpleNamespace(message=ConsumerMessage(TOPIC, 6, o, 0.0, 0, [], b"k", b"v", b"k", b"v",
+                                                        generation_id=31)) for o in offsets]
+
+    assert asyncio.run(guard.admitted(events(40))) == [] and sought == [(tp, 10)]
+    # Read again, 10 onwards now wait in the agent's queue behind a backlog the agent is still working on.
+    monkeypatch.setattr(watchdog, "waiting_for_agents", lambda app: {tp: 10})
+    now[0] = 31.0
+    assert asyncio.run(guard.admitted(events(41))) == [] and sought == [(tp, 10)]
+    now[0] = 70.0
+    assert asyncio.run(guard.admitted(events(42))) == [] and sought == [(tp, 10)]
+    assert [e.message.offset for e in asyncio.run(guard.admitted(events(*range(10, 43))))] == list(range(10, 43))
+
+
+def test_a_record_the_conductor_queued_for_an_agent_is_waiting_and_not_yet_tracked_as_in_flight(pipeline):
+    """What the watchdog's waiting_for_agents reads: the conductor moves a record into the agent's channel
+    queue, where Faust does not count it as unacked until the agent's stream takes it."""
+    app, tp = pipeline.app, TP(TOPIC, 2)
+    channel = app.topic(TOPIC, key_serializer="raw", value_serializer="raw").clone(is_iterator=True)
+    flowing = app.flow_control.is_active()
+    app.topics.add(channel)
+    try:
+        app.topics._update_tp_index({tp})
+        deliver = app.topics._build_handler(tp, app.topics._tp_index[tp])
+        record = message(12, generation=1, partition=2)
+        app.flow_control.resume()
+        app.loop.run_until_complete(asyncio.wait_for(deliver(record), 10))
+        assert waiting_for_agents(app) == {tp: 12}
+        assert record not in app.consumer._unacked_messages
+    finally:  # the app is the session's
+        app.topics.discard(channel)
+        app.topics._tp_index.clear()
+        if not flowing:
+            app.flow_control.suspend()

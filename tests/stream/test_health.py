@@ -3,6 +3,8 @@ partitions are revoked while it awaits, is counted and never takes the app down.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -67,6 +69,18 @@ async def test_a_crashed_agent_fails_health_and_exits_non_zero():
     assert exits == [CRASH_EXIT_CODE]
 
 
+class Queued:
+    """Faust's conductor (app.topics) with one agent channel holding `events` in its queue."""
+
+    def __init__(self, *tps):
+        events = [SimpleNamespace(message=SimpleNamespace(tp=tp, offset=0)) for tp in tps]
+        channel = SimpleNamespace(queue=SimpleNamespace(_queue=deque(events)))
+        self._tp_index = {tp: [channel] for tp in tps}
+
+
+NO_QUEUES = Queued()
+
+
 class Consumer:
     """The parts of Faust's consumer the watchdog reads, as plain data."""
 
@@ -101,6 +115,7 @@ async def test_the_last_records_read_and_never_processed_are_read_again():
 
     class App:
         rebalancing = False
+        topics = NO_QUEUES
         consumer = Consumer([tp], committed=29, read=31, end=32)
 
     now = [100.0]
@@ -124,6 +139,7 @@ async def test_a_quiet_partition_just_sought_to_its_commit_is_not_read_again_and
 
     class App:
         rebalancing = False
+        topics = NO_QUEUES
         consumer = Consumer([tp], committed=40, read=40, end=40, fetched=40)
 
     now = [100.0]
@@ -142,6 +158,7 @@ async def test_records_fetched_and_never_delivered_are_read_again_while_other_pa
 
     class App:
         rebalancing = False
+        topics = NO_QUEUES
         consumer = Consumer([dropped, busy], committed=21, read=20, end=25)
 
     App.consumer.fetched[dropped] = 25
@@ -170,6 +187,7 @@ async def test_records_fetched_while_flow_is_stopped_are_left_to_faust(in_recove
 
     class App:
         rebalancing = False
+        topics = NO_QUEUES
         consumer = Consumer([tp], committed=6, read=5, end=0, fetched=12)
 
     App.in_recovery = in_recovery
@@ -192,6 +210,7 @@ async def test_records_fetched_but_still_in_flight_are_not_read_again():
 
     class App:
         rebalancing = False
+        topics = NO_QUEUES
         consumer = Consumer([tp], committed=21, read=20, end=25, fetched=25)
 
     App.consumer._unacked_messages.add(Message(tp))  # an agent is working on the partition's records
@@ -203,11 +222,30 @@ async def test_records_fetched_but_still_in_flight_are_not_read_again():
     assert App.consumer.sought == []
 
 
+async def test_records_queued_for_a_busy_agent_are_not_read_again():
+    """Faust moved the read offset past records it queued for the agent, and the agent, busy with a long
+    batch, has not taken them yet: they are in flight, not dropped, however long the agent takes."""
+    tp = TP("soc.ticket-events", 3)
+
+    class App:
+        rebalancing = False
+        topics = Queued(tp)
+        consumer = Consumer([tp], committed=115, read=568, end=900, fetched=700)
+
+    now = [100.0]
+    watchdog = PartitionWatchdog(App(), metrics(), frozenset({"soc.ticket-events"}), clock=lambda: now[0])
+    for _ in range(10):
+        await watchdog.look()
+        now[0] += watchdog.stall_after_s
+    assert App.consumer.sought == []
+
+
 async def test_a_log_end_below_the_position_once_is_a_stale_highwater_not_a_lost_log():
     tp = TP("soc.incidents", 5)
 
     class App:
         rebalancing = False
+        topics = NO_QUEUES
         consumer = Consumer([tp], committed=16, read=15, end=15)
 
     watchdog = PartitionWatchdog(App(), metrics(), frozenset({"soc.incidents"}))
@@ -225,6 +263,7 @@ async def test_a_log_end_that_stays_below_the_position_on_a_quiet_partition_is_n
 
     class App:
         rebalancing = False
+        topics = NO_QUEUES
         consumer = Consumer([tp], committed=18, read=17, end=16)
 
     now = [100.0]
@@ -256,6 +295,7 @@ async def test_a_log_end_that_went_back_below_the_position_is_read_again_from_th
 
     class App:
         rebalancing = False
+        topics = NO_QUEUES
         consumer = Consumer([tp], committed=18, read=17, end=16)
 
     App.consumer._thread = Thread()
@@ -314,6 +354,7 @@ async def test_the_watchdog_gives_up_a_look_when_its_partitions_are_revoked_mean
 
     class App:
         rebalancing = False
+        topics = NO_QUEUES
         consumer = RevokingConsumer(tps)
 
     m = metrics()

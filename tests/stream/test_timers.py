@@ -45,7 +45,8 @@ async def test_due_steps_are_sent_once_and_only_for_owned_keys(pipeline, store, 
     assert all(e.action is TicketAction.escalate and e.stage and e.step for e in events)
 
 
-async def test_a_step_still_not_taken_after_a_minute_is_sent_again(pipeline, store, sent, monkeypatch):
+async def test_a_step_still_not_taken_is_sent_again_after_a_minute_then_after_twice_as_long_each_time(
+        pipeline, store, sent, monkeypatch):
     ticket = red_ticket(pipeline, "ST-LOST", timedelta(hours=6))
     store.due_ids.return_value = [ticket.ticket_id]
     store.many.return_value = [ticket]
@@ -53,9 +54,13 @@ async def test_a_step_still_not_taken_after_a_minute_is_sent_again(pipeline, sto
     monkeypatch.setattr(pipeline, "sent_steps", SentSteps())
     await sweeps.escalate_overdue_tickets(pipeline)
     once = len(sent["ticket_events"].calls)
-    monkeypatch.setattr(pipeline, "clock", lambda: NOW + RESEND_STEP_AFTER + timedelta(seconds=1))
-    await sweeps.escalate_overdue_tickets(pipeline)
-    assert once and len(sent["ticket_events"].calls) >= 2 * once
+    sends = []
+    for seconds in (61, 180, 182, 421, 423, 600):  # sent at 0 s, then 61 s, 182 s (+120), 423 s (+240)
+        monkeypatch.setattr(pipeline, "clock", lambda: NOW + timedelta(seconds=seconds))
+        await sweeps.escalate_overdue_tickets(pipeline)
+        sends.append(len(sent["ticket_events"].calls) // once)
+    assert once and RESEND_STEP_AFTER == timedelta(seconds=60)
+    assert sends == [2, 2, 3, 3, 4, 4]
 
 
 async def test_the_sweep_expires_only_owned_tickets_closed_past_retention(pipeline, store, sent, monkeypatch):
