@@ -188,6 +188,8 @@ def test_a_record_past_a_hole_is_held_back_unacked_and_the_partition_read_again_
     now, log_starts_at = [0.0], [0]
 
     async def log_start(app, partition):
+        if log_starts_at[0] is None:
+            raise ConnectionError("no broker")
         return log_starts_at[0]
 
     guard = InOrder(pipeline.app, pipeline.metrics, give_up_s=30, clock=lambda: now[0], log_start=log_start)
@@ -214,9 +216,13 @@ def test_a_record_past_a_hole_is_held_back_unacked_and_the_partition_read_again_
     assert asyncio.run(guard.admitted(events(80))) == [] and sought[-1] == (tp, 73)
     now[0] = 31.0
     assert asyncio.run(guard.admitted(events(81))) == [] and sought[-2:] == [(tp, 73), (tp, 73)]
+    # Without the broker's answer, it is read again too.
+    log_starts_at[0] = None
+    now[0] = 62.0
+    assert asyncio.run(guard.admitted(events(81))) == [] and sought[-1] == (tp, 73) and len(sought) == 4
     # One the log no longer holds (deleted by retention before it was read) is passed over.
     log_starts_at[0] = 80
-    now[0] = 62.0
+    now[0] = 93.0
     assert offsets(asyncio.run(guard.admitted(events(81)))) == [81]
     # A new assignment starts from its committed offset again.
     monkeypatch.setattr(pipeline.app, "consumer_generation_id", 12)
