@@ -21,7 +21,7 @@ from streams.http import register as register_views
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.store import TicketStore
-from streams.topology import hop1, hop2, notifying, sweeps
+from streams.topology import awaiting, hop1, hop2, notifying, sweeps
 from streams.topology.pipeline import AGENT_TOPICS, COMPACTED_INPUTS, Clock, Pipeline, assemble
 from streams.topology.settings import faust_app
 from streams.topology.watchdog import PartitionWatchdog
@@ -46,6 +46,7 @@ def build_app(settings: Settings, config: Config, store: TicketStore, clock: Clo
     sweeps.add_timers(p, timer)  # escalation, response levels, plans, devices, retention, gauges
     watchdog = PartitionWatchdog(app, metrics, AGENT_TOPICS)
     timer(watchdog.interval_s, "watch_partitions")(watchdog.look)
+    app.task(awaiting.log_on_sigusr1(app))  # kill -USR1: what each task awaits, in the log
 
     if notify_rules is not None and notify_rules.channels:
         notifying.add_notifier(p, notify_rules, agent, timer)  # soc.tickets -> the channels

@@ -13,7 +13,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from streams.topology import faust_compat
-from streams.topology import watchdog
+from streams.topology import awaiting, watchdog
 from streams.topology.watchdog import InOrder, waiting_for_agents
 
 TOPIC = "soc.incidents"
@@ -324,3 +324,24 @@ def test_a_record_the_conductor_queued_for_an_agent_is_waiting_and_not_yet_track
         app.topics._tp_index.clear()
         if not flowing:
             app.flow_control.suspend()
+
+
+def test_the_task_dump_reaches_the_consumer_threads_loop_and_follows_an_await_chain(pipeline):
+    async def inner():
+        await asyncio.sleep(10)
+
+    async def outer():
+        await inner()
+
+    async def look():
+        task = asyncio.ensure_future(outer())
+        await asyncio.sleep(0)
+        try:
+            return awaiting.await_chain(task.get_coro()), awaiting.awaiting(pipeline.app)
+        finally:
+            task.cancel()
+
+    chain, found = asyncio.run(look())
+    assert [link.rsplit(" ", 1)[-1] for link in chain[:3]] == ["outer", "inner", "sleep"]
+    assert isinstance(pipeline.app.consumer._thread.thread_loop, asyncio.AbstractEventLoop)
+    assert set(found) == {"tasks", "consumer_thread", "own"}
