@@ -30,10 +30,10 @@ class InOrder:
 
     A record past the next expected offset of its partition is held back, unacked (the commit stays
     before it), and the partition is read again from the expected offset at once; records at or below
-    it are in order or replays. A hole that reading again has not filled within `give_up_s` is read
-    again, unless its records wait in the agent's queue, or the log now starts past it (records deleted
-    by retention before anyone read them): that hole is passed over with a warning at the next record
-    past it (on a partition that has gone quiet, once the watchdog has read it again)."""
+    it are in order or replays. A hole that reading again has not filled within `give_up_s` is waited
+    for while its records wait in the agent's queue; passed over, with a warning at the next record past
+    it, once the log starts past it (records deleted by retention before anyone read them; on a partition
+    that has gone quiet, once the watchdog has read it again); and otherwise read again."""
 
     def __init__(self, app, metrics, give_up_s: float = 30.0, clock=monotonic, start_of=None, log_start=None):
         self.app, self.metrics, self.give_up_s, self.clock = app, metrics, give_up_s, clock
