@@ -26,6 +26,7 @@ from defusedxml.ElementTree import fromstring
 from handlers import instants
 from handlers.geo import centroid, circle_meets, community_at, polygons_meet
 from handlers.intake import R, Rejected, digest
+from handlers.privacy import never_masked
 from schemas.cap import NAMESPACE, CapAlert, CapArea, CapCircle, CapInfo, CapRecord, Kind
 from schemas.config import Config
 from schemas.enums import Category, Severity, Source
@@ -219,6 +220,11 @@ def rainfall_for(config: Config, severity: Severity) -> float:
     return min(values)
 
 
+def station_of(kind: Kind, first_key: str) -> str:
+    """The station of an alert chain, named by its first alert's key."""
+    return never_masked(f"CAP-{kind}-{digest(first_key, size=4)}")
+
+
 def reading(config: Config, record: CapRecord, at: datetime, lowered: bool = False) -> FloodReading:
     """The signal of a record at `at`, or (lowered) its withdrawal."""
     # Named as people say it: the ticket reads 台风预警 台风信号 橙色, not the chain's CAP-typhoon-<hash>.
@@ -276,7 +282,7 @@ def decide(alert: CapAlert, feed: str, known: Mapping[str, CapRecord], config: C
     lat, lon = _place(info.areas, communities, config)
     record = CapRecord(**base, headline=info.headline, chain=chain.chain if chain else alert.key, kind=kind,
                        severity=SEVERITY[info.severity], expires=info.expires,
-                       station_id=chain.station_id if chain else f"CAP-{kind}-{digest(alert.key, size=4)}",
+                       station_id=chain.station_id if chain else station_of(kind, alert.key),
                        lat=lat, lon=lon, communities=communities, supersedes=[e.key for e in earlier])
     if info.expires is not None and info.expires <= received_at:
         # Kept so a later Update can reference it, as lowered: it raises nothing and supersedes nothing.

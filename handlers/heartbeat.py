@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from handlers.geo import community_at
 from handlers.intake import digest
+from handlers.privacy import never_masked
 from handlers.tickets import PIPELINE, ticket_id_for
 from schemas.config import Config, Heartbeat
 from schemas.enums import Category, Severity
@@ -35,7 +36,7 @@ def offline_incident(config: Config, kind: str, device: str, lat: float, lon: fl
     heard_at = datetime.fromtimestamp(last_heard, timezone.utc)
     silent_at = heard_at + rule.silent_after
     return Incident(
-        incident_id=f"{source[:4]}-{digest('offline', kind, device, heard_at.isoformat())}",
+        incident_id=never_masked(f"{source[:4]}-{digest('offline', kind, device, heard_at.isoformat())}"),
         source=source, category=OFFLINE[source], subcategory=what, severity=Severity.blue,
         title=f"{device} {LABEL[source]}离线 device offline",
         description=f"无数据 no data since {heard_at.astimezone(config.district.tz).isoformat(timespec='seconds')} "

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from handlers.base import Context, Heard
 from handlers.geo import community_at
-from handlers.privacy import mask_everywhere, mask_personal
+from handlers.privacy import mask_everywhere, mask_personal, never_masked
 from handlers.registry import SOURCES
 from schemas.records import DeadLetter, FieldError, Incident
 from schemas.times import TIME_OUT_OF_RANGE
@@ -133,7 +133,7 @@ def parsed(source: str, raw: bytes | None, ctx: Context) -> tuple[Incident | Non
     if calm:
         return None, heard
     return Incident(
-        incident_id=f"{source[:4]}-{digest(source, found.source_ref)}",
+        incident_id=never_masked(f"{source[:4]}-{digest(source, found.source_ref)}"),
         source=source,
         category=found.category,
         subcategory=found.subcategory,

@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 from handlers.city import LABEL
 from handlers.geo import centroid
 from handlers.intake import digest
-from handlers.privacy import mask_everywhere, mask_personal, mask_phone
+from handlers.privacy import mask_everywhere, mask_personal, mask_phone, never_masked
 from schemas.config import Config
 from schemas.raw import CityCategory, CityReport
 from schemas.records import Incident, Ticket
@@ -130,7 +130,7 @@ def request_id(client: str, request: ServiceRequest, received_at: datetime, conf
     parts = [client, day, request.service_code.value, f"{request.lat:.6f}", f"{request.lon:.6f}", request.address,
              request.description, *(f"{k}={v}" for k, v in request.attributes.items()), request.media_url or "",
              request.device]
-    return f"O311-{day.replace('-', '')}-{digest(*parts, size=6)}"
+    return never_masked(f"O311-{day.replace('-', '')}-{digest(*parts, size=6)}")
 
 
 def to_report(request: ServiceRequest, service_request_id: str, channel: str, received_at: datetime) -> CityReport:

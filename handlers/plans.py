@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from handlers import response
 from handlers.intake import digest
+from handlers.privacy import never_masked
 from handlers.routing import red_watchers
 from handlers.tickets import PIPELINE
 from schemas.config import Config
@@ -189,7 +190,7 @@ def _activate(config: Config, state: KeyState | None, command: PlanActivate, key
 def _task_ticket(config: Config, plan: Plan, n: int, command: PlanActivate, key: str) -> Ticket:
     task = plan.tasks[n]
     at = command.at
-    ticket_id = f"T{at.astimezone(config.district.tz):%Y%m%d}-{digest(command.run_id, str(n), size=4)}"
+    ticket_id = never_masked(f"T{at.astimezone(config.district.tz):%Y%m%d}-{digest(command.run_id, str(n), size=4)}")
     return Ticket(
         ticket_id=ticket_id, incident_id=f"{command.run_id}#{n}", source_ref=command.run_id, dedup_key=key,
         department=task.department, watchers=list(red_watchers(config, task.department, plan.severity)),

@@ -24,6 +24,7 @@ from handlers.deadlines import due_dates
 from handlers.geo import community_at
 from handlers.hotspots import Place, Sighting
 from handlers.intake import digest
+from handlers.privacy import never_masked
 from handlers.routing import red_watchers
 from handlers.tickets import PIPELINE
 from schemas.cap import CapRecord
@@ -122,7 +123,7 @@ class Decided:
 
 
 def ticket_id_of(config: Config, command: PreventiveOpen) -> str:
-    return f"T{command.period_start.astimezone(config.district.tz):%Y%m%d}-{digest(key_of(command), size=4)}"
+    return never_masked(f"T{command.period_start.astimezone(config.district.tz):%Y%m%d}-{digest(key_of(command), size=4)}")
 
 
 def on_command(config: Config, state: KeyState | None, command: PreventiveOpen, key: str) -> Decided:

@@ -6,6 +6,7 @@ from datetime import datetime
 from handlers import joint
 from handlers.deadlines import due_dates
 from handlers.intake import digest
+from handlers.privacy import never_masked
 from handlers.routing import Route
 from schemas.config import Config
 from schemas.enums import TicketStatus
@@ -22,7 +23,7 @@ MAX_OCCURRENCE_ENTRIES = 20
 
 def ticket_id_for(incident: Incident) -> str:
     """Deterministic, so a replayed incident maps to the ticket it opened the first time."""
-    return f"T{incident.observed_at.strftime('%Y%m%d')}-{digest(incident.incident_id, size=4)}"
+    return never_masked(f"T{incident.observed_at.strftime('%Y%m%d')}-{digest(incident.incident_id, size=4)}")
 
 
 def open_ticket(config: Config, incident: Incident, route: Route, now: datetime,

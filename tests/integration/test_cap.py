@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from handlers import cap
-from handlers.intake import digest
 from tests.support import config_with_rules, marker, poll, running_pipeline
 
 pytestmark = pytest.mark.integration
@@ -105,7 +104,7 @@ def test_an_exercise_is_recorded_and_dead_lettered_not_ticketed(stack):
     [letter] = poll(lambda: dead_letters(stack, unique), 30, "the exercise's dead letter")
     assert (letter["error_type"], letter["message"]) == ("not_actual", "status Exercise: only Actual alerts are acted on")
     # The station an Actual alert of this key would have been (handlers/cap.py): nothing was ticketed for it.
-    station = f"CAP-typhoon-{digest(body['key'], size=4)}"
+    station = cap.station_of("typhoon", body["key"])
     assert not stack.tickets_where(lambda t: t.source_ref.startswith(station))
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from handlers import cap, ticketing
 from handlers.base import Context
-from handlers.intake import Rejected, to_incident
+from handlers.intake import Rejected, digest, to_incident
+from handlers.privacy import mask_personal
 from schemas.config import ConfigError, load_config
 from schemas.enums import Category, Severity
 from schemas.raw import FloodKind, TyphoonSignal
@@ -68,6 +69,16 @@ def test_the_orange_actual_is_an_orange_typhoon_signal_reading_over_the_whole_di
     assert incident.community is not None
     # Titled as people say it, never by the chain's machine id.
     assert incident.title.startswith("台风预警 台风信号") and "CAP-" not in incident.title
+
+
+def test_a_chain_whose_hash_reads_as_a_phone_number_gets_a_station_masking_leaves_whole(config):
+    # The station is the incident's source_ref, which is masked: CAP-typhoon-41523493 was stored as
+    # CAP-typhoon-****3493, and the ticket no longer named its station.
+    key = next(k for k in (f"{SZ},44030041600000_{n}" for n in range(1000))
+               if re.fullmatch(r"[2-9]\d{7}", digest(k, size=4)))
+    station = cap.station_of("typhoon", key)
+    assert station.startswith("CAP-typhoon-") and mask_personal(station) == station
+    assert cap.station_of("typhoon", key) == station
 
 
 def test_the_update_raises_the_same_station_and_the_cancel_lowers_it(config):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from handlers.privacy import mask_everywhere, mask_personal
+from handlers.privacy import mask_everywhere, mask_personal, never_masked
 from streams.settings import REPO_ROOT
 
 # Every form of one mobile a probe of the running stack wrote; the masked form keeps its first 3 and last 4.
@@ -94,6 +94,19 @@ def test_numbers_a_clerk_needs_are_kept(text):
 def test_masking_twice_changes_nothing_more():
     text = "市民王女士（13912345678，身份证44030519900101123X，zhang@example.com）反映0755-26881234"
     assert mask_personal(mask_personal(text)) == mask_personal(text)
+
+
+@pytest.mark.parametrize("made, written", [
+    ("T20261207-41523493", "T20261207-4152349j"),      # a hash that reads as a local number
+    ("floo-a41523493bcdef12", "floo-a4152349jbcdef12"),  # inside letters too
+    ("x13912345678y", "x1391234567oy"),                # a mobile
+    ("T20261207-4152349a", "T20261207-4152349a"),      # most ids stay as they were
+    ("O311-20261207-123456789012", "O311-20261207-123456789012"),
+])
+def test_an_identifier_the_system_makes_is_written_so_masking_leaves_it_whole(made, written):
+    assert never_masked(made) == written
+    assert mask_personal(written) == written
+    assert never_masked(written) == written
 
 
 def test_every_string_number_and_key_of_a_json_value_is_masked():

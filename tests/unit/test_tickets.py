@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from handlers.intake import digest
+from handlers.privacy import mask_everywhere, mask_personal
 from handlers.routing import route
 from handlers.tickets import LISTED_INCIDENTS, MAX_OCCURRENCE_ENTRIES, PIPELINE, add_occurrence, open_ticket, \
     ticket_id_for
@@ -39,6 +41,17 @@ def test_ticket_ids_are_deterministic(config):
     assert ticket_for(config, first).ticket_id == ticket_for(config, first, NOW + timedelta(hours=1)).ticket_id
     assert re.fullmatch(r"T20260512-[0-9a-f]{8}", ticket_id_for(first))
     assert ticket_id_for(make_incident(2)) != ticket_id_for(first)
+
+
+def test_a_ticket_id_whose_hash_reads_as_a_phone_number_is_not_masked_in_a_payload(config):
+    # About one incident in fifty hashes to digits only (T20261207-41523493): masked, a webhook's
+    # ticket_id or a page's link named no ticket.
+    incident = next(i for i in map(make_incident, range(1, 1000))
+                    if re.fullmatch(r"[2-9]\d{7}", digest(i.incident_id, size=4)))
+    ticket_id = ticket_id_for(incident)
+    assert ticket_id != f"T20260512-{digest(incident.incident_id, size=4)}"
+    assert mask_personal(f"工单 {ticket_id} 已派") == f"工单 {ticket_id} 已派"
+    assert mask_everywhere(ticket_for(config, incident).model_dump(mode="json"))["ticket_id"] == ticket_id
 
 
 def test_ticket_id_date_is_the_observation_date(config):
