@@ -98,11 +98,18 @@ def targets(phases: dict, opts: Options | None = None) -> list[dict]:
                            largest=hot["largest_end"], dedup_key_growth=hot["dedup_key_growth"]))
     else:
         out.append(_target("hot_key_growth", what, "<= 2", None, False, why_hot))
-    base, _ = _figure(phases.get("baseline"), phase_name="baseline")
+    base, why_base = _figure(phases.get("baseline"), phase_name="baseline")
     if pipe and base:
         ratio = round(pipe["events_per_s"] / base["events_per_s"], 3)
         out.append(_target("pipeline_vs_raw_aiokafka", "full pipeline throughput / raw aiokafka loop", ">= 0.10",
                            ratio, ratio >= 0.10))
+    handlers, why_handlers = _figure(phases.get("baseline"), "handlers_only", "baseline")
+    what = "the handlers alone, with the worker's context / raw aiokafka loop"
+    if handlers and base and base.get("events_per_s"):
+        out.append(_target("handlers_vs_raw", what, "reported", round(handlers["events_per_s"] / base["events_per_s"], 3),
+                           True, handlers_events_per_s=handlers["events_per_s"], raw_events_per_s=base["events_per_s"]))
+    else:
+        out.append(_target("handlers_vs_raw", what, "reported", None, False, why_base or why_handlers))
     return out
 
 

@@ -2,7 +2,7 @@
 the ticket step) with the same JSON round trips the topics and the table force, batched as the
 worker batches. The ceiling for one core before any Faust, Kafka or Redis cost.
 
-    python -m bench.handlers_only [--events 20000] [--profile out.prof]
+    python -m bench.handlers_only [--events 20000] [--seed 7] [--scenario rainstorm] [--profile out.prof]
 """
 from __future__ import annotations
 
@@ -114,8 +114,8 @@ def parsed_incidents(config: Config, events, sites, now: datetime) -> list[bytes
     return incidents
 
 
-def run(n: int) -> dict:
-    workload = backlog(n, seed=7, scenario="rainstorm")
+def run(n: int, seed: int = 7, scenario: str = "rainstorm") -> dict:
+    workload = backlog(n, seed=seed, scenario=scenario)
     config = district_config()
     sites = {k.decode(): SiteRegistration.model_validate_json(v) for k, v in workload.sites}
     started = time.perf_counter()
@@ -166,14 +166,16 @@ def state_costs(ticket_table: dict[str, bytes], now: datetime) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--scenario", default="rainstorm")
     parser.add_argument("--profile")
     args = parser.parse_args()
     if args.profile:
         with cProfile.Profile() as profile:
-            result = run(args.events)
+            result = run(args.events, args.seed, args.scenario)
         profile.dump_stats(args.profile)
     else:
-        result = run(args.events)
+        result = run(args.events, args.seed, args.scenario)
     print(orjson.dumps(result).decode())
 
 

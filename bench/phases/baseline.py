@@ -58,12 +58,25 @@ def phase_baseline(opts: Options, workload: Workload) -> dict:
         result["faust_batch_echo"] = guarded(lambda: faust_echo(bs, n, worker_faust_settings(), "batch", opts,
                                                                  mode="batch", fetch_max_wait_ms=worker_fetch_wait_ms()))
         result["quixstreams_echo"] = guarded(lambda: quix_echo(bs, n, opts))
+        # The handlers alone on the same backlog, in a process of their own as the raw loop is: what the
+        # two hops' own work costs against what the transport costs (the handlers_vs_raw target).
+        result["handlers_only"] = guarded(lambda: handlers_only(n, opts))
         # The per-event agent, with Faust's defaults and with the worker's settings (not in --quick:
         # two more consumer groups to form would double the smoke test's time).
         if not opts.quick:
             result["faust_default"] = guarded(lambda: faust_echo(bs, n, {}, "default", opts))
             result["faust_worker_settings"] = guarded(lambda: faust_echo(bs, n, worker_faust_settings(), "tuned", opts))
         return result
+
+
+def handlers_only(n: int, opts: Options) -> dict:
+    """bench.handlers_only in a child process, on the run's backlog (its scenario and seed)."""
+    argv = [sys.executable, "-m", "bench.handlers_only", "--events", str(n), "--seed", str(opts.seed),
+            "--scenario", opts.scenario]
+    child = subprocess.run(argv, capture_output=True, text=True, cwd=str(REPO), timeout=opts.drain_timeout)
+    if child.returncode != 0:
+        raise RuntimeError(f"handlers only exited with {child.returncode}:\n{child.stderr[-3000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def quix_echo(bs: BenchStack, n: int, opts: Options) -> dict:

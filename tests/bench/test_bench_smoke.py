@@ -77,5 +77,9 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
     for run in runs.values():
         assert run["drained"] and run["n"] > 0 and run["p99_ms"] is not None
     assert by_name["pipeline_vs_faust_batch_echo"]["measured"] > 0
+    # The handlers alone on the same backlog, against the raw loop of the same run.
+    handlers = phases["baseline"]["handlers_only"]
+    assert handlers["events"] == 300 and handlers["events_per_s"] > 0, handlers
+    assert by_name["handlers_vs_raw"]["measured"] == round(handlers["events_per_s"] / phases["baseline"]["events_per_s"], 3)
     assert "phase" in output and "results:" in output  # the table was printed
     assert "pipeline_vs_faust_batch_echo" in output and "soak_rss_growth" in output  # with the targets
