@@ -12,7 +12,7 @@ from faust import web
 
 from handlers import duty
 from handlers.duty import OnDuty
-from handlers.privacy import mask_personal
+from handlers.privacy import mask_personal, never_masked
 from handlers.permissions import Can
 from schemas.enums import OPS_CENTRE, Severity
 from schemas.records import Ticket
@@ -100,7 +100,7 @@ class DutyHandover(JsonView):
         change, outgoing, incoming = duty.handover(district, now)
         total, tickets = await self.http.store.open_of_severity(SNAPSHOT_SEVERITIES, SNAPSHOT_LIMIT)
         record = {
-            "handover_id": f"H{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}",
+            "handover_id": never_masked(f"H{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"),
             "at": now.isoformat(),
             "by": who.actor.name,
             "user": who.actor.model_dump(mode="json"),

@@ -13,7 +13,7 @@ from faust import web
 
 from handlers import silences
 from handlers.permissions import Can
-from handlers.privacy import mask_personal
+from handlers.privacy import mask_personal, never_masked
 from schemas.enums import OPS_CENTRE
 from schemas.silences import Silence, SilenceSpec
 from streams.http.api import ApiError, JsonView, Principal, only_params, page_param, time_param, validate
@@ -58,7 +58,7 @@ class SilenceList(JsonView):
         if spec.ends_at <= now:
             raise ApiError(422, "ends_at is in the past")
         fields = {**spec.model_dump(), "comment": mask_personal(spec.comment)}  # what a person wrote
-        silence = Silence(**fields, silence_id=f"S{now:%Y%m%d}-{uuid.uuid4().hex[:10]}",
+        silence = Silence(**fields, silence_id=never_masked(f"S{now:%Y%m%d}-{uuid.uuid4().hex[:10]}"),
                           created_by=who.actor.name, created_at=now)
         await publish(self, silence)
         self.http.audit(request, "action", "silence.create", who, target=silence.silence_id, detail=silence.comment)

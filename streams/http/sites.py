@@ -11,7 +11,7 @@ from faust import web
 from pydantic import AfterValidator, Field
 
 from handlers.permissions import Can
-from handlers.privacy import mask_personal
+from handlers.privacy import mask_personal, never_masked
 from handlers.sites import permit_state, problems
 from schemas.enums import OPS_CENTRE
 from schemas.raw import Lat, Lon, PermitTime, ShortText, SiteKind, SiteRegistration, SiteStatus, WorkHours
@@ -88,7 +88,7 @@ class SiteList(JsonView):
     async def post(self, request: web.Request) -> web.Response:
         who = await _registrar(self, request)
         spec = validate(SiteSpec, await self.http.read_json(request))
-        site_id = spec.site_id or f"S{self.http.clock():%Y%m%d}-{uuid.uuid4().hex[:6]}"
+        site_id = spec.site_id or never_masked(f"S{self.http.clock():%Y%m%d}-{uuid.uuid4().hex[:6]}")
         if site_id in self.http.pipeline.books.sites:
             raise ApiError(409, f"site {site_id} is already registered: PATCH /api/sites/{site_id} changes it")
         site = _checked(self, {**spec.model_dump(), "site_id": site_id})
