@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import aiohttp
@@ -63,15 +64,46 @@ class ChatBindings:
         return {k.decode(): v.decode() for k, v in (await self.redis.hgetall(self._key(vendor))).items()}
 
 
+class VendorApi:
+    """What the three apps share against their vendor's API: one session, made when first needed, calls that
+    answer (status, the JSON object or {}), and the access token kept until a minute before it expires."""
+
+    def __init__(self):
+        self._session: aiohttp.ClientSession | None = None
+        self._token: tuple[str, float] | None = None  # (access token, monotonic time it is good until)
+        self._lock = asyncio.Lock()
+
+    async def call(self, request) -> tuple[int, dict]:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
+        async with self._session.request(request.method, request.url, headers=request.headers,
+                                         data=request.body or None) as response:
+            try:
+                answer = await response.json(content_type=None)
+            except ValueError:
+                answer = None
+            return response.status, answer if isinstance(answer, dict) else {}
+
+    async def token(self, fetch: Callable[[], Awaitable[tuple[str, int]]]) -> str:
+        """The kept token, else `fetch`'s (token, seconds it is good for); one fetch at a time."""
+        async with self._lock:
+            if self._token is None or time.monotonic() >= self._token[1]:
+                token, expires = await fetch()
+                self._token = (token, time.monotonic() + max(expires - 60, 0))
+            return self._token[0]
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 @dataclass
 class DingTalkApp:
     crypto: cc.CallbackCrypto
     app_key: str
     app_secret: str
     api_url: str
-    _session: aiohttp.ClientSession | None = None
-    _token: tuple[str, float] | None = None  # (access token, monotonic time it is good until)
-    _lock: asyncio.Lock | None = None
+    api: VendorApi = field(default_factory=VendorApi)
 
     @classmethod
     def from_settings(cls, settings) -> DingTalkApp | None:
@@ -85,34 +117,20 @@ class DingTalkApp:
         return cls(crypto, settings.dingtalk_app_key, settings.dingtalk_app_secret.get_secret_value(),
                    settings.dingtalk_api_url)
 
-    async def _call(self, request) -> tuple[int, dict]:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
-        async with self._session.request(request.method, request.url, headers=request.headers,
-                                         data=request.body) as response:
-            try:
-                answer = await response.json(content_type=None)
-            except ValueError:
-                answer = None
-            return response.status, answer if isinstance(answer, dict) else {}
-
     async def access_token(self) -> str:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._token is None or time.monotonic() >= self._token[1]:
-                status, answer = await self._call(cc.access_token_request(self.api_url, self.app_key, self.app_secret))
-                token, expires = answer.get("accessToken"), answer.get("expireIn")
-                if status != 200 or not isinstance(token, str) or not isinstance(expires, int):
-                    raise OSError(f"DingTalk access token refused: HTTP {status} {answer.get('code', '')}")
-                self._token = (token, time.monotonic() + max(expires - 60, 0))
-            return self._token[0]
+        async def fetch() -> tuple[str, int]:
+            status, answer = await self.api.call(cc.access_token_request(self.api_url, self.app_key, self.app_secret))
+            token, expires = answer.get("accessToken"), answer.get("expireIn")
+            if status != 200 or not isinstance(token, str) or not isinstance(expires, int):
+                raise OSError(f"DingTalk access token refused: HTTP {status} {answer.get('code', '')}")
+            return token, expires
+        return await self.api.token(fetch)
 
     async def update_card(self, track_id: str, params: dict[str, str]) -> str | None:
         """None once DingTalk took the update, else why not (logged by the caller; the press stands)."""
         try:
             token = await self.access_token()
-            status, answer = await self._call(cc.update_card_request(self.api_url, token, track_id, params))
+            status, answer = await self.api.call(cc.update_card_request(self.api_url, token, track_id, params))
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}"
         if status != 200 or answer.get("success") is False:
@@ -124,8 +142,7 @@ class DingTalkApp:
                                       cc.taken_params(press.ticket_id, press.action, name, department, at_local))
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.api.close()
 
 
 @dataclass
@@ -138,9 +155,7 @@ class WeComApp:
     secret: str
     agent_id: int
     api_url: str
-    _session: aiohttp.ClientSession | None = None
-    _token: tuple[str, float] | None = None
-    _lock: asyncio.Lock | None = None
+    api: VendorApi = field(default_factory=VendorApi)
 
     @classmethod
     def from_settings(cls, settings) -> WeComApp | None:
@@ -153,34 +168,20 @@ class WeComApp:
         return cls(crypto, settings.wecom_corp_id, settings.wecom_corp_secret.get_secret_value(),
                    settings.wecom_agent_id, settings.wecom_api_url)
 
-    async def _call(self, request) -> tuple[int, dict]:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
-        async with self._session.request(request.method, request.url, headers=request.headers,
-                                         data=request.body or None) as response:
-            try:
-                answer = await response.json(content_type=None)
-            except ValueError:
-                answer = None
-            return response.status, answer if isinstance(answer, dict) else {}
-
     async def access_token(self) -> str:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._token is None or time.monotonic() >= self._token[1]:
-                status, answer = await self._call(cc.wecom_token_request(self.api_url, self.corp_id, self.secret))
-                token, expires = answer.get("access_token"), answer.get("expires_in")
-                if answer.get("errcode") != 0 or not isinstance(token, str) or not isinstance(expires, int):
-                    raise OSError(f"WeCom access token refused: HTTP {status} errcode {answer.get('errcode')}")
-                self._token = (token, time.monotonic() + max(expires - 60, 0))
-            return self._token[0]
+        async def fetch() -> tuple[str, int]:
+            status, answer = await self.api.call(cc.wecom_token_request(self.api_url, self.corp_id, self.secret))
+            token, expires = answer.get("access_token"), answer.get("expires_in")
+            if answer.get("errcode") != 0 or not isinstance(token, str) or not isinstance(expires, int):
+                raise OSError(f"WeCom access token refused: HTTP {status} errcode {answer.get('errcode')}")
+            return token, expires
+        return await self.api.token(fetch)
 
     async def took(self, press: cc.Press, ticket, name: str, department: str, at_local: str) -> str | None:
         """The card's buttons replaced by who took it (WeCom's update_template_card with the press's code)."""
         try:
             token = await self.access_token()
-            status, answer = await self._call(cc.wecom_update_request(
+            status, answer = await self.api.call(cc.wecom_update_request(
                 self.api_url, token, agent_id=self.agent_id, response_code=press.response_code,
                 replace_name=f"{name} 已{cc.ACTION_TEXT[press.action]}"))
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -188,8 +189,7 @@ class WeComApp:
         return None if answer.get("errcode") == 0 else f"HTTP {status} errcode {answer.get('errcode')}"
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.api.close()
 
 
 @dataclass
@@ -202,9 +202,7 @@ class FeishuApp:
     app_secret: str
     api_url: str
     inbox_url: str
-    _session: aiohttp.ClientSession | None = None
-    _token: tuple[str, float] | None = None
-    _lock: asyncio.Lock | None = None
+    api: VendorApi = field(default_factory=VendorApi)
 
     @classmethod
     def from_settings(cls, settings) -> FeishuApp | None:
@@ -217,28 +215,14 @@ class FeishuApp:
         return cls(crypto, settings.feishu_app_id, settings.feishu_app_secret.get_secret_value(),
                    settings.feishu_api_url, settings.public_url)
 
-    async def _call(self, request) -> tuple[int, dict]:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
-        async with self._session.request(request.method, request.url, headers=request.headers,
-                                         data=request.body) as response:
-            try:
-                answer = await response.json(content_type=None)
-            except ValueError:
-                answer = None
-            return response.status, answer if isinstance(answer, dict) else {}
-
     async def access_token(self) -> str:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._token is None or time.monotonic() >= self._token[1]:
-                status, answer = await self._call(cc.feishu_token_request(self.api_url, self.app_id, self.app_secret))
-                token, expires = answer.get("tenant_access_token"), answer.get("expire")
-                if answer.get("code") != 0 or not isinstance(token, str) or not isinstance(expires, int):
-                    raise OSError(f"Feishu tenant_access_token refused: HTTP {status} code {answer.get('code')}")
-                self._token = (token, time.monotonic() + max(expires - 60, 0))
-            return self._token[0]
+        async def fetch() -> tuple[str, int]:
+            status, answer = await self.api.call(cc.feishu_token_request(self.api_url, self.app_id, self.app_secret))
+            token, expires = answer.get("tenant_access_token"), answer.get("expire")
+            if answer.get("code") != 0 or not isinstance(token, str) or not isinstance(expires, int):
+                raise OSError(f"Feishu tenant_access_token refused: HTTP {status} code {answer.get('code')}")
+            return token, expires
+        return await self.api.token(fetch)
 
     async def took(self, press: cc.Press, ticket, name: str, department: str, at_local: str) -> str | None:
         """The shared card replaced by one that says who took it, its 查看 kept."""
@@ -249,12 +233,11 @@ class FeishuApp:
         taken = f"{name}（{department}）{at_local} {cc.ACTION_TEXT[press.action]}"
         try:
             token = await self.access_token()
-            status, answer = await self._call(cc.feishu_update_request(
+            status, answer = await self.api.call(cc.feishu_update_request(
                 self.api_url, token, press.out_track_id, cc.feishu_card(message, ticket.ticket_id, taken)))
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return f"{type(exc).__name__}: {exc}"
         return None if answer.get("code") == 0 else f"HTTP {status} code {answer.get('code')}"
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.api.close()
