@@ -32,6 +32,9 @@ def table(result: dict) -> str:
                           ("faust_worker_settings", "Faust agent per event, worker's settings")):
             if key in b:
                 rows.append(("baseline", f"same work, {what}", _rate(b[key])))
+        if "handlers_only" in b:
+            rows.append(("baseline", "the handlers alone (parse, ticket step), no Kafka, Redis or Faust",
+                         _rate(b["handlers_only"])))
     if "pipeline" in phases and not phases["pipeline"].get("error"):
         p = phases["pipeline"]
         rows.append(("pipeline", "full pipeline, 1 worker, backlog", f"{p['events_per_s']:,.0f} ev/s "
