@@ -44,7 +44,10 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
     assert result["settings"]["quick"] is True
 
     phases = result["phases"]
+    # A phase that failed says why, in the result and in the output, rather than as a missing figure.
+    assert not [name for name, phase in phases.items() if phase.get("error")], output[-4000:]
     baseline = phases["baseline"]
+    assert not [name for name, part in baseline.items() if isinstance(part, dict) and part.get("error")], baseline
     assert baseline["events"] == 300 and baseline["events_per_s"] > 0, baseline
     batch_echo = baseline["faust_batch_echo"]
     assert batch_echo["events"] == 300 and batch_echo["events_per_s"] > 0 and batch_echo["mode"] == "batch", batch_echo
