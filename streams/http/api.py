@@ -598,6 +598,21 @@ class TicketAction_(JsonView):
         body = validate(centre_body if deciding else dept_body, data)
         if kind is TicketAction.extend and deciding:
             kind = TicketAction.extend_decision
+        return await self.command(request, who, ticket, self.new_event(who, ticket.ticket_id, kind, body.client_id,
+                                                                    body.command_fields()))
+
+    def new_event(self, who: Principal, ticket_id: str, kind: TicketAction, client_id: str | None,
+                  fields: dict) -> TicketEvent:
+        """The command as the person signed in gives it, now."""
+        return TicketEvent(event_id=command_event_id(who, client_id), ticket_id=ticket_id, action=kind,
+                           by=who.actor.name, actor=who.department, user=who.actor, holds=list(who.holds),
+                           at=self.http.clock(), **fields)
+
+    async def command(self, request: web.Request, who: Principal, ticket: Ticket, event: TicketEvent) -> web.Response:
+        """A command on a ticket: refused by the role (403) or as the ticket step will decide it (409, with the
+        reason); a resend of one already applied answered with the ticket as it stands; else sent and waited
+        for. Each way a line in the audit trail."""
+        kind = event.action
 
         def audit(outcome: str, detail: str) -> None:
             self.http.audit(request, "action", f"ticket.{kind.value}", who, target=ticket.ticket_id,
@@ -606,17 +621,10 @@ class TicketAction_(JsonView):
         if not may_act(who.role, kind):
             audit("refused", f"role {who.role.value}")
             raise ApiError(403, f"the {who.role.value} role may not {kind.value} tickets")
-        fields = body.command_fields()
-        note = fields["note"]
-        event_id = command_event_id(who, body.client_id)
-        if any(h.event_id == event_id for h in ticket.history):
+        if any(h.event_id == event.event_id for h in ticket.history):
             # A resend of a command already applied (its answer was lost): the ticket as it stands.
-            audit("replayed", note)
+            audit("replayed", event.note)
             return self.json({**ticket_json(ticket, who), "replayed": True})
-        event = TicketEvent(
-            event_id=event_id, ticket_id=ticket.ticket_id, action=kind,
-            by=who.actor.name, actor=who.department, user=who.actor, holds=list(who.holds), at=self.http.clock(),
-            **fields)
         try:
             check(self.http.config, ticket, event)
         except Conflict as conflict:

@@ -8,11 +8,9 @@ from typing import Annotated, Literal
 from faust import web
 from pydantic import Field
 
-from handlers.lifecycle import Conflict, check
-from handlers.permissions import Can, may_act
-from schemas.records import Ruling, TicketAction, TicketEvent
-from streams.http.api import ActionBody, ApiError, Name, Note, Principal, Required, TicketAction_, command_event_id, \
-    ticket_json, validate
+from handlers.permissions import Can
+from schemas.records import Ruling, TicketAction
+from streams.http.api import ActionBody, Name, Note, Required, TicketAction_, validate
 
 
 class SupportBody(ActionBody):
@@ -46,11 +44,6 @@ class _Command(TicketAction_):
     action: TicketAction
     body: type[ActionBody]
 
-    def event(self, body: ActionBody, who: Principal, ticket_id: str) -> TicketEvent:
-        return TicketEvent(event_id=command_event_id(who, body.client_id), ticket_id=ticket_id, action=self.action,
-                           by=who.actor.name, actor=who.department, user=who.actor, holds=list(who.holds),
-                           at=self.http.clock(), **self.fields(body))
-
     def fields(self, body) -> dict:
         return {"note": body.note}
 
@@ -59,32 +52,8 @@ class _Command(TicketAction_):
         who.require(Can.read_tickets)
         ticket = await self.http.visible_ticket(ticket_id, who)
         body = validate(self.body, await self.http.read_json(request))
-        kind = self.action
-
-        def audit(outcome: str, detail: str) -> None:
-            self.http.audit(request, "action", f"ticket.{kind.value}", who, target=ticket.ticket_id,
-                            outcome=outcome, detail=detail)
-
-        if not may_act(who.role, kind):
-            audit("refused", f"role {who.role.value}")
-            raise ApiError(403, f"the {who.role.value} role may not {kind.value} tickets")
-        event = self.event(body, who, ticket.ticket_id)
-        if any(h.event_id == event.event_id for h in ticket.history):
-            audit("replayed", event.note)
-            return self.json({**ticket_json(ticket, who), "replayed": True})
-        try:
-            check(self.http.config, ticket, event)
-        except Conflict as conflict:
-            audit("refused", str(conflict))
-            raise ApiError(409, str(conflict), status=ticket.status.value, ticket=ticket_json(ticket, who)) from None
-        self.http.pipeline.send_command(event, ticket.dedup_key)
-        try:
-            response = await self._outcome(ticket, event, who)
-        except ApiError as refused:
-            audit("refused", refused.error)
-            raise
-        audit("queued" if response.status == 202 else "ok", event.note)
-        return response
+        return await self.command(request, who, ticket, self.new_event(who, ticket.ticket_id, self.action, body.client_id,
+                                                                    self.fields(body)))
 
 
 class AddSupport(_Command):
