@@ -223,8 +223,9 @@ def never_masked(identifier: str) -> str:
             return identifier
         chars = list(identifier)
         for run, number in numbers:
-            at = run.at[number.end - 1]
-            chars[at] = chars[at].translate(_AS_LETTER) if chars[at].isascii() else "x"
+            # Its last digit: an ID number's check character X is a letter already.
+            at = next(run.at[k] for k in reversed(range(number.start, number.end)) if chars[run.at[k]] not in _CHECK_X)
+            chars[at] = chars[at].translate(_AS_LETTER) if chars[at].isascii() else "g"
         identifier = "".join(chars)
 
 
