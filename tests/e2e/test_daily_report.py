@@ -21,7 +21,8 @@ from playwright.sync_api import expect
 from handlers.geo import grid_cell
 from tests.e2e.conftest import Pages
 from tests.integration.payloads import Builder
-from tests.integration.test_cap import document
+from tests.integration.test_cap import document, response_changes
+from tests.integration.test_plans import active_run
 from tests.integration.test_stats_api import plan_tasks
 from tests.support import CONFIG, marker, poll, running_pipeline
 
@@ -64,10 +65,12 @@ def storm(stack) -> dict:
     unique = uuid.uuid4().hex[:6]
     now = datetime.now(timezone.utc).replace(microsecond=0)
     # A typhoon warning, orange then raised to red: the rules raise the response level by themselves.
-    for name in ("typhoon_orange_actual", "typhoon_red_update"):
-        status, body = stack.request("POST", "/api/ingest/cap", token=FEED_TOKEN, body=document(name, unique, now,
-                                     now + timedelta(hours=6)), headers={"Content-Type": "application/xml"})
-        assert status == 201, body
+    for n, name in enumerate(("typhoon_orange_actual", "typhoon_red_update")):   # the update sent a second later
+        status, alert = stack.request("POST", "/api/ingest/cap", token=FEED_TOKEN,
+                                      headers={"Content-Type": "application/xml"},
+                                      body=document(name, unique, now + timedelta(seconds=n), now + timedelta(hours=6)))
+        assert status == 201, alert
+    station = alert["station_id"]
     leader = stack.add_user(f"leader-{unique}", "district_leadership", "leader", name="王副主任")
     status, body = stack.post("/api/response", None, {"level": "I", "reason": "多处道路积水，启动Ⅰ级响应"},
                               token=stack.user_token(leader))
@@ -117,7 +120,22 @@ def storm(stack) -> dict:
     status, record = stack.post("/api/duty/handover", None, {"note": "台风红色预警生效中，望海路、滨海大道积水点需持续关注"},
                                 token=stack.user_token(officer))
     assert status == 201, record
+    settled(stack, station)
     return {"officer": officer, "urgent": urgent, "handover_note": record["note"]}
+
+
+def settled(stack, station: str) -> None:
+    """Wait for what the warning starts by itself, a moment after it is taken: its ticket raised to red, the
+    typhoon level (two changes) and the typhoon pre-plan that level starts, with its task tickets (orange events
+    of the day). The page is read after them, or it shows fewer rows than the report asked a moment later."""
+    poll(lambda: [t for t in stack.inbox("flood_control") if t.source_ref.startswith(station)
+                  and t.severity.value == "red"], 30, "the typhoon ticket raised to red")
+    poll(lambda: {c["trigger"] for c in response_changes(stack, station)} >= {"typhoon_orange", "typhoon_red"}, 30,
+         "the typhoon level's two changes")
+    plan = next(p for p in CONFIG.plans.plans if p.trigger.by == "level" and p.hazard.value == "typhoon")
+    poll(lambda: (run := active_run(stack, plan.id))
+         and len(stack.tickets_where(lambda t: t.source_ref == run["run_id"])) == len(plan.tasks), 60,
+         "the typhoon pre-plan's task tickets")
 
 
 MARGIN = 14 / 25.4 * 72   # the top and bottom margins of both PDFs (14 mm), in points
