@@ -260,10 +260,12 @@ def decide(alert: CapAlert, feed: str, known: Mapping[str, CapRecord], config: C
         raise Rejected(R.unknown_value, f"msgType {alert.msg_type!r}: Alert, Update or Cancel")
     superseded = [e.model_copy(update={"superseded_by": alert.key}) for e in earlier]
     chain = earlier[0] if earlier else None
+    latest = max((reads_from(e) for e in earlier), default=None)
+    base["reads_from"] = latest + timedelta(seconds=1) if latest is not None and alert.sent <= latest else None
     if alert.msg_type == "Cancel":
         record = chain.model_copy(update={**base, **headline, "severity": None, "expires": None, "lowered_at": None,
                                           "superseded_by": None, "supersedes": [e.key for e in earlier]})
-        return Decision([record, *superseded], [reading(config, chain, alert.sent, lowered=True)])
+        return Decision([record, *superseded], [reading(config, chain, reads_from(record), lowered=True)])
     if info is None:
         raise Rejected(R.missing_field, f"<info> is missing: a {alert.msg_type} needs one")
     kind = event_kind(info)
@@ -289,7 +291,12 @@ def decide(alert: CapAlert, feed: str, known: Mapping[str, CapRecord], config: C
         late = record.model_copy(update={"supersedes": [], "lowered_at": info.expires})
         return Decision([late], ignored=Rejected(
             R.expired, f"expired {info.expires.isoformat()}, before it was received: recorded, not acted on"))
-    return Decision([record, *superseded], [reading(config, record, alert.sent)])
+    return Decision([record, *superseded], [reading(config, record, reads_from(record))])
+
+
+def reads_from(record: CapRecord) -> datetime:
+    """When a record's signal took over the station: its time as a reading."""
+    return record.reads_from or record.sent
 
 
 # ------------------------------------------------------------------ the signal while it is up, and its expiry
@@ -300,8 +307,9 @@ def due(config: Config, record: CapRecord, now: datetime, every: timedelta) -> t
     reading (the same incident id), so a worker that sends one twice changes nothing."""
     if record.expires is not None and now >= record.expires:
         return reading(config, record, record.expires, lowered=True), record.model_copy(update={"lowered_at": record.expires})
-    slot = record.sent + every * math.floor((now - record.sent) / every)
-    return reading(config, record, max(slot, record.sent)), None
+    start = reads_from(record)
+    slot = start + every * math.floor((now - start) / every)
+    return reading(config, record, max(slot, start)), None
 
 
 # ------------------------------------------------------------------ out: a red ticket as CAP

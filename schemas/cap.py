@@ -92,6 +92,9 @@ class CapRecord(Frozen):
     # When the signal was lowered because the alert expired (the lowering reading's time).
     # An alert already expired when received is recorded lowered at its expiry: it never raised anything.
     lowered_at: AwareDatetime | None = None
+    # When its signal took over, if not at `sent`: a second after the message it updates or cancels, when
+    # sent in the same second (a station's reading is its time, so it would read as a replay of that one's).
+    reads_from: AwareDatetime | None = None
 
     @property
     def live(self) -> bool:

@@ -94,6 +94,32 @@ def test_the_update_raises_the_same_station_and_the_cancel_lowers_it(config):
     assert known[first.records[0].key].superseded_by == update.records[0].key
 
 
+def test_an_update_and_a_cancel_sent_in_the_alerts_second_are_readings_of_their_own(config):
+    # A reading's incident is its station and time: the red update read at the orange's time was taken as a
+    # replay of the orange, and the ticket stayed orange.
+    first = decide(config, "typhoon_orange_actual")
+    known = {r.key: r for r in first.records}
+    same_second = re.sub(rb"<sent>[^<]+</sent>", f"<sent>{first.records[0].sent.isoformat()}</sent>".encode(),
+                         sample("typhoon_red_update"))
+    alert = cap.parse(same_second)
+    update = cap.decide(alert, "szmb", known, config, on_arrival(alert))
+    assert update.records[0].sent == first.records[0].sent
+    assert update.readings[0].observed_at == first.readings[0].observed_at + timedelta(seconds=1)
+    ctx = Context(config, RECEIVED)
+    orange, red = (to_incident("flood", d.readings[0].model_dump_json().encode(), ctx) for d in (first, update))
+    assert orange.incident_id != red.incident_id and red.severity is Severity.red
+    # Read again at fixed times from when it took over, not from its `sent`.
+    every = timedelta(minutes=15)
+    again, _ = cap.due(config, update.records[0], alert.sent + timedelta(minutes=20), every)
+    assert again.observed_at == update.readings[0].observed_at + every
+    known.update({r.key: r for r in update.records})
+    cancel = cap.parse(re.sub(rb"<sent>[^<]+</sent>", f"<sent>{alert.sent.isoformat()}</sent>".encode(),
+                              sample("typhoon_cancel")))
+    lowered = cap.decide(cancel, "szmb", known, config, on_arrival(cancel))
+    assert lowered.readings[0].observed_at == first.readings[0].observed_at + timedelta(seconds=2)
+    assert lowered.readings[0].signal is TyphoonSignal.white
+
+
 def test_the_update_of_the_same_signal_keys_one_dedup_key(config):
     (first, update, _), _ = chain(config)
     ctx = Context(config, RECEIVED)
