@@ -262,18 +262,22 @@ _MODE = {"zh": {"suppress": "屏蔽（不立案）", "quiet": "静默（立案�
 
 
 def silence_lines(district: District, silences: Iterable[Silence], tickets: list[Ticket],
-                  entries: list[LogEntry], start: datetime, end: datetime) -> list[dict]:
+                  entries: list[LogEntry], start: datetime, end: datetime,
+                  suppressed: Mapping[str, int] | None = None) -> list[dict]:
     """Each silence in force at some time of [start, end) (a pending one deleted before it began never was),
     oldest first: who made it, why, its span and its matchers in words; and what it held back in the period:
-    the period's tickets it opened quiet (`silenced_by`) and the `muted` log entries of those tickets."""
+    the incidents it kept from opening a ticket (`suppressed`, by silence id), the period's tickets it opened
+    quiet (`silenced_by`: under a suppressing one, the red ones) and the `muted` log entries of those tickets."""
+    suppressed = suppressed or {}
     out = []
     for silence in sorted(silences, key=lambda s: (s.starts_at, s.silence_id)):
         if not (silence.starts_at < silence.ends_at and silence.starts_at < end and silence.ends_at > start):
             continue
         held = sorted(t.ticket_id for t in tickets if t.silenced_by == silence.silence_id)
         muted = sum(e.result == "muted" and e.ticket_id in held for e in entries)
+        kept = suppressed.get(silence.silence_id, 0)
 
-        def said(lang: Lang, silence=silence, held=held, muted=muted) -> str:
+        def said(lang: Lang, silence=silence, held=held, muted=muted, kept=kept) -> str:
             matchers = ("，" if lang == "zh" else ", ").join(
                 matcher_text(district, m.name, m.value, m.is_regex, m.is_equal, lang) for m in silence.matchers)
             comment = mask_personal(silence.comment)
@@ -281,17 +285,20 @@ def silence_lines(district: District, silences: Iterable[Silence], tickets: list
                     if lang == "zh" else
                     f"{local_time(district, silence.starts_at, lang)} to {local_time(district, silence.ends_at, lang)}")
             if lang == "zh":
+                held_back = (f"屏蔽事件 {kept} 起（未立案），红色事件照常立案并静默 {len(held)} 件"
+                             if silence.mode == "suppress" else f"静默立案 {len(held)} 件")
                 return (f"{mask_personal(silence.created_by)}设置{_MODE[lang][silence.mode]}，{span}，条件：{matchers}；"
-                        f"原因：{comment}。期间静默立案 {len(held)} 件，静默通知 {muted} 条。")
+                        f"原因：{comment}。期间{held_back}，静默通知 {muted} 条。")
+            held_back = (f"{kept} incidents kept from opening a ticket, {len(held)} red tickets opened quiet"
+                         if silence.mode == "suppress" else f"{len(held)} tickets opened quiet")
             return (f"{mask_personal(silence.created_by)} set a {_MODE[lang][silence.mode]}, {span}, matching "
-                    f"{matchers}; why: {comment}. In the period: {len(held)} tickets opened quiet, {muted} "
-                    f"notifications muted.")
+                    f"{matchers}; why: {comment}. In the period: {held_back}, {muted} notifications muted.")
 
         out.append({"silence_id": silence.silence_id, "mode": silence.mode, "created_by": silence.created_by,
                     "created_at": silence.created_at.isoformat(), "starts_at": silence.starts_at.isoformat(),
                     "ends_at": silence.ends_at.isoformat(), "comment": mask_personal(silence.comment),
                     "matchers": [m.model_dump(mode="json") for m in silence.matchers],
-                    "tickets": held, "ticket_count": len(held), "muted": muted, **_both(said)})
+                    "suppressed": kept, "tickets": held, "ticket_count": len(held), "muted": muted, **_both(said)})
     return out
 
 
@@ -411,10 +418,11 @@ def review(district: District, *, start: datetime, end: datetime, now: datetime,
            cap_records: Iterable, histories: Mapping[str, list[ResponseChange]], hold: timedelta,
            runs: Iterable[PlanRun], run_tickets: Mapping[str, Ticket], notifications: Iterable[LogEntry],
            basically_counts: bool = True, radius_m: float = 100.0, silences: Iterable[Silence] = (),
-           linked: Mapping[str, Ticket] | None = None) -> dict:
+           suppressed: Mapping[str, int] | None = None, linked: Mapping[str, Ticket] | None = None) -> dict:
     """The review of [start, end) as of `now`: tickets are those dispatched in the period (as they stand now),
-    level changes those of [start, end]; `silences` every silence known (the pipeline's mirror); `linked` the
-    tickets outside the period that the period's are linked to by a correlation rule."""
+    level changes those of [start, end]; `silences` every silence known (the pipeline's mirror), `suppressed`
+    how many incidents received in the period each kept from opening a ticket; `linked` the tickets outside
+    the period that the period's are linked to by a correlation rule."""
     tickets = [t for t in tickets if start <= t.dispatched_at < end]
     entries = [e for e in notifications if start <= e.at < end]
     # The level changes at both ends too: a level period's review starts with its raise and ends with its
@@ -438,7 +446,7 @@ def review(district: District, *, start: datetime, end: datetime, now: datetime,
         "timeline": timeline,
         "measures": measures(district, tickets, start, end, now, basically_counts),
         "notifications": notification_counts(entries),
-        "silences": silence_lines(district, silences, tickets, entries, start, end),
+        "silences": silence_lines(district, silences, tickets, entries, start, end, suppressed),
         "compound": compound_lines(district, tickets, linked or {}),
         "points": map_points(tickets),
         "opened": opened_chart(district, tickets, start, end),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
@@ -320,6 +321,12 @@ class TicketStore:
         """The newest `limit` suppressed incidents received since `since`, oldest first."""
         raws = await self.redis.zrevrangebyscore(self.key("silenced"), "+inf", millis(since), start=0, num=limit)
         return [orjson.loads(r) for r in reversed(raws)]
+
+    async def suppressed_between(self, start: datetime, end: datetime) -> Counter[str]:
+        """How many incidents received in [start, end) each silence (or `inhibit:<rule>`) kept from opening a
+        ticket."""
+        raws = await self.redis.zrangebyscore(self.key("silenced"), millis(start), f"({millis(end)}")
+        return Counter(orjson.loads(r)["silence_id"] for r in raws)
 
     async def forget_silenced(self, before: datetime) -> None:
         await self.redis.zremrangebyscore(self.key("silenced"), "-inf", millis(before))

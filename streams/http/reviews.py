@@ -78,6 +78,7 @@ class ReviewView(StatsView):
             notifications=await notifications.between(start, end) if notifications is not None else [],
             basically_counts=config.routing.followup.basically_satisfied_counts,
             radius_m=config.rules.hotspots.radius_m, silences=pipeline.books.silences.all(),
+            suppressed=await self.http.store.suppressed_between(start, end),
             linked={t.ticket_id: t for t in await self.stats.many(outside)} if outside else {})
 
     async def with_written(self, found: dict, review_id: str) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import urllib.request
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 import pytest
 
@@ -59,6 +60,15 @@ def test_a_suppressed_station_opens_nothing_and_a_red_reading_opens_quietly(pipe
     [ticket] = poll(lambda: pipeline.tickets_where(lambda t: t.source_ref.startswith(station)), 30, "the red ticket")
     assert ticket.severity.value == "red" and ticket.silenced_by == silence["silence_id"]
     assert ticket.history[-1].note.startswith("红色不屏蔽")
+
+    # The review after the storm counts what the silence kept back, not only the red ticket it let through.
+    now = datetime.now(timezone.utc)
+    status, review = pipeline.get(f"/api/reviews?from={quote((now - timedelta(hours=1)).isoformat())}"
+                                  f"&to={quote((now + timedelta(hours=1)).isoformat())}", "ops_centre")
+    assert status == 200, review
+    [line] = [s for s in review["silences"] if s["silence_id"] == silence["silence_id"]]
+    assert (line["suppressed"], line["tickets"]) == (1, [ticket.ticket_id])
+    assert "期间屏蔽事件 1 起（未立案），红色事件照常立案并静默 1 件" in line["text"]
 
 
 def test_ending_a_silence_lets_the_next_report_open_a_ticket(pipeline, build):

@@ -273,15 +273,18 @@ def test_the_silences_in_force_and_what_they_held_back(config):
     held = {f"B{n}" for n in range(5, 10)}
     found = review.review(config.district, start=START, end=END, now=NOW, tickets=tickets, cap_records=[],
                           histories={}, hold=HOLD, runs=[], run_tickets={}, notifications=NOTIFICATIONS + muted,
-                          silences=silences)["silences"]
+                          silences=silences, suppressed={"S4": 3, "inhibit:jam_under_accident": 2})["silences"]
     assert [s["silence_id"] for s in found] == ["S1", "S4"]
     first, last = found
-    assert (first["tickets"], first["ticket_count"], first["muted"]) == (sorted(held), 5, 2)
-    assert (last["tickets"], last["ticket_count"], last["muted"]) == ([], 0, 0)
+    assert (first["suppressed"], first["tickets"], first["ticket_count"], first["muted"]) == (0, sorted(held), 5, 2)
+    assert (last["suppressed"], last["tickets"], last["ticket_count"], last["muted"]) == (3, [], 0, 0)
     assert first["text"] == ("李值班设置静默（立案不通知），12月8日 16:45 至 12月8日 18:00，条件：社区=望海社区，类别=道路破损；"
                              "原因：望海路施工，路面破损已知。期间静默立案 5 件，静默通知 2 条。")
+    # A suppressing silence says what it kept from the board, not only the red tickets it let through.
     assert last["text"] == ("李值班设置屏蔽（不立案），12月8日 21:30 至 12月8日 23:59，条件：来源=建设工地，等级≠红色；"
-                            "原因：夜间工地设备检修。期间静默立案 0 件，静默通知 0 条。")
+                            "原因：夜间工地设备检修。期间屏蔽事件 3 起（未立案），红色事件照常立案并静默 0 件，静默通知 0 条。")
+    assert last["text_en"].endswith("In the period: 3 incidents kept from opening a ticket, 0 red tickets opened "
+                                    "quiet, 0 notifications muted.")
     assert first["text_en"].startswith("李值班 set a quiet silence (ticket, no notification), 8 Dec 16:45 to 8 Dec 18:00, "
                                        "matching Community=Wanghai, Category=Road damage")
     assert (first["created_by"], first["comment"], first["mode"]) == ("李值班", "望海路施工，路面破损已知", "quiet")
