@@ -49,6 +49,8 @@ def test_a_station_silent_while_the_others_report_opens_one_ticket_and_its_next_
     assert (ticket.department, ticket.severity.value) == ("flood_control", "blue")
     assert not stack.tickets_where(lambda t: t.source_ref.startswith(other + "@"))
     poll(lambda: silent_gauge(stack) == 1.0, 30, "soc_devices_silent at 1")
+    # The other station reports again too: later than 15 s after its last reading it would be silent itself.
+    send_at(stack, build.flood(station_id=other, value=2.0), 0)
     send_at(stack, build.flood(station_id=silent, value=2.1), 0)
     poll(lambda: silent_gauge(stack) == 0.0, 30, "soc_devices_silent back at 0")
     poll(lambda: "device_recovered" in [h.action for h in stack.ticket(ticket.ticket_id).history], 30,

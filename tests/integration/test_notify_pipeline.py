@@ -172,10 +172,12 @@ def test_a_red_flood_reading_reaches_the_flood_robot_within_5_s_with_the_officer
     assert message["at"]["atMobiles"] == [officer_phone_at(ticket.dispatched_at)]
     assert f"#ticket={ticket.ticket_id}" in message["markdown"]["text"]
 
-    status, body = pipeline.get(f"/api/notifications?ticket_id={ticket.ticket_id}", "ops_centre")
-    assert status == 200
-    results = {(e["channel"], e["result"]) for e in body["entries"]}
-    assert ("flood_duty", "delivered") in results
+    def logged() -> bool:   # written once the robot has answered, a moment after it took the message
+        status, body = pipeline.get(f"/api/notifications?ticket_id={ticket.ticket_id}", "ops_centre")
+        assert status == 200
+        return ("flood_duty", "delivered") in {(e["channel"], e["result"]) for e in body["entries"]}
+
+    poll(logged, 10, "the delivery in the notification log")
     status, detail = pipeline.get(f"/api/tickets/{ticket.ticket_id}", "flood_control")
     assert status == 200 and any(e["channel"] == "flood_duty" for e in detail["notifications"])
     status, _ = pipeline.get(f"/api/notifications?ticket_id={ticket.ticket_id}", "traffic_police")
