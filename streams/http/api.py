@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import inspect
 import logging
 import math
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -166,12 +168,21 @@ ACTIONS: dict[str, tuple[TicketAction, type[Body] | None, type[Body] | None]] = 
 }
 MAX_PAGE = 200
 ACTION_WAIT_S = 5.0
+T = TypeVar("T")
 
 
 class ApiError(Exception):
     def __init__(self, code: int, error: str, **extra: Any):
         self.code, self.error, self.extra = code, error, extra
         super().__init__(error)
+
+
+class CommandRefused(ApiError):
+    """The worker that owns a command refused it (handlers/lifecycle.py's reason): a 409 as it stands."""
+
+    def __init__(self, reason: str):
+        super().__init__(409, reason)
+        self.reason = reason
 
 
 def validate(model: type[Body], data: dict) -> Body:
@@ -424,6 +435,23 @@ class Http:
             raise ApiError(400, "body must be a JSON object")
         return data
 
+    async def applied(self, found: Callable[[], T | None | Awaitable[T | None]], event_id: str | None = None,
+                      within: float = ACTION_WAIT_S) -> T | None:
+        """What `found()` answers once the worker owning a command has applied it (anything but None or
+        False), polled for `within` seconds; None after that, and the caller answers 202. The step's refusal
+        of the command `event_id` raises CommandRefused."""
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            if event_id is not None and (reason := await self.store.result(event_id)):
+                raise CommandRefused(reason)
+            answer = found()
+            if inspect.isawaitable(answer):
+                answer = await answer
+            if answer is not None and answer is not False:
+                return answer
+            await asyncio.sleep(0.02)
+        return None
+
     async def visible_ticket(self, ticket_id: str, who: Principal) -> Ticket:
         ticket = await self.store.get(ticket_id) if len(ticket_id) <= 64 else None
         # Another department's ticket looks exactly like a missing one.
@@ -641,18 +669,22 @@ class TicketAction_(JsonView):
 
     async def _outcome(self, before: Ticket, event: TicketEvent, who: Principal) -> web.Response:
         """Wait for the owning worker to apply the event, so the clerk sees the result."""
-        deadline = asyncio.get_running_loop().time() + ACTION_WAIT_S
-        while asyncio.get_running_loop().time() < deadline:
-            rejected = await self.http.store.result(event.event_id)
-            if rejected:
-                current = await self.http.store.get(before.ticket_id)
-                raise ApiError(409, rejected, status=current.status.value, ticket=ticket_json(current, who))
+        try:
+            current = await self.http.applied(lambda: with_event(self.http, before.ticket_id, event.event_id),
+                                              event.event_id)
+        except CommandRefused as refused:
             current = await self.http.store.get(before.ticket_id)
-            if current and any(h.event_id == event.event_id for h in current.history):
-                return self.json(ticket_json(current, who))
-            await asyncio.sleep(0.02)
+            raise ApiError(409, refused.reason, status=current.status.value, ticket=ticket_json(current, who)) from None
+        if current is not None:
+            return self.json(ticket_json(current, who))
         return self.json({"accepted": True, "event_id": event.event_id,
                           "note": "queued; the ticket will change when the owning worker applies it"}, status=202)
+
+
+async def with_event(http: Http, ticket_id: str, event_id: str) -> Ticket | None:
+    """The ticket as stored, once its history holds the event."""
+    current = await http.store.get(ticket_id)
+    return current if current and any(h.event_id == event_id for h in current.history) else None
 
 
 def command_event_id(who: Principal, client_id: str | None) -> str:

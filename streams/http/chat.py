@@ -10,7 +10,6 @@ show who took it. A refused press changes nothing and gets the app's own error a
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -23,8 +22,8 @@ from handlers.lifecycle import Conflict, check
 from handlers.permissions import Can, may_act
 from schemas.accounts import UserId
 from schemas.records import TicketEvent
-from streams.http.api import (ACTION_WAIT_S, ApiError, Body, JsonView, Principal, command_event_id, read_body,
-                              validate)
+from streams.http.api import (ApiError, Body, CommandRefused, JsonView, Principal, command_event_id, read_body,
+                              validate, with_event)
 
 log = logging.getLogger("soc.chat")
 MAX_CALLBACK_BYTES = 64 * 1024
@@ -135,15 +134,10 @@ class CardCallback(JsonView):
 
     async def _applied(self, ticket_id: str, event_id: str) -> None:
         """Wait for the owning worker to apply the press (the app waits a few seconds for the answer)."""
-        deadline = asyncio.get_running_loop().time() + ACTION_WAIT_S
-        while asyncio.get_running_loop().time() < deadline:
-            rejected = await self.http.store.result(event_id)
-            if rejected:
-                raise cc.Refused(409, 900022, f"工单当前无法处理：{rejected}")
-            current = await self.http.store.get(ticket_id)
-            if current and any(h.event_id == event_id for h in current.history):
-                return
-            await asyncio.sleep(0.02)
+        try:
+            await self.http.applied(lambda: with_event(self.http, ticket_id, event_id), event_id)
+        except CommandRefused as refused:
+            raise cc.Refused(409, 900022, f"工单当前无法处理：{refused.reason}") from None
 
 
 class Claim(JsonView):

@@ -3,7 +3,6 @@ start and stand-down, and a task department's checklist ticks. Runs are read fro
 on every worker), their tasks from the ticket store; every change is a command through the ticket step."""
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated
 
@@ -16,10 +15,8 @@ from handlers.privacy import mask_personal
 from schemas.enums import OPS_CENTRE
 from schemas.plans import Fired, PlanActivate, PlanRun, PlanStandDown
 from schemas.records import Ticket, TicketAction, TicketEvent
-from streams.http.api import ApiError, Body, JsonView, Principal, only_params, ticket_json, validate
+from streams.http.api import ApiError, Body, JsonView, Principal, only_params, ticket_json, validate, with_event
 
-# How long a request waits for the ticket step to take its command before answering 202.
-WAIT_S = 5.0
 Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(mask_personal)]
 
 
@@ -95,18 +92,6 @@ class _Runs(JsonView):
             raise ApiError(404, f"no plan run {run_id}")
         return run
 
-    async def taken(self, done, event_id: str) -> bool:
-        """Whether the step took the command within WAIT_S (`done()` says so); its refusal as a 409."""
-        deadline = asyncio.get_running_loop().time() + WAIT_S
-        while asyncio.get_running_loop().time() < deadline:
-            if done():
-                return True
-            refused = await self.http.store.result(event_id)
-            if refused:
-                raise ApiError(409, refused)
-            await asyncio.sleep(0.05)
-        return False
-
 
 class PlanList(JsonView):
     async def get(self, request: web.Request) -> web.Response:
@@ -137,7 +122,7 @@ class Activate(_Runs):
         await self.http.pipeline.topics.ticket_events.send(key=plans.run_key(run_id).encode(),
                                                            value=command.model_dump_json().encode())
         self.http.audit(request, "action", "plan.activate", who, target=run_id, detail=body.reason)
-        if not await self.taken(lambda: book.get(run_id) is not None, command.event_id):
+        if not await self.http.applied(lambda: book.get(run_id) is not None, command.event_id):
             return self.json({"accepted": True, "run_id": run_id}, status=202)
         [found] = await self.runs_json([book.get(run_id)], who)
         return self.json(found, status=201)
@@ -157,7 +142,8 @@ class StandDown(_Runs):
                                                            value=command.model_dump_json().encode())
         self.http.audit(request, "action", "plan.stand_down", who, target=run.run_id, detail=body.reason)
         book = self.http.pipeline.books.plan_runs
-        if not await self.taken(lambda: (book.get(run_id) or run).ended_event == command.event_id, command.event_id):
+        if not await self.http.applied(lambda: (book.get(run_id) or run).ended_event == command.event_id,
+                                       command.event_id):
             return self.json({"accepted": True, "run_id": run.run_id}, status=202)
         [found] = await self.runs_json([book.get(run_id)], who)
         return self.json(found)
@@ -207,15 +193,10 @@ class Checklist(JsonView):
         self.http.pipeline.send_command(event, ticket.dedup_key)
         self.http.audit(request, "action", "ticket.check", who, target=ticket.ticket_id,
                         detail=f"{body.item}={'done' if body.done else 'not done'}")
-        deadline = asyncio.get_running_loop().time() + WAIT_S
-        while asyncio.get_running_loop().time() < deadline:
-            refused = await self.http.store.result(event.event_id)
-            if refused:
-                raise ApiError(409, refused)
-            current = await self.http.store.get(ticket.ticket_id)
-            if current and any(h.event_id == event.event_id for h in current.history):
-                return self.json(ticket_json(current, who))
-            await asyncio.sleep(0.05)
+        current = await self.http.applied(lambda: with_event(self.http, ticket.ticket_id, event.event_id),
+                                          event.event_id)
+        if current is not None:
+            return self.json(ticket_json(current, who))
         return self.json({"accepted": True, "event_id": event.event_id}, status=202)
 
 

@@ -2,7 +2,6 @@
 releasing and a shelter's occupancy, each a command through the ticket step at the resource's key."""
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated, get_args
 
@@ -17,7 +16,6 @@ from schemas.records import TicketAction
 from schemas.resources import Resource, ResourceCommand, ResourceHold
 from streams.http.api import ApiError, Body, JsonView, Principal, only_params, validate
 
-WAIT_S = 5.0
 TicketId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -111,18 +109,16 @@ class ResourceAction(JsonView):
 
     async def _taken(self, resource: Resource, command: ResourceCommand, who: Principal) -> web.Response:
         book = self.http.pipeline.books.resources
-        deadline = asyncio.get_running_loop().time() + WAIT_S
-        while asyncio.get_running_loop().time() < deadline:
-            hold: ResourceHold | None = book.get(resource.id)
-            if hold is not None and hold.event_id == command.event_id:
-                listed = next(x for x in resources.listing(self.http.config, {resource.id: hold})
-                              if x.resource.id == resource.id)
-                return self.json(listed_json(self.http, listed))
-            refused = await self.http.store.result(command.event_id)
-            if refused:
-                raise ApiError(409, refused)
-            await asyncio.sleep(0.05)
-        return self.json({"accepted": True, "event_id": command.event_id}, status=202)
+
+        def held() -> ResourceHold | None:
+            hold = book.get(resource.id)
+            return hold if hold is not None and hold.event_id == command.event_id else None
+
+        hold = await self.http.applied(held, command.event_id)
+        if hold is None:
+            return self.json({"accepted": True, "event_id": command.event_id}, status=202)
+        listed = next(x for x in resources.listing(self.http.config, {resource.id: hold}) if x.resource.id == resource.id)
+        return self.json(listed_json(self.http, listed))
 
 
 ROUTES = [

@@ -2,7 +2,6 @@
 leadership's own decision (POST), published to soc.response under the `manual` trigger."""
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated, Literal
 
@@ -62,12 +61,13 @@ class Response(JsonView):
                                                            value=decision.model_dump_json().encode())
         self.http.audit(request, "action", "response.set", who, target=body.level, detail=body.reason)
         # The ticket step adds it to the history every worker reads: answered once this worker reads it too.
-        deadline = asyncio.get_running_loop().time() + WAIT_S
-        while asyncio.get_running_loop().time() < deadline:
+        def recorded() -> dict | None:
             histories = self.http.pipeline.books.response.by_key()
-            if change in histories.get(MANUAL, []):
-                return self.json(state_json(self, histories), status=201)
-            await asyncio.sleep(0.05)
-        return self.json({"accepted": True}, status=202)
+            return histories if change in histories.get(MANUAL, []) else None
+
+        histories = await self.http.applied(recorded, within=WAIT_S)
+        if histories is None:
+            return self.json({"accepted": True}, status=202)
+        return self.json(state_json(self, histories), status=201)
 
 ROUTES = [("/api/response", "response", Response)]

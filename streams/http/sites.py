@@ -3,7 +3,6 @@ register sites, change their status, permit dates and work hours, and list them;
 on soc.sites, and a call returns once this worker's mirror of it shows the change. /sites is their page."""
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated
 
@@ -69,9 +68,7 @@ def site_json(view: JsonView, site: SiteRegistration) -> dict:
 async def _publish(view: JsonView, site: SiteRegistration) -> dict:
     pipeline = view.http.pipeline
     await pipeline.topics.sites.send(key=site.site_id.encode(), value=site.model_dump_json().encode())
-    deadline = asyncio.get_running_loop().time() + PUBLISHED_WAIT_S
-    while pipeline.books.sites.get(site.site_id) != site and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.02)
+    await view.http.applied(lambda: pipeline.books.sites.get(site.site_id) == site, within=PUBLISHED_WAIT_S)
     return site_json(view, site)
 
 
