@@ -603,6 +603,28 @@
     return Promise.resolve().then(run).finally(() => { button.disabled = false; });
   }
 
+  /** A page's sign-in form and sign-out button. `signIn(login, failed)` runs the form's user and password
+   * through the page's own sign-in; `signedOut(wall)` clears the page and shows the form at once, before the
+   * server has answered (`wall`: whether it was the wall screen's token that signed out). */
+  function wireSignIn(auth, signIn, signedOut) {
+    document.querySelector("#signin-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const user = document.querySelector("#user").value.trim();
+      const password = document.querySelector("#password").value;
+      submitting(event.target, () => signIn(() => auth.login(user, password), signInFailed));
+    });
+    document.querySelector("#signout").addEventListener("click", async () => {
+      const wall = auth.wall;
+      const out = auth.logout();
+      signedOut(wall);
+      try {
+        await out;
+      } catch (error) {
+        showError(describeError(error));   // the server is unreachable: the form is back all the same
+      }
+    });
+  }
+
   /** The message for a 401 in the middle of work: the session ended (expired, signed out elsewhere). */
   function sessionEnded(error) {
     return `${t("sessionEnded")} (${describeError(error)})`;
@@ -697,7 +719,7 @@
     LABELS, label, t, historyText, getLang, setLang, onLangChange, applyI18n, bindLangToggle,
     setDistrict, getDistrict, departmentName, communityName,
     clock, dateTime, duration, slaOf, renderSla,
-    session, account, submitting, api, upload, ApiError, describeError, sessionEnded, signInFailed, paintWho, showError, hideError, showNotice,
+    session, account, submitting, wireSignIn, api, upload, ApiError, describeError, sessionEnded, signInFailed, paintWho, showError, hideError, showNotice,
     SEVERITY_RANK, SEVERITIES, SOURCES, STATUSES, isNewer, localToRfc3339, districtOffset,
   };
   document.documentElement.lang = lang === "en" ? "en" : "zh-CN";

@@ -781,25 +781,13 @@
     tick();
     setInterval(tick, 1000);
     $("#error .close").addEventListener("click", hideError);
-    $("#signin-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      const user = $("#user").value.trim();
-      const password = $("#password").value;
-      S.submitting(event.target, () => signIn(() => auth.login(user, password), S.signInFailed));
-    });
-    $("#signout").addEventListener("click", async () => {
-      const out = auth.logout();
+    S.wireSignIn(auth, signIn, () => {
       me = "";
       linked = null;
       tickets.clear();
       render();
       paintHeader();
       showSignIn();
-      try {
-        await out;
-      } catch (error) {
-        showError(S.describeError(error));
-      }
     });
     $("#chat-claim-form").addEventListener("submit", (event) => {
       event.preventDefault();

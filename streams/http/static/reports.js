@@ -153,21 +153,7 @@
       }
       S.showError(S.describeError(error));
     }
-    $("#signin-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      const user = $("#user").value.trim();
-      const password = $("#password").value;
-      S.submitting(event.target, () => signIn(() => auth.login(user, password), S.signInFailed));
-    });
-    $("#signout").addEventListener("click", async () => {
-      const out = auth.logout();
-      showSignIn();
-      try {
-        await out;
-      } catch (error) {
-        S.showError(S.describeError(error));
-      }
-    });
+    S.wireSignIn(auth, signIn, () => showSignIn());
     $("#error .close").addEventListener("click", S.hideError);
     S.applyI18n(document);
     applyLabels(document);

@@ -235,21 +235,7 @@
     }
   }
 
-  $("#signin-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const user = $("#user").value.trim();
-    const password = $("#password").value;
-    S.submitting(event.target, () => signIn(() => auth.login(user, password), S.signInFailed));
-  });
-  $("#signout").addEventListener("click", async () => {
-    const out = auth.logout();
-    showSignIn();
-    try {
-      await out;
-    } catch (error) {
-      S.showError(S.describeError(error));
-    }
-  });
+  S.wireSignIn(auth, signIn, () => showSignIn());
   $("#register").addEventListener("submit", register);
   for (const name of ["lat", "lon", "radius_m"]) $("#register").elements[name].addEventListener("input", drawPick);
   $("#site-map").addEventListener("click", pick);

@@ -1,5 +1,5 @@
 /* The live board's entry point: the periodic tick, start after sign-in, the page's controls, and sign-out. */
-import { $, S, auth, connState, hideError, markers, rows, setConn, showError, tickClock, tickets } from "./state.js";
+import { $, S, auth, connState, hideError, markers, rows, setConn, tickClock, tickets } from "./state.js";
 import { resume, showForm, showSignIn, signIn } from "./signin.js";
 import { connect, forgetPosition, pruneClosed } from "./stream.js";
 import { buildCounters, buildFilters, onFilterChange, render } from "./rows.js";
@@ -79,12 +79,7 @@ function init() {
   tickClock();
   setInterval(tick, 1000);
   $("#error .close").addEventListener("click", hideError);
-  $("#signin-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const user = $("#user").value.trim();
-    const password = $("#password").value;
-    S.submitting(event.target, () => signIn(() => auth.login(user, password), S.signInFailed));
-  });
+  S.wireSignIn(auth, signIn, (wall) => { resetBoard(); showSignIn("", wall); });
   $("#wall-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("#token").value.trim();
@@ -94,17 +89,6 @@ function init() {
   });
   $("#wall-link").addEventListener("click", () => { hideError(); showForm(true); $("#token").focus(); });
   $("#user-link").addEventListener("click", () => { hideError(); showForm(false); $("#user").focus(); });
-  $("#signout").addEventListener("click", async () => {
-    const wall = auth.wall;
-    const out = auth.logout();
-    resetBoard();
-    showSignIn("", wall);
-    try {
-      await out;
-    } catch (error) {
-      showError(S.describeError(error));   // the server is unreachable: the form is back all the same
-    }
-  });
   document.querySelector(".filters").addEventListener("change", onFilterChange);
   initExtras();
   initWall();
