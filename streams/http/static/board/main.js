@@ -1,8 +1,8 @@
 /* The live board's entry point: the periodic tick, start after sign-in, the page's controls, and sign-out. */
-import { $, S, auth, connState, hideError, markers, rows, setConn, tickClock, tickets } from "./state.js";
-import { resume, showForm, showSignIn, signIn } from "./signin.js";
+import { $, S, auth, connState, hideError, rows, setConn, tickClock, tickets } from "./state.js";
+import { resume, showForm, showSignIn, signIn, useBoard } from "./signin.js";
 import { connect, forgetPosition, pruneClosed } from "./stream.js";
-import { buildCounters, buildFilters, onFilterChange, render } from "./rows.js";
+import { buildCounters, buildFilters, onFilterChange, rerenderAll } from "./rows.js";
 import { buildMap, initMapControls, loadGeo } from "./map.js";
 import { EXTRAS_POLL_MS, buildResponseForm, initExtras, refreshExtras, relabelExtras, resetExtras } from "./silences.js";
 import { DUTY_REFRESH_MS, refreshDuty, renderDuty, renderPlanRuns, resetDuty } from "./duty.js";
@@ -22,15 +22,9 @@ function tick() {
   }
 }
 
-export function rerenderAll() {
-  for (const row of rows.values()) row.lang = null;   // force refill
-  for (const marker of markers.values()) marker.dataset.lang = "";
-  render();
-}
-
 // ------------------------------------------------------------------ start
 let started = false;
-export function start(district) {
+function start(district) {
   S.setDistrict(district);
   $("#district-name").textContent = district.name || "";
   $("#signin").hidden = true;
@@ -102,7 +96,7 @@ function init() {
 }
 
 /** Forget everything the last sign-in showed (its tickets, silences, duty) before the next one. */
-export function resetBoard() {
+function resetBoard() {
   tickets.clear();
   resetDuty();
   resetExtras();
@@ -113,5 +107,6 @@ export function resetBoard() {
   renderSound();
 }
 
+useBoard(start, resetBoard);
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
 else init();

@@ -7,7 +7,6 @@ import { renderMarkers } from "./map.js";
 import { fmt, openSilence } from "./silences.js";
 import { grouped, renderLinks, renderPinned, seenButton, seenEntry, seenMark } from "./wall.js";
 import { renderUnseen } from "./alarms.js";
-import { rerenderAll } from "./main.js";
 
 let renderPending = false;
 export function scheduleRender() {
@@ -21,6 +20,13 @@ export function matches(ticket) {
     && (!filters.severity || ticket.severity === filters.severity)
     && (!filters.department || ticket.department === filters.department)
     && (!filters.community || (filters.community === "-" ? !ticket.community : ticket.community === filters.community));
+}
+
+/** Every row and marker filled again (the language changed, or the board was cleared). */
+export function rerenderAll() {
+  for (const row of rows.values()) row.lang = null;   // force refill
+  for (const marker of markers.values()) marker.dataset.lang = "";
+  render();
 }
 
 export function render() {

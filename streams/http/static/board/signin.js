@@ -2,7 +2,14 @@
 import { $, S, auth, hideError, setConn, showError } from "./state.js";
 import { stopStream } from "./stream.js";
 import { hideSilences } from "./silences.js";
-import { resetBoard, start } from "./main.js";
+
+// What a sign-in starts and a sign-out clears: the board's own, given by main.js when it loads (this module
+// does not import the entry point that imports it).
+const board = { start: () => {}, reset: () => {} };
+export function useBoard(start, reset) {
+  board.start = start;
+  board.reset = reset;
+}
 
 export function showSignIn(message, wallForm) {
   stopStream();
@@ -44,7 +51,7 @@ export async function signIn(how, failed, wallForm) {
   try {
     const district = checkBoard(await how());
     hideError();
-    start(district);
+    board.start(district);
   } catch (error) {
     const transient = error instanceof S.ApiError && (error.status === 0 || error.status >= 500);
     if (transient && how === resume) {
@@ -67,6 +74,6 @@ export const resume = () => auth.resume();
 export function sessionEnded(error) {
   const wall = Boolean(auth.token);   // the wall's token was refused (changed): its own form again
   auth.forget();
-  resetBoard();
+  board.reset();
   showSignIn(wall ? `${S.t("badToken")} (${S.describeError(error)})` : S.sessionEnded(error), wall);
 }
