@@ -320,6 +320,13 @@ def wecom_card_request(api_url: str, access_token: str, *, agent_id: int, to_use
                        dict(JSON_HEADERS), _json_body(body))
 
 
+def wecom_text_request(api_url: str, access_token: str, *, agent_id: int, to_user: str, text: str) -> HttpRequest:
+    """POST /cgi-bin/message/send: a text message of the app to one person (why their press did nothing)."""
+    body = {"touser": to_user, "msgtype": "text", "agentid": agent_id, "text": {"content": text}}
+    return HttpRequest("POST", f"{api_url.rstrip('/')}/cgi-bin/message/send?access_token={access_token}",
+                       dict(JSON_HEADERS), _json_body(body))
+
+
 def wecom_update_request(api_url: str, access_token: str, *, agent_id: int, response_code: str,
                          replace_name: str) -> HttpRequest:
     """POST /cgi-bin/message/update_template_card: the card's buttons replaced, for everyone it went to, by

@@ -188,6 +188,16 @@ class WeComApp:
             return f"{type(exc).__name__}: {exc}"
         return None if answer.get("errcode") == 0 else f"HTTP {status} errcode {answer.get('errcode')}"
 
+    async def tell(self, user_id: str, text: str) -> str | None:
+        """A text message of the app to one person; the error, if it was not sent."""
+        try:
+            token = await self.access_token()
+            status, answer = await self.api.call(cc.wecom_text_request(self.api_url, token, agent_id=self.agent_id,
+                                                                      to_user=user_id, text=text))
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None if answer.get("errcode") == 0 else f"HTTP {status} errcode {answer.get('errcode')}"
+
     async def close(self) -> None:
         await self.api.close()
 

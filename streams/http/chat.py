@@ -82,6 +82,15 @@ class Binding(JsonView):
 VENDOR_TEXT = {cc.ChatVendor.dingtalk: "钉钉", cc.ChatVendor.wecom: "企业微信", cc.ChatVendor.feishu: "飞书"}
 
 
+# The errcode of a press by someone not bound to an account: its message carries the code that binds them.
+UNBOUND = 900020
+
+
+def logged(refused: cc.Refused) -> str:
+    """A refusal's words as the log keeps them: an unbound person's binding code is theirs alone."""
+    return "the chat user is not bound to an account" if refused.errcode == UNBOUND else refused.errmsg
+
+
 class CardCallback(JsonView):
     """What a press does, whichever app it came from: the bound person's command, applied once, then the
     app's card updated to show who took it (`app.took`)."""
@@ -94,7 +103,7 @@ class CardCallback(JsonView):
         user = await http.accounts.get(user_id) if user_id else None
         if user is None or user.disabled:
             code = await http.chat_bindings.offer(vendor, press.user_id)
-            raise cc.Refused(403, 900020, f"{VENDOR_TEXT[vendor]}账号未绑定工单系统账号：请登录工单系统，用绑定码 {code} "
+            raise cc.Refused(403, UNBOUND, f"{VENDOR_TEXT[vendor]}账号未绑定工单系统账号：请登录工单系统，用绑定码 {code} "
                                           f"绑定（10分钟内有效），或联系管理员绑定")
         who = Principal(user.actor(), "token", http.config, holds=tuple(user.holds))
         kind = cc.TICKET_ACTION[press.action]
@@ -173,14 +182,17 @@ class DingTalkCallback(CardCallback):
             if not cc.is_url_check(event):
                 await self._press(request, app, cc.press_of(event))
         except cc.Refused as refused:
-            log.warning("dingtalk callback refused", extra={"error": refused.errmsg})
+            log.warning("dingtalk callback refused", extra={"errcode": refused.errcode, "error": logged(refused)})
             return self.json(refused.body(), status=refused.status)
         return self.json(app.crypto.answer(cc.SUCCESS, query["timestamp"], query["nonce"], os.urandom(16)))
 
 
 class WeComCallback(CardCallback):
     """WeCom checks the URL with a GET (the decrypted echostr answered as text) and posts each event; an
-    answer of 200 with an empty body is WeCom's "received" (no passive reply)."""
+    answer of 200 with an empty body is WeCom's "received" (no passive reply). WeCom shows the presser
+    nothing of an answer, and sends again what was not answered 200: a press by someone unbound or not
+    allowed is answered as received, and the person is told why in a message of the app (an unbound one
+    gets their binding code there, and only there)."""
 
     vendor = cc.ChatVendor.wecom
 
@@ -202,10 +214,17 @@ class WeComCallback(CardCallback):
         body = await read_body(request, MAX_CALLBACK_BYTES)
         try:
             event = app.crypto.open_wecom(request.rel_url.query, body, int(self.http.clock().timestamp()))
-            await self._press(request, app, cc.wecom_press_of(event))
+            press = cc.wecom_press_of(event)
         except cc.Refused as refused:
             log.warning("wecom callback refused", extra={"error": refused.errmsg})
             return self.json(refused.body(), status=refused.status)
+        try:
+            await self._press(request, app, press)
+        except cc.Refused as refused:
+            error = await app.tell(press.user_id, refused.errmsg)
+            log.warning("wecom press refused", extra={"errcode": refused.errcode, "refused": logged(refused),
+                                                      "ticket_id": press.ticket_id, "told": error is None,
+                                                      "error": error})
         return self.bytes(b"", content_type="text/plain")
 
 

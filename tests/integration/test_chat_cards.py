@@ -62,6 +62,7 @@ class DingTalkApi:
         self.updates: list[dict] = []
         self.wecom_updates: list[dict] = []
         self.wecom_cards: list[dict] = []
+        self.wecom_texts: list[dict] = []
         self.feishu_cards: list[dict] = []
         self.feishu_updates: list[tuple[str, dict]] = []
         self.loop = asyncio.new_event_loop()
@@ -106,6 +107,10 @@ class DingTalkApi:
         if request.rel_url.query.get("access_token") != WECOM_ACCESS_TOKEN:
             return web.json_response({"errcode": 40014, "errmsg": "invalid access_token"})
         body = await request.json()
+        if body.get("msgtype") == "text" and body.get("agentid") == AGENT_ID and body.get("touser") \
+                and (body.get("text") or {}).get("content"):
+            self.wecom_texts.append(body)
+            return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": uuid.uuid4().hex})
         card = body.get("template_card") or {}
         if (body.get("msgtype") != "template_card" or body.get("agentid") != AGENT_ID or body.get("touser") != USERS
                 or card.get("card_type") != "button_interaction" or not card.get("task_id")
@@ -403,12 +408,17 @@ def test_a_wecom_press_accepts_as_the_bound_person_once_and_replaces_the_buttons
     assert status == 200 and len(accepts(stack, ticket_id)) == 1
 
 
-def test_wecom_refuses_a_forged_signature_and_an_unbound_user(stack, build, dingtalk):
+def test_wecom_refuses_a_forged_signature_and_tells_an_unbound_user_in_a_message(stack, build, dingtalk):
     ticket_id = open_ticket(stack, build)["ticket_id"]
     status, answer, _ = stack.raw_request("POST", *wecom_callback(wecom_press(ticket_id, "anyone"), signature="0" * 40))
     assert (status, answer) == (403, {"errcode": -40001, "errmsg": "ValidateSignature_Error"})
-    status, answer, _ = stack.raw_request("POST", *wecom_callback(wecom_press(ticket_id, f"nobody{build.unique}")))
-    assert status == 403 and answer["errcode"] == 900020 and answer["errmsg"].startswith("企业微信账号未绑定工单系统账号")
+    # WeCom shows the presser nothing of the answer and sends again what is not answered 200: received, and
+    # the person gets a message of the app with their binding code.
+    nobody = f"nobody{build.unique}"
+    status, answer, _ = stack.raw_request("POST", *wecom_callback(wecom_press(ticket_id, nobody)))
+    assert status == 200, answer
+    [told] = poll(lambda: [m for m in dingtalk.wecom_texts if m["touser"] == nobody], 10, "the message to the presser")
+    assert re.match(r"企业微信账号未绑定工单系统账号：请登录工单系统，用绑定码 [A-Z0-9]{8} 绑定", told["text"]["content"])
     assert accepts(stack, ticket_id) == []
 
 
