@@ -57,6 +57,7 @@ ALERTS = {
     "SocWorkerNotReady",
     "SocWorkerNotProcessing",
     "SocPartitionStalls",
+    "SocWorkerMemoryHigh",
     # Sign-in and credential guessing (handlers/sign_in.py).
     "SocSignInGuessing",
     # Broker side (kafka-exporter) and Redis (redis_exporter).
