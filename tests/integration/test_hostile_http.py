@@ -109,7 +109,7 @@ def test_a_comment_sent_in_pieces_is_kept_whole(stack):
 
 
 def test_an_open311_form_cut_inside_its_description_stores_the_whole_description(stack):
-    build = Builder(CONFIG, f"slow311-{uuid.uuid4().hex[:6]}")
+    build = Builder(CONFIG, f"slow-form-{marker()}")
     lat, lon = build.point("wanghai")
     description = f"{build.unique} 路面塌陷约两米见方，积水很深，电动车已经有人摔倒，请尽快派人处理"
     body = urllib.parse.urlencode({"api_key": APP_KEY, "service_code": "road_damage", "lat": lat, "long": lon,
