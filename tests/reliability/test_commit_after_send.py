@@ -106,8 +106,13 @@ def missing_outputs(pipeline: Pipeline, admin: KafkaAdminClient, logs: dict[str,
         if ticket_id is None:
             missing.append(f"soc.incidents {record.partition}/{record.offset}: no ticket for {key}")
         elif not any(ticket_id.encode() in value for value in states.get((record.partition, key), [])):
+            # What the changelog and soc.incidents hold of the key, to tell a record on another partition or
+            # an earlier state from none at all.
+            elsewhere = {p: [ticket_id.encode() in v for v in values] for (p, k), values in states.items() if k == key}
+            copies = [f"{r.partition}/{r.offset}" for r in incidents if json.loads(r.value)["dedup_key"] == key]
             missing.append(f"soc.incidents {record.partition}/{record.offset}: no changelog record of {key} "
-                           f"naming {ticket_id}")
+                           f"naming {ticket_id} (the key's changelog records by partition, naming it or not: "
+                           f"{elsewhere}; its incidents: {copies})")
     return missing, len(read), len(decided)
 
 
