@@ -82,12 +82,14 @@ def missing_outputs(pipeline: Pipeline, admin: KafkaAdminClient, logs: dict[str,
                                           for name in ("raw", "incidents", "tickets", "changelog"))
     missing = []
     # Hop 1: a committed reading has its incident on soc.incidents.
-    incident_keys = {json.loads(r.value)["dedup_key"] for r in incidents}
+    incidents_of: dict[str, list[str]] = {}  # dedup key -> its incidents' partition/offset
+    for r in incidents:
+        incidents_of.setdefault(json.loads(r.value)["dedup_key"], []).append(f"{r.partition}/{r.offset}")
     read = [r for r in below(raw, committed(admin, group, "soc.raw.flood", partitions))
             if json.loads(r.value)["station_id"].startswith(prefix)]
     for record in read:
         key = f"flood:flood_waterlogging:{json.loads(record.value)['station_id']}"
-        if key not in incident_keys:
+        if key not in incidents_of:
             missing.append(f"soc.raw.flood {record.partition}/{record.offset}: no incident for {key}")
     # Hop 2: a committed incident has its ticket on soc.tickets and the key's state on the changelog, on
     # the incident's partition, naming that ticket.
@@ -109,10 +111,9 @@ def missing_outputs(pipeline: Pipeline, admin: KafkaAdminClient, logs: dict[str,
             # What the changelog and soc.incidents hold of the key, to tell a record on another partition or
             # an earlier state from none at all.
             elsewhere = {p: [ticket_id.encode() in v for v in values] for (p, k), values in states.items() if k == key}
-            copies = [f"{r.partition}/{r.offset}" for r in incidents if json.loads(r.value)["dedup_key"] == key]
             missing.append(f"soc.incidents {record.partition}/{record.offset}: no changelog record of {key} "
                            f"naming {ticket_id} (the key's changelog records by partition, naming it or not: "
-                           f"{elsewhere}; its incidents: {copies})")
+                           f"{elsewhere}; its incidents: {incidents_of[key]})")
     return missing, len(read), len(decided)
 
 
