@@ -5,7 +5,7 @@ joining worker never saw a silence made after it started; robinhood/faust#716 re
 whitelist, the silences, the inhibitors and the response level must be the same on every worker, because
 every worker decides incidents with them. So each worker reads soc.sites, soc.silences, soc.inhibitors and
 soc.response itself, from the beginning, with a plain aiokafka consumer that has no group and commits
-nothing. `ready` is set once the end offsets seen at start are reached: the agents wait for it, so they
+nothing. `ready` is set once the partitions are read to their ends: the agents wait for it, so they
 never decide with half a table.
 """
 from __future__ import annotations
@@ -35,6 +35,13 @@ def aiokafka_security(settings) -> dict[str, Any]:
     return kwargs
 
 
+def _end(consumer: AIOKafkaConsumer, tp: TopicPartition, listed: dict) -> int:
+    """Where the partition ends: the larger of ListOffsets' answer at start and the high watermark of the
+    latest fetch. Tansu lists its last batch's base offset + 1 as the end, and a read of 1,000 records that
+    stopped inside that batch counted as caught up with the rest of the batch unread. On Kafka both agree."""
+    return max(listed[tp], consumer.highwater(tp) or 0)
+
+
 class TopicMirror:
     """key -> the latest value (JSON, decoded) of a compacted topic; a null value deletes the key."""
 
@@ -60,9 +67,10 @@ class TopicMirror:
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
+            listed = await consumer.end_offsets(tps)
             while True:
-                if not self.ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                if not self.ready.is_set() and all([await consumer.position(tp) >= _end(consumer, tp, listed)
+                                                    for tp in tps]):
                     self.ready.set()
                     log.info("mirror caught up", extra={"topic": self.topic, "keys": len(self.values)})
                 for records in (await consumer.getmany(timeout_ms=500, max_records=1000)).values():
