@@ -11,7 +11,7 @@ Run by the harness as `python -m bench.faust_echo worker -l warn` with:
                      "batch": `stream.take_events(2000, within=0.05)` and un-awaited `topic.send_soon()`
                      for each event of the batch (Faust's cheapest path: one task wake-up per batch)
   BENCH_FETCH_MAX_WAIT_MS  if set, the consumer's fetch_max_wait_ms (Faust hard-codes 1500 ms; the
-                     worker caps it the same way, streams/topology/faust_compat.py)
+                     worker caps it the same way, streams/topology/faust_compat/)
 It isolates what Faust itself costs per event, apart from the pipeline's own work.
 """
 from __future__ import annotations

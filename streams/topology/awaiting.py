@@ -4,7 +4,7 @@ the stall this was first needed for showed as healthy probes and seeks in the lo
 await chains told a busy agent from a stuck one.
 
 The chains come from the main loop's tasks and from the loop of Faust's consumer thread
-(`app.consumer._thread.thread_loop`, pinned by tests/stream/test_faust_compat.py), and, since Faust runs
+(faust_compat.consumer_thread_loop, pinned by tests/stream/test_faust_compat.py), and, since Faust runs
 an agent's coroutine behind a wrapper whose awaits a task does not show, from the coroutines of this
 project's own code found in memory."""
 from __future__ import annotations
@@ -16,6 +16,8 @@ import signal
 import sysconfig
 import types
 from pathlib import Path
+
+from streams.topology import faust_compat
 
 log = logging.getLogger("soc.tasks")
 OWN_CODE = str(Path(__file__).resolve().parents[1])  # streams/
@@ -44,7 +46,7 @@ def awaiting(app) -> dict[str, list[list[str]]]:
            and f.f_code.co_filename.startswith(OWN_CODE) and f.f_code.co_name != "awaiting"]
     inner = {id(getattr(o, "cr_await", None) or getattr(o, "ag_await", None)) for o in own}
     return {"tasks": [await_chain(t.get_coro()) for t in asyncio.all_tasks()],
-            "consumer_thread": [await_chain(t.get_coro()) for t in asyncio.all_tasks(app.consumer._thread.thread_loop)],
+            "consumer_thread": [await_chain(t.get_coro()) for t in asyncio.all_tasks(faust_compat.consumer_thread_loop(app))],
             "own": [await_chain(o) for o in own if id(o) not in inner]}  # each chain once, from its outermost
 
 

@@ -1,5 +1,5 @@
 """The Faust app of one worker: its settings, and the compatibility patches applied for it
-(streams/topology/faust_compat.py)."""
+(streams/topology/faust_compat/)."""
 from __future__ import annotations
 
 import faust

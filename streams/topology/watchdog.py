@@ -1,8 +1,7 @@
 """The two guards that read a partition again from where its records went missing: `InOrder`, inside an
 agent, holds back a record past a hole at the head of its batch; `PartitionWatchdog`, a guarded timer, finds
-partitions that stopped delivering or whose commit is held at a record Faust skipped. Like faust_compat.py,
-they use Faust's and aiokafka's private parts, pinned by tests/stream/test_faust_compat.py and
-tests/stream/test_health.py."""
+partitions that stopped delivering or whose commit is held at a record Faust skipped. They read Faust's
+consumer bookkeeping and repair it through faust_compat, which holds every private part they use."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +10,7 @@ from time import monotonic
 
 from faust.types import TP
 
-from streams.topology.faust_compat import withhold_acks
+from streams.topology import faust_compat
 from streams.topology.stalls import StallDetector
 
 log = logging.getLogger("soc.pipeline")
@@ -56,14 +55,14 @@ class InOrder:
             tp = message.tp
             expected = self.expected.get(tp)
             if expected is None:
-                committed = self.app.consumer._committed_offset.get(tp)
+                committed = faust_compat.committed_offset(self.app, tp)
                 expected = committed if committed is not None else await self._start(tp, message.offset)
             if message.offset <= expected or await self._passed_over(tp, expected, message.offset):
                 self.expected[tp] = max(expected, message.offset + 1)
                 kept.append(event)
             else:
                 self.expected[tp] = expected
-                withhold_acks(self.app, [event])  # nothing commits past it
+                faust_compat.withhold_acks(self.app, [event])  # nothing commits past it
         return kept
 
     async def _start(self, tp, offset: int) -> int:
@@ -97,7 +96,7 @@ class InOrder:
             # deleted by retention before anyone read it (go on without it), or the seek was lost (seek again).
             # Never by the clock alone: a worker behind a slow producer once took longer than give_up_s to
             # come round to the hole, passed over it and decided a later record first.
-            if waiting_for_agents(self.app).get(tp, offset) <= expected:
+            if faust_compat.waiting_for_agents(self.app).get(tp, offset) <= expected:
                 self.sought[tp] = (expected, now)
                 return False
             if await self._deleted(tp, expected):
@@ -126,25 +125,10 @@ async def fetch_positions(app, tps) -> dict:
     return positions
 
 
-def waiting_for_agents(app) -> dict:
-    """The lowest offset of each partition with records Faust delivered into an agent's channel that its stream has not taken
-    yet. Faust counts a record as in flight (Consumer._unacked_messages) only once a stream takes it from
-    the channel's queue, and the read offset moves on when it is queued: a busy agent's backlog looked like
-    records read and dropped. Read again every look, the backlog was queued twice over while the agent was
-    still working through it, and a worker restarted behind a slow producer never committed again."""
-    channels = {id(channel): channel for subscribed in list(app.topics._tp_index.values()) for channel in subscribed}
-    lowest: dict = {}  # partition -> the lowest offset waiting
-    for channel in channels.values():
-        for event in list(channel.queue._queue):
-            tp, offset = event.message.tp, event.message.offset
-            lowest[tp] = min(offset, lowest.get(tp, offset))
-    return lowest
-
-
 async def committed_on_broker(app, tp) -> int:
     """The group's committed offset as the broker has it, else the earliest one (auto.offset.reset).
     Not Faust's own record of it, which a broker that lost its state (Tansu restarted) leaves stale."""
-    committed = await _ask_consumer(app, "committed", tp)
+    committed = await faust_compat.ask_consumer(app, "committed", tp, within=BROKER_ANSWER_S)
     if committed is not None and committed >= 0:
         return committed
     return await log_start_on_broker(app, tp)
@@ -152,16 +136,7 @@ async def committed_on_broker(app, tp) -> int:
 
 async def log_start_on_broker(app, tp) -> int:
     """The first offset the partition's log still holds."""
-    return (await _ask_consumer(app, "beginning_offsets", [tp]))[tp]
-
-
-async def _ask_consumer(app, method: str, *args):
-    """Call the aiokafka consumer in Faust's consumer thread (Faust exposes it only so), within
-    BROKER_ANSWER_S: a call waiting on the broker holds one of the thread's few method workers, and
-    Faust's own commits queue behind it; a caller that gives up (an exception) asks again later."""
-    thread = app.consumer._thread
-    client = thread._ensure_consumer()
-    return await asyncio.wait_for(thread.call_thread(getattr(client, method), *args), BROKER_ANSWER_S)
+    return (await faust_compat.ask_consumer(app, "beginning_offsets", [tp], within=BROKER_ANSWER_S))[tp]
 
 
 class PartitionWatchdog:
@@ -196,19 +171,19 @@ class PartitionWatchdog:
         if app.rebalancing:
             return
         assigned = [tp for tp in consumer.assignment() if tp.topic in self.agent_topics]
-        in_flight = {message.tp for message in list(consumer._unacked_messages)} | set(waiting_for_agents(app))
+        busy = faust_compat.in_flight(app) | set(faust_compat.waiting_for_agents(app))
         now = self.clock()
         positions = {}
         for tp in assigned:
-            if consumer._committed_offset.get(tp) is None:
+            if faust_compat.committed_offset(app, tp) is None:
                 # Nothing committed yet: where reading started, so the commit can check for holes from there.
-                consumer._committed_offset[tp] = await committed_on_broker(self.app, tp)
-            read = consumer._read_offset.get(tp)
+                faust_compat.set_committed_offset(app, tp, await committed_on_broker(self.app, tp))
+            read = faust_compat.read_offset(app, tp)
             # Faust leaves the read offset unset after an assignment until a record arrives; the
             # committed offset is then the next one due.
-            positions[tp] = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
+            positions[tp] = read + 1 if read is not None else (faust_compat.committed_offset(app, tp) or 0)
         self.stalls.progress(sum(positions.values()), now)
-        fetched = await fetch_positions(app, [tp for tp in assigned if tp not in in_flight])
+        fetched = await fetch_positions(app, [tp for tp in assigned if tp not in busy])
         for tp, next_offset in positions.items():
             if app.rebalancing or tp not in consumer.assignment():
                 return  # revoked while this look awaited: the next look starts from the new assignment
@@ -222,18 +197,16 @@ class PartitionWatchdog:
                 # records. Faust's offsets for the partition are stale: start over.
                 self._highest[tp] = end
                 restart_at = await committed_on_broker(self.app, tp)
-                for offsets in (consumer._acked, consumer._acked_index, consumer._gap):
-                    offsets.pop(tp, None)
-                consumer._committed_offset[tp] = restart_at
+                faust_compat.start_over(app, tp, restart_at)
                 await self._read_again(tp, restart_at, "log end went back below the consumer's position: reading again",
                                        next_offset=next_offset, end=end)
                 continue
             self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(end - next_offset, 0))
             # Acks past a missing record hold the commit at the hole (commit_only_what_was_processed).
-            acked = consumer._acked.get(tp)
-            committed = consumer._committed_offset.get(tp)
+            acked = faust_compat.acked_offsets(app, tp)
+            committed = faust_compat.committed_offset(app, tp)
             if acked and committed is not None and self.stalls.stalled(("hole", tp), committed, min(acked),
-                                                                        tp in in_flight, now):
+                                                                        tp in busy, now):
                 await self._read_again(tp, committed, "records skipped by the consumer: reading again from the "
                                        "committed offset", first_acked=min(acked))
                 continue
@@ -242,7 +215,7 @@ class PartitionWatchdog:
             # records at the commit were fetched at all.
             fetched_past_commit = committed is not None and fetched.get(tp, next_offset) > committed
             if not acked and fetched_past_commit and self.stalls.stalled(("tail", tp), committed, next_offset,
-                                                                         tp in in_flight, now):
+                                                                         tp in busy, now):
                 # Read past the commit, nothing acked and nothing in flight: the last records read
                 # were dropped (no later record exposes the hole). Read them again.
                 await self._read_again(tp, committed, "records read but never processed: reading again from the "
@@ -253,8 +226,8 @@ class PartitionWatchdog:
             # And until Faust has delivered a record of the partition since its assignment (the read offset
             # unset), its first fetch may still be waiting for flow control: a worker starting up.
             flowing = (consumer.flow_active and not getattr(app, "in_recovery", False)
-                       and consumer._read_offset.get(tp) is not None)
-            if self.dropped.stalled(tp, next_offset, fetched.get(tp) if flowing else None, tp in in_flight, now):
+                       and faust_compat.read_offset(app, tp) is not None)
+            if self.dropped.stalled(tp, next_offset, fetched.get(tp) if flowing else None, tp in busy, now):
                 # Faust's getmany stops handing out a fetched batch when flow is suspended under it:
                 # the rest is gone from the consumer's buffer, its fetch position past it, and the read
                 # offset before it. Only this partition waits, however busy the others keep the worker,
@@ -264,7 +237,7 @@ class PartitionWatchdog:
                 await self._read_again(tp, restart_at, "records fetched but never delivered: reading again",
                                        next_offset=next_offset, fetched=fetched[tp])
                 continue
-            if self.stalls.stalled(tp, next_offset, end, tp in in_flight, now) and self.stalls.idle(now):
+            if self.stalls.stalled(tp, next_offset, end, tp in busy, now) and self.stalls.idle(now):
                 await self._read_again(tp, await committed_on_broker(self.app, tp),
                                        "partition stalled: reading again from the committed offset",
                                        next_offset=next_offset, end=end)

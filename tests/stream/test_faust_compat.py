@@ -1,4 +1,4 @@
-"""The Faust patches in streams/topology/faust_compat.py: each still wraps the code it means to, and does
+"""The Faust patches in streams/topology/faust_compat/: each still wraps the code it means to, and does
 what it is for. A Faust upgrade that moves that code fails here first."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from streams.topology import faust_compat
-from streams.topology import awaiting, watchdog
-from streams.topology.watchdog import InOrder, waiting_for_agents
+from streams.topology import awaiting, faust_compat
+from streams.topology.faust_compat import waiting_for_agents
+from streams.topology.watchdog import InOrder
 
 TOPIC = "soc.incidents"
 
@@ -296,7 +296,7 @@ def test_a_hole_whose_records_wait_in_the_agents_queue_is_waited_for_without_rea
 
     assert asyncio.run(guard.admitted(events(40))) == [] and sought == [(tp, 10)]
     # Read again, 10 onwards now wait in the agent's queue behind a backlog the agent is still working on.
-    monkeypatch.setattr(watchdog, "waiting_for_agents", lambda app: {tp: 10})
+    monkeypatch.setattr(faust_compat, "waiting_for_agents", lambda app: {tp: 10})
     now[0] = 31.0
     assert asyncio.run(guard.admitted(events(41))) == [] and sought == [(tp, 10)]
     now[0] = 70.0
@@ -305,7 +305,7 @@ def test_a_hole_whose_records_wait_in_the_agents_queue_is_waited_for_without_rea
 
 
 def test_a_record_the_conductor_queued_for_an_agent_is_waiting_and_not_yet_tracked_as_in_flight(pipeline):
-    """What the watchdog's waiting_for_agents reads: the conductor moves a record into the agent's channel
+    """What waiting_for_agents reads for the guards: the conductor moves a record into the agent's channel
     queue, where Faust does not count it as unacked until the agent's stream takes it."""
     app, tp = pipeline.app, TP(TOPIC, 2)
     channel = app.topic(TOPIC, key_serializer="raw", value_serializer="raw").clone(is_iterator=True)
@@ -343,5 +343,50 @@ def test_the_task_dump_reaches_the_consumer_threads_loop_and_follows_an_await_ch
 
     chain, found = asyncio.run(look())
     assert [link.rsplit(" ", 1)[-1] for link in chain[:3]] == ["outer", "inner", "sleep"]
-    assert isinstance(pipeline.app.consumer._thread.thread_loop, asyncio.AbstractEventLoop)
+    assert isinstance(faust_compat.consumer_thread_loop(pipeline.app), asyncio.AbstractEventLoop)
     assert set(found) == {"tasks", "consumer_thread", "own"}
+
+
+def test_the_commit_and_the_acks_the_guards_read_and_set_are_those_faust_acks_and_commits_by(pipeline, monkeypatch):
+    app, consumer, tp = pipeline.app, pipeline.app.consumer, TP(TOPIC, 5)
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
+    generation = app.consumer_generation_id
+    try:
+        faust_compat.set_committed_offset(app, tp, 20)
+        assert faust_compat.committed_offset(app, tp) == 20
+        assert consumer.ack(message(19, generation, partition=5)) is False  # before the commit: refused
+        for offset in (20, 21):
+            assert consumer.ack(message(offset, generation, partition=5))
+        assert faust_compat.acked_offsets(app, tp) == [20, 21]
+        # The broker lost the records: their acks go, and the commit starts again where it says.
+        faust_compat.start_over(app, tp, 4)
+        assert faust_compat.acked_offsets(app, tp) == [] and faust_compat.committed_offset(app, tp) == 4
+        assert consumer.ack(message(4, generation, partition=5))
+        assert consumer._new_offset(tp) == 5
+    finally:  # the app is the session's
+        for offsets in (consumer._acked, consumer._acked_index, consumer._committed_offset):
+            offsets.pop(tp, None)
+
+
+def test_the_read_offset_and_the_records_in_flight_are_what_faust_keeps_for_a_seek_and_a_delivery(pipeline,
+                                                                                                    monkeypatch):
+    app, consumer, tp = pipeline.app, pipeline.app.consumer, TP(TOPIC, 4)
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
+
+    async def no_broker(partition, offset):
+        return None
+
+    monkeypatch.setattr(consumer, "_seek", no_broker)
+    try:
+        asyncio.run(consumer.seek(tp, 12))
+        assert faust_compat.read_offset(app, tp) == 12
+        asyncio.run(consumer.seek(tp, 0))
+        assert faust_compat.read_offset(app, tp) is None  # Faust keeps a seek to 0 as none
+        record = message(12, app.consumer_generation_id, partition=4)
+        consumer.track_message(record)  # what the conductor does before a stream gets the record
+        assert tp in faust_compat.in_flight(app)
+        consumer.ack(record)
+        assert tp not in faust_compat.in_flight(app)
+    finally:
+        for offsets in (consumer._read_offset, consumer._acked, consumer._acked_index, consumer._committed_offset):
+            offsets.pop(tp, None)

@@ -1,6 +1,7 @@
-"""Faust's and aiokafka's private parts, used here (and by the guards in watchdog.py): the consumer
-patches, each for a failure measured here, and the accessors by which the agents hold back acks and write
-their table's changelog themselves.
+"""Faust's and aiokafka's private parts, used here and nowhere else: the consumer patches, each for a
+failure measured here; the accessors by which the agents hold back acks and write their table's changelog
+themselves; and (in consumer.py, imported here) those by which the guards (watchdog.py) read the consumer's
+bookkeeping and repair it.
 
 A patch replaces a method of a Faust or aiokafka class, so it is put in place once, by the first app that
 asks; what it does is each app's own business: the patched method reads the `Fixes` of the app it runs
@@ -20,6 +21,11 @@ from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
+
+# The guards' accessors, reached as faust_compat.<name> like the rest.
+from streams.topology.faust_compat.consumer import (acked_offsets, ask_consumer, committed_offset,
+                                                    consumer_thread_loop, in_flight, read_offset,
+                                                    set_committed_offset, start_over, waiting_for_agents)
 
 if TYPE_CHECKING:
     from streams.topology.watchdog import InOrder
@@ -267,3 +273,4 @@ def recover_to_the_fetched_end(app) -> None:
         return remaining
 
     _install(faust_recovery.Recovery, "active_remaining", active_remaining_to_the_fetched_end)
+
