@@ -5,7 +5,7 @@ joining worker never saw a silence made after it started; robinhood/faust#716 re
 whitelist, the silences, the inhibitors and the response level must be the same on every worker, because
 every worker decides incidents with them. So each worker reads soc.sites, soc.silences, soc.inhibitors and
 soc.response itself, from the beginning, with a plain aiokafka consumer that has no group and commits
-nothing. `ready` is set once the partitions are read to their ends: the agents wait for it, so they
+nothing. `ready` is set once the partitions are read to where they ended at start (`_Ends`): the agents wait for it, so they
 never decide with half a table.
 """
 from __future__ import annotations
@@ -35,11 +35,22 @@ def aiokafka_security(settings) -> dict[str, Any]:
     return kwargs
 
 
-def _end(consumer: AIOKafkaConsumer, tp: TopicPartition, listed: dict) -> int:
-    """Where the partition ends: the larger of ListOffsets' answer at start and the high watermark of the
-    latest fetch. Tansu lists its last batch's base offset + 1 as the end, and a read of 1,000 records that
-    stopped inside that batch counted as caught up with the rest of the batch unread. On Kafka both agree."""
-    return max(listed[tp], consumer.highwater(tp) or 0)
+class _Ends:
+    """Where each partition ended when the mirror started: ListOffsets' answer, raised once to the high
+    watermark of the first fetch that reports one. Tansu lists its last batch's base offset + 1 as the
+    end, and a read of 1,000 records that stopped inside that batch counted as caught up with the rest of
+    the batch unread. Raised once, not at every fetch: on a topic other workers keep writing, an end that
+    followed the fetches could keep the mirror from ever being ready. On Kafka both agree."""
+
+    def __init__(self, listed: dict):
+        self.ends, self.fetched = dict(listed), set()
+
+    async def reached(self, consumer: AIOKafkaConsumer) -> bool:
+        for tp, end in self.ends.items():
+            if tp not in self.fetched and (high := consumer.highwater(tp)) is not None:
+                self.ends[tp] = max(end, high)
+                self.fetched.add(tp)
+        return all([await consumer.position(tp) >= end for tp, end in self.ends.items()])
 
 
 class TopicMirror:
@@ -67,10 +78,9 @@ class TopicMirror:
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
-            listed = await consumer.end_offsets(tps)
+            ends = _Ends(await consumer.end_offsets(tps))
             while True:
-                if not self.ready.is_set() and all([await consumer.position(tp) >= _end(consumer, tp, listed)
-                                                    for tp in tps]):
+                if not self.ready.is_set() and await ends.reached(consumer):
                     self.ready.set()
                     log.info("mirror caught up", extra={"topic": self.topic, "keys": len(self.values)})
                 for records in (await consumer.getmany(timeout_ms=500, max_records=1000)).values():
