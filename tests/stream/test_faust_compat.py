@@ -347,6 +347,12 @@ def test_the_task_dump_reaches_the_consumer_threads_loop_and_follows_an_await_ch
     assert set(found) == {"tasks", "consumer_thread", "own"}
 
 
+def test_the_aiokafka_consumer_is_reached_in_fausts_consumer_thread_as_ask_consumer_reaches_it(pipeline):
+    thread = pipeline.app.consumer._thread
+    assert callable(thread._ensure_consumer)
+    assert asyncio.iscoroutinefunction(thread.call_thread)
+
+
 def test_the_commit_and_the_acks_the_guards_read_and_set_are_those_faust_acks_and_commits_by(pipeline, monkeypatch):
     app, consumer, tp = pipeline.app, pipeline.app.consumer, TP(TOPIC, 5)
     monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
