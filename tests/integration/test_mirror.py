@@ -4,24 +4,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams.topology.mirror import TopicMirror
+from tests.integration.test_table_recovery import listed_and_true_ends
 
 pytestmark = pytest.mark.integration
 
 KEYS = 1500  # more than one read of the mirror (1,000 records) takes, in a single batch
-
-
-async def _listed_end(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        return (await consumer.end_offsets([tp]))[tp]
-    finally:
-        await consumer.stop()
 
 
 class CountedReady(asyncio.Event):
@@ -52,8 +43,8 @@ async def test_a_mirror_is_ready_only_with_every_record_of_a_last_batch_larger_t
     finally:
         await producer.stop()
     assert len(offsets) == KEYS
-    listed = await _listed_end(bootstrap, topic)
-    assert listed < KEYS, f"the records went in more than one batch (listed end {listed}): nothing to show"
+    listed, end = listed_and_true_ends(bootstrap, topic)
+    assert end == KEYS and listed < KEYS, f"more than one batch (listed end {listed}): nothing to show"
     mirror = TopicMirror(topic, [bootstrap], {}, on_bad_record=lambda key, exc: None)
     mirror.ready = ready = CountedReady(mirror)
     running = asyncio.create_task(mirror.run())
