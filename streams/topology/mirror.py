@@ -5,8 +5,8 @@ joining worker never saw a silence made after it started; robinhood/faust#716 re
 whitelist, the silences, the inhibitors and the response level must be the same on every worker, because
 every worker decides incidents with them. So each worker reads soc.sites, soc.silences, soc.inhibitors and
 soc.response itself, from the beginning, with a plain aiokafka consumer that has no group and commits
-nothing. `ready` is set once the partitions are read to where they ended at start (`_Ends`): the agents wait for it, so they
-never decide with half a table.
+nothing. `ready` is set once the partitions are read to where they ended at start (`_Ends`): the agents
+wait for it, so they never decide with half a table.
 """
 from __future__ import annotations
 

@@ -273,4 +273,3 @@ def recover_to_the_fetched_end(app) -> None:
         return remaining
 
     _install(faust_recovery.Recovery, "active_remaining", active_remaining_to_the_fetched_end)
-
